@@ -1,0 +1,100 @@
+// File: core/engine.h
+// The process's diskwire engine, as the shim sees it: every interposed call on
+// a socket that the engine owns comes here, and the engine answers with what
+// libc would have returned.
+//
+// One Engine per process, created on first use from the DISKWIRE_* environment.
+// A process with no DISKWIRE_* variables has no engine (Get() returns nullptr)
+// and the shim passes everything straight through. All methods are thread-safe.
+// Methods taking an fd require Owns(fd), except the On*() notifications, which
+// decide ownership.
+
+#ifndef DISKWIRE_CORE_ENGINE_H_
+#define DISKWIRE_CORE_ENGINE_H_
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/sys_result.h"
+
+namespace diskwire {
+
+class OsCalls;
+
+class Engine {
+ public:
+  // Size of the ownership table: fds at or above it are never selected (and are
+  // reported once).
+  static constexpr int kMaxFds = 1 << 16;
+
+  virtual ~Engine() = default;
+
+  // Returns the process's engine, creating it on the first call; nullptr when
+  // diskwire is not configured, or when its configuration is invalid (one error
+  // line naming the variable is printed to stderr, once). `os` must outlive the
+  // process; the shim passes its real calls.
+  static Engine* Get(OsCalls* os);
+
+  // Is `fd` a selected socket of ours? Lock-free and O(1): the shim calls it on
+  // every hook.
+  bool Owns(int fd) const {
+    return fd >= 0 && fd < kMaxFds &&
+           owned_[fd].load(std::memory_order_acquire) != 0;
+  }
+
+  // --- Lifecycle notifications. The shim calls them after the real call
+  // succeeded. ---
+
+  // connect() on a TCP socket returned 0, or -1 with EINPROGRESS (the session
+  // is adopted then and finishes its setup when the connection completes).
+  // Selects by the peer address.
+  virtual void OnConnect(int fd) = 0;
+  // accept()/accept4() returned `fd` on `listen_fd`. Selects by the local
+  // address.
+  virtual void OnAccept(int listen_fd, int fd) = 0;
+  // dup/dup2/dup3/F_DUPFD made `newfd` another name for owned `oldfd`.
+  virtual void OnDup(int oldfd, int newfd) = 0;
+  // The shim is about to close `fd` (owned, or an epoll fd). Returns what
+  // close() returns; the engine closes the fd itself and keeps the session's
+  // other names working.
+  virtual SysResult Close(int fd) = 0;
+
+  // --- Data path, on the application's thread. `flags` are the caller's MSG_*
+  // flags. ---
+
+  // send/sendto/sendmsg/write/writev on an owned fd. Blocks as the socket would
+  // (honouring O_NONBLOCK and MSG_DONTWAIT) and can be woken by a failover,
+  // which it survives.
+  virtual SysResult SendMsg(int fd, const msghdr* msg, int flags) = 0;
+  // recv/recvfrom/recvmsg/read/readv on an owned fd; same blocking rules.
+  virtual SysResult RecvMsg(int fd, msghdr* msg, int flags) = 0;
+  virtual SysResult Shutdown(int fd, int how) = 0;
+
+  // --- Waiting. ---
+
+  // An eventfd that becomes readable whenever an owned fd changes the file it
+  // names (a failover swap). The shim adds it to poll/select sets that contain
+  // owned fds, and when it fires, consumes it with ConsumeWake() and retries
+  // the wait.
+  virtual int wake_fd() const = 0;
+  virtual void ConsumeWake() = 0;
+  // Shadow registry of epoll_ctl on owned fds, so a swap can re-register them.
+  virtual void OnEpollCtl(int epfd, int op, int fd,
+                          const epoll_event* event) = 0;
+
+  // --- fork(): called around the real fork by the shim's pthread_atfork
+  // handlers. ---
+  virtual void BeforeFork() = 0;
+  virtual void AfterForkParent() = 0;
+  virtual void AfterForkChild() = 0;
+
+ protected:
+  std::atomic<uint8_t> owned_[kMaxFds] = {};
+};
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_ENGINE_H_
