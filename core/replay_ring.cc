@@ -1,0 +1,82 @@
+#include "core/replay_ring.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace diskwire {
+
+ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
+    : capacity_(capacity),
+      buf_(new char[capacity]),  // Uninitialised on purpose: see header.
+      tail_(start_offset),
+      head_(start_offset),
+      head_index_(IndexOf(start_offset)) {}
+
+void ReplayRing::CopyIn(const char* src, size_t len) {
+  // REQUIRES: len <= Free().
+  if (len == 0) return;  // src may be null for an empty iovec.
+  size_t first = std::min(len, capacity_ - head_index_);
+  std::memcpy(buf_.get() + head_index_, src, first);
+  if (len > first) std::memcpy(buf_.get(), src + first, len - first);
+  head_index_ += len;
+  if (head_index_ >= capacity_) head_index_ -= capacity_;
+  head_ += len;
+}
+
+size_t ReplayRing::Append(absl::string_view bytes) {
+  size_t n = std::min(bytes.size(), Free());
+  CopyIn(bytes.data(), n);
+  return n;
+}
+
+size_t ReplayRing::Append(const iovec* iov, int iovcnt) {
+  size_t copied = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    size_t n = std::min(iov[i].iov_len, Free());
+    CopyIn(static_cast<const char*>(iov[i].iov_base), n);
+    copied += n;
+    if (n < iov[i].iov_len) break;
+  }
+  return copied;
+}
+
+absl::Status ReplayRing::TrimTo(uint64_t offset) {
+  if (offset > head_) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "replay ring: cannot trim to offset ", offset, " beyond head ", head_));
+  }
+  if (offset > tail_) tail_ = offset;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RingView> ReplayRing::ViewFrom(uint64_t offset,
+                                              size_t max) const {
+  if (offset < tail_ || offset > head_) {
+    return absl::OutOfRangeError(absl::StrCat("replay ring: offset ", offset,
+                                              " outside kept range [", tail_,
+                                              ", ", head_, "]"));
+  }
+  size_t len = static_cast<size_t>(std::min<uint64_t>(head_ - offset, max));
+  size_t index = IndexOf(offset);
+  size_t first = std::min(len, capacity_ - index);
+  RingView view;
+  view.first = absl::string_view(buf_.get() + index, first);
+  if (len > first) view.second = absl::string_view(buf_.get(), len - first);
+  return view;
+}
+
+absl::StatusOr<size_t> ReplayRing::CopyOut(uint64_t offset, size_t max,
+                                           char* dst) const {
+  absl::StatusOr<RingView> view = ViewFrom(offset, max);
+  if (!view.ok()) return view.status();
+  std::memcpy(dst, view->first.data(), view->first.size());
+  if (!view->second.empty()) {
+    std::memcpy(dst + view->first.size(), view->second.data(),
+                view->second.size());
+  }
+  return view->size();
+}
+
+}  // namespace diskwire

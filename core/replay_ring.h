@@ -1,0 +1,102 @@
+// File: core/replay_ring.h
+// The bytes one session's application has sent, kept until the peer holds
+// them, addressed by stream offset (docs/ARCHITECTURE.md, "Offsets and who
+// holds which byte").
+//
+// While healthy every byte handed to send() is appended here and the ring is
+// trimmed by the peer kernel's acknowledgement; after a failover the writer
+// reads from the failover offset F onward (ViewFrom / CopyOut) and the ring is
+// trimmed by the ack offset in the peer's records.
+
+#ifndef DISKWIRE_CORE_REPLAY_RING_H_
+#define DISKWIRE_CORE_REPLAY_RING_H_
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace diskwire {
+
+// Up to two contiguous pieces of the ring (the second is non-empty only when
+// the range wraps). Valid until the next TrimTo() below its end.
+struct RingView {
+  absl::string_view first;
+  absl::string_view second;
+  size_t size() const { return first.size() + second.size(); }
+};
+
+// A bounded byte ring addressed by 64-bit stream offsets. Holds the bytes
+// [tail(), head()); never more than capacity().
+//
+// Thread safety: none of its own. The owning Session serialises every call
+// (senders, the writer reading a view, trimming) with its own mutex; the ring
+// takes no lock so that the healthy send path is a memcpy or two.
+//
+// Memory: the buffer is allocated once, uninitialised, at construction; pages
+// are committed by the kernel only as bytes are first written.
+class ReplayRing {
+ public:
+  static constexpr size_t kDefaultCapacity = 4 << 20;  // 4 MiB
+
+  // REQUIRES: capacity > 0. The first appended byte gets `start_offset`.
+  explicit ReplayRing(size_t capacity = kDefaultCapacity,
+                      uint64_t start_offset = 0);
+
+  ReplayRing(const ReplayRing&) = delete;
+  ReplayRing& operator=(const ReplayRing&) = delete;
+
+  size_t capacity() const { return capacity_; }
+  // Offset of the next byte Append() stores.
+  uint64_t head() const { return head_; }
+  // Offset of the oldest byte kept.
+  uint64_t tail() const { return tail_; }
+  // Bytes kept: head() - tail().
+  size_t size() const { return static_cast<size_t>(head_ - tail_); }
+  // Room for Append(): capacity() - size().
+  size_t Free() const { return capacity_ - size(); }
+
+  // Copies min(total length, Free()) bytes of the gather list, in order, to
+  // offset head() and advances head(). Returns the number of bytes copied:
+  // never overwrites a kept byte, never allocates. Backpressure (waiting for
+  // room, or EAGAIN) is the caller's decision.
+  size_t Append(const iovec* iov, int iovcnt);
+  size_t Append(absl::string_view bytes);
+
+  // Releases every byte below `offset` (the peer holds them). Offsets at or
+  // below tail() are no-ops (trimming is monotonic and may be repeated).
+  // Returns OutOfRange, and changes nothing, when offset > head(): the peer
+  // cannot hold bytes that were never sent.
+  absl::Status TrimTo(uint64_t offset);
+
+  // Up to `max` kept bytes starting at `offset`, without copying. Returns
+  // OutOfRange when offset < tail() (already released) or offset > head().
+  // offset == head() gives an empty view.
+  absl::StatusOr<RingView> ViewFrom(uint64_t offset, size_t max) const;
+
+  // Copies up to `max` kept bytes starting at `offset` into `dst` and returns
+  // how many; same errors as ViewFrom().
+  absl::StatusOr<size_t> CopyOut(uint64_t offset, size_t max, char* dst) const;
+
+ private:
+  // Index in buf_ of stream offset `offset`.
+  size_t IndexOf(uint64_t offset) const {
+    return static_cast<size_t>(offset % capacity_);
+  }
+  void CopyIn(const char* src, size_t len);
+
+  const size_t capacity_;
+  std::unique_ptr<char[]> buf_;
+  uint64_t tail_;
+  uint64_t head_;
+  size_t head_index_;  // IndexOf(head_), kept to avoid a division per Append.
+};
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_REPLAY_RING_H_

@@ -1,0 +1,167 @@
+#include "core/replay_ring.h"
+
+#include <sys/uio.h>
+
+#include <random>
+#include <string>
+
+#include "base/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace diskwire {
+namespace {
+
+using ::absl::StatusCode;
+
+class ReplayRingTest : public ::testing::Test {
+ protected:
+  // Reads [offset, offset + max) back through CopyOut.
+  static std::string Read(const ReplayRing& ring, uint64_t offset, size_t max) {
+    std::string out(max, '\0');
+    absl::StatusOr<size_t> n = ring.CopyOut(offset, max, out.data());
+    if (!n.ok()) return "error: " + n.status().ToString();
+    out.resize(*n);
+    return out;
+  }
+  // Joins a view's two pieces.
+  static std::string Join(const RingView& v) {
+    return std::string(v.first) + std::string(v.second);
+  }
+};
+
+TEST_F(ReplayRingTest, EmptyRing) {
+  ReplayRing ring(16);
+  EXPECT_EQ(ring.head(), 0u);
+  EXPECT_EQ(ring.tail(), 0u);
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(ring.Free(), 16u);
+  EXPECT_EQ(Read(ring, 0, 10), "");
+}
+
+TEST_F(ReplayRingTest, AppendThenReadBack) {
+  ReplayRing ring(16);
+  EXPECT_EQ(ring.Append("hello"), 5u);
+  EXPECT_EQ(ring.Append(" world"), 6u);
+  EXPECT_EQ(ring.head(), 11u);
+  EXPECT_EQ(ring.Free(), 5u);
+  EXPECT_EQ(Read(ring, 0, 100), "hello world");
+  EXPECT_EQ(Read(ring, 6, 3), "wor");
+}
+
+TEST_F(ReplayRingTest, AppendStopsAtFreeNeverOverwrites) {
+  ReplayRing ring(8);
+  EXPECT_EQ(ring.Append("abcdef"), 6u);
+  EXPECT_EQ(ring.Append("ghijkl"), 2u);  // Only two bytes of room.
+  EXPECT_EQ(ring.Free(), 0u);
+  EXPECT_EQ(ring.Append("x"), 0u);
+  EXPECT_EQ(Read(ring, 0, 8), "abcdefgh");
+}
+
+TEST_F(ReplayRingTest, GatherAppendCopiesInOrderAndStopsWhenFull) {
+  ReplayRing ring(8);
+  char a[] = "abc", b[] = "defgh", c[] = "ijk";
+  iovec iov[4] = {{a, 3}, {nullptr, 0}, {b, 5}, {c, 3}};
+  EXPECT_EQ(ring.Append(iov, 4), 8u);
+  EXPECT_EQ(Read(ring, 0, 8), "abcdefgh");
+}
+
+TEST_F(ReplayRingTest, WrapAroundGivesTwoPieceView) {
+  ReplayRing ring(8);
+  ring.Append("012345");
+  ASSERT_THAT(ring.TrimTo(5), IsOk());
+  EXPECT_EQ(ring.Append("6789ab"), 6u);  // Crosses the end of the buffer.
+  ASSERT_OK_AND_ASSIGN(RingView view, ring.ViewFrom(5, 100));
+  EXPECT_EQ(view.first, "567");
+  EXPECT_EQ(view.second, "89ab");
+  EXPECT_EQ(Join(view), "56789ab");
+  EXPECT_EQ(Read(ring, 7, 3), "789");
+}
+
+TEST_F(ReplayRingTest, ViewIsLimitedByMax) {
+  ReplayRing ring(8);
+  ring.Append("abcdef");
+  ASSERT_OK_AND_ASSIGN(RingView view, ring.ViewFrom(1, 2));
+  EXPECT_EQ(Join(view), "bc");
+  EXPECT_TRUE(view.second.empty());
+}
+
+TEST_F(ReplayRingTest, TrimIsMonotonicAndIdempotent) {
+  ReplayRing ring(8);
+  ring.Append("abcdef");
+  ASSERT_THAT(ring.TrimTo(4), IsOk());
+  EXPECT_EQ(ring.tail(), 4u);
+  EXPECT_EQ(ring.Free(), 6u);
+  ASSERT_THAT(ring.TrimTo(2), IsOk());  // Below tail: ignored.
+  ASSERT_THAT(ring.TrimTo(4), IsOk());  // Repeated: ignored.
+  EXPECT_EQ(ring.tail(), 4u);
+  ASSERT_THAT(ring.TrimTo(6), IsOk());  // Everything: empty again.
+  EXPECT_EQ(ring.size(), 0u);
+}
+
+TEST_F(ReplayRingTest, TrimBeyondHeadIsRejectedAndChangesNothing) {
+  ReplayRing ring(8);
+  ring.Append("abc");
+  EXPECT_THAT(ring.TrimTo(4), StatusIs(StatusCode::kOutOfRange,
+                                       testing::HasSubstr("beyond head 3")));
+  EXPECT_EQ(ring.tail(), 0u);
+  EXPECT_EQ(Read(ring, 0, 3), "abc");
+}
+
+TEST_F(ReplayRingTest, ReadingReleasedOrUnsentBytesIsOutOfRange) {
+  ReplayRing ring(8);
+  ring.Append("abcdef");
+  ASSERT_THAT(ring.TrimTo(3), IsOk());
+  EXPECT_THAT(ring.ViewFrom(2, 1), StatusIs(StatusCode::kOutOfRange));
+  EXPECT_THAT(ring.ViewFrom(7, 1), StatusIs(StatusCode::kOutOfRange));
+  char dst[4];
+  EXPECT_THAT(ring.CopyOut(2, 4, dst), StatusIs(StatusCode::kOutOfRange));
+  ASSERT_OK_AND_ASSIGN(RingView at_head, ring.ViewFrom(6, 4));
+  EXPECT_EQ(at_head.size(), 0u);
+}
+
+TEST_F(ReplayRingTest, StartOffsetIsHonoured) {
+  // A session resumed mid-stream numbers its bytes from where it stands.
+  ReplayRing ring(8, /*start_offset=*/1'000'000'007ULL);
+  ring.Append("xyz");
+  EXPECT_EQ(ring.tail(), 1'000'000'007ULL);
+  EXPECT_EQ(ring.head(), 1'000'000'010ULL);
+  EXPECT_EQ(Read(ring, 1'000'000'008ULL, 5), "yz");
+}
+
+// Model check: a long random sequence of appends, trims and reads against a
+// plain string holding the whole stream.
+TEST_F(ReplayRingTest, RandomOperationsMatchModel) {
+  std::mt19937_64 rng(12345);
+  ReplayRing ring(97);  // Not a power of two: exercises the modulo path.
+  std::string stream;   // Every byte ever appended, offset = index.
+  uint64_t tail = 0;
+  for (int step = 0; step < 20000; ++step) {
+    switch (rng() % 3) {
+      case 0: {
+        std::string chunk(rng() % 60, '\0');
+        for (char& c : chunk) c = static_cast<char>(rng());
+        size_t want =
+            std::min<size_t>(chunk.size(), 97 - (stream.size() - tail));
+        ASSERT_EQ(ring.Append(chunk), want);
+        stream.append(chunk, 0, want);
+        break;
+      }
+      case 1: {
+        uint64_t to = tail + rng() % (stream.size() - tail + 1);
+        ASSERT_THAT(ring.TrimTo(to), IsOk());
+        tail = to;
+        break;
+      }
+      default: {
+        uint64_t from = tail + rng() % (stream.size() - tail + 1);
+        size_t max = rng() % 100;
+        ASSERT_EQ(Read(ring, from, max), stream.substr(from, max));
+      }
+    }
+    ASSERT_EQ(ring.head(), stream.size());
+    ASSERT_EQ(ring.tail(), tail);
+  }
+}
+
+}  // namespace
+}  // namespace diskwire
