@@ -1,0 +1,191 @@
+// File: shim/real_calls.cc
+
+#include "shim/real_calls.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "shim/raw_syscall.h"
+
+namespace diskwire::shim {
+namespace internal {
+
+RealCalls g_real;
+std::atomic<bool> g_real_ready{false};
+
+namespace {
+
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+// Depth of resolution on this thread: non-zero while dlsym runs here.
+thread_local int t_resolving = 0;
+
+// Writes a message to stderr through the kernel directly: the table is not
+// usable yet.
+void WriteError(const char* a, const char* b, const char* c) {
+  RawWriteStderr(a);
+  RawWriteStderr(b);
+  RawWriteStderr(c);
+}
+
+// Base address of the object this code is linked into.
+const void* OwnBase() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<const void*>(&OwnBase), &info) == 0) {
+    return nullptr;
+  }
+  return info.dli_fbase;
+}
+
+// Resolves one symbol; aborts on a circular reference.
+void* Resolve(const char* name, const void* own_base) {
+  void* fn = dlsym(RTLD_NEXT, name);
+  if (fn == nullptr || own_base == nullptr) return fn;
+  Dl_info info;
+  if (dladdr(fn, &info) != 0 && info.dli_fbase == own_base) {
+    WriteError("diskwire: circular reference resolving ", name,
+               ": dlsym(RTLD_NEXT) found diskwire itself (loaded twice, or "
+               "linked into the preloaded program?)\n");
+    abort();
+  }
+  return fn;
+}
+
+void ResolveInto(RealCalls* table) {
+  ++t_resolving;
+  if (t_resolving > 4) {
+    WriteError("diskwire: ", "symbol resolution",
+               " re-entered itself too deeply\n");
+    abort();
+  }
+  const void* own_base = OwnBase();
+#define DW_RESOLVE_REAL_(ret, name, params) \
+  table->name = reinterpret_cast<ret(*) params>(Resolve(#name, own_base));
+  DW_REAL_CALLS(DW_RESOLVE_REAL_)
+#undef DW_RESOLVE_REAL_
+  --t_resolving;
+}
+
+void ResolveOnce() {
+  ResolveInto(&g_real);
+  g_real_ready.store(true, std::memory_order_release);
+}
+
+// Resolves before main, so that the hooks' fast path finds the table ready.
+__attribute__((constructor(101))) void ResolveAtLoad() { ResolveRealCalls(); }
+
+}  // namespace
+
+const RealCalls& ResolveRealCalls() {
+  if (t_resolving > 0) {
+    // Re-entered from dlsym on this thread: pthread_once would deadlock.
+    // Resolving again into the same table writes the same values.
+    ResolveInto(&g_real);
+    return g_real;
+  }
+  pthread_once(&g_once, ResolveOnce);
+  return g_real;
+}
+
+}  // namespace internal
+
+namespace {
+
+// Runs `call` and returns its value with its errno; the caller's errno is
+// restored.
+template <typename Call>
+SysResult Capture(Call call) {
+  const int saved = errno;
+  const ssize_t value = call();
+  const int error = value == -1 ? errno : 0;
+  errno = saved;
+  return {value, error};
+}
+
+// OsCalls on the real libc functions. Stateless, hence thread-safe.
+class RealOsCallsImpl final : public OsCalls {
+ public:
+  SysResult SocketPair(int domain, int type, int protocol,
+                       int fds[2]) override {
+    return Capture(
+        [&] { return Real().socketpair(domain, type, protocol, fds); });
+  }
+  SysResult Close(int fd) override {
+    return Capture([&] { return Real().close(fd); });
+  }
+  SysResult Dup3(int oldfd, int newfd, int flags) override {
+    return Capture([&] { return Real().dup3(oldfd, newfd, flags); });
+  }
+  SysResult Fcntl(int fd, int cmd, int arg) override {
+    return Capture([&] { return Real().fcntl(fd, cmd, arg); });
+  }
+  SysResult Ioctl(int fd, unsigned long request, int* arg) override {
+    return Capture([&] { return Real().ioctl(fd, request, arg); });
+  }
+  SysResult SendMsg(int fd, const msghdr* msg, int flags) override {
+    return Capture([&] { return Real().sendmsg(fd, msg, flags); });
+  }
+  SysResult RecvMsg(int fd, msghdr* msg, int flags) override {
+    return Capture([&] { return Real().recvmsg(fd, msg, flags); });
+  }
+  SysResult Read(int fd, void* buf, size_t len) override {
+    return Capture([&] { return Real().read(fd, buf, len); });
+  }
+  SysResult Write(int fd, const void* buf, size_t len) override {
+    return Capture([&] { return Real().write(fd, buf, len); });
+  }
+  SysResult Shutdown(int fd, int how) override {
+    return Capture([&] { return Real().shutdown(fd, how); });
+  }
+  SysResult GetSockOpt(int fd, int level, int name, void* val,
+                       socklen_t* len) override {
+    return Capture(
+        [&] { return Real().getsockopt(fd, level, name, val, len); });
+  }
+  SysResult SetSockOpt(int fd, int level, int name, const void* val,
+                       socklen_t len) override {
+    return Capture(
+        [&] { return Real().setsockopt(fd, level, name, val, len); });
+  }
+  SysResult GetSockName(int fd, sockaddr* addr, socklen_t* len) override {
+    return Capture([&] { return Real().getsockname(fd, addr, len); });
+  }
+  SysResult GetPeerName(int fd, sockaddr* addr, socklen_t* len) override {
+    return Capture([&] { return Real().getpeername(fd, addr, len); });
+  }
+  SysResult Poll(pollfd* fds, nfds_t nfds, int timeout_ms) override {
+    return Capture([&] { return Real().poll(fds, nfds, timeout_ms); });
+  }
+  SysResult EpollCreate1(int flags) override {
+    return Capture([&] { return Real().epoll_create1(flags); });
+  }
+  SysResult EpollCtl(int epfd, int op, int fd, epoll_event* event) override {
+    return Capture([&] { return Real().epoll_ctl(epfd, op, fd, event); });
+  }
+  SysResult EpollWait(int epfd, epoll_event* events, int maxevents,
+                      int timeout_ms) override {
+    return Capture(
+        [&] { return Real().epoll_wait(epfd, events, maxevents, timeout_ms); });
+  }
+  SysResult EventFd(unsigned int initval, int flags) override {
+    return Capture([&] { return Real().eventfd(initval, flags); });
+  }
+};
+
+}  // namespace
+}  // namespace diskwire::shim
+
+namespace diskwire {
+
+OsCalls* RealOsCalls() {
+  static shim::RealOsCallsImpl* const calls = new shim::RealOsCallsImpl();
+  return calls;
+}
+
+}  // namespace diskwire
