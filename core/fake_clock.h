@@ -34,6 +34,7 @@ class FakeClock final : public Clock {
   void Advance(int64_t ns) {
     if (ns > 0) now_ns_.fetch_add(ns, std::memory_order_acq_rel);
   }
+  void AdvanceNs(int64_t ns) { Advance(ns); }
   void AdvanceMs(int64_t ms) { Advance(ms * kNsPerMs); }
   void AdvanceUs(int64_t us) { Advance(us * kNsPerUs); }
 

@@ -1,0 +1,171 @@
+#include "core/failure_detector.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace diskwire {
+
+absl::string_view FailureReasonName(FailureReason reason) {
+  switch (reason) {
+    case FailureReason::kNone:
+      return "healthy";
+    case FailureReason::kConnectionReset:
+      return "connection reset";
+    case FailureReason::kTimedOut:
+      return "timed out";
+    case FailureReason::kBrokenPipe:
+      return "broken pipe";
+    case FailureReason::kHostUnreachable:
+      return "host unreachable";
+    case FailureReason::kNetUnreachable:
+      return "network unreachable";
+    case FailureReason::kConnectionAborted:
+      return "connection aborted";
+    case FailureReason::kStall:
+      return "stall";
+  }
+  return "unknown";
+}
+
+FailureReason ReasonForErrno(int err) {
+  switch (err) {
+    case ECONNRESET:
+      return FailureReason::kConnectionReset;
+    case ETIMEDOUT:
+      return FailureReason::kTimedOut;
+    case EPIPE:
+      return FailureReason::kBrokenPipe;
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+      return FailureReason::kHostUnreachable;
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ENETRESET:
+      return FailureReason::kNetUnreachable;
+    case ECONNABORTED:
+      return FailureReason::kConnectionAborted;
+    default:
+      return FailureReason::kNone;
+  }
+}
+
+FailureDetector::FailureDetector(const Clock* clock, int64_t detect_ms)
+    : clock_(clock), detect_ns_(detect_ms * kNsPerMs) {}
+
+void FailureDetector::Fail(FailureReason reason, int error,
+                           std::string detail) {
+  if (verdict_.failed()) return;  // Latched: keep the first cause.
+  verdict_.reason = reason;
+  verdict_.error = error;
+  verdict_.detected_ns = clock_->NowNs();
+  verdict_.detail = std::move(detail);
+}
+
+bool FailureDetector::OnSocketError(int err) {
+  FailureReason reason = ReasonForErrno(err);
+  if (reason == FailureReason::kNone) return false;
+  absl::MutexLock lock(&mu_);
+  char buf[64];
+  Fail(reason, err,
+       absl::StrCat(FailureReasonName(reason), ": socket error ", err, " (",
+                    strerror_r(err, buf, sizeof(buf)), ")"));
+  return true;
+}
+
+bool FailureDetector::OnSample(const StallSample& sample) {
+  absl::MutexLock lock(&mu_);
+  if (verdict_.failed()) return true;
+  const int64_t now = clock_->NowNs();
+  const bool progress = !have_sample_ || sample.bytes_acked != last_acked_;
+  have_sample_ = true;
+  last_acked_ = sample.bytes_acked;
+  if (sample.bytes_in_flight == 0) {
+    stall_start_ns_ = -1;  // Idle, or held back by the peer's window.
+    return false;
+  }
+  if (progress || stall_start_ns_ < 0) {
+    stall_start_ns_ = now;
+    return false;
+  }
+  const int64_t stalled_ns = now - stall_start_ns_;
+  if (stalled_ns < detect_ns_) return false;
+  Fail(FailureReason::kStall, 0,
+       absl::StrCat("stall: ", sample.bytes_in_flight,
+                    " bytes in flight, no ACK progress past byte ",
+                    sample.bytes_acked, " for ", stalled_ns / kNsPerMs,
+                    " ms (bound ", detect_ns_ / kNsPerMs, " ms)"));
+  return true;
+}
+
+FailureVerdict FailureDetector::verdict() const {
+  absl::MutexLock lock(&mu_);
+  return verdict_;
+}
+
+bool FailureDetector::failed() const {
+  absl::MutexLock lock(&mu_);
+  return verdict_.failed();
+}
+
+int64_t FailureDetector::NextCheckNs() const {
+  absl::MutexLock lock(&mu_);
+  if (stall_start_ns_ >= 0) return stall_start_ns_ + detect_ns_;
+  return clock_->NowNs() + detect_ns_;
+}
+
+void FailureDetector::Reset() {
+  absl::MutexLock lock(&mu_);
+  verdict_ = FailureVerdict();
+  have_sample_ = false;
+  last_acked_ = 0;
+  stall_start_ns_ = -1;
+}
+
+PeerLiveness::PeerLiveness(const Clock* clock, int64_t peer_timeout_ms)
+    : clock_(clock), timeout_ns_(peer_timeout_ms * kNsPerMs) {}
+
+void PeerLiveness::OnHeartbeat(int64_t beat_realtime_ns) {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = clock_->NowNs();
+  if (!seen_) {
+    int64_t age = clock_->RealtimeNs() - beat_realtime_ns;
+    if (age < 0) age = 0;  // Written "in the future": the peer's clock leads.
+    seen_ = true;
+    last_beat_ = beat_realtime_ns;
+    last_alive_ns_ = now - age;
+    return;
+  }
+  if (beat_realtime_ns <= last_beat_) return;
+  last_beat_ = beat_realtime_ns;
+  last_alive_ns_ = now;
+}
+
+PeerLiveness::State PeerLiveness::state() const {
+  absl::MutexLock lock(&mu_);
+  if (!seen_) return State::kUnknown;
+  return clock_->NowNs() - last_alive_ns_ < timeout_ns_ ? State::kFresh
+                                                        : State::kStale;
+}
+
+int64_t PeerLiveness::last_alive_ns() const {
+  absl::MutexLock lock(&mu_);
+  return last_alive_ns_;
+}
+
+absl::string_view PeerStateName(PeerLiveness::State state) {
+  switch (state) {
+    case PeerLiveness::State::kUnknown:
+      return "unknown";
+    case PeerLiveness::State::kFresh:
+      return "fresh";
+    case PeerLiveness::State::kStale:
+      return "stale";
+  }
+  return "invalid";
+}
+
+}  // namespace diskwire

@@ -1,0 +1,149 @@
+// File: core/failure_detector.h
+// Decides when a selected connection's network path has failed (DESIGN.md §3,
+// "Failure"), and whether the peer process is still alive (PeerLiveness).
+//
+// Pure logic over a Clock: the engine feeds it socket errors and periodic
+// TCP probe samples (core/tcp_probe.h), and reads the verdict.
+
+#ifndef DISKWIRE_CORE_FAILURE_DETECTOR_H_
+#define DISKWIRE_CORE_FAILURE_DETECTOR_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "core/clock.h"
+
+namespace diskwire {
+
+// Why a connection was declared failed.
+enum class FailureReason {
+  kNone = 0,
+  kConnectionReset,    // ECONNRESET
+  kTimedOut,           // ETIMEDOUT (TCP user timeout, keepalive)
+  kBrokenPipe,         // EPIPE
+  kHostUnreachable,    // EHOSTUNREACH, EHOSTDOWN
+  kNetUnreachable,     // ENETUNREACH, ENETDOWN, ENETRESET
+  kConnectionAborted,  // ECONNABORTED
+  kStall,              // data outstanding, no ACK progress for detect_ms
+};
+
+// "connection reset", "stall", ...; never empty.
+absl::string_view FailureReasonName(FailureReason reason);
+
+// The failure an errno on a connected TCP socket means, or kNone when the
+// errno says nothing about the network (EAGAIN, EINTR, EBADF, ...).
+FailureReason ReasonForErrno(int err);
+
+// What a probe of the socket says about the sending direction.
+struct StallSample {
+  uint64_t bytes_acked = 0;      // tcpi_bytes_acked: cumulative, monotonic
+  uint64_t bytes_in_flight = 0;  // sent, not yet acknowledged by the peer
+};
+
+struct FailureVerdict {
+  FailureReason reason = FailureReason::kNone;  // kNone: healthy
+  int error = 0;            // the errno, for error-driven failures
+  int64_t detected_ns = 0;  // Clock::NowNs() at detection
+  std::string detail;       // one line for the log
+  bool failed() const { return reason != FailureReason::kNone; }
+};
+
+// Failure detection for one connection. Healthy until the first socket error
+// that names the network, or until a stall: bytes in flight and no progress
+// of bytes_acked for at least detect_ms. An idle connection (nothing in
+// flight) never stalls, a slow one that keeps making progress never does, and
+// data held back by the peer's zero window is not in flight. The verdict is
+// latched: the first failure is kept until Reset().
+//
+// Stall timing: the stall clock starts at the first sample that shows the
+// current bytes_acked with data in flight, so it never fires early; it fires at
+// the first sample at or after start + detect_ms. Sample at least every
+// NextCheckNs() to keep the bound.
+//
+// Thread-safe: errors may be reported from application threads while the
+// engine loop feeds samples.
+class FailureDetector {
+ public:
+  // REQUIRES: clock outlives the detector; detect_ms > 0.
+  FailureDetector(const Clock* clock, int64_t detect_ms);
+
+  // A socket call failed with `err`. Returns true (and latches the failure)
+  // when the errno means the connection's network path failed.
+  bool OnSocketError(int err);
+
+  // A probe sample; returns true when the connection has (now or before)
+  // failed.
+  bool OnSample(const StallSample& sample);
+
+  // The verdict so far.
+  FailureVerdict verdict() const;
+  bool failed() const;
+
+  // Monotonic time by which the next sample must be taken to detect a stall
+  // at the bound: start + detect_ms while a stall clock runs, otherwise
+  // now + detect_ms.
+  int64_t NextCheckNs() const;
+
+  // Back to healthy, forgetting every sample (after a resume on a new
+  // connection).
+  void Reset();
+
+ private:
+  void Fail(FailureReason reason, int error, std::string detail)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Clock* const clock_;
+  const int64_t detect_ns_;
+  mutable absl::Mutex mu_;
+  FailureVerdict verdict_ ABSL_GUARDED_BY(mu_);
+  bool have_sample_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_acked_ ABSL_GUARDED_BY(mu_) = 0;
+  // Start of the current stall, or -1 when nothing is in flight.
+  int64_t stall_start_ns_ ABSL_GUARDED_BY(mu_) = -1;
+};
+
+// Whether the peer process is alive, judged from its heartbeats on the volume.
+// A heartbeat carries the peer's CLOCK_REALTIME time of writing. A beat newer
+// than the last one seen proves the peer alive at the moment it is observed;
+// the first beat seen is aged by comparing its time with this host's realtime
+// clock (clamped at 0), so a single read at failover gives an answer. With
+// clock skew beyond peer_timeout_ms the first judgement may be wrong until the
+// next beat is seen.
+//
+// Thread-safe.
+class PeerLiveness {
+ public:
+  enum class State {
+    kUnknown,  // no heartbeat seen
+    kFresh,    // last evidence of life younger than peer_timeout_ms
+    kStale,    // no evidence of life for peer_timeout_ms or more
+  };
+
+  // REQUIRES: clock outlives this; peer_timeout_ms > 0.
+  PeerLiveness(const Clock* clock, int64_t peer_timeout_ms);
+
+  // The peer's heartbeat as read now; `beat_realtime_ns` is its timestamp.
+  // A beat not newer than the last one seen is no new evidence.
+  void OnHeartbeat(int64_t beat_realtime_ns);
+
+  State state() const;
+  // Monotonic time of the last evidence of life; REQUIRES: state() != kUnknown.
+  int64_t last_alive_ns() const;
+
+ private:
+  const Clock* const clock_;
+  const int64_t timeout_ns_;
+  mutable absl::Mutex mu_;
+  bool seen_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_beat_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_alive_ns_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+absl::string_view PeerStateName(PeerLiveness::State state);
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_FAILURE_DETECTOR_H_
