@@ -1,0 +1,53 @@
+// File: core/identity.h
+// How both ends of a connection name it on the volume without touching its byte
+// stream: a hash of its endpoints, with the client (the side that called
+// connect()) first. docs/IDENTITY.md gives the scheme's limits (NAT, relays,
+// port reuse).
+
+#ifndef DISKWIRE_CORE_IDENTITY_H_
+#define DISKWIRE_CORE_IDENTITY_H_
+
+#include <sys/socket.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "storage/record.h"
+
+namespace diskwire {
+
+using storage::SessionId;
+
+enum class Role { kClient, kServer };
+
+// The endpoints of a TCP connection as one side sees them.
+struct Endpoints {
+  sockaddr_storage local = {};
+  sockaddr_storage remote = {};
+};
+
+// The id both ends derive for one connection: XXH3-128 over a version tag and
+// the client's and the server's address and port. IPv4-mapped IPv6 addresses
+// hash as their IPv4 form, so a dual stack server and an IPv4 client agree.
+// Fails for non-IP families.
+absl::StatusOr<SessionId> SessionIdFor(const Endpoints& endpoints, Role role);
+
+// 32 lowercase hex digits, high half first; and back (InvalidArgument on
+// anything else).
+std::string SessionIdHex(const SessionId& id);
+absl::StatusOr<SessionId> ParseSessionIdHex(absl::string_view hex);
+
+// The direction of the bytes a side of the given role sends.
+uint8_t SendDirection(Role role);
+
+// The channel that carries one direction of a session: "s-<hex>-c2s" or
+// "s-<hex>-s2c".
+std::string ChannelName(const SessionId& id, uint8_t direction);
+
+// "10.0.0.1:7000" or "[fd00::1]:7000", for logs and status.
+std::string FormatAddress(const sockaddr_storage& addr);
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_IDENTITY_H_
