@@ -1,0 +1,130 @@
+#include "core/session_report.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace diskwire {
+namespace {
+
+constexpr absl::string_view kMagicLine = "diskwire-sessions 1";
+
+template <typename Int>
+bool ParseInt(absl::string_view text, Int* out) {
+  if constexpr (std::is_signed_v<Int>) {
+    int64_t v;
+    if (!absl::SimpleAtoi(text, &v)) return false;
+    *out = v;
+  } else {
+    uint64_t v;
+    if (!absl::SimpleAtoi(text, &v)) return false;
+    *out = v;
+  }
+  return true;
+}
+
+absl::Status ApplyField(absl::string_view key, absl::string_view value,
+                        SessionReport* s) {
+  bool ok = true;
+  if (key == "role") {
+    if (value == "client") {
+      s->role = Role::kClient;
+    } else if (value == "server") {
+      s->role = Role::kServer;
+    } else {
+      ok = false;
+    }
+  } else if (key == "state") {
+    s->state = std::string(value);
+  } else if (key == "local") {
+    s->local = std::string(value);
+  } else if (key == "remote") {
+    s->remote = std::string(value);
+  } else if (key == "out_net") {
+    ok = ParseInt(value, &s->bytes_out_network);
+  } else if (key == "out_sto") {
+    ok = ParseInt(value, &s->bytes_out_storage);
+  } else if (key == "in_net") {
+    ok = ParseInt(value, &s->bytes_in_network);
+  } else if (key == "in_sto") {
+    ok = ParseInt(value, &s->bytes_in_storage);
+  } else if (key == "sent") {
+    ok = ParseInt(value, &s->sent_offset);
+  } else if (key == "delivered") {
+    ok = ParseInt(value, &s->delivered_offset);
+  } else if (key == "peer_ack") {
+    ok = ParseInt(value, &s->peer_ack_offset);
+  } else if (key == "failover_ms") {
+    ok = ParseInt(value, &s->failover_ms);
+  } else if (key == "lag_p50_us") {
+    ok = ParseInt(value, &s->lag_p50_us);
+  } else if (key == "lag_p99_us") {
+    ok = ParseInt(value, &s->lag_p99_us);
+  } else if (key == "lag_max_us") {
+    ok = ParseInt(value, &s->lag_max_us);
+  }  // Unknown keys come from newer writers: skipped.
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad value \"", value, "\" for ", key));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeProcessReport(const ProcessReport& report) {
+  std::string out = absl::StrCat(kMagicLine, "\n");
+  for (const SessionReport& s : report.sessions) {
+    absl::StrAppend(&out, "session ", SessionIdHex(s.id),
+                    " role=", s.role == Role::kClient ? "client" : "server",
+                    " state=", s.state, " local=", s.local,
+                    " remote=", s.remote);
+    absl::StrAppend(&out, " out_net=", s.bytes_out_network,
+                    " out_sto=", s.bytes_out_storage,
+                    " in_net=", s.bytes_in_network,
+                    " in_sto=", s.bytes_in_storage);
+    absl::StrAppend(
+        &out, " sent=", s.sent_offset, " delivered=", s.delivered_offset,
+        " peer_ack=", s.peer_ack_offset, " failover_ms=", s.failover_ms);
+    absl::StrAppend(&out, " lag_p50_us=", s.lag_p50_us,
+                    " lag_p99_us=", s.lag_p99_us, " lag_max_us=", s.lag_max_us,
+                    "\n");
+  }
+  return out;
+}
+
+absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(payload, '\n', absl::SkipEmpty());
+  if (lines.empty() || lines[0] != kMagicLine) {
+    return absl::InvalidArgumentError(
+        "session report does not start with \"diskwire-sessions 1\"");
+  }
+  ProcessReport report;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<absl::string_view> words =
+        absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    if (words.size() < 2 || words[0] != "session")
+      continue;  // A newer writer's line kind.
+    SessionReport s;
+    auto id = ParseSessionIdHex(words[1]);
+    if (!id.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "session report line ", i + 1, ": ", id.status().message()));
+    }
+    s.id = *id;
+    for (size_t w = 2; w < words.size(); ++w) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(words[w], '=');
+      absl::Status st = ApplyField(kv.first, kv.second, &s);
+      if (!st.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("session report line ", i + 1, ": ", st.message()));
+      }
+    }
+    report.sessions.push_back(std::move(s));
+  }
+  return report;
+}
+
+}  // namespace diskwire

@@ -1,0 +1,61 @@
+// File: core/session_report.h
+// What a process tells the volume about its sessions, inside its heartbeat:
+// enough for a peer to find which process holds a session (failover), and for
+// `diskwire status` on any host to show each session's state, traffic and
+// storage-path lag without any per-connection volume writes.
+//
+// Encoded as text lines, one session a line, so that a human can read a
+// heartbeat file's payload and a newer writer can add fields that an older
+// reader skips.
+
+#ifndef DISKWIRE_CORE_SESSION_REPORT_H_
+#define DISKWIRE_CORE_SESSION_REPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/identity.h"
+
+namespace diskwire {
+
+struct SessionReport {
+  SessionId id;
+  Role role = Role::kClient;
+  std::string state;  // "DIRECT", "STORAGE", ...
+  std::string local;  // formatted endpoints
+  std::string remote;
+  uint64_t bytes_out_network =
+      0;  // sent over TCP, as acknowledged by the peer kernel
+  uint64_t bytes_out_storage = 0;  // sent as DATA records
+  uint64_t bytes_in_network = 0;   // received over TCP
+  uint64_t bytes_in_storage = 0;  // received from DATA records (new bytes only)
+  uint64_t sent_offset = 0;       // bytes the application handed to send()
+  uint64_t delivered_offset = 0;  // bytes delivered to the application
+  uint64_t peer_ack_offset = 0;   // bytes the peer says it delivered
+  int64_t failover_ms =
+      -1;  // cut detected → first byte via storage; -1 if none
+  int64_t lag_p50_us =
+      -1;  // storage-path latency of received records; -1 if none
+  int64_t lag_p99_us = -1;
+  int64_t lag_max_us = -1;
+
+  bool operator==(const SessionReport&) const = default;
+};
+
+struct ProcessReport {
+  std::vector<SessionReport> sessions;
+  bool operator==(const ProcessReport&) const = default;
+};
+
+std::string EncodeProcessReport(const ProcessReport& report);
+
+// InvalidArgument naming the line on a malformed payload. Unknown keys are
+// skipped.
+absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload);
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_SESSION_REPORT_H_

@@ -1,0 +1,75 @@
+#include "core/session_report.h"
+
+#include "base/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace diskwire {
+namespace {
+
+SessionReport Sample() {
+  SessionReport s;
+  s.id = SessionId{0x1122334455667788ULL, 0x99aabbccddeeff00ULL};
+  s.role = Role::kServer;
+  s.state = "STORAGE";
+  s.local = "10.77.0.2:7000";
+  s.remote = "10.77.0.1:40000";
+  s.bytes_out_network = 1;
+  s.bytes_out_storage = 2;
+  s.bytes_in_network = 3;
+  s.bytes_in_storage = 4;
+  s.sent_offset = 5;
+  s.delivered_offset = 6;
+  s.peer_ack_offset = 7;
+  s.failover_ms = 1234;
+  s.lag_p50_us = 150;
+  s.lag_p99_us = 900;
+  s.lag_max_us = 2000;
+  return s;
+}
+
+TEST(SessionReport, RoundTrips) {
+  ProcessReport r;
+  r.sessions.push_back(Sample());
+  r.sessions.push_back(SessionReport{});
+  ASSERT_OK_AND_ASSIGN(ProcessReport back,
+                       DecodeProcessReport(EncodeProcessReport(r)));
+  EXPECT_EQ(back, r);
+}
+
+TEST(SessionReport, EmptyReportRoundTrips) {
+  ASSERT_OK_AND_ASSIGN(ProcessReport back,
+                       DecodeProcessReport(EncodeProcessReport({})));
+  EXPECT_TRUE(back.sessions.empty());
+}
+
+TEST(SessionReport, SkipsUnknownKeysAndLines) {
+  ASSERT_OK_AND_ASSIGN(
+      ProcessReport back,
+      DecodeProcessReport(
+          "diskwire-sessions 1\nfuture-line x\nsession "
+          "0000000000000001000000000000000f state=DIRECT colour=blue\n"));
+  ASSERT_EQ(back.sessions.size(), 1u);
+  EXPECT_EQ(back.sessions[0].state, "DIRECT");
+  EXPECT_EQ(back.sessions[0].id.low, 15u);
+}
+
+TEST(SessionReport, RejectsForeignPayload) {
+  EXPECT_THAT(DecodeProcessReport("hello"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       testing::HasSubstr("diskwire-sessions")));
+}
+
+TEST(SessionReport, RejectsBadNumbersNamingTheLine) {
+  EXPECT_THAT(
+      DecodeProcessReport("diskwire-sessions 1\nsession "
+                          "0000000000000001000000000000000f sent=12x\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               testing::AllOf(testing::HasSubstr("line 2"),
+                              testing::HasSubstr("sent"))));
+  EXPECT_THAT(DecodeProcessReport("diskwire-sessions 1\nsession nothex\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       testing::HasSubstr("line 2")));
+}
+
+}  // namespace
+}  // namespace diskwire
