@@ -1,0 +1,343 @@
+#include "core/config_values.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace diskwire {
+namespace {
+
+constexpr size_t kMinKeyBytes = 32;
+constexpr size_t kMaxKeyBytes = 4096;
+constexpr size_t kMaxNodeName = 64;
+
+absl::Status Invalid(absl::string_view name, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
+}
+
+absl::Status BadValue(absl::string_view name, absl::string_view value,
+                      absl::string_view want) {
+  return Invalid(name,
+                 absl::StrCat("bad value \"", value, "\" (want ", want, ")"));
+}
+
+// The errno of a failed file call on `path`, as a status naming the variable.
+absl::Status FileError(absl::string_view name, absl::string_view path,
+                       int err) {
+  return absl::ErrnoToStatus(err,
+                             absl::StrCat(name, ": cannot use \"", path, "\""));
+}
+
+std::string Keyword(absl::string_view value) {
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(value));
+}
+
+bool AllDigits(absl::string_view s) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// 65536 → "64K"; sizes that are not whole K, M or G print as bytes.
+std::string FormatSize(uint64_t bytes) {
+  if (bytes != 0 && bytes % (uint64_t{1} << 30) == 0) {
+    return absl::StrCat(bytes >> 30, "G");
+  }
+  if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) {
+    return absl::StrCat(bytes >> 20, "M");
+  }
+  if (bytes != 0 && bytes % (uint64_t{1} << 10) == 0) {
+    return absl::StrCat(bytes >> 10, "K");
+  }
+  return absl::StrCat(bytes);
+}
+
+absl::Status RequireAbsolute(absl::string_view name, absl::string_view path) {
+  if (path.empty()) return Invalid(name, "empty path");
+  if (path.front() != '/') {
+    return Invalid(name, absl::StrCat("\"", path,
+                                      "\" is not an absolute path (the "
+                                      "program may change directory)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ParseMilliseconds(absl::string_view name,
+                                          absl::string_view value, int64_t lo,
+                                          int64_t hi) {
+  absl::string_view v = absl::StripAsciiWhitespace(value);
+  std::string want = absl::StrCat("milliseconds, ", lo, "..", hi);
+  int64_t ms = 0;
+  if (!AllDigits(v) || !absl::SimpleAtoi(v, &ms)) {
+    return BadValue(name, value, want);
+  }
+  if (ms < lo || ms > hi) {
+    return Invalid(name,
+                   absl::StrCat(ms, " is out of range (want ", want, ")"));
+  }
+  return ms;
+}
+
+absl::StatusOr<uint64_t> ParseSize(absl::string_view name,
+                                   absl::string_view value, uint64_t lo,
+                                   uint64_t hi) {
+  absl::string_view v = absl::StripAsciiWhitespace(value);
+  const std::string want =
+      absl::StrCat("bytes with an optional K, M or G suffix, ", FormatSize(lo),
+                   "..", FormatSize(hi));
+  int shift = 0;
+  if (!v.empty()) {
+    switch (absl::ascii_toupper(static_cast<unsigned char>(v.back()))) {
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+    }
+    if (shift != 0) v.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  if (!AllDigits(v) || !absl::SimpleAtoi(v, &n)) {
+    return BadValue(name, value, want);
+  }
+  if (n > (hi >> shift) || (n << shift) < lo) {
+    return Invalid(name,
+                   absl::StrCat("\"", value, "\" is out of range (want ",
+                                FormatSize(lo), "..", FormatSize(hi), ")"));
+  }
+  return n << shift;
+}
+
+absl::StatusOr<Mode> ParseMode(absl::string_view name,
+                               absl::string_view value) {
+  std::string k = Keyword(value);
+  if (k == "failover") return Mode::kFailover;
+  if (k == "storage") return Mode::kStorage;
+  return BadValue(name, value, "failover or storage");
+}
+
+absl::Status ParseDurability(absl::string_view name, absl::string_view value,
+                             Durability* durability, int64_t* interval_ms) {
+  std::string k = Keyword(value);
+  if (k == "none") {
+    *durability = Durability::kNone;
+  } else if (k == "batch") {
+    *durability = Durability::kBatch;
+  } else if (k == "interval") {
+    *durability = Durability::kInterval;
+  } else if (absl::StartsWith(k, "interval:")) {
+    absl::string_view ms_text = absl::string_view(k).substr(9);
+    int64_t ms = 0;
+    if (!AllDigits(ms_text) || !absl::SimpleAtoi(ms_text, &ms) || ms < 1 ||
+        ms > 60000) {
+      return Invalid(name,
+                     absl::StrCat("bad interval \"", ms_text, "\" in \"", value,
+                                  "\" (want milliseconds, "
+                                  "1..60000)"));
+    }
+    *durability = Durability::kInterval;
+    *interval_ms = ms;
+  } else {
+    return BadValue(name, value, "none, batch or interval[:MS]");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view name,
+                                       absl::string_view value) {
+  std::string k = Keyword(value);
+  if (k == "error") return LogLevel::kError;
+  if (k == "warn" || k == "warning") return LogLevel::kWarn;
+  if (k == "info") return LogLevel::kInfo;
+  if (k == "debug") return LogLevel::kDebug;
+  return BadValue(name, value, "error, warn, info or debug");
+}
+
+absl::Status ParseLog(absl::string_view name, absl::string_view value,
+                      LogSink* sink, std::string* path) {
+  std::string k = Keyword(value);
+  if (k == "stderr") {
+    *sink = LogSink::kStderr;
+    return absl::OkStatus();
+  }
+  if (k == "off") {
+    *sink = LogSink::kOff;
+    return absl::OkStatus();
+  }
+  if (value.empty() || value.front() != '/') {
+    return BadValue(name, value, "stderr, off or an absolute file path");
+  }
+  if (value.back() == '/') {
+    return Invalid(name, absl::StrCat("\"", value, "\" names a directory"));
+  }
+  size_t slash = value.rfind('/');
+  std::string dir(slash == 0 ? absl::string_view("/") : value.substr(0, slash));
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) return FileError(name, dir, errno);
+  if (!S_ISDIR(st.st_mode)) {
+    return Invalid(name, absl::StrCat("\"", dir, "\" is not a directory"));
+  }
+  std::string file(value);
+  if (stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Invalid(name, absl::StrCat("\"", value, "\" is a directory"));
+  }
+  *sink = LogSink::kFile;
+  *path = std::move(file);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ParseOnError(absl::string_view name,
+                                  absl::string_view value) {
+  std::string k = Keyword(value);
+  if (k == "fail") return false;
+  if (k == "passthrough") return true;
+  return BadValue(name, value, "fail or passthrough");
+}
+
+absl::StatusOr<std::string> ParseVolumePath(absl::string_view name,
+                                            absl::string_view value) {
+  DW_RETURN_IF_ERROR(RequireAbsolute(name, value));
+  std::string path(value);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return FileError(name, path, errno);
+  if (!S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+    return Invalid(name, absl::StrCat("\"", path,
+                                      "\" is not a directory, block device "
+                                      "or regular file"));
+  }
+  return path;
+}
+
+absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
+                                        absl::string_view path) {
+  DW_RETURN_IF_ERROR(RequireAbsolute(name, path));
+  std::string p(path);
+  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return FileError(name, path, errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Invalid(name, absl::StrCat("\"", path, "\" is not a regular file"));
+  }
+  std::string key(kMaxKeyBytes + 1, '\0');
+  size_t got = 0;
+  while (got < key.size()) {
+    ssize_t n = read(fd, key.data() + got, key.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return FileError(name, path, err);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (got > kMaxKeyBytes) {
+    return Invalid(name, absl::StrCat("\"", path, "\" holds more than ",
+                                      kMaxKeyBytes, " bytes; not a key file?"));
+  }
+  if (got < kMinKeyBytes) {
+    return Invalid(
+        name, absl::StrCat("\"", path, "\" holds ", got, " bytes; a key needs ",
+                           kMinKeyBytes,
+                           " or more (make one with: head -c 32 /dev/urandom "
+                           "> FILE)"));
+  }
+  key.resize(got);
+  return key;
+}
+
+absl::StatusOr<std::string> ParseNodeName(absl::string_view name,
+                                          absl::string_view value) {
+  if (value.empty() || value.size() > kMaxNodeName) {
+    return BadValue(name, value, "1 to 64 of A-Z a-z 0-9 . _ -");
+  }
+  for (char c : value) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+        c != '_' && c != '-') {
+      return BadValue(name, value, "1 to 64 of A-Z a-z 0-9 . _ -");
+    }
+  }
+  if (value == "." || value == "..") {
+    return BadValue(name, value, "a name, not . or ..");
+  }
+  return std::string(value);
+}
+
+absl::StatusOr<std::string> DefaultNodeName() {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) {
+    return absl::ErrnoToStatus(
+        errno, "DISKWIRE_NODE: not set, and gethostname failed");
+  }
+  absl::StatusOr<std::string> node = ParseNodeName("DISKWIRE_NODE", host);
+  if (!node.ok()) {
+    return Invalid("DISKWIRE_NODE",
+                   absl::StrCat("not set, and the host name \"", host,
+                                "\" is not a valid node name; set it"));
+  }
+  return node;
+}
+
+const char* ModeName(Mode mode) {
+  return mode == Mode::kStorage ? "storage" : "failover";
+}
+
+std::string DurabilityName(Durability durability, int64_t interval_ms) {
+  switch (durability) {
+    case Durability::kNone:
+      return "none";
+    case Durability::kBatch:
+      return "batch";
+    case Durability::kInterval:
+      return absl::StrCat("interval:", interval_ms);
+  }
+  return "none";
+}
+
+const char* LogSinkName(LogSink sink) {
+  switch (sink) {
+    case LogSink::kStderr:
+      return "stderr";
+    case LogSink::kFile:
+      return "file";
+    case LogSink::kOff:
+      return "off";
+  }
+  return "stderr";
+}
+
+const char* LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
+  }
+  return "info";
+}
+
+}  // namespace diskwire
