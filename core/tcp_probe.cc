@@ -1,0 +1,126 @@
+#include "core/tcp_probe.h"
+
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace diskwire {
+namespace {
+
+absl::Status CallError(const SysResult& r, absl::string_view what, int fd) {
+  return absl::ErrnoToStatus(r.error, absl::StrCat(what, " on fd ", fd));
+}
+
+// States in which the peer's FIN has been received. Once the application
+// reads the end of file, the FIN no longer shows in rcv_nxt - copied_seq; see
+// delivered().
+bool FinReceivedState(uint8_t state) {
+  switch (state) {
+    case kTcpCloseWait:
+    case kTcpLastAck:
+    case kTcpClosing:
+    case kTcpTimeWait:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
+  tcp_info info;
+  std::memset(&info, 0, sizeof(info));
+  socklen_t len = sizeof(info);
+  SysResult r = os_->GetSockOpt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
+  if (!r.ok()) return CallError(r, "getsockopt(TCP_INFO)", fd);
+  constexpr size_t kNeeded = offsetof(tcp_info, tcpi_bytes_received) +
+                             sizeof(info.tcpi_bytes_received);
+  if (len < kNeeded) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "getsockopt(TCP_INFO) on fd ", fd, " returned ", len,
+        " bytes; diskwire needs tcpi_bytes_acked and tcpi_bytes_received (",
+        kNeeded, " bytes, Linux >= 4.1)"));
+  }
+  TcpSample s;
+  s.state = info.tcpi_state;
+  s.bytes_acked = info.tcpi_bytes_acked;
+  s.bytes_received = info.tcpi_bytes_received;
+  s.notsent_bytes = len >= offsetof(tcp_info, tcpi_notsent_bytes) +
+                                sizeof(info.tcpi_notsent_bytes)
+                        ? info.tcpi_notsent_bytes
+                        : 0;
+  s.unacked_segments = info.tcpi_unacked;
+  s.last_ack_recv_ms = info.tcpi_last_ack_recv;
+  s.last_data_recv_ms = info.tcpi_last_data_recv;
+
+  int q = 0;
+  r = os_->Ioctl(fd, SIOCOUTQ, &q);
+  if (!r.ok()) return CallError(r, "ioctl(SIOCOUTQ)", fd);
+  s.outq = static_cast<uint32_t>(std::max(q, 0));
+  q = 0;
+  r = os_->Ioctl(fd, FIONREAD, &q);
+  if (!r.ok()) return CallError(r, "ioctl(FIONREAD)", fd);
+  s.inq = static_cast<uint32_t>(std::max(q, 0));
+  s.fin_received = FinReceivedState(s.state) &&
+                   s.bytes_received > s.inq;  // FIN not yet consumed.
+  return s;
+}
+
+absl::StatusOr<int> TcpProbe::PendingError(int fd) const {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  SysResult r = os_->GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (!r.ok()) return CallError(r, "getsockopt(SO_ERROR)", fd);
+  return err;
+}
+
+TcpProbe::KeepaliveSettings TcpProbe::SettingsFor(int64_t detect_ms) {
+  KeepaliveSettings k;
+  k.user_timeout_ms = static_cast<int>(std::min<int64_t>(detect_ms, INT32_MAX));
+  const int64_t total_s = std::max<int64_t>(2, (detect_ms + 999) / 1000);
+  k.idle_s = static_cast<int>(std::max<int64_t>(1, total_s / 2));
+  k.count = static_cast<int>(std::clamp<int64_t>(total_s - k.idle_s, 1, 3));
+  k.interval_s =
+      static_cast<int>(std::max<int64_t>(1, (total_s - k.idle_s) / k.count));
+  return k;
+}
+
+absl::Status TcpProbe::ConfigureSelectedSocket(int fd,
+                                               int64_t detect_ms) const {
+  if (detect_ms <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "detection bound must be positive, got ", detect_ms, " ms"));
+  }
+  const KeepaliveSettings k = SettingsFor(detect_ms);
+  struct Option {
+    int level, name, value;
+    const char* label;
+  };
+  const Option options[] = {
+      {SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
+      {IPPROTO_TCP, TCP_KEEPIDLE, k.idle_s, "TCP_KEEPIDLE"},
+      {IPPROTO_TCP, TCP_KEEPINTVL, k.interval_s, "TCP_KEEPINTVL"},
+      {IPPROTO_TCP, TCP_KEEPCNT, k.count, "TCP_KEEPCNT"},
+      {IPPROTO_TCP, TCP_USER_TIMEOUT, k.user_timeout_ms, "TCP_USER_TIMEOUT"},
+  };
+  for (const Option& o : options) {
+    SysResult r =
+        os_->SetSockOpt(fd, o.level, o.name, &o.value, sizeof(o.value));
+    if (!r.ok()) {
+      return CallError(
+          r, absl::StrCat("setsockopt(", o.label, "=", o.value, ")"), fd);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace diskwire

@@ -1,0 +1,117 @@
+// File: core/tcp_probe.h
+// Reads what the kernel knows about a TCP connection (TCP_INFO, SIOCOUTQ,
+// FIONREAD, SO_ERROR) and tunes a selected socket so that the kernel notices a
+// dead path within the detection bound (TCP_USER_TIMEOUT, keepalive).
+//
+// Facts this relies on, verified on a real loopback connection by
+// tcp_probe_test.cc (see that file for the exact checks):
+//  - tcpi_bytes_acked is NOT a stream offset: on the connecting side it
+//    counts the SYN (1 on a fresh connection; 0 on the accepting side), and
+//    it counts our FIN once acknowledged. SIOCOUTQ (write_seq - snd_una) is
+//    exact: the peer kernel holds every written byte but the last SIOCOUTQ
+//    (minus an unacknowledged FIN of ours). Use TcpSample::AckedOffset();
+//  - the peer kernel has received every byte below AckedOffset();
+//  - bytes_received - FIONREAD == bytes the application has read, while the
+//    connection is open; after the peer's FIN it is one more (the FIN's
+//    sequence number counts in bytes_received until the application reads
+//    the end of file): use TcpSample::delivered();
+//  - after the peer resets the connection, the bytes queued for reading stay
+//    readable.
+
+#ifndef DISKWIRE_CORE_TCP_PROBE_H_
+#define DISKWIRE_CORE_TCP_PROBE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/failure_detector.h"
+#include "core/os_calls.h"
+
+namespace diskwire {
+
+// tcpi_state values (the kernel's include/net/tcp_states.h, not in uapi).
+enum TcpState : uint8_t {
+  kTcpEstablished = 1,
+  kTcpSynSent = 2,
+  kTcpSynRecv = 3,
+  kTcpFinWait1 = 4,
+  kTcpFinWait2 = 5,
+  kTcpTimeWait = 6,
+  kTcpClose = 7,
+  kTcpCloseWait = 8,
+  kTcpLastAck = 9,
+  kTcpListen = 10,
+  kTcpClosing = 11,
+};
+
+// One reading of a connected TCP socket.
+struct TcpSample {
+  uint8_t state = 0;              // tcpi_state (TCP_ESTABLISHED, ...)
+  uint64_t bytes_acked = 0;       // sent bytes the peer kernel acknowledged
+  uint64_t bytes_received = 0;    // tcpi_bytes_received (counts a FIN as 1)
+  uint32_t notsent_bytes = 0;     // written, not yet transmitted
+  uint32_t unacked_segments = 0;  // tcpi_unacked
+  uint32_t last_ack_recv_ms = 0;  // ms since the last ACK arrived
+  uint32_t last_data_recv_ms = 0;
+  uint32_t outq = 0;          // SIOCOUTQ: written, not yet acknowledged
+  uint32_t inq = 0;           // FIONREAD: readable bytes (FIN excluded)
+  bool fin_received = false;  // the peer's FIN arrived and is not yet read
+
+  // Bytes sent and not yet acknowledged (excludes bytes held back, e.g. by a
+  // zero window).
+  uint64_t in_flight() const {
+    return outq > notsent_bytes ? outq - notsent_bytes : 0;
+  }
+  // Stream offset of the first byte the application has not read.
+  uint64_t delivered() const {
+    return bytes_received - inq - (fin_received ? 1 : 0);
+  }
+  // Stream offset below which the peer kernel has acknowledged every byte,
+  // given `written` (bytes the application has written on the socket: the
+  // replay ring's head) and whether we shut down our sending side. This is
+  // the failover offset F and the healthy-path trim point.
+  uint64_t AckedOffset(uint64_t written, bool fin_sent) const {
+    uint64_t unacked = outq;
+    if (fin_sent && unacked > 0) --unacked;  // Our FIN, not yet acked.
+    return unacked < written ? written - unacked : 0;
+  }
+  StallSample stall_sample() const { return {bytes_acked, in_flight()}; }
+};
+
+// Stateless; thread-safe as far as `os` is. `os` must outlive the probe.
+class TcpProbe {
+ public:
+  explicit TcpProbe(OsCalls* os) : os_(os) {}
+
+  // TCP_INFO + SIOCOUTQ + FIONREAD. Errors: the errno of the failing call as
+  // a Status naming it (EBADF, ENOTSOCK, EINVAL on a listening socket...);
+  // FailedPrecondition when the kernel's tcp_info lacks the byte counters.
+  absl::StatusOr<TcpSample> Sample(int fd) const;
+
+  // SO_ERROR: the pending socket error (0 when none); reading clears it.
+  absl::StatusOr<int> PendingError(int fd) const;
+
+  // Keepalive timing derived from a detection bound.
+  struct KeepaliveSettings {
+    int user_timeout_ms;  // TCP_USER_TIMEOUT
+    int idle_s;           // TCP_KEEPIDLE
+    int interval_s;       // TCP_KEEPINTVL
+    int count;            // TCP_KEEPCNT
+  };
+  // idle + interval * count ~ detect_ms (whole seconds, at least 1 each);
+  // user timeout = detect_ms. REQUIRES: detect_ms > 0.
+  static KeepaliveSettings SettingsFor(int64_t detect_ms);
+
+  // Sets SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT from
+  // SettingsFor(detect_ms). InvalidArgument when detect_ms is not positive;
+  // otherwise the errno of the first option that fails, naming it.
+  absl::Status ConfigureSelectedSocket(int fd, int64_t detect_ms) const;
+
+ private:
+  OsCalls* const os_;
+};
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_TCP_PROBE_H_

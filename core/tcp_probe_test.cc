@@ -1,0 +1,295 @@
+// Checks TcpProbe against real loopback TCP connections on this kernel. These
+// tests also verify the kernel facts the failover design rests on (see
+// tcp_probe.h); a failure here means the design's offsets are wrong.
+
+#include "core/tcp_probe.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <functional>
+#include <string>
+
+#include "base/status_matchers.h"
+#include "gtest/gtest.h"
+#include "shim/real_calls.h"
+
+namespace diskwire {
+namespace {
+
+using ::absl::StatusCode;
+using shim::Real;
+
+class TcpProbeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Connect()); }
+  void TearDown() override {
+    for (int fd : {client_, server_}) {
+      if (fd >= 0) os_->Close(fd);
+    }
+  }
+
+  // A loopback connection: client_ connected to server_.
+  void Connect() {
+    int listener = Real().socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(Real().bind(listener, reinterpret_cast<sockaddr*>(&addr), len),
+              0);
+    ASSERT_EQ(Real().listen(listener, 1), 0);
+    ASSERT_EQ(
+        Real().getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len),
+        0);
+    client_ = Real().socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(Real().connect(client_, reinterpret_cast<sockaddr*>(&addr), len),
+              0);
+    server_ = Real().accept(listener, nullptr, nullptr);
+    ASSERT_GE(server_, 0);
+    os_->Close(listener);
+  }
+
+  // Writes all of `bytes` on `fd` (blocking).
+  void WriteAll(int fd, const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      SysResult r = os_->Write(fd, bytes.data() + done, bytes.size() - done);
+      ASSERT_TRUE(r.ok()) << r.error;
+      done += r.value;
+    }
+  }
+  // Reads exactly `n` bytes from `fd` (blocking).
+  std::string ReadN(int fd, size_t n) {
+    std::string out(n, '\0');
+    size_t done = 0;
+    while (done < n) {
+      SysResult r = os_->Read(fd, out.data() + done, n - done);
+      if (!r.ok() || r.value == 0) break;
+      done += r.value;
+    }
+    out.resize(done);
+    return out;
+  }
+  // Waits (up to 5 s, polling every ms) until `fd`'s sample satisfies `pred`;
+  // returns the last sample. The ACKs of loopback TCP arrive asynchronously.
+  TcpSample WaitFor(int fd, const std::function<bool(const TcpSample&)>& pred) {
+    TcpSample s;
+    for (int i = 0; i < 5000; ++i) {
+      absl::StatusOr<TcpSample> r = probe_.Sample(fd);
+      EXPECT_THAT(r, IsOk());
+      if (!r.ok()) return s;
+      s = *r;
+      if (pred(s)) return s;
+      os_->Poll(nullptr, 0, 1);
+    }
+    ADD_FAILURE() << "condition not reached within 5 s";
+    return s;
+  }
+  void ResetFrom(int fd) {  // close() with SO_LINGER 0 sends an RST.
+    linger l = {1, 0};
+    ASSERT_TRUE(os_->SetSockOpt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)).ok());
+    os_->Close(fd);
+  }
+
+  OsCalls* os_ = RealOsCalls();
+  TcpProbe probe_{os_};
+  int client_ = -1;
+  int server_ = -1;
+};
+
+TEST_F(TcpProbeTest, FreshConnectionIsEstablishedAndEmpty) {
+  ASSERT_OK_AND_ASSIGN(TcpSample s, probe_.Sample(client_));
+  EXPECT_EQ(s.state, kTcpEstablished);
+  // Kernel fact: the connecting side's tcpi_bytes_acked counts the SYN.
+  EXPECT_EQ(s.bytes_acked, 1u);
+  EXPECT_EQ(s.AckedOffset(0, false), 0u);
+  EXPECT_EQ(s.bytes_received, 0u);
+  EXPECT_EQ(s.outq, 0u);
+  EXPECT_EQ(s.inq, 0u);
+  EXPECT_EQ(s.delivered(), 0u);
+}
+
+// Fact 1: bytes_acked is what the peer kernel holds, bytes_acked + SIOCOUTQ
+// is what the application wrote.
+TEST_F(TcpProbeTest, AcceptingSideBytesAckedDoesNotCountTheSyn) {
+  ASSERT_OK_AND_ASSIGN(TcpSample s, probe_.Sample(server_));
+  EXPECT_EQ(s.state, kTcpEstablished);
+  EXPECT_EQ(s.bytes_acked, 0u);
+}
+
+TEST_F(TcpProbeTest, AckedOffsetIsWhatThePeerKernelAcknowledged) {
+  const std::string data(100000, 'a');
+  WriteAll(client_, data);  // The server does not read: it sits in its queue.
+  TcpSample c =
+      WaitFor(client_, [](const TcpSample& s) { return s.outq == 0; });
+  EXPECT_EQ(c.AckedOffset(data.size(), false), data.size());
+  EXPECT_EQ(c.bytes_acked, data.size() + 1);  // + the SYN.
+  ASSERT_OK_AND_ASSIGN(TcpSample srv, probe_.Sample(server_));
+  EXPECT_EQ(srv.bytes_received, data.size());
+  EXPECT_EQ(srv.inq, data.size());
+  EXPECT_EQ(srv.delivered(), 0u);
+}
+
+TEST_F(TcpProbeTest, AckedPlusOutqIsWrittenAndPeerHoldsAcked) {
+  // A small receive buffer keeps some bytes unacknowledged in the sender.
+  int small = 4096;
+  ASSERT_TRUE(
+      os_->SetSockOpt(server_, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small))
+          .ok());
+  ASSERT_TRUE(os_->Fcntl(client_, F_SETFL, O_NONBLOCK).ok());
+  const std::string chunk(65536, 'b');
+  uint64_t written = 0;
+  for (;;) {
+    SysResult r = os_->Write(client_, chunk.data(), chunk.size());
+    if (!r.ok()) {
+      ASSERT_EQ(r.error, EAGAIN);
+      break;
+    }
+    written += r.value;
+  }
+  for (int i = 0; i < 20; ++i) {  // Whatever the ACKs' timing:
+    ASSERT_OK_AND_ASSIGN(TcpSample c, probe_.Sample(client_));
+    ASSERT_OK_AND_ASSIGN(TcpSample srv, probe_.Sample(server_));
+    EXPECT_EQ(c.bytes_acked - 1 + c.outq, written);  // - the SYN.
+    // The peer holds what AckedOffset() says (it was sampled first).
+    EXPECT_LE(c.AckedOffset(written, false), srv.bytes_received);
+    EXPECT_EQ(srv.bytes_received - srv.inq, srv.delivered());
+    ReadN(server_, 1000);
+  }
+  ASSERT_OK_AND_ASSIGN(TcpSample srv, probe_.Sample(server_));
+  EXPECT_EQ(srv.delivered(), 20u * 1000u);
+}
+
+// Fact 2: bytes_received - FIONREAD is what the application read.
+TEST_F(TcpProbeTest, DeliveredIsWhatTheApplicationRead) {
+  WriteAll(server_, std::string(5000, 'c'));
+  TcpSample c = WaitFor(
+      client_, [](const TcpSample& s) { return s.bytes_received == 5000; });
+  EXPECT_EQ(c.delivered(), 0u);
+  ASSERT_EQ(ReadN(client_, 1234).size(), 1234u);
+  ASSERT_OK_AND_ASSIGN(c, probe_.Sample(client_));
+  EXPECT_EQ(c.bytes_received - c.inq, 1234u);
+  EXPECT_EQ(c.delivered(), 1234u);
+}
+
+TEST_F(TcpProbeTest, DeliveredAfterPeerFin) {
+  WriteAll(server_, std::string(5000, 'd'));
+  ASSERT_TRUE(os_->Shutdown(server_, SHUT_WR).ok());
+  TcpSample c = WaitFor(
+      client_, [](const TcpSample& s) { return s.state == kTcpCloseWait; });
+  // Kernel fact: the FIN counts as one byte in tcpi_bytes_received but not in
+  // FIONREAD; delivered() corrects for it.
+  EXPECT_EQ(c.bytes_received, 5001u);
+  EXPECT_EQ(c.inq, 5000u);
+  EXPECT_TRUE(c.fin_received);
+  EXPECT_EQ(c.delivered(), 0u);
+  ASSERT_EQ(ReadN(client_, 3000).size(), 3000u);
+  ASSERT_OK_AND_ASSIGN(c, probe_.Sample(client_));
+  EXPECT_EQ(c.delivered(), 3000u);
+  ASSERT_EQ(ReadN(client_, 5000).size(), 2000u);  // Up to and past EOF.
+  ASSERT_OK_AND_ASSIGN(c, probe_.Sample(client_));
+  EXPECT_EQ(c.inq, 0u);
+  EXPECT_EQ(c.delivered(), 5000u);
+}
+
+TEST_F(TcpProbeTest, AckedOffsetWithOurFin) {
+  WriteAll(server_, std::string(3000, 'f'));  // Accepting side sends.
+  ASSERT_TRUE(os_->Shutdown(server_, SHUT_WR).ok());
+  TcpSample s =
+      WaitFor(server_, [](const TcpSample& t) { return t.outq == 0; });
+  EXPECT_EQ(s.state, kTcpFinWait2);
+  EXPECT_EQ(s.bytes_acked, 3001u) << "the acknowledged FIN counts";
+  EXPECT_EQ(s.AckedOffset(3000, true), 3000u);
+  // An unacknowledged FIN is one of SIOCOUTQ's bytes.
+  s.outq = 101;
+  EXPECT_EQ(s.AckedOffset(3000, true), 2900u);
+  EXPECT_EQ(s.AckedOffset(3000, false), 2899u);
+}
+
+// Fact 3: after an RST the bytes already queued for reading stay readable.
+TEST_F(TcpProbeTest, QueuedBytesStayReadableAfterPeerReset) {
+  WriteAll(server_, std::string(7000, 'e'));
+  WaitFor(client_, [](const TcpSample& s) { return s.inq == 7000; });
+  ResetFrom(server_);
+  server_ = -1;
+  TcpSample c =
+      WaitFor(client_, [](const TcpSample& s) { return s.state == kTcpClose; });
+  EXPECT_EQ(c.inq, 7000u);
+  EXPECT_EQ(c.bytes_received, 7000u);
+  EXPECT_FALSE(c.fin_received);
+  EXPECT_EQ(c.delivered(), 0u);
+  EXPECT_EQ(ReadN(client_, 7000), std::string(7000, 'e'));
+  char byte;
+  SysResult r = os_->Read(client_, &byte, 1);
+  EXPECT_EQ(r.error, ECONNRESET) << "the reset shows after the data";
+}
+
+TEST_F(TcpProbeTest, PendingErrorAfterResetIsConnReset) {
+  ResetFrom(server_);
+  server_ = -1;
+  WaitFor(client_, [](const TcpSample& s) { return s.state == kTcpClose; });
+  ASSERT_OK_AND_ASSIGN(int err, probe_.PendingError(client_));
+  EXPECT_EQ(err, ECONNRESET);
+  ASSERT_OK_AND_ASSIGN(err, probe_.PendingError(client_));
+  EXPECT_EQ(err, 0) << "reading SO_ERROR clears it";
+}
+
+TEST_F(TcpProbeTest, SampleOfANonSocketNamesTheCall) {
+  int fds[2];
+  ASSERT_TRUE(os_->SocketPair(AF_UNIX, SOCK_STREAM, 0, fds).ok());
+  EXPECT_THAT(probe_.Sample(fds[0]),  // EOPNOTSUPP
+              StatusIs(StatusCode::kUnimplemented,
+                       testing::HasSubstr("getsockopt(TCP_INFO) on fd")));
+  os_->Close(fds[0]);
+  os_->Close(fds[1]);
+  EXPECT_THAT(probe_.Sample(-1),  // EBADF
+              StatusIs(StatusCode::kFailedPrecondition,
+                       testing::HasSubstr("Bad file descriptor")));
+}
+
+TEST_F(TcpProbeTest, ConfigureSelectedSocketSetsDerivedOptions) {
+  ASSERT_THAT(probe_.ConfigureSelectedSocket(client_, 5000), IsOk());
+  auto get = [&](int level, int name) {
+    int v = -1;
+    socklen_t len = sizeof(v);
+    EXPECT_TRUE(os_->GetSockOpt(client_, level, name, &v, &len).ok());
+    return v;
+  };
+  TcpProbe::KeepaliveSettings k = TcpProbe::SettingsFor(5000);
+  EXPECT_EQ(get(SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(get(IPPROTO_TCP, TCP_USER_TIMEOUT), 5000);
+  EXPECT_EQ(get(IPPROTO_TCP, TCP_KEEPIDLE), k.idle_s);
+  EXPECT_EQ(get(IPPROTO_TCP, TCP_KEEPINTVL), k.interval_s);
+  EXPECT_EQ(get(IPPROTO_TCP, TCP_KEEPCNT), k.count);
+}
+
+TEST_F(TcpProbeTest, ConfigureRejectsBadBoundAndBadFd) {
+  EXPECT_THAT(probe_.ConfigureSelectedSocket(client_, 0),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(probe_.ConfigureSelectedSocket(-1, 1000),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       testing::HasSubstr("setsockopt(SO_KEEPALIVE=1)")));
+}
+
+TEST(KeepaliveSettingsTest, DetectionWithinTheBound) {
+  for (int64_t ms : {1, 500, 1000, 2000, 3000, 5000, 10000, 60000}) {
+    TcpProbe::KeepaliveSettings k = TcpProbe::SettingsFor(ms);
+    EXPECT_GE(k.idle_s, 1);
+    EXPECT_GE(k.interval_s, 1);
+    EXPECT_GE(k.count, 1);
+    EXPECT_EQ(k.user_timeout_ms, ms);
+    int64_t total_ms = 1000LL * (k.idle_s + k.interval_s * k.count);
+    // Whole seconds, at least 2 s: never more than the bound rounded up.
+    EXPECT_LE(total_ms, std::max<int64_t>(2000, (ms + 999) / 1000 * 1000))
+        << ms;
+  }
+}
+
+}  // namespace
+}  // namespace diskwire
