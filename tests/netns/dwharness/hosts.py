@@ -1,0 +1,212 @@
+"""Two hosts as network namespaces joined by a veth link, and a shared volume.
+
+TwoHosts creates namespaces named dwh-<pid>-<n>-a and dwh-<pid>-<n>-b (unique
+per process and per instance), one veth pair "dw0" between them with
+10.77.<x>.1/24 on a and 10.77.<x>.2/24 on b, and a work directory holding the
+shared volume (`ip netns exec` shares the filesystem). Nothing is created in,
+or sent to, the caller's own network namespace.
+
+Use it as a context manager; every resource is also registered with the
+cleanup registry, so an exception, a signal or interpreter exit removes
+processes, namespaces (and with them their links and iptables rules) and the
+work directory. Namespaces left by a run that was SIGKILLed (its pid is gone)
+are removed when the next TwoHosts starts.
+
+Thread safety: one thread sets up and closes; Host methods may be called from
+several threads (each is one subprocess call).
+"""
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from . import cleanup
+from .cuts import Cuts
+from .procs import Proc, clean_env
+from .wait import WaitTimeout, wait_for
+
+LINK = "dw0"
+_NS_PATTERN = re.compile(r"^dwh-(\d+)-\d+-[ab]$")
+_instances = itertools.count()
+
+
+def run(argv, timeout=30, check=True):
+    """Runs a short command; raises RuntimeError with its stderr on failure."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): "
+                           f"{result.stderr.strip()}")
+    return result
+
+
+class Host:
+    """One namespace: runs commands in it and reads its sockets and link."""
+
+    def __init__(self, name, ns, addr, workdir):
+        self.name = name  # "a" or "b"
+        self.ns = ns
+        self.addr = addr
+        self.workdir = workdir
+
+    def argv(self, argv):
+        return ["ip", "netns", "exec", self.ns] + list(argv)
+
+    def run(self, argv, timeout=30, check=True):
+        return run(self.argv(argv), timeout=timeout, check=check)
+
+    def popen(self, name, argv, *, env=None, stdin=None, stdout=None):
+        """Starts `argv` inside this host; stderr goes to <workdir>/<name>.stderr.
+
+        `env` defaults to the caller's environment without diskwire settings.
+        """
+        return Proc(f"{self.name}-{name}", self.argv(argv),
+                    env=env if env is not None else clean_env(), stdin=stdin,
+                    stdout=stdout, log_dir=self.workdir)
+
+    def ip(self, *args, check=True):
+        return run(["ip", "-n", self.ns] + list(args), check=check)
+
+    def iptables(self, *args):
+        return self.run(["iptables", "-w", "10"] + list(args))
+
+    def tcp_sockets(self, port, listening=False):
+        """`ss` lines of TCP sockets with local or remote port `port`."""
+        flags = "-Htnl" if listening else "-Htna"
+        out = self.run(["ss", flags, f"( sport = :{port} or dport = :{port} )"]).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    def listening(self, port):
+        return bool(self.tcp_sockets(port, listening=True))
+
+    def tcp_states(self, port):
+        """States (ESTAB, FIN-WAIT-1, ...) of the connected sockets on `port`."""
+        return [line.split()[0] for line in self.tcp_sockets(port)
+                if not line.startswith("LISTEN")]
+
+    def link_counters(self):
+        """{"rx_bytes", "tx_bytes", ...} of this host's end of the veth link."""
+        out = self.ip("-s", "-j", "link", "show", "dev", LINK).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return {"rx_bytes": stats["rx"]["bytes"], "tx_bytes": stats["tx"]["bytes"]}
+
+
+class TwoHosts:
+    """Hosts a and b, the link between them, the volume, and the cut controls."""
+
+    def __init__(self, prefix="dwh"):
+        n = next(_instances)
+        pid = os.getpid()
+        self.workdir = tempfile.mkdtemp(prefix=f"{prefix}-{pid}-{n}-",
+                                        dir=os.environ.get("TEST_TMPDIR"))
+        self._tokens = [cleanup.register(f"work directory {self.workdir}",
+                                         lambda: shutil.rmtree(self.workdir, True))]
+        self.volume = os.path.join(self.workdir, "volume")
+        os.mkdir(self.volume)
+        subnet = 1 + (pid + n) % 250
+        self.a = Host("a", f"dwh-{pid}-{n}-a", f"10.77.{subnet}.1", self.workdir)
+        self.b = Host("b", f"dwh-{pid}-{n}-b", f"10.77.{subnet}.2", self.workdir)
+        self.cuts = Cuts(self)
+        self._routes = {}
+        try:
+            _reap_stale_namespaces()
+            self._create()
+        except BaseException:
+            self.close()
+            raise
+
+    def host(self, name):
+        return {"a": self.a, "b": self.b}[name]
+
+    def other(self, name):
+        return self.b if name == "a" else self.a
+
+    def path(self, name):
+        """A path in the work directory (removed on close)."""
+        return os.path.join(self.workdir, name)
+
+    def _create(self):
+        for host in (self.a, self.b):
+            run(["ip", "netns", "add", host.ns])
+            self._tokens.append(cleanup.register(
+                f"namespace {host.ns}", lambda ns=host.ns: delete_namespace(ns)))
+            host.ip("link", "set", "lo", "up")
+        self.a.ip("link", "add", LINK, "type", "veth", "peer", "name", LINK,
+                  "netns", self.b.ns)
+        for host in (self.a, self.b):
+            host.ip("addr", "add", f"{host.addr}/24", "dev", LINK)
+            host.ip("link", "set", LINK, "up")
+            self._routes[host.name] = host.ip("route", "show").stdout.splitlines()
+
+    def link_up(self, side):
+        """Brings `side`'s end of the link up and restores its routes (taking a
+        veth down deletes them)."""
+        host = self.host(side)
+        host.ip("link", "set", LINK, "up")
+        present = set(host.ip("route", "show").stdout.splitlines())
+        for route in self._routes[side]:
+            if route not in present:
+                host.ip("route", "replace", *route.split(), check=False)
+
+    def link_down(self, side):
+        self.host(side).ip("link", "set", LINK, "down")
+
+    def close(self):
+        """Kills processes in the namespaces, deletes them, removes the work
+        directory. Idempotent."""
+        for token in reversed(self._tokens):
+            cleanup.run(token)
+        self._tokens = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def namespace_pids(ns):
+    out = run(["ip", "netns", "pids", ns], check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def delete_namespace(ns):
+    """Kills every process left in `ns`, then deletes it."""
+    for signum in (15, 9):
+        for pid in namespace_pids(ns):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        if not namespace_pids(ns):
+            break
+        try:  # Give SIGTERM a moment: await the condition, do not sleep.
+            wait_for(lambda: not namespace_pids(ns), 2.0, f"processes of {ns} to exit")
+        except WaitTimeout:
+            pass
+    run(["ip", "netns", "del", ns], check=False)
+
+
+def list_namespaces():
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _reap_stale_namespaces():
+    """Deletes harness namespaces whose creating process no longer exists."""
+    for ns in list_namespaces():
+        match = _NS_PATTERN.match(ns)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # Its owner is alive (maybe another test run): leave it.
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        delete_namespace(ns)
