@@ -1,0 +1,208 @@
+#include "storage/dir_volume.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "storage/dir_channel.h"
+#include "storage/dir_layout.h"
+#include "storage/dir_mailbox.h"
+#include "storage/dir_watcher.h"
+
+namespace diskwire::storage {
+namespace {
+
+class DirVolume final : public Volume {
+ public:
+  explicit DirVolume(DirContext ctx) : ctx_(std::move(ctx)) {}
+
+  absl::StatusOr<std::unique_ptr<ChannelWriter>> OpenWriter(
+      const std::string& channel, const WriterOptions& options) override {
+    DW_RETURN_IF_ERROR(ValidateChannelName(channel));
+    if (options.segment_bytes < kSegmentHeaderSize + kRecordHeaderSize) {
+      return absl::InvalidArgumentError("segment_bytes too small");
+    }
+    return OpenDirChannelWriter(ctx_, channel, options);
+  }
+
+  absl::StatusOr<std::unique_ptr<ChannelReader>> OpenReader(
+      const std::string& channel, uint64_t from_stream_offset) override {
+    DW_RETURN_IF_ERROR(ValidateChannelName(channel));
+    return NewDirChannelReader(ctx_, channel, from_stream_offset);
+  }
+
+  absl::Status RemoveChannel(const std::string& channel) override {
+    DW_RETURN_IF_ERROR(ValidateChannelName(channel));
+    const std::string dir = ctx_.ChannelDir(channel);
+    absl::StatusOr<std::vector<std::string>> names = ctx_.ops->ListDir(dir);
+    if (absl::IsNotFound(names.status())) return absl::OkStatus();
+    DW_RETURN_IF_ERROR(names.status());
+    // Hold the writer lock while deleting, so no writer is cut off.
+    DW_ASSIGN_OR_RETURN(int lock_fd, ctx_.ops->Open(dir + "/" + kLockFile,
+                                                    O_RDWR | O_CREAT, 0666));
+    absl::Status s = ctx_.ops->Lock(lock_fd);
+    if (absl::IsFailedPrecondition(s)) {
+      s = absl::FailedPreconditionError(
+          absl::StrCat("channel ", channel, " has a live writer"));
+    }
+    for (const std::string& name : *names) {
+      if (!s.ok()) break;
+      if (name == kLockFile) continue;
+      s = ctx_.ops->Unlink(dir + "/" + name);
+      if (absl::IsNotFound(s)) s = absl::OkStatus();
+    }
+    if (s.ok()) s = ctx_.ops->Unlink(dir + "/" + kLockFile);
+    if (s.ok()) s = ctx_.ops->RemoveDir(dir);
+    ctx_.ops->Close(lock_fd).IgnoreError();
+    return s;
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListChannels() override {
+    DW_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                        ctx_.ops->ListDir(ctx_.root + "/" + kChannelsDir));
+    names.erase(std::remove_if(names.begin(), names.end(),
+                               [](const std::string& n) {
+                                 return !ValidateChannelName(n).ok();
+                               }),
+                names.end());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  absl::Status PublishHeartbeat(const std::string& process_id,
+                                const std::string& payload) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
+    return WriteHeartbeat(ctx_, process_id, ++heartbeat_sequence_, payload);
+  }
+
+  absl::StatusOr<HeartbeatListing> ListHeartbeats() override {
+    return ReadHeartbeats(ctx_);
+  }
+
+  absl::Status RemoveHeartbeat(const std::string& process_id) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
+    absl::Status s = ctx_.ops->Unlink(ctx_.root + "/" + kHeartbeatsDir + "/" +
+                                      process_id + kHeartbeatSuffix);
+    return absl::IsNotFound(s) ? absl::OkStatus() : s;
+  }
+
+  absl::Status PostToInbox(const std::string& dst_process_id,
+                           const std::string& name,
+                           const std::string& payload) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(dst_process_id));
+    DW_RETURN_IF_ERROR(ValidateChannelName(name, "inbox message name"));
+    return WriteInboxMessage(ctx_, dst_process_id, name, payload);
+  }
+
+  absl::StatusOr<InboxListing> TakeInbox(
+      const std::string& process_id) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
+    return TakeInboxMessages(ctx_, process_id);
+  }
+
+  absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(
+      const WatcherOptions& options) override {
+    return NewDirVolumeWatcher(ctx_, options);
+  }
+
+ private:
+  const DirContext ctx_;
+  std::atomic<uint64_t> heartbeat_sequence_{0};
+};
+
+// Checks or creates the VOLUME marker.
+absl::Status CheckMarker(const DirContext& ctx) {
+  const std::string marker = ctx.root + "/" + kVolumeMarker;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::string> text = ReadSmallFile(*ctx.ops, marker, 4096);
+    if (text.ok()) {
+      if (*text == kVolumeMarkerText) return absl::OkStatus();
+      if (absl::StartsWith(*text, "diskwire volume\nformat ")) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(ctx.root, " is a diskwire volume of another format (",
+                         absl::CHexEscape(absl::StripAsciiWhitespace(*text)),
+                         "); this build reads format 1"));
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat(marker, " is not a diskwire volume marker"));
+    }
+    if (!absl::IsNotFound(text.status())) return text.status();
+    DW_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                        ctx.ops->ListDir(ctx.root));
+    for (const std::string& n : names) {
+      if (n != kChannelsDir && n != kHeartbeatsDir && n != kInboxDir &&
+          !absl::StartsWith(n, ".")) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(ctx.root, " is not a diskwire volume (no ",
+                         kVolumeMarker, " file) and is not empty (it holds \"",
+                         absl::CHexEscape(n), "\")"));
+      }
+    }
+    // Publish the marker without replacing one another process wrote.
+    const std::string hidden =
+        ctx.root + "/.marker-" + std::to_string(getpid());
+    DW_ASSIGN_OR_RETURN(
+        int fd, ctx.ops->Open(hidden, O_WRONLY | O_CREAT | O_TRUNC, 0666));
+    absl::Status s = WriteAll(*ctx.ops, fd, kVolumeMarkerText, hidden);
+    ctx.ops->Close(fd).IgnoreError();
+    if (s.ok()) s = ctx.ops->Link(hidden, marker);
+    ctx.ops->Unlink(hidden).IgnoreError();
+    if (s.ok() || absl::IsAlreadyExists(s)) continue;  // re-read it
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
+    const std::string& root, const DirVolumeOptions& options) {
+  if (!options.mac_key.empty() && options.mac_key.size() != kMacKeySize) {
+    return absl::InvalidArgumentError(absl::StrCat("MAC key must be ",
+                                                   kMacKeySize, " bytes, got ",
+                                                   options.mac_key.size()));
+  }
+  if (root.empty()) return absl::InvalidArgumentError("empty volume path");
+  DirContext ctx;
+  ctx.root = root;
+  while (ctx.root.size() > 1 && ctx.root.back() == '/') ctx.root.pop_back();
+  ctx.ops = options.file_ops != nullptr ? options.file_ops : FileOps::Default();
+  ctx.mac_key = options.mac_key;
+  ctx.node = options.node;
+  if (ctx.node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    ctx.node = host;
+  }
+  DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root));
+  DW_RETURN_IF_ERROR(CheckMarker(ctx));
+  for (const char* sub : {kChannelsDir, kHeartbeatsDir, kInboxDir}) {
+    DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root + "/" + sub));
+  }
+  return std::make_unique<DirVolume>(std::move(ctx));
+}
+
+absl::StatusOr<std::string> LoadMacKeyFile(const std::string& path,
+                                           FileOps* ops) {
+  if (ops == nullptr) ops = FileOps::Default();
+  DW_ASSIGN_OR_RETURN(std::string data, ReadSmallFile(*ops, path, 4096));
+  if (data.size() == kMacKeySize) return data;
+  const absl::string_view hex = absl::StripTrailingAsciiWhitespace(data);
+  if (hex.size() == 2 * kMacKeySize &&
+      std::all_of(hex.begin(), hex.end(),
+                  [](char c) { return absl::ascii_isxdigit(c); })) {
+    return absl::HexStringToBytes(hex);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "key file ", path, " must hold ", kMacKeySize, " raw bytes or ",
+      2 * kMacKeySize, " hex digits, got ", data.size(), " bytes"));
+}
+
+}  // namespace diskwire::storage

@@ -1,0 +1,82 @@
+// File: storage/file_ops.h
+// The filesystem calls storage/ makes, in the spirit of leveldb's Env: the
+// POSIX implementation for real volumes, and a fault-injecting wrapper
+// (fault_injecting_file_ops.h) that scripts ENOSPC, EIO and short writes.
+//
+// Every method returns OK or an error Status built from errno by one helper
+// (ErrnoError), whose message names the operation and path. EINTR is retried
+// inside; nothing else is. Implementations are thread-safe.
+
+#ifndef DISKWIRE_STORAGE_FILE_OPS_H_
+#define DISKWIRE_STORAGE_FILE_OPS_H_
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace diskwire::storage {
+
+// errno → Status: "<what>: <strerror>", code from absl::ErrnoToStatusCode
+// (ENOSPC → ResourceExhausted, ENOENT → NotFound, EIO → Unavailable...).
+absl::Status ErrnoError(int err, absl::string_view what);
+
+class FileOps {
+ public:
+  virtual ~FileOps() = default;
+
+  // The POSIX implementation; never deleted.
+  static FileOps* Default();
+
+  /** @see man 2 open. Returns the fd (O_CLOEXEC is always added). */
+  virtual absl::StatusOr<int> Open(const std::string& path, int flags,
+                                   mode_t mode) = 0;
+  virtual absl::Status Close(int fd) = 0;
+  /** @see man 2 writev. ONE call: returns the bytes written, maybe fewer than
+   * asked (a short write); the caller loops. */
+  virtual absl::StatusOr<size_t> WriteV(int fd, const iovec* iov,
+                                        int iovcnt) = 0;
+  /** @see man 2 pread. One call; 0 at end of file. */
+  virtual absl::StatusOr<size_t> PRead(int fd, char* buf, size_t n,
+                                       uint64_t offset) = 0;
+  /** fdatasync(2). */
+  virtual absl::Status Sync(int fd) = 0;
+  virtual absl::Status Truncate(int fd, uint64_t size) = 0;
+  /** fstat(2) size. On network filesystems it may be stale: read past it. */
+  virtual absl::StatusOr<uint64_t> Size(int fd) = 0;
+  /** Non-blocking exclusive OFD lock (fcntl F_OFD_SETLK) on the whole file,
+   * held until the fd is closed. FailedPrecondition when another open file
+   * description holds it. */
+  virtual absl::Status Lock(int fd) = 0;
+  /** Replaces `to` atomically. */
+  virtual absl::Status Rename(const std::string& from,
+                              const std::string& to) = 0;
+  /** link(2): AlreadyExists when `to` exists (an atomic no-replace publish). */
+  virtual absl::Status Link(const std::string& from, const std::string& to) = 0;
+  virtual absl::Status Unlink(const std::string& path) = 0;
+  /** mkdir(2) with 0777 & umask; OK when a directory already exists there. */
+  virtual absl::Status MakeDir(const std::string& path) = 0;
+  virtual absl::Status RemoveDir(const std::string& path) = 0;
+  /** Entry names except "." and "..", unsorted. NotFound when absent. */
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& path) = 0;
+  /** fsync(2) of a directory, making renames and creations durable. */
+  virtual absl::Status SyncDir(const std::string& path) = 0;
+};
+
+// Reads the whole small file at `path` (≤ max_bytes, else DataLoss).
+absl::StatusOr<std::string> ReadSmallFile(FileOps& ops, const std::string& path,
+                                          size_t max_bytes);
+// Writes all of `data` to `fd`, looping over short writes.
+absl::Status WriteAll(FileOps& ops, int fd, absl::string_view data,
+                      absl::string_view what);
+
+}  // namespace diskwire::storage
+
+#endif  // DISKWIRE_STORAGE_FILE_OPS_H_
