@@ -49,6 +49,8 @@
   X(ssize_t, sendfile, (int, int, off_t*, size_t))                       \
   X(ssize_t, sendfile64, (int, int, off64_t*, size_t))                   \
   X(ssize_t, splice, (int, loff_t*, int, loff_t*, size_t, unsigned int)) \
+  X(off64_t, lseek64, (int, off64_t, int))                               \
+  X(ssize_t, pread64, (int, void*, size_t, off64_t))                     \
   X(int, close, (int))                                                   \
   X(int, close_range, (unsigned int, unsigned int, int))                 \
   X(void, closefrom, (int))                                              \

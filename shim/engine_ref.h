@@ -1,0 +1,49 @@
+// File: shim/engine_ref.h
+// How the hooks reach the process's Engine: a fast, lock-free pointer load on
+// every hook, and lazy creation on the first socket-creating hook.
+//
+// Thread safety: everything here may be called from any thread, and from hooks
+// that run before static initialisation; creation runs once (pthread_once).
+
+#ifndef DISKWIRE_SHIM_ENGINE_REF_H_
+#define DISKWIRE_SHIM_ENGINE_REF_H_
+
+#include <atomic>
+
+#include "core/engine.h"
+
+namespace diskwire::shim {
+
+namespace internal {
+extern std::atomic<Engine*> g_engine;
+}  // namespace internal
+
+// The engine if one has been created, else nullptr. One relaxed load: safe on
+// the pass-through path because an fd can only be owned after the engine that
+// owns it was published with release semantics (OnConnect/OnAccept run on a
+// thread that has already seen it).
+inline Engine* CurrentEngine() {
+  return internal::g_engine.load(std::memory_order_acquire);
+}
+
+// Is `fd` an owned socket? The pass-through check of every data hook.
+inline Engine* OwningEngine(int fd) {
+  Engine* engine = CurrentEngine();
+  return engine != nullptr && engine->Owns(fd) ? engine : nullptr;
+}
+
+// Returns the engine, creating it on the first call (Engine::Get with the real
+// calls); nullptr when diskwire is not configured. A call that re-enters from
+// the engine's own creation on the same thread gets nullptr. On creation also
+// registers the fork handlers and installs the crash handler.
+Engine* EnsureEngine();
+
+// Remembers that `epfd` is an epoll instance holding owned fds, so that its
+// close goes through Engine::Close. Lock-free.
+void MarkEpollFd(int epfd);
+bool IsMarkedEpollFd(int epfd);
+void UnmarkEpollFd(int epfd);
+
+}  // namespace diskwire::shim
+
+#endif  // DISKWIRE_SHIM_ENGINE_REF_H_
