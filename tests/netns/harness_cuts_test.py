@@ -94,6 +94,21 @@ class CutTest(unittest.TestCase):
         self.assertEqual([what for _, what in self.net.cuts.log],
                          ["link down on a", "link up on a"] * 3)
 
+    def test_cut_before_the_first_byte_stalls(self):
+        xfer = h.NcTransfer(self.net, size=SIZE, rate=RATE, gate=True).start()
+        xfer.wait_established(20)
+        self.net.cuts.link_down("a")
+        xfer.go()
+        self.assert_stalled(xfer)
+
+    def test_cut_after_the_senders_fin_strands_unacknowledged_data(self):
+        h.hold_data_in_sender(self.net)
+        xfer = h.NcTransfer(self.net, size=3 * h.MiB, rate=256 * h.MiB,
+                            slow_reader_rate=h.MiB).start()
+        h.wait_sender_fin(xfer, 20)
+        self.net.cuts.link_down("a")
+        self.assert_stalled(xfer)
+
     def test_bad_cut_arguments_are_rejected(self):
         with self.assertRaisesRegex(ValueError, "direction"):
             self.net.cuts.blackhole("a", "sideways")

@@ -87,6 +87,10 @@ class Host:
         return [line.split()[0] for line in self.tcp_sockets(port)
                 if not line.startswith("LISTEN")]
 
+    def sysctl(self, name, value):
+        """Sets a per-namespace sysctl (e.g. net.ipv4.tcp_rmem) in this host."""
+        self.run(["sysctl", "-q", "-w", f"{name}={value}"])
+
     def link_counters(self):
         """{"rx_bytes", "tx_bytes", ...} of this host's end of the veth link."""
         out = self.ip("-s", "-j", "link", "show", "dev", LINK).stdout

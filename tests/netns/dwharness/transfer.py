@@ -149,3 +149,20 @@ class NcTransfer:
 
     def describe(self):
         return "; ".join(p.describe() for p in self.procs.values())
+
+
+def hold_data_in_sender(net, sender="a"):
+    """Small receive window at the receiver, large send buffer at the sender:
+    a fast sender's bytes then wait, unacknowledged, in its own kernel queue
+    (so a cut after its FIN still strands data there)."""
+    net.other(sender).sysctl("net.ipv4.tcp_rmem", "4096 65536 131072")
+    net.host(sender).sysctl("net.ipv4.tcp_wmem", "4096 4194304 4194304")
+
+
+def wait_sender_fin(xfer, timeout):
+    """Waits until the sender's socket has sent its FIN (FIN-WAIT-1/2)."""
+    return wait_for(
+        lambda: [s for s in xfer.src_host.tcp_states(xfer.port) if s.startswith("FIN-WAIT")],
+        timeout, f"the sender's FIN on port {xfer.port}",
+        last=lambda: xfer.src_host.tcp_sockets(xfer.port))
+

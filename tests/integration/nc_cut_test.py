@@ -1,0 +1,57 @@
+"""Stock nc, one way, tens of MiB, under diskwire: every kind of cut lands
+mid-stream and is left in place (or flaps); the stream must arrive byte-exact
+within the bound. Without diskwire each of these transfers stalls
+(tests/netns/harness_cuts_test.py shows it)."""
+
+import dwharness as h
+import shim_testbase as base
+
+SIZE = 32 * h.MiB
+RATE = 8 * h.MiB  # bytes/s: a 4 s transfer.
+CUT_AT = SIZE // 4
+
+
+class NcCutTest(base.ShimTestCase):
+    def run_with_cut(self, cut, **kwargs):
+        xfer = self.nc(SIZE, RATE, **kwargs).start()
+        xfer.wait_received(CUT_AT, 30)
+        cut()
+        self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
+        return xfer
+
+    def test_silent_link_down_on_sender_side(self):
+        self.run_with_cut(lambda: self.net.cuts.link_down("a"))
+
+    def test_silent_link_down_on_receiver_side(self):
+        self.run_with_cut(lambda: self.net.cuts.link_down("b"))
+
+    def test_reset(self):
+        self.run_with_cut(lambda: self.net.cuts.reset("b", "both"))
+
+    def test_blackhole(self):
+        self.run_with_cut(lambda: self.net.cuts.blackhole("b", "both"))
+
+    def test_one_way_partition_of_the_data(self):
+        self.run_with_cut(lambda: self.net.cuts.one_way(src="a"))
+
+    def test_one_way_partition_of_the_acks(self):
+        self.run_with_cut(lambda: self.net.cuts.one_way(src="b"))
+
+    def test_flapping_link(self):
+        flappers = []
+        # Down longer than detection (failover), up long enough to resume.
+        self.run_with_cut(lambda: flappers.append(
+            self.net.cuts.start_flap(down_s=2, up_s=2, times=3, side="a")))
+        self.assertTrue(flappers[0].join(60))
+
+    def test_short_flaps_below_the_detection_bound(self):
+        # Each outage is shorter than DETECT_MS: TCP may carry on, diskwire may
+        # fail over; either way the bytes must be exact.
+        flappers = []
+        self.run_with_cut(lambda: flappers.append(
+            self.net.cuts.start_flap(down_s=0.5, up_s=0.5, times=5, side="b")))
+        self.assertTrue(flappers[0].join(60))
+
+
+if __name__ == "__main__":
+    base.main()

@@ -1,0 +1,111 @@
+"""Shared fixture of the integration tests that run stock programs under the
+diskwire shim between two namespaces (tests/netns/dwharness).
+
+Every test asserts byte-exact delivery (sha256) and completion within a bound.
+Timing settings are tightened so a test takes seconds: detection 1 s, peer
+timeout 4 s, heartbeat 200 ms.
+"""
+
+import json
+import os
+import sys
+import unittest
+
+import dwharness as h
+from dwharness.peers import PeerStream
+from dwharness.shim import Diskwire
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DETECT_MS = 1000
+PEER_TIMEOUT_MS = 4000
+HEARTBEAT_MS = 200
+PORT = 5001
+SLACK_S = 40  # Added to every bound: the machine is small and loaded.
+
+
+def transfer_bound(size, rate):
+    """Seconds a paced transfer of `size` bytes may take, failover included."""
+    return size / rate + DETECT_MS / 1000 + SLACK_S
+
+
+class ShimTestCase(unittest.TestCase):
+    """Two hosts, a volume, and diskwire settings for port PORT."""
+
+    select = PORT
+    settings = {}
+
+    def setUp(self):
+        self.net = h.TwoHosts()
+        self.addCleanup(self.net.close)
+        settings = dict(DETECT_MS=DETECT_MS, PEER_TIMEOUT_MS=PEER_TIMEOUT_MS,
+                        HEARTBEAT_MS=HEARTBEAT_MS)
+        settings.update(self.settings)
+        self.dw = Diskwire(self.net, self.select, **settings)
+
+    def nc(self, size, rate, **kwargs):
+        """An nc transfer a -> b with diskwire on both ends (not started)."""
+        kwargs.setdefault("port", PORT)
+        return h.NcTransfer(self.net, size=size, rate=rate,
+                            env_sender=self.dw.env("a"),
+                            env_receiver=self.dw.env("b"), **kwargs)
+
+    def peers(self, size, rate, **kwargs):
+        """A stream_peer.py stream a -> b with diskwire on both ends."""
+        kwargs.setdefault("port", PORT)
+        return PeerStream(self.net, size=size, rate=rate, env_sender=self.dw.env("a"),
+                          env_receiver=self.dw.env("b"), **kwargs)
+
+    def context(self, xfer=None):
+        parts = [xfer.describe()] if xfer else []
+        parts.append(f"cuts: {[what for _, what in self.net.cuts.log]}")
+        parts.append(self.dw.logs())
+        return "\n".join(parts)
+
+    def assert_byte_exact(self, xfer, timeout):
+        """The nc transfer ends within `timeout` s with every byte, in order."""
+        try:
+            status = xfer.wait_done(timeout)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{self.context()}")
+        self.assertEqual(status.get("send"), 0, self.context(xfer))
+        self.assertEqual(status.get("recv"), 0, self.context(xfer))
+        self.assertEqual(xfer.received(), xfer.size, self.context(xfer))
+        self.assertEqual(xfer.sha_received(), xfer.sha_sent, self.context(xfer))
+
+    def start_epoll_streams(self, conns, size, rate, port=PORT):
+        """Starts epoll_streams.py server on b and client on a, under diskwire."""
+        procs = {}
+        program = os.path.join(HERE, "epoll_streams.py")
+        common = ["--conns", str(conns), "--size", str(size), "--rate", str(int(rate))]
+        for role, host, where in (("server", self.net.b, ["--listen"]),
+                                  ("client", self.net.a, ["--connect"])):
+            report = open(self.net.path(f"{role}.json"), "wb")
+            try:
+                procs[role] = host.popen(
+                    role, [sys.executable, program, role, *where,
+                           f"{self.net.b.addr}:{port}", *common,
+                           "--progress", self.net.path(f"{role}.progress")],
+                    env=h.clean_env(self.dw.env(host.name)), stdout=report)
+            finally:
+                report.close()
+            if role == "server":
+                h.wait_for(lambda: self.net.b.listening(port), 20,
+                           "epoll_streams server to listen")
+        return procs
+
+    def epoll_progress(self, role):
+        try:
+            with open(self.net.path(f"{role}.progress")) as f:
+                return int(f.read() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def epoll_report(self, role):
+        with open(self.net.path(f"{role}.json")) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        return json.loads(lines[-1]) if lines else {}
+
+
+def main():
+    h.skip_unless_netns()
+    unittest.main(verbosity=2)

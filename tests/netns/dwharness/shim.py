@@ -1,0 +1,74 @@
+"""The diskwire preload for processes run by the harness.
+
+The shim is found, in order, at $DW_SHIM (an absolute path; "off" runs the
+programs without any preload, to show that a test fails without diskwire),
+in Bazel's runfiles (shim/libdiskwire.so, a data dependency of the test), or
+in the source tree's bazel-bin. The harness's own knobs are named DW_*, not
+DISKWIRE_*, because the shim rejects unknown DISKWIRE_* variables.
+"""
+
+import os
+
+from .wait import file_size
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+_RELATIVE = os.path.join("shim", "libdiskwire.so")
+
+
+def shim_path():
+    """Absolute path of libdiskwire.so, "" when DW_SHIM=off; raises when absent."""
+    override = os.environ.get("DW_SHIM")
+    if override == "off":
+        return ""
+    candidates = [override] if override else []
+    srcdir = os.environ.get("TEST_SRCDIR")
+    if srcdir:
+        candidates.append(os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", "diskwire"),
+                                       _RELATIVE))
+    candidates.append(os.path.join(_REPO, "bazel-bin", _RELATIVE))
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return os.path.realpath(path)
+    raise FileNotFoundError("libdiskwire.so not found (looked in "
+                            f"{', '.join(p for p in candidates if p)}); build it with "
+                            "`bazel build //shim:libdiskwire.so` or set DW_SHIM")
+
+
+class Diskwire:
+    """diskwire settings for the two hosts of a TwoHosts.
+
+    Each host is its own node ("a", "b") on the shared volume, and logs to
+    <workdir>/diskwire-<node>.log. `settings` are extra DISKWIRE_* variables
+    without the prefix, e.g. Diskwire(net, 5001, MODE="storage").
+    """
+
+    def __init__(self, net, select, **settings):
+        self.net = net
+        self.preload = shim_path()
+        self.settings = {"VOLUME": net.volume, "SELECT": str(select)}
+        self.settings.update({k: str(v) for k, v in settings.items()})
+
+    def log_path(self, node):
+        return self.net.path(f"diskwire-{node}.log")
+
+    def env(self, node, **overrides):
+        """Environment entries for a process on host `node`."""
+        settings = dict(self.settings, NODE=node, LOG=self.log_path(node))
+        settings.update({k: str(v) for k, v in overrides.items()})
+        env = {f"DISKWIRE_{k}": v for k, v in settings.items()}
+        if self.preload:
+            env["LD_PRELOAD"] = self.preload
+        return env
+
+    def logs(self, limit=1500):
+        """The tail of both hosts' diskwire logs, for failure messages."""
+        parts = []
+        for node in ("a", "b"):
+            path = self.log_path(node)
+            if file_size(path):
+                with open(path, "rb") as f:
+                    f.seek(max(0, file_size(path) - limit))
+                    parts.append(f"--- diskwire log {node} ---\n"
+                                 + f.read().decode(errors="replace"))
+        return "\n".join(parts) or "(no diskwire log)"
