@@ -1,0 +1,245 @@
+#include "cli/run_command.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status_macros.h"
+#include "cli/elf_check.h"
+#include "cli/exec_paths.h"
+#include "cli/flags.h"
+#include "core/config.h"
+
+namespace diskwire {
+namespace {
+
+constexpr absl::string_view kVarPrefix = "DISKWIRE_";
+
+// DISKWIRE_PEER_TIMEOUT_MS → peer-timeout-ms.
+std::string FlagNameFor(absl::string_view var) {
+  std::string flag = absl::AsciiStrToLower(var.substr(kVarPrefix.size()));
+  for (char& c : flag) {
+    if (c == '_') c = '-';
+  }
+  return flag;
+}
+
+// One flag per variable, plus --shim and --help. Built once; never freed.
+const std::vector<FlagSpec>& Specs() {
+  static const std::vector<FlagSpec>* specs = [] {
+    auto* names = new std::vector<std::string>();
+    for (const VariableInfo& v : Variables())
+      names->push_back(FlagNameFor(v.name));
+    auto* s = new std::vector<FlagSpec>();
+    for (const std::string& n : *names) s->push_back({n.c_str(), true});
+    s->push_back({"shim", true});
+    s->push_back({"help", false});
+    return s;
+  }();
+  return *specs;
+}
+
+// The value of a flag as it goes into the environment: relative paths made
+// absolute, since the program may change directory.
+std::string EnvValue(const VariableInfo& v, const std::string& value,
+                     const std::string& cwd) {
+  absl::string_view syntax = v.syntax;
+  if (syntax == "PATH") return Absolute(value, cwd);
+  if (absl::StrContains(syntax, "/PATH") &&
+      value.find('/') != std::string::npos) {
+    return Absolute(value, cwd);
+  }
+  return value;
+}
+
+// Sets NAME=value in `env`, replacing an earlier value.
+void SetEnv(std::vector<std::string>* env, absl::string_view name,
+            const std::string& value) {
+  std::string prefix = absl::StrCat(name, "=");
+  for (std::string& entry : *env) {
+    if (absl::StartsWith(entry, prefix)) {
+      entry = prefix + value;
+      return;
+    }
+  }
+  env->push_back(prefix + value);
+}
+
+std::optional<std::string> GetEnv(const std::vector<std::string>& env,
+                                  absl::string_view name) {
+  std::string prefix = absl::StrCat(name, "=");
+  for (const std::string& entry : env) {
+    if (absl::StartsWith(entry, prefix)) return entry.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+// Appends `shim` to an LD_PRELOAD list unless it is already there.
+std::string AppendPreload(const std::optional<std::string>& existing,
+                          const std::string& shim) {
+  if (!existing || existing->empty()) return shim;
+  for (absl::string_view item :
+       absl::StrSplit(*existing, absl::ByAnyChar(": "), absl::SkipEmpty())) {
+    if (item == shim) return *existing;
+  }
+  return absl::StrCat(*existing, ":", shim);
+}
+
+// "DISKWIRE_X: msg" → "DISKWIRE_X (--x): msg", so the user sees the flag.
+absl::Status WithFlagName(const absl::Status& s) {
+  absl::string_view msg = s.message();
+  size_t colon = msg.find(':');
+  if (colon == absl::string_view::npos) {
+    return absl::InvalidArgumentError(msg);
+  }
+  absl::string_view var = msg.substr(0, colon);
+  for (const VariableInfo& v : Variables()) {
+    if (var == v.name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(var, " (--", FlagNameFor(var), ")", msg.substr(colon)));
+    }
+  }
+  return absl::InvalidArgumentError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<RunPlan> PlanRun(absl::Span<const std::string> args,
+                                const RunContext& context) {
+  DW_ASSIGN_OR_RETURN(ParsedFlags flags, ParseFlags(args, Specs()));
+  RunPlan plan;
+  if (flags.Has("help")) {
+    plan.help = true;
+    return plan;
+  }
+  if (flags.positional.empty()) {
+    return absl::InvalidArgumentError(
+        "missing the program to run (diskwire run [FLAGS] -- CMD [ARGS...])");
+  }
+  plan.env = context.environ;
+  for (const VariableInfo& v : Variables()) {
+    if (std::optional<std::string> value = flags.Get(FlagNameFor(v.name))) {
+      SetEnv(&plan.env, v.name, EnvValue(v, *value, context.cwd));
+    }
+  }
+  std::vector<const char*> envp;
+  for (const std::string& e : plan.env) envp.push_back(e.c_str());
+  envp.push_back(nullptr);
+  absl::StatusOr<Config> config =
+      Config::FromEnvironment(EnvLookup::FromEnviron(envp.data()));
+  if (!config.ok()) return WithFlagName(config.status());
+
+  DW_ASSIGN_OR_RETURN(
+      std::string shim,
+      FindShim(context.self_exe, flags.Get("shim"), context.cwd));
+  SetEnv(&plan.env, "LD_PRELOAD",
+         AppendPreload(GetEnv(plan.env, "LD_PRELOAD"), shim));
+
+  DW_ASSIGN_OR_RETURN(
+      plan.path, ResolveCommand(flags.positional[0], GetEnv(plan.env, "PATH")));
+  plan.argv = flags.positional;
+  plan.warnings = PreloadWarnings(plan.path);
+  return plan;
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kFailedPrecondition:
+      return 1;
+    case absl::StatusCode::kNotFound:
+      return 127;
+    case absl::StatusCode::kPermissionDenied:
+      return 126;
+    default:
+      return 2;
+  }
+}
+
+int RunCommand(absl::Span<const std::string> args) {
+  RunContext context;
+  for (char** e = environ; *e != nullptr; ++e) context.environ.push_back(*e);
+  context.cwd = CurrentDirectory();
+  context.self_exe = SelfExecutable();
+  absl::StatusOr<RunPlan> plan = PlanRun(args, context);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "diskwire run: %s\n",
+                 std::string(plan.status().message()).c_str());
+    return ExitCodeFor(plan.status());
+  }
+  if (plan->help) {
+    std::fputs(RunHelp().c_str(), stdout);
+    return 0;
+  }
+  for (const std::string& w : plan->warnings) {
+    std::fprintf(stderr, "diskwire run: warning: %s\n", w.c_str());
+  }
+  std::vector<char*> argv, envp;
+  for (std::string& a : plan->argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& e : plan->env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::fflush(stdout);
+  execve(plan->path.c_str(), argv.data(), envp.data());
+  int err = errno;
+  std::fprintf(stderr, "diskwire run: cannot execute %s: %s\n",
+               plan->path.c_str(), std::strerror(err));
+  return err == ENOENT ? 127 : 126;
+}
+
+std::string RunHelp() {
+  std::string text =
+      "usage: diskwire run [FLAGS] [--] CMD [ARGS...]\n"
+      "\n"
+      "Runs CMD with libdiskwire.so preloaded (appended to LD_PRELOAD) and "
+      "the\n"
+      "DISKWIRE_* variables below set from the flags. A flag overrides the\n"
+      "variable already in the environment; variables not given as flags "
+      "are\n"
+      "kept. The whole configuration is checked before CMD starts.\n"
+      "Relative paths are made absolute (for --log, a path needs a '/', as "
+      "in\n"
+      "./diskwire.log). Flags take --name VALUE or --name=VALUE.\n"
+      "\n"
+      "Flags:\n";
+  for (const VariableInfo& v : Variables()) {
+    absl::StrAppend(&text, "  --", FlagNameFor(v.name), " ", v.syntax, "\n",
+                    "      ", v.name, ", default ", v.default_text, ". ",
+                    v.help, "\n");
+  }
+  absl::StrAppend(
+      &text,
+      "  --shim PATH\n"
+      "      The library to preload. Default: the first of "
+      "<dir>/../shim/libdiskwire.so,\n"
+      "      <dir>/libdiskwire.so, <dir>/../lib/diskwire/libdiskwire.so, "
+      "where <dir>\n"
+      "      holds the diskwire executable.\n"
+      "  --help\n"
+      "      This text.\n"
+      "\n"
+      "Warnings (CMD still runs): CMD is statically linked, built for "
+      "another\n"
+      "machine, or setuid/setgid/with file capabilities: LD_PRELOAD cannot "
+      "reach it.\n"
+      "\n"
+      "Exit status: CMD's own; 2 for a usage or configuration error; 1 when\n"
+      "libdiskwire.so is not found; 127 when CMD is not found; 126 when it "
+      "cannot\n"
+      "be executed.\n"
+      "\n"
+      "Example:\n"
+      "  diskwire run --volume /mnt/shared/dw --select 7000 -- nc db1 7000\n");
+  return text;
+}
+
+}  // namespace diskwire
