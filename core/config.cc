@@ -53,8 +53,8 @@ constexpr VariableInfo kVariables[] = {
      "fsync of written records: never, after every batch, or at most every "
      "MS milliseconds (default 100)."},
     {"DISKWIRE_KEY_FILE", "PATH", "(unset)",
-     "File holding at least 32 bytes of secret key: records are "
-     "authenticated with it, not only checksummed."},
+     "File holding the secret key (32 raw bytes, or 64 hex digits): records "
+     "are authenticated with it, not only checksummed."},
     {"DISKWIRE_NODE", "NAME", "hostname",
      "This host's name on the volume: 1 to 64 of A-Z a-z 0-9 . _ -"},
     {"DISKWIRE_LOG", "stderr|off|/PATH", "stderr",

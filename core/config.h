@@ -74,7 +74,7 @@ struct Config {
   Durability durability = Durability::kNone;
   int64_t fsync_interval_ms = 100;  // Used when durability is kInterval.
   std::string key_file;             // Empty: records are checksummed only.
-  std::string key;                  // The key file's bytes (>= 32).
+  std::string key;                  // The 32-byte key from key_file.
   std::string node;                 // Validated [A-Za-z0-9._-]{1,64}.
   LogSink log_sink = LogSink::kStderr;
   std::string log_path;  // For LogSink::kFile: an absolute path.

@@ -344,14 +344,18 @@ TEST_F(ConfigTest, SelectIsRequired) {
 }
 
 TEST_F(ConfigTest, KeyFileChecks) {
+  const std::string hint =
+      " bytes; a key is 32 raw bytes or 64 hex digits (make one with: head -c "
+      "32 /dev/urandom > FILE)";
   EXPECT_EQ(Error({{"DISKWIRE_KEY_FILE", WriteFile("short", 31)}}),
-            absl::StrCat("DISKWIRE_KEY_FILE: \"", Path("short"),
-                         "\" holds 31 bytes; a key needs 32 or more (make one "
-                         "with: head -c 32 /dev/urandom > FILE)"));
+            absl::StrCat("DISKWIRE_KEY_FILE: \"", Path("short"), "\" holds 31",
+                         hint));
+  EXPECT_EQ(
+      Error({{"DISKWIRE_KEY_FILE", WriteFile("long", 33)}}),
+      absl::StrCat("DISKWIRE_KEY_FILE: \"", Path("long"), "\" holds 33", hint));
   EXPECT_EQ(Error({{"DISKWIRE_KEY_FILE", WriteFile("big", 4097)}}),
             absl::StrCat("DISKWIRE_KEY_FILE: \"", Path("big"),
-                         "\" holds more than 4096 bytes; not a key file?"));
-  EXPECT_EQ(Error({{"DISKWIRE_KEY_FILE", WriteFile("max", 4096)}}), "");
+                         "\" holds more than 4096", hint));
   EXPECT_EQ(Error({{"DISKWIRE_KEY_FILE", Path("absent")}}),
             absl::StrCat("DISKWIRE_KEY_FILE: cannot use \"", Path("absent"),
                          "\": No such file or directory"));
@@ -361,6 +365,22 @@ TEST_F(ConfigTest, KeyFileChecks) {
   EXPECT_EQ(Error({{"DISKWIRE_KEY_FILE", "key"}}),
             "DISKWIRE_KEY_FILE: \"key\" is not an absolute path (the program "
             "may change directory)");
+}
+
+TEST_F(ConfigTest, KeyFileHoldsRawOrHexKey) {
+  std::string hex_path = Path("hex");
+  std::string hex;
+  for (int i = 0; i < 32; ++i)
+    absl::StrAppend(&hex, i < 16 ? "0" : "", absl::Hex(i));
+  std::ofstream(hex_path) << hex << "\n";
+  ASSERT_OK_AND_ASSIGN(Config c,
+                       Parse(Minimal({{"DISKWIRE_KEY_FILE", hex_path}})));
+  ASSERT_EQ(c.key.size(), 32u);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(c.key[i], static_cast<char>(i));
+  std::ofstream(hex_path) << hex.substr(1) << "g\n";  // Not hex.
+  EXPECT_THAT(Parse(Minimal({{"DISKWIRE_KEY_FILE", hex_path}})),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       testing::HasSubstr("holds 65 bytes")));
 }
 
 TEST_F(ConfigTest, UnreadableKeyFileReportsTheErrno) {

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +19,7 @@
 namespace diskwire {
 namespace {
 
-constexpr size_t kMinKeyBytes = 32;
+constexpr size_t kKeyBytes = 32;  // storage::kMacKeySize.
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr size_t kMaxNodeName = 64;
 
@@ -251,19 +253,23 @@ absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
     got += static_cast<size_t>(n);
   }
   close(fd);
-  if (got > kMaxKeyBytes) {
-    return Invalid(name, absl::StrCat("\"", path, "\" holds more than ",
-                                      kMaxKeyBytes, " bytes; not a key file?"));
-  }
-  if (got < kMinKeyBytes) {
-    return Invalid(
-        name, absl::StrCat("\"", path, "\" holds ", got, " bytes; a key needs ",
-                           kMinKeyBytes,
-                           " or more (make one with: head -c 32 /dev/urandom "
-                           "> FILE)"));
-  }
   key.resize(got);
-  return key;
+  // The same rule as storage::LoadMacKeyFile: 32 raw bytes, or 64 hex digits
+  // optionally followed by blanks (a line made with `openssl rand -hex 32`).
+  if (got == kKeyBytes) return key;
+  absl::string_view hex = absl::StripTrailingAsciiWhitespace(key);
+  bool all_hex = std::all_of(hex.begin(), hex.end(), [](char c) {
+    return absl::ascii_isxdigit(static_cast<unsigned char>(c));
+  });
+  if (hex.size() == 2 * kKeyBytes && all_hex) {
+    return absl::HexStringToBytes(hex);
+  }
+  return Invalid(
+      name,
+      absl::StrCat("\"", path, "\" holds ",
+                   got > kMaxKeyBytes ? "more than 4096" : absl::StrCat(got),
+                   " bytes; a key is 32 raw bytes or 64 hex digits "
+                   "(make one with: head -c 32 /dev/urandom > FILE)"));
 }
 
 absl::StatusOr<std::string> ParseNodeName(absl::string_view name,

@@ -52,8 +52,8 @@ absl::StatusOr<bool> ParseOnError(absl::string_view name,
 absl::StatusOr<std::string> ParseVolumePath(absl::string_view name,
                                             absl::string_view value);
 
-// Reads an absolute path to a readable regular file of 32 to 4096 bytes and
-// returns its bytes.
+// Reads an absolute path to a readable regular file holding 32 raw bytes, or
+// 64 hex digits optionally followed by blanks, and returns the 32-byte key.
 absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
                                         absl::string_view path);
 
