@@ -63,7 +63,8 @@ class DirChannelReader final : public ChannelReader {
   int fd_ = -1;
   std::string buf_;  // file bytes [buf_off_, buf_off_ + buf_.size())
   uint64_t buf_off_ = 0;
-  uint64_t pos_ = 0;  // file offset of the next undelivered record
+  uint64_t pos_ = 0;           // file offset of the next undelivered record
+  uint64_t committed_to_ = 0;  // file offset where known batches end
   bool eof_ = false;
   size_t fill_target_ = kInitialFillTarget;
   std::vector<DecodedRecord> records_;
@@ -96,7 +97,7 @@ void DirChannelReader::UseSegment(uint64_t index, int fd) {
   index_ = index;
   fd_ = fd;
   buf_.clear();
-  buf_off_ = pos_ = kSegmentHeaderSize;
+  buf_off_ = pos_ = committed_to_ = kSegmentHeaderSize;
   eof_ = false;
 }
 
@@ -134,6 +135,9 @@ absl::Status DirChannelReader::Start() {
 }
 
 absl::Status DirChannelReader::Fill() {
+  // Bytes past the last committed batch may still change (a writer rolling
+  // back a failed batch, or recovering a torn tail): read them again.
+  buf_.resize(std::max(pos_, committed_to_) - buf_off_);
   // Drop consumed bytes once they dominate the buffer.
   if (pos_ - buf_off_ > buf_.size() / 2) {
     buf_.erase(0, pos_ - buf_off_);
@@ -176,23 +180,28 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
     const size_t budget = max_bytes > bytes ? max_bytes - bytes : 1;
     const ScanResult scan =
         ScanRecords(data, ctx_.mac_key, std::max<size_t>(budget, 1), &records_);
-    for (size_t i = 0; i < scan.committed_records; ++i) {
+    committed_to_ = std::max(committed_to_, pos_ + scan.committed_end);
+    size_t consumed = 0;
+    bool full = false;
+    for (size_t i = 0; i < scan.committed_records && !full; ++i) {
       const DecodedRecord& r = records_[i];
+      consumed += r.size;
       const uint64_t end = RecordEnd(r.header, r.payload.size());
       if (end > from_ ||
           (r.payload.empty() && r.header.stream_offset >= from_)) {
         out->push_back(Record{r.header, std::string(r.payload)});
         ++count;
         bytes += r.payload.size() + kRecordHeaderSize;
+        full = bytes >= max_bytes;
       }
     }
-    pos_ += scan.committed_end;
+    pos_ += consumed;
+    if (full) return count;
     if (scan.stop == DecodeResult::kInvalid &&
         (!absl::IsDataLoss(scan.error) || !scan.invalid_is_last || next_seen)) {
       return Corrupt(pos_ + (scan.scanned_end - scan.committed_end),
                      scan.error.message());
     }
-    if (bytes >= max_bytes && count > 0) return count;
     if (scan.committed_end > 0) continue;  // more may follow in this segment
     if (!eof_) {
       // A batch larger than the buffer target: read further.

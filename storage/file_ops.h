@@ -24,7 +24,8 @@
 namespace diskwire::storage {
 
 // errno → Status: "<what>: <strerror>", code from absl::ErrnoToStatusCode
-// (ENOSPC → ResourceExhausted, ENOENT → NotFound, EIO → Unavailable...).
+// except EIO → Unavailable, EDQUOT → ResourceExhausted (ENOSPC →
+// ResourceExhausted, ENOENT → NotFound, EEXIST → AlreadyExists...).
 absl::Status ErrnoError(int err, absl::string_view what);
 
 class FileOps {

@@ -16,8 +16,10 @@
 namespace diskwire::storage {
 
 absl::Status ErrnoError(int err, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(what, ": ", std::strerror(err)));
+  absl::StatusCode code = absl::ErrnoToStatusCode(err);
+  if (err == EIO) code = absl::StatusCode::kUnavailable;  // absl: kUnknown
+  if (err == EDQUOT) code = absl::StatusCode::kResourceExhausted;
+  return absl::Status(code, absl::StrCat(what, ": ", std::strerror(err)));
 }
 
 namespace {
