@@ -5,6 +5,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -46,8 +47,38 @@ absl::StatusOr<bool> ReadAt(int fd, void* buf, size_t len, off_t offset) {
   return true;
 }
 
-// Looks for PT_INTERP in the program header table of an ELF file of
-// `Ehdr`/`Phdr` types (32- or 64-bit).
+size_t Align4(size_t n) { return (n + 3) & ~size_t{3}; }
+
+// Does the PT_NOTE segment at `offset` of `size` bytes hold the Go
+// toolchain's build-id note (name "Go", type 4)? Unreadable or malformed
+// notes count as "no".
+bool HasGoNote(int fd, uint64_t offset, uint64_t size) {
+  constexpr size_t kMaxNoteBytes = 4096;
+  constexpr uint32_t kGoBuildIdTag = 4;
+  std::string buf(std::min<uint64_t>(size, kMaxNoteBytes), '\0');
+  absl::StatusOr<bool> whole =
+      ReadAt(fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+  if (!whole.ok() || !*whole) return false;
+  size_t pos = 0;
+  while (pos + 12 <= buf.size()) {
+    uint32_t namesz, descsz, type;
+    std::memcpy(&namesz, &buf[pos], 4);
+    std::memcpy(&descsz, &buf[pos + 4], 4);
+    std::memcpy(&type, &buf[pos + 8], 4);
+    size_t name = pos + 12;
+    size_t next = name + Align4(namesz) + Align4(descsz);
+    if (next > buf.size()) return false;
+    if (namesz == 4 && std::memcmp(&buf[name], "Go\0\0", 4) == 0 &&
+        type == kGoBuildIdTag) {
+      return true;
+    }
+    pos = next;
+  }
+  return false;
+}
+
+// Looks for PT_INTERP and Go's note in the program header table of an ELF
+// file of `Ehdr`/`Phdr` types (32- or 64-bit).
 template <typename Ehdr, typename Phdr>
 absl::StatusOr<ElfKind> ScanProgramHeaders(int fd, const std::string& path) {
   Ehdr eh;
@@ -61,6 +92,7 @@ absl::StatusOr<ElfKind> ScanProgramHeaders(int fd, const std::string& path) {
     return absl::DataLossError(
         absl::StrCat(path, ": inconsistent program header table"));
   }
+  bool interp = false;
   for (size_t i = 0; i < eh.e_phnum; ++i) {
     Phdr ph;
     DW_ASSIGN_OR_RETURN(
@@ -70,9 +102,12 @@ absl::StatusOr<ElfKind> ScanProgramHeaders(int fd, const std::string& path) {
       return absl::DataLossError(
           absl::StrCat(path, ": truncated program header table"));
     }
-    if (ph.p_type == PT_INTERP) return ElfKind::kDynamic;
+    if (ph.p_type == PT_INTERP) interp = true;
+    if (ph.p_type == PT_NOTE && HasGoNote(fd, ph.p_offset, ph.p_filesz)) {
+      return ElfKind::kGo;
+    }
   }
-  return ElfKind::kStatic;
+  return interp ? ElfKind::kDynamic : ElfKind::kStatic;
 }
 
 bool HasFileCaps(const std::string& path) {
@@ -149,6 +184,12 @@ std::vector<std::string> PreloadWarnings(const std::string& path) {
         warnings.push_back(absl::StrCat(
             file,
             " is statically linked: LD_PRELOAD has no effect on it, so "
+            "diskwire will not carry its connections"));
+        return warnings;
+      case ElfKind::kGo:
+        warnings.push_back(absl::StrCat(
+            file,
+            " is a Go program: Go makes its socket calls without libc, so "
             "diskwire will not carry its connections"));
         return warnings;
       case ElfKind::kOtherMachine:

@@ -2,7 +2,8 @@
 // Will LD_PRELOAD reach a program? `diskwire run` asks before it execs, and
 // warns (one line each) when the answer is no: a statically linked program
 // has no dynamic loader to preload anything (no PT_INTERP program header), a
-// program for another ELF class or machine cannot load our library, and the
+// program for another ELF class or machine cannot load our library, a Go
+// program makes its socket system calls directly, not through libc, and the
 // loader ignores LD_PRELOAD in secure-execution mode (setuid, setgid, or file
 // capabilities). A `#!` script is judged by its interpreter.
 //
@@ -24,6 +25,7 @@ namespace diskwire {
 enum class ElfKind {
   kDynamic,       // Has PT_INTERP: the dynamic loader runs and preloads.
   kStatic,        // No PT_INTERP (static, or static-pie): nothing preloads.
+  kGo,            // Built by Go, which makes socket calls without libc.
   kOtherMachine,  // ELF class or machine differs from this program's.
   kNotElf,        // Not an ELF file (a script, or data).
 };

@@ -81,6 +81,33 @@ TEST_F(ElfCheckTest, ForeignClassOrMachine) {
             ElfKind::kOtherMachine);
 }
 
+// A copy of the dynamic test program whose first note is rewritten into the
+// Go toolchain's build-id note ("Go\0\0", type 4), as `go build` emits it.
+TEST_F(ElfCheckTest, GoProgramsAreRecognisedByTheirNote) {
+  std::string elf = Head(kDynamic, 1 << 24);
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, elf.data(), sizeof(eh));
+  bool patched = false;
+  for (int i = 0; i < eh.e_phnum && !patched; ++i) {
+    Elf64_Phdr ph;
+    std::memcpy(&ph, elf.data() + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+    if (ph.p_type != PT_NOTE) continue;
+    uint32_t namesz = 4, type = 4;
+    elf.replace(ph.p_offset, 4, reinterpret_cast<const char*>(&namesz), 4);
+    elf.replace(ph.p_offset + 8, 4, reinterpret_cast<const char*>(&type), 4);
+    elf.replace(ph.p_offset + 12, 4, std::string("Go\0\0", 4));
+    patched = true;
+  }
+  ASSERT_TRUE(patched) << "the test program has no PT_NOTE";
+  std::string go = Write("go_program", elf);
+  EXPECT_EQ(InspectElf(go).value(), ElfKind::kGo);
+  EXPECT_THAT(PreloadWarnings(go),
+              ElementsAre(absl::StrCat(go,
+                                       " is a Go program: Go makes its socket "
+                                       "calls without libc, so diskwire will "
+                                       "not carry its connections")));
+}
+
 TEST_F(ElfCheckTest, TruncatedOrCorruptHeadersAreErrorsNotCrashes) {
   EXPECT_THAT(
       InspectElf(Write("short", Head(kDynamic, 40))),
