@@ -5,7 +5,45 @@
 
 #include "absl/strings/str_cat.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 namespace diskwire {
+namespace {
+
+// Bulk appends bypass the cache: the ring is read back only after a failover,
+// and cache-allocating stores of megabytes would evict the application's data
+// (and cost a read of each destination line first).
+constexpr size_t kStreamingCopyMin = 16 * 1024;
+
+void CopyToRing(char* dst, const char* src, size_t len) {
+#if defined(__x86_64__)
+  if (len >= kStreamingCopyMin) {
+    size_t head = (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15;
+    std::memcpy(dst, src, head);
+    dst += head;
+    src += head;
+    len -= head;
+    for (; len >= 64; len -= 64, dst += 64, src += 64) {
+      const __m128i* s = reinterpret_cast<const __m128i*>(src);
+      __m128i* d = reinterpret_cast<__m128i*>(dst);
+      __m128i a = _mm_loadu_si128(s), b = _mm_loadu_si128(s + 1);
+      __m128i c = _mm_loadu_si128(s + 2), e = _mm_loadu_si128(s + 3);
+      _mm_stream_si128(d, a);
+      _mm_stream_si128(d + 1, b);
+      _mm_stream_si128(d + 2, c);
+      _mm_stream_si128(d + 3, e);
+    }
+    std::memcpy(dst, src, len);
+    _mm_sfence();  // Order the streaming stores before the caller's unlock.
+    return;
+  }
+#endif
+  std::memcpy(dst, src, len);
+}
+
+}  // namespace
 
 ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
     : capacity_(capacity),
@@ -18,8 +56,8 @@ void ReplayRing::CopyIn(const char* src, size_t len) {
   // REQUIRES: len <= Free().
   if (len == 0) return;  // src may be null for an empty iovec.
   size_t first = std::min(len, capacity_ - head_index_);
-  std::memcpy(buf_.get() + head_index_, src, first);
-  if (len > first) std::memcpy(buf_.get(), src + first, len - first);
+  CopyToRing(buf_.get() + head_index_, src, first);
+  if (len > first) CopyToRing(buf_.get(), src + first, len - first);
   head_index_ += len;
   if (head_index_ >= capacity_) head_index_ -= capacity_;
   head_ += len;

@@ -119,6 +119,24 @@ TEST_F(ReplayRingTest, ReadingReleasedOrUnsentBytesIsOutOfRange) {
   EXPECT_EQ(at_head.size(), 0u);
 }
 
+TEST_F(ReplayRingTest, BulkAppendsAcrossTheWrapAreExact) {
+  // Appends of 16 KiB and more take the streaming-store path; unaligned
+  // positions and a wrap inside the copy must not change a byte.
+  ReplayRing ring(100003);
+  std::string stream;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 40; ++i) {
+    std::string chunk(16384 + rng() % 30000, '\0');
+    for (char& c : chunk) c = static_cast<char>(rng());
+    // Keep the last (up to) 10 bytes of what came before.
+    const uint64_t from = ring.head() - std::min<uint64_t>(ring.size(), 10);
+    ASSERT_THAT(ring.TrimTo(from), IsOk());
+    ASSERT_EQ(ring.Append(chunk), chunk.size());
+    stream += chunk;
+    ASSERT_EQ(Read(ring, from, stream.size()), stream.substr(from));
+  }
+}
+
 TEST_F(ReplayRingTest, StartOffsetIsHonoured) {
   // A session resumed mid-stream numbers its bytes from where it stands.
   ReplayRing ring(8, /*start_offset=*/1'000'000'007ULL);
