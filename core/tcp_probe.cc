@@ -83,6 +83,22 @@ absl::StatusOr<int> TcpProbe::PendingError(int fd) const {
   return err;
 }
 
+absl::Status TcpProbe::LimitSendBuffer(int fd, size_t ring_capacity) const {
+  const size_t quarter = ring_capacity / 4;
+  if (quarter == 0 || quarter > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot derive SO_SNDBUF from a replay ring of ",
+                     ring_capacity, " bytes"));
+  }
+  const int value = static_cast<int>(quarter);
+  SysResult r =
+      os_->SetSockOpt(fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof(value));
+  if (!r.ok()) {
+    return CallError(r, absl::StrCat("setsockopt(SO_SNDBUF=", value, ")"), fd);
+  }
+  return absl::OkStatus();
+}
+
 TcpProbe::KeepaliveSettings TcpProbe::SettingsFor(int64_t detect_ms) {
   KeepaliveSettings k;
   k.user_timeout_ms = static_cast<int>(std::min<int64_t>(detect_ms, INT32_MAX));

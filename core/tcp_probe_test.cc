@@ -277,6 +277,29 @@ TEST_F(TcpProbeTest, ConfigureRejectsBadBoundAndBadFd) {
                        testing::HasSubstr("setsockopt(SO_KEEPALIVE=1)")));
 }
 
+TEST_F(TcpProbeTest, LimitedSendBufferKeepsUnackedBytesUnderHalfTheRing) {
+  constexpr size_t kRing = 1 << 20;
+  ASSERT_THAT(probe_.LimitSendBuffer(client_, kRing), IsOk());
+  ASSERT_TRUE(os_->Fcntl(client_, F_SETFL, O_NONBLOCK).ok());
+  const std::string chunk(65536, 'g');
+  for (;;) {  // The server never reads: fill every buffer on the way.
+    SysResult r = os_->Write(client_, chunk.data(), chunk.size());
+    if (!r.ok()) {
+      ASSERT_EQ(r.error, EAGAIN);
+      break;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(TcpSample s, probe_.Sample(client_));
+  EXPECT_GT(s.outq, 0u);
+  // The kernel lets one write overshoot the limit.
+  EXPECT_LE(s.outq, kRing / 2 + chunk.size());
+  EXPECT_THAT(probe_.LimitSendBuffer(client_, 3),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(probe_.LimitSendBuffer(-1, kRing),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       testing::HasSubstr("SO_SNDBUF")));
+}
+
 TEST(KeepaliveSettingsTest, DetectionWithinTheBound) {
   for (int64_t ms : {1, 500, 1000, 2000, 3000, 5000, 10000, 60000}) {
     TcpProbe::KeepaliveSettings k = TcpProbe::SettingsFor(ms);
