@@ -14,7 +14,10 @@
 //  - bytes_received - FIONREAD == bytes the application has read, while the
 //    connection is open; after the peer's FIN it is one more (the FIN's
 //    sequence number counts in bytes_received until the application reads
-//    the end of file): use TcpSample::delivered();
+//    the end of file): use TcpSample::delivered(). One case it cannot see: a
+//    FIN followed by an RST leaves state CLOSE with the FIN still counted,
+//    so delivered() is one too high; draining the socket then ends in EOF
+//    (read() == 0) rather than ECONNRESET, which tells the two apart;
 //  - after the peer resets the connection, the bytes queued for reading stay
 //    readable.
 
