@@ -36,18 +36,13 @@ fi
 shim="$(realpath "$shim")"
 
 work="$(mktemp -d /tmp/dw-bench.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 mkdir "$work/volume"
 
-# Ports derived from our pid, so two benchmarks on one machine do not collide.
-port_base=$((20000 + ($$ % 2000) * 10))
-next_port=$port_base
+# A fresh port per run (no TIME_WAIT reuse), derived from our pid so that two
+# benchmarks on one machine do not collide.
+port=$((20000 + ($$ % 1000) * 40))
 
 # Runs "$@" with the preload for mode base|shim|storage and node $node.
 with_mode() {
@@ -72,11 +67,12 @@ wait_listen() {  # Awaits a listener on port $1, at most 10 s.
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-iperf_run() {  # Prints Gbit/s, or "fail".
-  local mode="$1" port=$((next_port++)) server out
-  with_mode "$mode" bench-b "$port" iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+iperf_run() {  # iperf_run MODE PORT: prints Gbit/s, or "fail".
+  local mode="$1" port="$2" server out
+  # Servers are bounded by `timeout`, so an interrupted run leaves none behind.
+  with_mode "$mode" bench-b "$port" timeout $((secs + 30)) \
+    iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   server=$!
-  pids+=("$server")
   if ! wait_listen "$port"; then stop "$server"; echo fail; return; fi
   out="$(with_mode "$mode" bench-a "$port" timeout $((secs + 20)) \
     iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J 2>/dev/null)" || true
@@ -86,11 +82,11 @@ try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_secon
 except Exception: print("fail")' <<<"$out"
 }
 
-sockperf_run() {  # Prints "p50 p99" in microseconds (half round trip), or "fail fail".
-  local mode="$1" port=$((next_port++)) server out
-  with_mode "$mode" bench-b "$port" sockperf sr --tcp -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+sockperf_run() {  # sockperf_run MODE PORT: prints "p50 p99" in us (half round trip) or "fail fail".
+  local mode="$1" port="$2" server out
+  with_mode "$mode" bench-b "$port" timeout $((secs + 30)) \
+    sockperf sr --tcp -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   server=$!
-  pids+=("$server")
   if ! wait_listen "$port"; then stop "$server"; echo "fail fail"; return; fi
   out="$(with_mode "$mode" bench-a "$port" timeout $((secs + 20)) \
     sockperf pp --tcp -i 127.0.0.1 -p "$port" -m 64 -t "$secs" 2>&1)" || true
@@ -105,8 +101,9 @@ echo "loopback, $runs alternating runs per mode, $secs s each (iperf3 bulk; sock
 for ((i = 0; i < runs; i++)); do
   if ((i % 2 == 0)); then order="base shim"; else order="shim base"; fi
   for mode in $order; do
-    t="$(iperf_run "$mode")"
-    read -r l50 l99 <<<"$(sockperf_run "$mode")"
+    port=$((port + 2))  # Not inside $(...): that would be a subshell's copy.
+    t="$(iperf_run "$mode" "$port")"
+    read -r l50 l99 <<<"$(sockperf_run "$mode" $((port + 1)))"
     tput[$mode]+="$t "
     p50[$mode]+="$l50 "
     p99[$mode]+="$l99 "
@@ -114,12 +111,22 @@ for ((i = 0; i < runs; i++)); do
       $((i + 1)) "$mode" "$t" "$l50" "$l99"
   done
 done
-t="$(iperf_run storage)"
-read -r l50 l99 <<<"$(sockperf_run storage)"
+port=$((port + 2))
+t="$(iperf_run storage "$port")"
+read -r l50 l99 <<<"$(sockperf_run storage $((port + 1)))"
 tput[storage]="$t"
 p50[storage]="$l50"
 p99[storage]="$l99"
 printf '  run 1 %-7s iperf3 %8s Gbit/s   sockperf p50 %8s us  p99 %8s us\n' storage "$t" "$l50" "$l99"
+
+# A ratio near 1 means nothing if the shim did not carry the sockets: show
+# what the shim logged.
+if [ -s "$work/diskwire.log" ]; then
+  echo "diskwire log ($(wc -l <"$work/diskwire.log") lines), last lines:"
+  tail -n 5 "$work/diskwire.log" | sed 's/^/  /'
+else
+  echo "diskwire log: empty (is the shim active on the selected sockets?)"
+fi
 
 python3 - "${tput[base]}" "${tput[shim]}" "${p50[base]}" "${p50[shim]}" \
   "${p99[base]}" "${p99[shim]}" "${tput[storage]}" "${p50[storage]}" "${p99[storage]}" <<'PY'
