@@ -92,6 +92,17 @@ TEST_F(WriterTest, DeadlineCountsFromTheFirstPendingByte) {
   EXPECT_EQ(sink_.data(), "ab");
 }
 
+TEST(WriterDefaultsTest, ZeroDelayFlushesOnTheNextPass) {
+  FakeClock clock;
+  FakeSink sink;
+  Writer writer(&clock, WriterOptions());  // flush_delay_ns = 0
+  auto channel = writer.AddChannel({1, 1}, storage::kClientToServer, &sink);
+  EXPECT_EQ(writer.RunOnce(), INT64_MAX);
+  ASSERT_THAT(channel->TrySubmitData(0, "now"), IsOk());
+  EXPECT_EQ(writer.RunOnce(), INT64_MAX);  // Without advancing the clock.
+  EXPECT_EQ(sink.data(), "now");
+}
+
 TEST_F(WriterTest, HighWaterMarkTriggersAtOnce) {
   Send(std::string(599, 'x'));
   writer_.RunOnce();
