@@ -19,6 +19,10 @@ class ReassemblyTest : public ::testing::Test {
   absl::Status OfferRange(Reassembly& r, uint64_t offset, size_t len) {
     return r.Offer(offset, absl::string_view(stream_).substr(offset, len));
   }
+  static absl::Status OfferRangeOf(Reassembly& r, const std::string& stream,
+                                   uint64_t offset, uint64_t len) {
+    return r.Offer(offset, absl::string_view(stream).substr(offset, len));
+  }
   // Takes everything that is ready.
   static std::string TakeAll(Reassembly& r) {
     std::string out;
@@ -172,6 +176,47 @@ TEST_F(ReassemblyTest, PropertyRandomSplitsDuplicatesAndReordering) {
     ASSERT_EQ(output, input) << "round " << round;
     ASSERT_EQ(r.next_offset(), base + input.size());
     ASSERT_EQ(r.buffered_bytes(), 0u);
+  }
+}
+
+// The failover case itself, at every cut: the application had read `d`
+// bytes, the old socket still holds [d, d + q), the sender resends [F, N) as
+// records (F <= d + q: everything below F is in the receiver's kernel), and the
+// two paths interleave in any order.
+TEST_F(ReassemblyTest, OldSocketAndVolumeAtEveryCut) {
+  std::mt19937_64 rng(99);
+  std::string stream(600, '\0');
+  for (char& c : stream) c = static_cast<char>(rng());
+  const uint64_t n = stream.size();
+  for (uint64_t d = 0; d <= n; d += 37) {
+    for (uint64_t q = 0; d + q <= n; q += 53) {
+      for (uint64_t f = d / 2; f <= d + q; f += 41) {
+        Reassembly r(d, /*window=*/4096);
+        std::vector<std::pair<uint64_t, uint64_t>> socket_reads, records;
+        for (uint64_t at = d; at < d + q;) {  // Socket reads, in order.
+          uint64_t len = std::min<uint64_t>(1 + rng() % 40, d + q - at);
+          socket_reads.push_back({at, len});
+          at += len;
+        }
+        for (uint64_t at = f; at < n;) {  // Records, in order.
+          uint64_t len = std::min<uint64_t>(1 + rng() % 64, n - at);
+          records.push_back({at, len});
+          at += len;
+        }
+        std::string out;
+        size_t si = 0, ri = 0;
+        while (si < socket_reads.size() || ri < records.size()) {
+          bool from_socket =
+              ri == records.size() || (si < socket_reads.size() && rng() % 2);
+          auto [off, len] = from_socket ? socket_reads[si++] : records[ri++];
+          ASSERT_THAT(OfferRangeOf(r, stream, off, len), IsOk());
+          r.TakeReady(rng() % 50, &out);
+        }
+        r.TakeReady(SIZE_MAX, &out);
+        ASSERT_EQ(out, stream.substr(d))
+            << "d=" << d << " q=" << q << " F=" << f;
+      }
+    }
   }
 }
 
