@@ -159,7 +159,8 @@ Latency MeasureLatency(const std::string& dir, bool durable) {
     auto n = (*reader)->ReadAvailable(&out, 1 << 20);
     if (!n.ok()) Die("read", n.status());
     const uint64_t now = RealtimeNs();
-    for (const Record& r : out) lat.push_back((now - r.header.timestamp_ns) / 1e3);
+    for (const Record& r : out)
+      lat.push_back((now - r.header.timestamp_ns) / 1e3);
   }
   waitpid(child, nullptr, 0);
   close(ep);
@@ -192,9 +193,8 @@ int Main(int argc, char** argv) {
       "storage_bench: %zu KiB records, %zu per batch (= raw chunk of %zu KiB); "
       "latency: %d x 64 B records, writer and reader in separate processes\n",
       kRecordPayload >> 10, kRecordsPerBatch, kChunk >> 10, kLatencySamples);
-  std::printf("%-22s %-4s %9s %9s %6s %9s %9s %9s\n", "directory",
-              "sync", "raw MB/s", "app MB/s", "ratio", "p50 us", "p99 us",
-              "max us");
+  std::printf("%-22s %-4s %9s %9s %6s %9s %9s %9s\n", "directory", "sync",
+              "raw MB/s", "app MB/s", "ratio", "p50 us", "p99 us", "max us");
   bool ok = true;
   for (const std::string& base : dirs) {
     char tmpl[4096];
@@ -226,8 +226,10 @@ int Main(int argc, char** argv) {
     }
     std::filesystem::remove_all(dir);
   }
-  std::printf("targets (sync off): ratio >= 0.50, p50 <= 200 us, p99 <= 2000 "
-              "us: %s\n", ok ? "met" : "NOT met");
+  std::printf(
+      "targets (sync off): ratio >= 0.50, p50 <= 200 us, p99 <= 2000 "
+      "us: %s\n",
+      ok ? "met" : "NOT met");
   return 0;
 }
 

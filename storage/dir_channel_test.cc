@@ -1,6 +1,9 @@
 // Channel writer and reader of the directory backend: batching, rotation,
 // trimming, crash recovery, corruption and injected filesystem faults.
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
@@ -265,6 +268,33 @@ TEST_F(DirChannelTest, CorruptRecordInTheMiddleIsDataLossNamingFileAndOffset) {
   w.reset();
   EXPECT_THAT(volume_->OpenWriter("ch", {}),
               StatusIs(StatusCode::kDataLoss, HasSubstr("before the tail")));
+}
+
+TEST_F(DirChannelTest, LastRecordFailingChecksumWaitsUntilSomethingFollows) {
+  auto w = Writer();
+  ASSERT_THAT(w->Append({DataRecord(0, "a")}), IsOk());
+  ASSERT_THAT(w->Append({DataRecord(1, "bcd")}), IsOk());
+  std::string seg = ReadFileBytes(SegPath(1));
+  seg.back() ^= 1;  // last byte of "bcd": maybe a write still in flight
+  WriteFileBytes(SegPath(1), seg);
+  auto r = Reader();
+  EXPECT_EQ(ReadAll(*r), "a");
+  EXPECT_EQ(ReadAll(*r), "");
+  ASSERT_THAT(w->Append({DataRecord(4, "e")}), IsOk());
+  EXPECT_THAT(ReadAll(*r), HasSubstr("checksum mismatch"));
+}
+
+TEST_F(DirChannelTest, WriterInAnotherProcessIsRefused) {
+  auto w = Writer();
+  const pid_t child = fork();
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<ChannelWriter>> second =
+        volume_->OpenWriter("ch", {});
+    _exit(absl::IsFailedPrecondition(second.status()) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 TEST_F(DirChannelTest, ForeignBytesAppendedAreDataLoss) {

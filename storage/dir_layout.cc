@@ -84,6 +84,12 @@ std::vector<uint64_t> SegmentIndexes(const std::vector<std::string>& names,
 
 ScanResult ScanRecords(absl::string_view data, absl::string_view mac_key,
                        size_t stop_after, std::vector<DecodedRecord>* records) {
+  // Whether the record at the start of `rest` (a sane header) ends at the
+  // end of `rest`.
+  auto rec_size_fits = [](absl::string_view rest) {
+    const uint32_t length = absl::little_endian::Load32(rest.data() + 8);
+    return EncodedRecordSize(length, (rest[6] & kFlagMac) != 0) == rest.size();
+  };
   records->clear();
   ScanResult r;
   size_t pos = 0;
@@ -108,13 +114,9 @@ ScanResult ScanRecords(absl::string_view data, absl::string_view mac_key,
         r.stop = DecodeResult::kIncomplete;  // preallocated or torn zeros
       } else {
         r.error = d.error;
-        // A damaged record is "last" when nothing follows it: its declared
-        // size (if the header is sane) reaches the end of the data.
-        r.invalid_is_last =
-            rest.size() >= kRecordHeaderSize &&
-            absl::little_endian::Load32(rest.data() + 8) <= kMaxPayloadSize &&
-            EncodedRecordSize(absl::little_endian::Load32(rest.data() + 8),
-                              (rest[6] & kFlagMac) != 0) >= rest.size();
+        // A record that failed only its checksum is "last" when nothing
+        // follows it (it may be a write in flight on a network filesystem).
+        r.invalid_is_last = d.bad_checksum && rec_size_fits(rest);
       }
     }
     break;

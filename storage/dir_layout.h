@@ -48,7 +48,8 @@ struct ScanResult {
   // record prefix or an all-zero tail, kInvalid (see error) otherwise;
   // kRecord when it stopped at the end of the data or at `stop_after`.
   DecodeResult::Kind stop = DecodeResult::kRecord;
-  bool invalid_is_last = false;  // kInvalid record's bytes reach data end
+  // kInvalid was a checksum failure of a record ending exactly at the data end.
+  bool invalid_is_last = false;
   absl::Status error;
 };
 

@@ -96,5 +96,14 @@ TEST_F(ScanTest, DamagedLastRecordIsMarkedLast) {
   EXPECT_FALSE(r.invalid_is_last);
 }
 
+TEST_F(ScanTest, GarbageAtTheTailIsNeverMarkedLast) {
+  Add(0, "a", true);
+  data_.append("DWRC");
+  data_.append(100, 'g');
+  const ScanResult r = Scan();
+  EXPECT_EQ(r.stop, DecodeResult::kInvalid);
+  EXPECT_FALSE(r.invalid_is_last);
+}
+
 }  // namespace
 }  // namespace diskwire::storage

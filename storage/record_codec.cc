@@ -43,8 +43,17 @@ void ComputeMac(const char* header, absl::string_view payload,
   crypto_generichash_final(&state, mac, kMacSize);
 }
 
+DecodeResult WithKind(DecodeResult::Kind kind) {
+  DecodeResult r;
+  r.kind = kind;
+  return r;
+}
+
 DecodeResult Invalid(absl::Status error) {
-  return DecodeResult{DecodeResult::kInvalid, std::move(error)};
+  DecodeResult r;
+  r.kind = DecodeResult::kInvalid;
+  r.error = std::move(error);
+  return r;
 }
 
 }  // namespace
@@ -91,7 +100,8 @@ DecodeResult DecodeRecord(absl::string_view data, absl::string_view mac_key,
   if (std::memcmp(data.data(), kRecordMagic, magic_have) != 0) {
     return Invalid(absl::DataLossError("bad record magic"));
   }
-  if (data.size() < kRecordHeaderSize) return {DecodeResult::kIncomplete, {}};
+  if (data.size() < kRecordHeaderSize)
+    return WithKind(DecodeResult::kIncomplete);
   const char* p = data.data();
   const uint8_t version = static_cast<uint8_t>(p[4]);
   if (version != kFormatVersion) {
@@ -115,11 +125,13 @@ DecodeResult DecodeRecord(absl::string_view data, absl::string_view mac_key,
   }
   const bool with_mac = (flags & kFlagMac) != 0;
   const size_t size = EncodedRecordSize(length, with_mac);
-  if (data.size() < size) return {DecodeResult::kIncomplete, {}};
+  if (data.size() < size) return WithKind(DecodeResult::kIncomplete);
   const absl::string_view payload(p + kRecordHeaderSize, length);
   const char* mac = with_mac ? p + kRecordHeaderSize + length : nullptr;
   if (Checksum(p, payload, mac) != Load64(p + kChecksumOffset)) {
-    return Invalid(absl::DataLossError("record checksum mismatch"));
+    DecodeResult r = Invalid(absl::DataLossError("record checksum mismatch"));
+    r.bad_checksum = true;
+    return r;
   }
   if (!mac_key.empty()) {
     if (!with_mac) {
@@ -147,7 +159,7 @@ DecodeResult DecodeRecord(absl::string_view data, absl::string_view mac_key,
   out->payload = payload;
   out->commit = (flags & kFlagCommit) != 0;
   out->size = size;
-  return {DecodeResult::kRecord, {}};
+  return WithKind(DecodeResult::kRecord);
 }
 
 void EncodeSegmentHeader(uint64_t index, uint64_t first_stream_offset,

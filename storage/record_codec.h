@@ -48,6 +48,9 @@ struct DecodeResult {
     kInvalid,     // `error` says why (never delivered)
   };
   Kind kind = kInvalid;
+  // kInvalid because a complete, well-formed record failed its checksum (as
+  // opposed to a bad magic, field or length).
+  bool bad_checksum = false;
   // kInvalid: DataLoss (bad magic/checksum/length/fields), FailedPrecondition
   // (unsupported version; authenticated record but no key), or
   // Unauthenticated (missing or wrong MAC while a key is configured).
