@@ -116,6 +116,10 @@ class CutTest(unittest.TestCase):
             self.net.cuts.reset("a", "out")
 
 
+def tearDownModule():
+    assert not h.own_namespaces(), f"left behind: {h.own_namespaces()}"
+
+
 if __name__ == "__main__":
     h.skip_unless_netns()
     unittest.main(verbosity=2)

@@ -1,12 +1,10 @@
-"""Self-tests of the harness's hosts, processes, waits and cleanup (no diskwire)."""
+"""Self-tests of the harness's hosts and cleanup (no diskwire; needs root)."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 import dwharness as h
@@ -35,45 +33,6 @@ def alive(pid):
     # A zombie still answers kill(0); it has exited all the same.
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split(")")[-1].split()[0] != "Z"
-
-
-class WaitTest(unittest.TestCase):
-    def test_wait_for_returns_first_truthy_value(self):
-        values = iter([0, None, 7])
-        self.assertEqual(h.wait_for(lambda: next(values), 5, "a value"), 7)
-
-    def test_wait_for_timeout_names_condition_and_last_value(self):
-        with self.assertRaisesRegex(h.WaitTimeout,
-                                    r"waiting for the moon.*last seen: 42"):
-            h.wait_for(lambda: False, 0.2, "the moon", last=lambda: 42)
-
-    def test_wait_file_size_sees_missing_then_grown_file(self):
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "f")
-            with self.assertRaisesRegex(h.WaitTimeout, r"reach 10 bytes.*last seen: 0"):
-                h.wait_file_size(path, 10, 0.2)
-            with open(path, "wb") as f:
-                f.write(b"x" * 12)
-            self.assertEqual(h.wait_file_size(path, 10, 1), 12)
-
-    def test_wait_exit_and_still_running_after(self):
-        quick = subprocess.Popen(["true"])
-        self.assertEqual(h.wait_exit(quick, 10), 0)
-        slow = subprocess.Popen(["sleep", "30"])
-        try:
-            self.assertTrue(h.still_running_after(slow, 0.3))
-            with self.assertRaisesRegex(h.WaitTimeout, "sleep"):
-                h.wait_exit(slow, 0.2)
-        finally:
-            slow.kill()
-            slow.wait()
-        self.assertFalse(h.still_running_after(slow, 0.3))
-
-    def test_wait_stable_rejects_changing_value(self):
-        counter = iter(range(1000000))
-        with self.assertRaisesRegex(h.WaitTimeout, "unchanged"):
-            h.wait_stable(lambda: next(counter), 0.3, 0.6, "a counter")
-        self.assertEqual(h.wait_stable(lambda: 5, 0.2, 2, "a constant"), 5)
 
 
 class TopologyTest(unittest.TestCase):
@@ -153,6 +112,10 @@ class TopologyTest(unittest.TestCase):
             h.wait_for(lambda: not alive(pid), 10, f"process {pid} to end")
         # The child's work directory has no owner left; remove it here.
         subprocess.run(["rm", "-rf", info["workdir"]], check=True)
+
+
+def tearDownModule():
+    assert not h.own_namespaces(), f"left behind: {h.own_namespaces()}"
 
 
 if __name__ == "__main__":

@@ -46,11 +46,12 @@ def run(argv, timeout=30, check=True):
 class Host:
     """One namespace: runs commands in it and reads its sockets and link."""
 
-    def __init__(self, name, ns, addr, workdir):
+    def __init__(self, name, ns, addr, workdir, on_proc=None):
         self.name = name  # "a" or "b"
         self.ns = ns
         self.addr = addr
         self.workdir = workdir
+        self._on_proc = on_proc or (lambda proc: None)
 
     def argv(self, argv):
         return ["ip", "netns", "exec", self.ns] + list(argv)
@@ -63,9 +64,11 @@ class Host:
 
         `env` defaults to the caller's environment without diskwire settings.
         """
-        return Proc(f"{self.name}-{name}", self.argv(argv),
+        proc = Proc(f"{self.name}-{name}", self.argv(argv),
                     env=env if env is not None else clean_env(), stdin=stdin,
                     stdout=stdout, log_dir=self.workdir)
+        self._on_proc(proc)
+        return proc
 
     def ip(self, *args, check=True):
         return run(["ip", "-n", self.ns] + list(args), check=check)
@@ -111,8 +114,11 @@ class TwoHosts:
         self.volume = os.path.join(self.workdir, "volume")
         os.mkdir(self.volume)
         subnet = 1 + (pid + n) % 250
-        self.a = Host("a", f"dwh-{pid}-{n}-a", f"10.77.{subnet}.1", self.workdir)
-        self.b = Host("b", f"dwh-{pid}-{n}-b", f"10.77.{subnet}.2", self.workdir)
+        self.procs = []
+        self.a = Host("a", f"dwh-{pid}-{n}-a", f"10.77.{subnet}.1", self.workdir,
+                      self.procs.append)
+        self.b = Host("b", f"dwh-{pid}-{n}-b", f"10.77.{subnet}.2", self.workdir,
+                      self.procs.append)
         self.cuts = Cuts(self)
         self._routes = {}
         try:
@@ -161,6 +167,8 @@ class TwoHosts:
     def close(self):
         """Kills processes in the namespaces, deletes them, removes the work
         directory. Idempotent."""
+        for proc in reversed(self.procs):
+            proc.kill()
         for token in reversed(self._tokens):
             cleanup.run(token)
         self._tokens = []
@@ -193,6 +201,11 @@ def delete_namespace(ns):
         except WaitTimeout:
             pass
     run(["ip", "netns", "del", ns], check=False)
+
+
+def own_namespaces():
+    """The harness namespaces of this process that still exist."""
+    return [ns for ns in list_namespaces() if ns.startswith(f"dwh-{os.getpid()}-")]
 
 
 def list_namespaces():

@@ -11,7 +11,7 @@ TOOLS = ("ip", "iptables", "nc", "ss")
 def missing_requirement():
     """None when namespaces can be made here, else why not (one line)."""
     if os.geteuid() != 0:
-        return "needs root to create network namespaces (CI runs as root)"
+        return "needs root to create network namespaces"
     for tool in TOOLS:
         if not shutil.which(tool):
             return f"needs the '{tool}' command (scripts/setup installs it)"
@@ -37,5 +37,5 @@ def skip_unless_netns():
     """
     reason = missing_requirement()
     if reason:
-        print(f"SKIPPED: {reason}", flush=True)
+        print(f"SKIPPED: {reason} (CI runs as root)", flush=True)
         sys.exit(0)
