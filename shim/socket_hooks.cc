@@ -74,7 +74,7 @@ DW_HOOK(int, connect, (int fd, const sockaddr* addr, socklen_t len)) {
   if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return result;
   InsideDiskwire inside;
   KeepErrno keep;
-  engine->OnConnect(fd);
+  engine->OnConnect(fd, addr, len);
   return result;
 }
 

@@ -205,7 +205,7 @@ DW_HOOK(ssize_t, splice,
   }
   if ((in_engine != nullptr && off_in != nullptr) ||
       (out_engine != nullptr && off_out != nullptr)) {
-    errno = ESPIPE;  // A socket has no offset.
+    errno = EINVAL;  // A socket has no offset (as the kernel answers).
     return -1;
   }
   if (len == 0) return 0;
