@@ -53,5 +53,19 @@ class NcCutTest(base.ShimTestCase):
         self.assertTrue(flappers[0].join(60))
 
 
+class NcCutFuseVolumeTest(base.ShimTestCase):
+    """The volume as a network filesystem behaves: each host sees it through
+    its own FUSE mount, with no change notifications for the other host's
+    writes and sizes up to ~1 s stale."""
+
+    volume = "fuse"
+
+    def test_silent_link_down_over_a_fuse_volume(self):
+        xfer = self.nc(SIZE, RATE).start()
+        xfer.wait_received(CUT_AT, 30)
+        self.net.cuts.link_down("a")
+        self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
+
+
 if __name__ == "__main__":
     base.main()

@@ -8,6 +8,7 @@ timeout 4 s, heartbeat 200 ms.
 
 import json
 import os
+import shutil
 import sys
 import unittest
 
@@ -33,9 +34,12 @@ class ShimTestCase(unittest.TestCase):
 
     select = PORT
     settings = {}
+    volume = "shared"  # or "fuse": each host sees the volume through bindfs
 
     def setUp(self):
-        self.net = h.TwoHosts()
+        if self.volume == "fuse" and not shutil.which("bindfs"):
+            self.skipTest("SKIPPED: bindfs is not installed (apt-get install bindfs)")
+        self.net = h.TwoHosts(volume=self.volume)
         self.addCleanup(self.net.close)
         settings = dict(DETECT_MS=DETECT_MS, PEER_TIMEOUT_MS=PEER_TIMEOUT_MS,
                         HEARTBEAT_MS=HEARTBEAT_MS)

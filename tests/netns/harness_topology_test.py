@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +74,21 @@ class TopologyTest(unittest.TestCase):
             self.assertNotIn("dw0", net.a.ip("route", "show").stdout)
             net.cuts.link_up("a")
             self.assertEqual(net.a.ip("route", "show").stdout, before)
+
+    def test_fuse_volume_views_share_one_directory(self):
+        if not shutil.which("bindfs"):
+            self.skipTest("bindfs is not installed")
+        with h.TwoHosts(volume="fuse") as net:
+            view_a, view_b = net.volume_of("a"), net.volume_of("b")
+            self.assertNotEqual(view_a, view_b)
+            net.a.run(["sh", "-c", f"echo -n hello > {view_a}/f"])
+            h.wait_for(lambda: net.b.run(["cat", f"{view_b}/f"]).stdout == "hello",
+                       10, "a's write to show through b's view")
+            mounts = open("/proc/self/mounts").read()
+            self.assertIn(view_a, mounts)
+        mounts = open("/proc/self/mounts").read()
+        self.assertNotIn(view_a, mounts)
+        self.assertNotIn(view_b, mounts)
 
     def _child(self):
         env = dict(os.environ, PYTHONPATH=HERE)

@@ -92,6 +92,9 @@ class ProcTest(unittest.TestCase):
 class FakeNet:
     volume = "/vol"
 
+    def volume_of(self, node):
+        return f"{self.volume}-{node}"
+
     def path(self, name):
         return f"/work/{name}"
 
@@ -103,7 +106,7 @@ class DiskwireEnvTest(unittest.TestCase):
             dw = Diskwire(FakeNet(), 5001, MODE="storage", DETECT_MS=500)
             env = dw.env("b", DETECT_MS=700)
         self.assertEqual(env["LD_PRELOAD"], os.path.realpath(so.name))
-        self.assertEqual(env["DISKWIRE_VOLUME"], "/vol")
+        self.assertEqual(env["DISKWIRE_VOLUME"], "/vol-b")
         self.assertEqual(env["DISKWIRE_SELECT"], "5001")
         self.assertEqual(env["DISKWIRE_NODE"], "b")
         self.assertEqual(env["DISKWIRE_MODE"], "storage")

@@ -6,6 +6,12 @@ per process and per instance), one veth pair "dw0" between them with
 shared volume (`ip netns exec` shares the filesystem). Nothing is created in,
 or sent to, the caller's own network namespace.
 
+The volume is one directory that both hosts use (volume="shared"), or
+(volume="fuse") one directory seen by each host through its own bindfs FUSE
+mount, net.volume_of("a") and net.volume_of("b"): like a network filesystem,
+neither sends change notifications for the other's writes and each may see
+stale sizes for about a second.
+
 Use it as a context manager; every resource is also registered with the
 cleanup registry, so an exception, a signal or interpreter exit removes
 processes, namespaces (and with them their links and iptables rules) and the
@@ -104,7 +110,9 @@ class Host:
 class TwoHosts:
     """Hosts a and b, the link between them, the volume, and the cut controls."""
 
-    def __init__(self, prefix="dwh"):
+    def __init__(self, prefix="dwh", volume="shared"):
+        if volume not in ("shared", "fuse"):
+            raise ValueError(f"volume must be shared or fuse, not {volume!r}")
         n = next(_instances)
         pid = os.getpid()
         self.workdir = tempfile.mkdtemp(prefix=f"{prefix}-{pid}-{n}-",
@@ -113,6 +121,7 @@ class TwoHosts:
                                          lambda: shutil.rmtree(self.workdir, True))]
         self.volume = os.path.join(self.workdir, "volume")
         os.mkdir(self.volume)
+        self._views = {}
         subnet = 1 + (pid + n) % 250
         self.procs = []
         self.a = Host("a", f"dwh-{pid}-{n}-a", f"10.77.{subnet}.1", self.workdir,
@@ -123,10 +132,27 @@ class TwoHosts:
         self._routes = {}
         try:
             _reap_stale_namespaces()
+            if volume == "fuse":
+                self._mount_views()
             self._create()
         except BaseException:
             self.close()
             raise
+
+    def volume_of(self, name):
+        """The volume's path as host `name` sees it."""
+        return self._views.get(name, self.volume)
+
+    def _mount_views(self):
+        if not shutil.which("bindfs"):
+            raise RuntimeError("volume='fuse' needs bindfs (apt-get install bindfs)")
+        for name in ("a", "b"):
+            view = os.path.join(self.workdir, f"volume-{name}")
+            os.mkdir(view)
+            run(["bindfs", self.volume, view])
+            self._tokens.append(cleanup.register(f"FUSE view {view}",
+                                                 lambda v=view: _unmount(v)))
+            self._views[name] = view
 
     def host(self, name):
         return {"a": self.a, "b": self.b}[name]
@@ -179,6 +205,11 @@ class TwoHosts:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _unmount(path):
+    if run(["umount", path], check=False).returncode != 0:
+        run(["umount", "-l", path], check=False)  # Busy: detach it lazily.
 
 
 def namespace_pids(ns):

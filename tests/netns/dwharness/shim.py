@@ -46,7 +46,7 @@ class Diskwire:
     def __init__(self, net, select, **settings):
         self.net = net
         self.preload = shim_path()
-        self.settings = {"VOLUME": net.volume, "SELECT": str(select)}
+        self.settings = {"SELECT": str(select)}
         self.settings.update({k: str(v) for k, v in settings.items()})
 
     def log_path(self, node):
@@ -54,7 +54,8 @@ class Diskwire:
 
     def env(self, node, **overrides):
         """Environment entries for a process on host `node`."""
-        settings = dict(self.settings, NODE=node, LOG=self.log_path(node))
+        settings = dict(self.settings, VOLUME=self.net.volume_of(node), NODE=node,
+                        LOG=self.log_path(node))
         settings.update({k: str(v) for k, v in overrides.items()})
         env = {f"DISKWIRE_{k}": v for k, v in settings.items()}
         if self.preload:
