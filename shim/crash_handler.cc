@@ -41,6 +41,7 @@ std::atomic<bool> g_installed{false};
 pthread_once_t g_install_once = PTHREAD_ONCE_INIT;
 Unwinder g_unwind;
 // The text of this library: a frame inside it is diskwire code.
+uintptr_t g_base = 0;
 uintptr_t g_text_begin = 0;
 uintptr_t g_text_end = 0;
 // What the application installed for each fatal signal (guarded by
@@ -163,7 +164,8 @@ void PrintBacktrace(int sig, const siginfo_t* info, void* ucontext,
         line.Str(" ").Str(name).Str("+").Hex(offset);
       }
     }
-    if (InOurText(ips[i])) line.Str(" [libdiskwire]");
+    if (InOurText(ips[i]))
+      line.Str(" [libdiskwire+").Hex(ips[i] - g_base).Str("]");
     line.Str("\n").Print();
   }
   if (n == 0) line.Str("diskwire:   (no unwinder available)\n").Print();
@@ -226,6 +228,7 @@ void LoadUnwinder() {
 
 int FindOurText(dl_phdr_info* info, size_t, void* base) {
   if (reinterpret_cast<void*>(info->dlpi_addr) != base) return 0;
+  g_base = info->dlpi_addr;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {

@@ -122,6 +122,7 @@ int Wake() {
 }
 
 int Private() {
+  close(socket(AF_INET, SOCK_STREAM, 0));  // The engine starts with a socket.
   auto wake_fd = Fake<int (*)()>("diskwire_fake_wake_fd");
   const int w = wake_fd ? wake_fd() : -1;
   if (w < 0) {

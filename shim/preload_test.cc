@@ -1,0 +1,248 @@
+// File: shim/preload_test.cc
+// Runs shim/testing/shim_probe under LD_PRELOAD of the built libraries and
+// compares what it sees with a run without them.
+//
+// libdiskwire.so is the production library (no engine linked yet: it must
+// behave exactly as without diskwire). libdiskwire_fake.so carries the test
+// engine of shim/testing/fake_engine.cc, which selects by port ("*": all) and
+// passes every call through, so with everything selected the probe's
+// transcript must still be identical while every byte crosses the engine.
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Runfile(const std::string& name) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  return std::string(srcdir ? srcdir : ".") + "/diskwire/shim/" + name;
+}
+
+class PreloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/dw_volume_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    volume_ = dir;
+  }
+  void TearDown() override { rmdir(volume_.c_str()); }
+
+  // Runs the probe in `mode` with exactly `env` (plus PATH), capturing output.
+  Result Probe(const std::string& mode, std::vector<std::string> env) {
+    env.push_back("PATH=/usr/bin:/bin");
+    const std::string probe = Runfile("shim_probe");
+    return Run({probe, mode}, env);
+  }
+  std::string Real() { return "LD_PRELOAD=" + Runfile("libdiskwire.so"); }
+  std::string Fake() { return "LD_PRELOAD=" + Runfile("libdiskwire_fake.so"); }
+  std::string Volume() { return "DISKWIRE_VOLUME=" + volume_; }
+
+  static Result Run(const std::vector<std::string>& args,
+                    const std::vector<std::string>& env) {
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0) return {};
+    std::vector<char*> argv, envp;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    argv.push_back(nullptr);
+    envp.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      close(out[0]);
+      close(err[0]);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    Result r;
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    std::string* sinks[2] = {&r.out, &r.err};
+    int open_count = 2;
+    while (open_count > 0 && poll(fds, 2, 30000) > 0) {
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0) continue;
+        char buf[4096];
+        const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+        if (n <= 0) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_count;
+        } else {
+          sinks[i]->append(buf, n);
+        }
+      }
+    }
+    waitpid(pid, &r.status, 0);
+    return r;
+  }
+
+  bool VolumeIsEmpty() {
+    DIR* d = opendir(volume_.c_str());
+    if (d == nullptr) return false;
+    int entries = 0;
+    while (readdir(d) != nullptr) ++entries;
+    closedir(d);
+    return entries == 2;  // "." and "..".
+  }
+
+  std::string volume_;
+};
+
+bool Exited(const Result& r, int code) {
+  return WIFEXITED(r.status) && WEXITSTATUS(r.status) == code;
+}
+
+TEST_F(PreloadTest, TranscriptWithoutPreloadIsMeaningful) {
+  Result base = Probe("transcript", {});
+  ASSERT_TRUE(Exited(base, 0)) << base.err;
+  EXPECT_THAT(base.out, AllOf(HasSubstr("read empty nonblocking = -1 EAGAIN"),
+                              HasSubstr("connect refused = -1 ECONNREFUSED"),
+                              HasSubstr("sendfile offset = 150000"),
+                              HasSubstr("splice socket->pipe = 1000"),
+                              HasSubstr("vfork child exit = 7"),
+                              Not(HasSubstr("sum matches = 0"))));
+}
+
+TEST_F(PreloadTest, UnconfiguredPreloadChangesNothing) {
+  Result base = Probe("transcript", {});
+  Result preloaded = Probe("transcript", {Real()});
+  ASSERT_TRUE(Exited(preloaded, 0)) << preloaded.err;
+  EXPECT_EQ(preloaded.out, base.out);
+  EXPECT_EQ(preloaded.err, "");
+}
+
+TEST_F(PreloadTest, ConfiguredPreloadWithNothingSelectedChangesNothing) {
+  Result base = Probe("transcript", {});
+  Result real = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(real, 0)) << real.err;
+  EXPECT_EQ(real.out, base.out);
+  EXPECT_TRUE(VolumeIsEmpty());
+  Result fake = Probe("transcript", {Fake(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(fake, 0)) << fake.err;
+  EXPECT_EQ(fake.out, base.out);
+  // The engine existed and saw the connections, yet took none of them.
+  EXPECT_THAT(fake.err, AllOf(HasSubstr("sends=0 recvs=0"),
+                              HasSubstr("connects=3 accepts=3")));
+  EXPECT_TRUE(VolumeIsEmpty());
+}
+
+TEST_F(PreloadTest, EveryByteOfSelectedSocketsCrossesTheEngineUnchanged) {
+  Result base = Probe("transcript", {});
+  Result fake = Probe("transcript", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  ASSERT_TRUE(Exited(fake, 0)) << fake.err;
+  EXPECT_EQ(fake.out, base.out);
+  // 3+4+9+16+4+9+5 data-call bytes, 150000+5000+3000 by sendfile, 1000+500 by
+  // splice, 4 on a dup, 2 after shutdown, 2 on the accept4'd pair.
+  EXPECT_THAT(fake.err, HasSubstr("sent=159558 received=159558"));
+  EXPECT_THAT(fake.err, AllOf(HasSubstr("dups=1"), HasSubstr("epoll_ctls=2"),
+                              HasSubstr("introspections=4")));
+}
+
+TEST_F(PreloadTest, WakesOfTheEngineAreInvisibleToPollAndSelect) {
+  Result r = Probe("wake", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("poll after wakes = 1 revents=1\n"));
+  EXPECT_THAT(r.out, HasSubstr("select after wakes = 1 revents=1\n"));
+  EXPECT_THAT(r.out, HasSubstr("poll wake only = 0 revents=0 waited_full=1"));
+}
+
+TEST_F(PreloadTest, EnginePrivateFdsSurviveCloseAndDup) {
+  Result r = Probe("private", {Fake(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_THAT(r.out, AllOf(HasSubstr("close private = -1 EBADF"),
+                           HasSubstr("dup2 onto private = -1 EBUSY"),
+                           HasSubstr("dup3 onto private = -1 EBUSY"),
+                           HasSubstr("close_range over private = 0"),
+                           HasSubstr("closefrom closed the application's fd "
+                                     "= -1 EBADF"),
+                           HasSubstr("private fd still open = 1")));
+}
+
+TEST_F(PreloadTest, FaultInsideDiskwirePrintsBacktraceThenAppHandlerRuns) {
+  Result r = Probe("crash-inside", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  EXPECT_TRUE(Exited(r, 42)) << r.err;
+  const size_t banner = r.err.find("diskwire: fatal SIGSEGV inside diskwire");
+  const size_t frame = r.err.find("diskwire:   #0 ");
+  const size_t ours = r.err.find("[libdiskwire+0x");
+  const size_t app = r.err.find("application SIGSEGV handler ran");
+  ASSERT_NE(banner, std::string::npos) << r.err;
+  ASSERT_NE(frame, std::string::npos) << r.err;
+  ASSERT_NE(ours, std::string::npos) << r.err;
+  ASSERT_NE(app, std::string::npos) << r.err;
+  EXPECT_LT(banner, app);
+}
+
+TEST_F(PreloadTest, FaultInsideDiskwireWithoutAppHandlerKillsWithTheSignal) {
+  Result r = Probe("crash-default", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  ASSERT_TRUE(WIFSIGNALED(r.status)) << r.err;
+  EXPECT_EQ(WTERMSIG(r.status), SIGSEGV);
+  EXPECT_THAT(r.err, HasSubstr("diskwire: fatal SIGSEGV inside diskwire"));
+}
+
+TEST_F(PreloadTest, FaultInTheApplicationIsNotBlamedOnDiskwire) {
+  Result r = Probe("crash-app", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  EXPECT_TRUE(Exited(r, 42)) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("application SIGSEGV handler ran"));
+  EXPECT_THAT(r.err, Not(HasSubstr("diskwire: fatal")));
+}
+
+TEST_F(PreloadTest, ExecKeepsPreloadAndConfigurationTheProgramCleared) {
+  Result bare = Probe("exec", {Volume()});
+  EXPECT_THAT(bare.out, HasSubstr("execv: LD_PRELOAD missing, "
+                                  "DISKWIRE_VOLUME=(missing)"));
+  Result r = Probe("exec", {Real(), Volume()});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  const std::string kept =
+      "LD_PRELOAD present, DISKWIRE_VOLUME=" + volume_ + "\n";
+  for (const char* call :
+       {"execv", "execve", "execl", "execlp", "execvp", "execle"}) {
+    EXPECT_THAT(r.out, HasSubstr(std::string(call) + ": " + kept)) << r.out;
+  }
+}
+
+TEST_F(PreloadTest, ProbeCallsTheFortifiedVariants) {
+  Result r =
+      Run({"/usr/bin/nm", "-D", "--undefined-only", Runfile("shim_probe")},
+          {"PATH=/usr/bin:/bin"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  for (const char* sym : {"__read_chk", "__recv_chk", "__recvfrom_chk",
+                          "__poll_chk", "__ppoll_chk"}) {
+    EXPECT_THAT(r.out, HasSubstr(sym));
+  }
+}
+
+TEST_F(PreloadTest, LibraryExportsOnlyHooks) {
+  Result r =
+      Run({"/usr/bin/nm", "-D", "--defined-only", Runfile("libdiskwire.so")},
+          {"PATH=/usr/bin:/bin"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_THAT(r.out,
+              AllOf(HasSubstr(" T connect\n"), HasSubstr(" T read\n"),
+                    HasSubstr(" T __recv_chk\n"), Not(HasSubstr(" T _Z"))));
+}
+
+}  // namespace
