@@ -113,6 +113,19 @@ class DiskwireEnvTest(unittest.TestCase):
         self.assertEqual(env["DISKWIRE_DETECT_MS"], "700")
         self.assertEqual(env["DISKWIRE_LOG"], "/work/diskwire-b.log")
 
+    def test_run_argv_gives_the_settings_as_flags(self):
+        with tempfile.NamedTemporaryFile(suffix=".so") as so, \
+                tempfile.NamedTemporaryFile() as cli, \
+                mock.patch.dict(os.environ, {"DW_SHIM": so.name, "DW_CLI": cli.name}):
+            argv = Diskwire(FakeNet(), 5001, PEER_TIMEOUT_MS=4000).run_argv("a")
+        self.assertEqual(argv[:4], [os.path.realpath(cli.name), "run", "--shim",
+                                    os.path.realpath(so.name)])
+        self.assertEqual(argv[-1], "--")
+        flags = dict(zip(argv[4:-1:2], argv[5:-1:2]))
+        self.assertEqual(flags, {"--select": "5001", "--peer-timeout-ms": "4000",
+                                 "--volume": "/vol-a", "--node": "a",
+                                 "--log": "/work/diskwire-a.log"})
+
     def test_dw_shim_off_runs_without_preload(self):
         with mock.patch.dict(os.environ, {"DW_SHIM": "off"}):
             self.assertEqual(shim_path(), "")

@@ -16,17 +16,32 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 _RELATIVE = os.path.join("shim", "libdiskwire.so")
 
 
+def _runfile_candidates(override, relative):
+    candidates = [override] if override else []
+    srcdir = os.environ.get("TEST_SRCDIR")
+    if srcdir:
+        candidates.append(os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", "diskwire"),
+                                       relative))
+    candidates.append(os.path.join(_REPO, "bazel-bin", relative))
+    return candidates
+
+
+def cli_path():
+    """Absolute path of the diskwire command: $DW_CLI, runfiles, or bazel-bin."""
+    candidates = _runfile_candidates(os.environ.get("DW_CLI"), os.path.join("cli", "diskwire"))
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return os.path.realpath(path)
+    raise FileNotFoundError(f"diskwire not found (looked in {', '.join(candidates)}); "
+                            "build it with `bazel build //cli:diskwire` or set DW_CLI")
+
+
 def shim_path():
     """Absolute path of libdiskwire.so, "" when DW_SHIM=off; raises when absent."""
     override = os.environ.get("DW_SHIM")
     if override == "off":
         return ""
-    candidates = [override] if override else []
-    srcdir = os.environ.get("TEST_SRCDIR")
-    if srcdir:
-        candidates.append(os.path.join(srcdir, os.environ.get("TEST_WORKSPACE", "diskwire"),
-                                       _RELATIVE))
-    candidates.append(os.path.join(_REPO, "bazel-bin", _RELATIVE))
+    candidates = _runfile_candidates(override, _RELATIVE)
     for path in candidates:
         if path and os.path.isfile(path):
             return os.path.realpath(path)
@@ -48,6 +63,15 @@ class Diskwire:
         self.preload = shim_path()
         self.settings = {"SELECT": str(select)}
         self.settings.update({k: str(v) for k, v in settings.items()})
+
+    def run_argv(self, node, **overrides):
+        """`diskwire run --flag value ... --` for host `node`: the same
+        settings as env(), given as the command's flags."""
+        argv = [cli_path(), "run", "--shim", self.preload or shim_path()]
+        for key, value in self.env(node, **overrides).items():
+            if key.startswith("DISKWIRE_"):
+                argv += ["--" + key[len("DISKWIRE_"):].lower().replace("_", "-"), value]
+        return argv + ["--"]
 
     def log_path(self, node):
         return self.net.path(f"diskwire-{node}.log")

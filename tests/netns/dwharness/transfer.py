@@ -61,11 +61,13 @@ class NcTransfer:
     slow_reader_rate: when set, the receiver's output goes through a pacer at
     that rate, so data piles up in the kernel queues (for cuts after the FIN).
     gate: when True the sender connects but sends nothing until go() is called.
+    wrap_sender / wrap_receiver: argv prefixes for the nc processes, e.g.
+    ["diskwire", "run", ..., "--"].
     """
 
     def __init__(self, net, *, size, rate, port=5001, sender="a", seed=1,
                  env_sender=None, env_receiver=None, slow_reader_rate=None,
-                 gate=False, name="nc"):
+                 gate=False, name="nc", wrap_sender=(), wrap_receiver=()):
         self.net, self.size, self.rate, self.port = net, size, rate, port
         self.src_host = net.host(sender)
         self.dst_host = net.other(sender)
@@ -77,6 +79,7 @@ class NcTransfer:
         self.env_sender = clean_env(env_sender)
         self.env_receiver = clean_env(env_receiver)
         self.slow_reader_rate = slow_reader_rate
+        self.wrap_sender, self.wrap_receiver = list(wrap_sender), list(wrap_receiver)
         self.procs = {}
         self.started = None
 
@@ -84,17 +87,18 @@ class NcTransfer:
         """Starts the receiver, awaits its listening socket, starts the sender."""
         dst, src = self.dst_host, self.src_host
         out = open(self.output, "wb")
+        listen = self.wrap_receiver + ["nc", "-d", "-l", str(self.port)]
         try:
             if self.slow_reader_rate:
-                recv = dst.popen(f"{self.name}-recv", ["nc", "-d", "-l", str(self.port)],
+                recv = dst.popen(f"{self.name}-recv", listen,
                                  env=self.env_receiver, stdout=subprocess.PIPE)
                 self.procs["reader"] = dst.popen(
                     f"{self.name}-reader", pacer_argv(self.slow_reader_rate),
                     stdin=recv.popen.stdout, stdout=out)
                 recv.popen.stdout.close()  # The reader holds the pipe now.
             else:
-                recv = dst.popen(f"{self.name}-recv", ["nc", "-d", "-l", str(self.port)],
-                                 env=self.env_receiver, stdout=out)
+                recv = dst.popen(f"{self.name}-recv", listen, env=self.env_receiver,
+                                 stdout=out)
         finally:
             out.close()
         self.procs["recv"] = recv
@@ -106,7 +110,7 @@ class NcTransfer:
                           stdout=subprocess.PIPE)
         self.procs["pacer"] = pacer
         self.procs["send"] = src.popen(
-            f"{self.name}-send", ["nc", "-N", dst.addr, str(self.port)],
+            f"{self.name}-send", self.wrap_sender + ["nc", "-N", dst.addr, str(self.port)],
             env=self.env_sender, stdin=pacer.popen.stdout)
         pacer.popen.stdout.close()
         self.started = time.monotonic()
