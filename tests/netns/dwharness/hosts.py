@@ -175,17 +175,22 @@ class TwoHosts:
         for host in (self.a, self.b):
             host.ip("addr", "add", f"{host.addr}/24", "dev", LINK)
             host.ip("link", "set", LINK, "up")
-            self._routes[host.name] = host.ip("route", "show").stdout.splitlines()
+        for host in (self.a, self.b):  # Both ends up: the routes as they should be.
+            self._routes[host.name] = self._route_set(host)
 
     def link_up(self, side):
         """Brings `side`'s end of the link up and restores its routes (taking a
         veth down deletes them)."""
         host = self.host(side)
         host.ip("link", "set", LINK, "up")
-        present = set(host.ip("route", "show").stdout.splitlines())
-        for route in self._routes[side]:
-            if route not in present:
-                host.ip("route", "replace", *route.split(), check=False)
+        for route in self._routes[side] - self._route_set(host):
+            host.ip("route", "replace", *route.split(), check=False)
+
+    @staticmethod
+    def _route_set(host):
+        # "linkdown" is a state flag, not part of the route.
+        return {" ".join(w for w in line.split() if w != "linkdown")
+                for line in host.ip("route", "show").stdout.splitlines() if line.strip()}
 
     def link_down(self, side):
         self.host(side).ip("link", "set", LINK, "down")
