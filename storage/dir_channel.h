@@ -20,6 +20,9 @@ struct DirContext {
   FileOps* ops;         // never null
   std::string mac_key;  // empty, or kMacKeySize bytes
   std::string node;     // this host's name on the volume
+  // A network or FUSE filesystem (IsNetworkFilesystem): readers revalidate
+  // cached file sizes at end of file.
+  bool network_fs = false;
 
   std::string ChannelDir(const std::string& channel) const {
     return root + "/channels/" + channel;

@@ -144,6 +144,7 @@ absl::Status DirChannelReader::Fill() {
     buf_off_ = pos_;
   }
   eof_ = false;
+  bool refreshed = false;
   while (buf_.size() - (pos_ - buf_off_) < fill_target_) {
     const size_t have = buf_.size();
     buf_.resize(have + kReadChunk);
@@ -154,6 +155,13 @@ absl::Status DirChannelReader::Fill() {
       return absl::Status(
           n.status().code(),
           absl::StrCat(SegPath(index_), ": ", n.status().message()));
+    }
+    if (*n < kReadChunk && ctx_.network_fs && !refreshed) {
+      // The client may clamp reads at a cached file size: force it to
+      // revalidate, then read again. The size itself is not trusted.
+      refreshed = true;
+      DW_RETURN_IF_ERROR(ops_.Revalidate(fd_).status());
+      continue;
     }
     if (*n < kReadChunk) {
       eof_ = true;

@@ -183,6 +183,7 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
   }
   DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root));
   DW_RETURN_IF_ERROR(CheckMarker(ctx));
+  DW_ASSIGN_OR_RETURN(ctx.network_fs, IsNetworkFilesystem(ctx.root));
   for (const char* sub : {kChannelsDir, kHeartbeatsDir, kInboxDir}) {
     DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root + "/" + sub));
   }

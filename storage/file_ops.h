@@ -51,6 +51,11 @@ class FileOps {
   virtual absl::Status Truncate(int fd, uint64_t size) = 0;
   /** fstat(2) size. On network filesystems it may be stale: read past it. */
   virtual absl::StatusOr<uint64_t> Size(int fd) = 0;
+  /** statx(AT_STATX_FORCE_SYNC) of `fd`: makes a network or FUSE client drop
+   * its cached attributes, so that reads are no longer clamped at a stale
+   * file size. Returns the fresh size (which callers must still not trust
+   * alone: read past it). */
+  virtual absl::StatusOr<uint64_t> Revalidate(int fd) = 0;
   /** Non-blocking exclusive OFD lock (fcntl F_OFD_SETLK) on the whole file,
    * held until the fd is closed. FailedPrecondition when another open file
    * description holds it. */

@@ -84,6 +84,14 @@ class PosixFileOps final : public FileOps {
     if (::fstat(fd, &st) != 0) return ErrnoError(errno, FdName("fstat", fd));
     return static_cast<uint64_t>(st.st_size);
   }
+  absl::StatusOr<uint64_t> Revalidate(int fd) override {
+    struct statx stx;
+    if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE,
+                &stx) != 0) {
+      return ErrnoError(errno, FdName("statx", fd));
+    }
+    return static_cast<uint64_t>(stx.stx_size);
+  }
   absl::Status Lock(int fd) override {
     struct flock fl = {};
     fl.l_type = F_WRLCK;
