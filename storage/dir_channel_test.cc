@@ -205,6 +205,7 @@ TEST_F(DirChannelTest, RestartedWriterContinuesAfterLastRecord) {
   auto w = Writer();
   ASSERT_TRUE(w->last_record().has_value());
   EXPECT_EQ(w->last_record()->stream_offset, 3u);
+  EXPECT_EQ(w->end_offset(), 6u);
   EXPECT_TRUE(w->recovery_notes().empty());
   ASSERT_THAT(w->Append({DataRecord(6, "three")}), IsOk());
   EXPECT_EQ(ReadAll(*Reader()), "one|two|three");

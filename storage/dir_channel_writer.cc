@@ -2,14 +2,13 @@
 // rotation, durability and trimming.
 
 #include <fcntl.h>
-#include <limits.h>
 #include <time.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "storage/batch_encoder.h"
 #include "storage/dir_channel.h"
 #include "storage/dir_layout.h"
 #include "storage/record_codec.h"
@@ -42,10 +41,6 @@ absl::StatusOr<std::string> ReadToEnd(FileOps& ops, int fd, uint64_t offset) {
   }
 }
 
-// Payloads up to this size are copied next to their header, so that a batch
-// of small records is a handful of iovecs; larger ones are written in place.
-constexpr size_t kInlinePayload = 512;
-
 class DirChannelWriter final : public ChannelWriter {
  public:
   DirChannelWriter(const DirContext& ctx, std::string channel,
@@ -63,6 +58,7 @@ class DirChannelWriter final : public ChannelWriter {
   absl::Status TrimBelow(uint64_t stream_offset) override;
   absl::Status Close() override;
   std::optional<RecordHeader> last_record() const override { return last_; }
+  uint64_t end_offset() const override { return last_end_; }
   const std::vector<std::string>& recovery_notes() const override {
     return notes_;
   }
@@ -84,7 +80,6 @@ class DirChannelWriter final : public ChannelWriter {
   absl::StatusOr<std::string> ReadSegment(uint64_t index, int fd);
   absl::Status Rotate(uint64_t first_offset);
   absl::Status Validate(absl::Span<const Record> records, size_t* bytes) const;
-  absl::Status WriteBatch(absl::Span<const Record> records);
   absl::StatusOr<uint64_t> MaxEnd(Segment& seg);
 
   const DirContext ctx_;
@@ -102,14 +97,7 @@ class DirChannelWriter final : public ChannelWriter {
   bool broken_ = false;
   bool closed_ = false;
   absl::Time last_sync_ = absl::Now();
-  std::string scratch_;  // headers, MACs, inlined payloads
-  std::vector<iovec> iov_;
-  struct Piece {
-    const char* ext;
-    size_t off;
-    size_t len;
-  };
-  std::vector<Piece> pieces_;
+  BatchEncoder encoder_;
 };
 
 absl::Status DirChannelWriter::Open() {
@@ -269,77 +257,6 @@ absl::Status DirChannelWriter::Rotate(uint64_t first_offset) {
   return absl::OkStatus();
 }
 
-absl::Status DirChannelWriter::WriteBatch(absl::Span<const Record> records) {
-  const size_t mac = ctx_.mac_key.empty() ? 0 : kMacSize;
-  scratch_.clear();
-  pieces_.clear();
-  // A piece is scratch_[off, off+len) (ext == nullptr) or an external payload.
-  auto add_scratch = [&](size_t off, size_t len) {
-    if (len == 0) return;
-    if (!pieces_.empty() && pieces_.back().ext == nullptr &&
-        pieces_.back().off + pieces_.back().len == off) {
-      pieces_.back().len += len;
-    } else {
-      pieces_.push_back({nullptr, off, len});
-    }
-  };
-  const uint64_t now = RealtimeNs();
-  for (size_t i = 0; i < records.size(); ++i) {
-    const Record& r = records[i];
-    RecordHeader h = r.header;
-    if (h.timestamp_ns == 0) h.timestamp_ns = now;
-    const bool commit = i + 1 == records.size();
-    const size_t at = scratch_.size();
-    const size_t len = r.payload.size();
-    if (len <= kInlinePayload) {
-      scratch_.resize(at + kRecordHeaderSize + len + mac);
-      char* p = scratch_.data() + at;
-      std::memcpy(p + kRecordHeaderSize, r.payload.data(), len);
-      EncodeRecord(h, r.payload, commit, ctx_.mac_key, p,
-                   p + kRecordHeaderSize + len);
-      add_scratch(at, kRecordHeaderSize + len + mac);
-    } else {
-      scratch_.resize(at + kRecordHeaderSize + mac);
-      char* p = scratch_.data() + at;
-      EncodeRecord(h, r.payload, commit, ctx_.mac_key, p,
-                   p + kRecordHeaderSize);
-      add_scratch(at, kRecordHeaderSize);
-      pieces_.push_back({r.payload.data(), 0, len});
-      add_scratch(at + kRecordHeaderSize, mac);
-    }
-  }
-  iov_.clear();
-  for (const Piece& piece : pieces_) {
-    const char* base = piece.ext ? piece.ext : scratch_.data() + piece.off;
-    iov_.push_back({const_cast<char*>(base), piece.len});
-  }
-
-  // Write, looping over short writes; IOV_MAX iovecs per call.
-  size_t total = 0;
-  for (const iovec& v : iov_) total += v.iov_len;
-  size_t done_iov = 0;
-  size_t written = 0;
-  while (written < total) {
-    const int n =
-        static_cast<int>(std::min<size_t>(iov_.size() - done_iov, IOV_MAX));
-    DW_ASSIGN_OR_RETURN(size_t w, ops_.WriteV(fd_, &iov_[done_iov], n));
-    if (w == 0) return absl::DataLossError("write returned 0");
-    written += w;
-    while (w > 0 && done_iov < iov_.size()) {
-      iovec& v = iov_[done_iov];
-      if (w >= v.iov_len) {
-        w -= v.iov_len;
-        ++done_iov;
-      } else {
-        v.iov_base = static_cast<char*>(v.iov_base) + w;
-        v.iov_len -= w;
-        w = 0;
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status DirChannelWriter::Append(absl::Span<const Record> records) {
   size_t bytes = 0;
   DW_RETURN_IF_ERROR(Validate(records, &bytes));
@@ -348,7 +265,8 @@ absl::Status DirChannelWriter::Append(absl::Span<const Record> records) {
       (size_ > kSegmentHeaderSize && size_ + bytes > options_.segment_bytes)) {
     DW_RETURN_IF_ERROR(Rotate(records.front().header.stream_offset));
   }
-  const absl::Status s = WriteBatch(records);
+  encoder_.Encode(records, ctx_.mac_key, RealtimeNs());
+  const absl::Status s = WriteIovecs(ops_, fd_, encoder_.iovecs());
   if (!s.ok()) {
     // Take back the partial batch; readers never delivered it (no commit).
     const absl::Status undo = ops_.Truncate(fd_, size_);
