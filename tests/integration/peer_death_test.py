@@ -20,14 +20,14 @@ class PeerDeathTest(base.ShimTestCase):
     def test_sender_gets_an_error_when_the_receiver_dies(self):
         stream = self.start_and_cut()
         stream.procs["recv"].signal(9)
-        report = stream.wait_end("send", BOUND_S)
+        report = self.peer_report(stream, "send", BOUND_S)
         self.assertEqual(report["result"], "error", self.context())
         self.assertLess(report["bytes"], SIZE)
 
     def test_receiver_gets_an_error_when_the_sender_dies(self):
         stream = self.start_and_cut()
         stream.procs["send"].signal(9)
-        report = stream.wait_end("recv", BOUND_S)
+        report = self.peer_report(stream, "recv", BOUND_S)
         self.assertEqual(report["result"], "error", self.context())
         self.assertLess(report["bytes"], SIZE)
 

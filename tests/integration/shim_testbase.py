@@ -76,6 +76,13 @@ class ShimTestCase(unittest.TestCase):
         self.assertEqual(xfer.received(), xfer.size, self.context(xfer))
         self.assertEqual(xfer.sha_received(), xfer.sha_sent, self.context(xfer))
 
+    def peer_report(self, stream, key, timeout):
+        """The JSON report of stream_peer "send" or "recv" once it exits."""
+        try:
+            return stream.wait_end(key, timeout)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{self.context()}")
+
     def start_epoll_streams(self, conns, size, rate, port=PORT):
         """Starts epoll_streams.py server on b and client on a, under diskwire."""
         procs = {}
