@@ -64,6 +64,10 @@ class Diskwire:
         self.settings = {"SELECT": str(select)}
         self.settings.update({k: str(v) for k, v in settings.items()})
 
+    def settings_without_select(self):
+        """The extra settings given at construction (to build a twin)."""
+        return {k: v for k, v in self.settings.items() if k != "SELECT"}
+
     def run_argv(self, node, **overrides):
         """`diskwire run --flag value ... --` for host `node`: the same
         settings as env(), given as the command's flags."""
