@@ -9,12 +9,6 @@
 #include "shim/process_hooks.h"
 #include "shim/real_calls.h"
 
-// Engine::Get is defined by core's engine library. Until that library is linked
-// into the shim, the reference is weak and resolves to null: the shim then
-// behaves as with no configuration. A strong definition (core/, or the test
-// engine) replaces it at link time.
-__asm__(".weak _ZN8diskwire6Engine3GetEPNS_7OsCallsE");
-
 namespace diskwire::shim {
 
 thread_local int t_inside_diskwire __attribute__((tls_model("initial-exec"))) =
@@ -45,21 +39,14 @@ void AfterForkChild() {
   if (Engine* e = CurrentEngine()) e->AfterForkChild();
 }
 
-Engine* (*EngineGetFunction())(OsCalls*) {
-  Engine* (*get)(OsCalls*) = &Engine::Get;
-  // The compiler may assume a function's address is never null; the weak
-  // reference above makes it possible, so hide the value from the optimiser.
-  __asm__("" : "+r"(get));
-  return get;
-}
-
+// Engine::Get comes from whichever engine the library links: core's
+// (libdiskwire.so) or the test engine (libdiskwire_fake.so).
 void CreateEngine() {
-  Engine* (*get)(OsCalls*) = EngineGetFunction();
   Engine* engine = nullptr;
-  if (get != nullptr) {
+  {
     InsideDiskwire inside;
     KeepErrno keep;
-    engine = get(RealOsCalls());
+    engine = Engine::Get(RealOsCalls());
   }
   if (engine != nullptr) {
     pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);

@@ -1,0 +1,40 @@
+// File: shim/real_engine_test.cc
+// libdiskwire.so with core's engine, configured: the probe's transcript must
+// be what it is without diskwire, and a process whose sockets are not selected
+// must leave the volume untouched (DESIGN.md invariant 6).
+
+#include <filesystem>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "shim/testing/preload_fixture.h"
+
+namespace diskwire::testing_shim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST_F(PreloadTest, UnselectedSocketsCreateNothingOnTheVolume) {
+  Result base = Probe("transcript", {});
+  Result real = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(real, 0)) << real.err;
+  EXPECT_EQ(real.out, base.out);
+  std::string created;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(volume_)) {
+    created += " " + e.path().lexically_relative(volume_).string();
+  }
+  EXPECT_EQ(created, "") << "created on the volume by an unselected process";
+}
+
+TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {
+  Result base = Probe("transcript", {});
+  Result real = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=*"});
+  EXPECT_TRUE(Exited(real, 0)) << real.err;
+  EXPECT_EQ(real.out, base.out);
+  EXPECT_THAT(real.err, Not(HasSubstr("diskwire: fatal")));
+}
+
+}  // namespace
+}  // namespace diskwire::testing_shim
