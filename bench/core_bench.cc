@@ -3,8 +3,8 @@
 // run:
 //   plain  send()
 //   ring   send() + what the session adds: its mutex, the replay-ring copy,
-//          and, when the ring is full, a TcpProbe sample and a trim to the
-//          peer kernel's acknowledgement
+//          and, when the ring is full, a SIOCOUTQ read (TcpProbe::AckedOffset)
+//          and a trim to the peer kernel's acknowledgement
 // and prints median ns per send and the ratio ring/plain, for 64-byte and
 // 64 KiB sends (and 64 KiB with a 16 MiB ring, and with SO_SNDBUF clamped).
 // Also times the session's additions alone and the ratio they imply. Usage:
@@ -95,12 +95,13 @@ PerSend SendLoop(int fd, size_t size, int64_t ns, ReplayRing* ring,
       absl::MutexLock lock(mu);
       while (ring->Free() < size) {  // Lazy trim by the kernel's ACK.
         ++g_samples;
-        absl::StatusOr<TcpSample> s = probe->Sample(fd);
-        if (!s.ok()) {
-          fprintf(stderr, "%s\n", s.status().ToString().c_str());
+        absl::StatusOr<uint64_t> acked =
+            probe->AckedOffset(fd, ring->head(), false);
+        if (!acked.ok()) {
+          fprintf(stderr, "%s\n", acked.status().ToString().c_str());
           exit(1);
         }
-        if (!ring->TrimTo(s->AckedOffset(ring->head(), false)).ok()) exit(1);
+        if (!ring->TrimTo(*acked).ok()) exit(1);
       }
       ssize_t n = send(fd, msg.data(), size, 0);
       if (n != static_cast<ssize_t>(size)) {

@@ -75,6 +75,16 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   return s;
 }
 
+absl::StatusOr<uint64_t> TcpProbe::AckedOffset(int fd, uint64_t written,
+                                               bool fin_sent) const {
+  int q = 0;
+  SysResult r = os_->Ioctl(fd, SIOCOUTQ, &q);
+  if (!r.ok()) return CallError(r, "ioctl(SIOCOUTQ)", fd);
+  TcpSample s;
+  s.outq = static_cast<uint32_t>(std::max(q, 0));
+  return s.AckedOffset(written, fin_sent);
+}
+
 absl::StatusOr<int> TcpProbe::PendingError(int fd) const {
   int err = 0;
   socklen_t len = sizeof(err);

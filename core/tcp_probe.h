@@ -93,6 +93,12 @@ class TcpProbe {
   // FailedPrecondition when the kernel's tcp_info lacks the byte counters.
   absl::StatusOr<TcpSample> Sample(int fd) const;
 
+  // TcpSample::AckedOffset() from SIOCOUTQ alone (one ioctl): the healthy
+  // path's lazy trim point. `written` is the replay ring's head. Errors: the
+  // errno of ioctl(SIOCOUTQ) as a Status naming it.
+  absl::StatusOr<uint64_t> AckedOffset(int fd, uint64_t written,
+                                       bool fin_sent) const;
+
   // SO_ERROR: the pending socket error (0 when none); reading clears it.
   absl::StatusOr<int> PendingError(int fd) const;
 

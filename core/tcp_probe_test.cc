@@ -130,6 +130,12 @@ TEST_F(TcpProbeTest, AckedOffsetIsWhatThePeerKernelAcknowledged) {
       WaitFor(client_, [](const TcpSample& s) { return s.outq == 0; });
   EXPECT_EQ(c.AckedOffset(data.size(), false), data.size());
   EXPECT_EQ(c.bytes_acked, data.size() + 1);  // + the SYN.
+  ASSERT_OK_AND_ASSIGN(uint64_t acked,
+                       probe_.AckedOffset(client_, data.size(), false));
+  EXPECT_EQ(acked, data.size());
+  EXPECT_THAT(probe_.AckedOffset(-1, 0, false),
+              StatusIs(StatusCode::kFailedPrecondition,
+                       testing::HasSubstr("SIOCOUTQ")));
   ASSERT_OK_AND_ASSIGN(TcpSample srv, probe_.Sample(server_));
   EXPECT_EQ(srv.bytes_received, data.size());
   EXPECT_EQ(srv.inq, data.size());
