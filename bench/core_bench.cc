@@ -31,7 +31,7 @@
 namespace diskwire {
 namespace {
 
-uint64_t g_samples = 0;  // TcpProbe samples taken to make room.
+uint64_t g_samples = 0;  // SIOCOUTQ reads taken to make room in the ring.
 uint64_t g_ring_sends = 0;
 
 struct Connection {
@@ -192,7 +192,7 @@ void RunSize(size_t size, double seconds, size_t ring_cap,
   printf("    sender CPU: plain %9.1f ns/send  ring %9.1f  ratio %.3f\n", pc,
          wc, wc / pc);
   printf(
-      "    probe samples/send %.3f; session overhead alone %.1f ns/send, "
+      "    SIOCOUTQ reads/send %.3f; session overhead alone %.1f ns/send, "
       "computed ratio (plain + overhead)/plain %.4f\n",
       static_cast<double>(g_samples) / std::max<uint64_t>(1, g_ring_sends),
       overhead, (p + overhead) / p);
