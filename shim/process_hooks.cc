@@ -135,6 +135,24 @@ DW_HOOK(int, fexecve, (int fd, char* const argv[], char* const envp[])) {
   return Real().fexecve(fd, argv, WithExported(envp, DW_ENV_ROOM(envp)));
 }
 
+DW_HOOK(int, posix_spawn,
+        (pid_t * pid, const char* path,
+         const posix_spawn_file_actions_t* actions,
+         const posix_spawnattr_t* attr, char* const argv[],
+         char* const envp[])) {
+  return Real().posix_spawn(pid, path, actions, attr, argv,
+                            WithExported(envp, DW_ENV_ROOM(envp)));
+}
+
+DW_HOOK(int, posix_spawnp,
+        (pid_t * pid, const char* file,
+         const posix_spawn_file_actions_t* actions,
+         const posix_spawnattr_t* attr, char* const argv[],
+         char* const envp[])) {
+  return Real().posix_spawnp(pid, file, actions, attr, argv,
+                             WithExported(envp, DW_ENV_ROOM(envp)));
+}
+
 DW_HOOK(int, execv, (const char* path, char* const argv[])) {
   return dw_hook_execve(path, argv, environ);
 }

@@ -14,6 +14,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -84,6 +85,12 @@
   X(int, execve, (const char*, char* const*, char* const*))              \
   X(int, execvpe, (const char*, char* const*, char* const*))             \
   X(int, fexecve, (int, char* const*, char* const*))                     \
+  X(int, posix_spawn,                                                    \
+    (pid_t*, const char*, const posix_spawn_file_actions_t*,             \
+     const posix_spawnattr_t*, char* const*, char* const*))              \
+  X(int, posix_spawnp,                                                   \
+    (pid_t*, const char*, const posix_spawn_file_actions_t*,             \
+     const posix_spawnattr_t*, char* const*, char* const*))              \
   X(long, syscall, (long, ...))                                          \
   X(int, sigaction, (int, const struct sigaction*, struct sigaction*))   \
   X(sighandler_t, signal, (int, sighandler_t))                           \

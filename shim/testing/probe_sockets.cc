@@ -16,6 +16,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -97,6 +98,9 @@ void DataCalls(const TcpPair& t) {
   Line("  msg_len", rm[0].msg_len);
   Note("  data", all);
 
+  Line("syscall sendto", syscall(SYS_sendto, t.client, "sys", 3, 0, 0, 0));
+  Line("syscall recvfrom",
+       syscall(SYS_recvfrom, t.server, small, 3, MSG_WAITALL, 0, 0));
   Line("write socket", write(t.server, "wxyz", 4));
   Line("read socket", read(t.client, small, Opaque(4)));
   char v1[2], v2[2];

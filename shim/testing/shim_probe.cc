@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,16 @@ int Exec(const char* self) {
     }
     int status;
     waitpid(pid, &status, 0);
+  }
+  for (bool search : {false, true}) {
+    printf("%s: ", search ? "posix_spawnp" : "posix_spawn");
+    fflush(stdout);
+    pid_t pid;
+    const int rc =
+        search ? posix_spawnp(&pid, self, nullptr, nullptr, argv, empty_env)
+               : posix_spawn(&pid, self, nullptr, nullptr, argv, empty_env);
+    int status;
+    if (rc == 0) waitpid(pid, &status, 0);
   }
   return 0;
 }
