@@ -67,6 +67,28 @@ TEST_F(PreloadTest, EveryByteOfSelectedSocketsCrossesTheEngineUnchanged) {
                               HasSubstr("introspections=4")));
 }
 
+TEST_F(PreloadTest, CallsBeforeTheShimIsInitialisedWork) {
+  const std::string early = Runfile("libearly_caller.so");
+  const std::string both =
+      "LD_PRELOAD=" + Runfile("libdiskwire_fake.so") + " " + early;
+  Result r = Probe("transcript",
+                   {both, Volume(), "DISKWIRE_SELECT=*", "LD_DEBUG=files"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  // The early library's constructor did run before the shim's.
+  const size_t early_init = r.err.find("calling init: " + early);
+  const size_t shim_init =
+      r.err.find("calling init: " + Runfile("libdiskwire_fake.so"));
+  ASSERT_NE(early_init, std::string::npos) << r.err;
+  ASSERT_NE(shim_init, std::string::npos) << r.err;
+  EXPECT_LT(early_init, shim_init);
+  EXPECT_THAT(r.err, AllOf(HasSubstr("early: close(-1) = -1 EBADF"),
+                           HasSubstr("early: pipe round trip ok"),
+                           HasSubstr("early: tcp round trip ok")));
+  // Its TCP bytes crossed the engine: 4 more each way than the transcript's.
+  EXPECT_THAT(r.err, HasSubstr("sent=159565 received=159565"));
+  EXPECT_EQ(r.out, Probe("transcript", {}).out);
+}
+
 TEST_F(PreloadTest, WakesOfTheEngineAreInvisibleToPollAndSelect) {
   Result r = Probe("wake", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
   ASSERT_TRUE(Exited(r, 0)) << r.err;
