@@ -57,8 +57,12 @@ class ChannelWriter {
   // appended. nullopt for an empty channel.
   virtual std::optional<RecordHeader> last_record() const = 0;
   // Stream end (stream_offset + payload length) of the last record; 0 for an
-  // empty channel.
-  virtual uint64_t end_offset() const = 0;
+  // empty channel. Backends override it; the default (for test doubles) only
+  // knows last_record()'s stream_offset.
+  virtual uint64_t end_offset() const {
+    const std::optional<RecordHeader> last = last_record();
+    return last ? last->stream_offset : 0;
+  }
   // What opening the channel repaired or noticed (a discarded torn tail,
   // foreign files), one line each; empty when the channel was clean.
   virtual const std::vector<std::string>& recovery_notes() const = 0;
