@@ -5,12 +5,16 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 
 #include "shim/raw_syscall.h"
 
@@ -34,21 +38,37 @@ void WriteError(const char* a, const char* b, const char* c) {
   RawWriteStderr(c);
 }
 
-// Base address of the object this code is linked into.
-const void* OwnBase() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<const void*>(&OwnBase), &info) == 0) {
-    return nullptr;
+// The address range of the object this code is linked into (the lowest and
+// highest of its loaded segments). One dl_iterate_phdr walk: dladdr() per
+// symbol would cost ~90k instructions each at every process start.
+struct OwnRange {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;
+  bool Contains(const void* p) const {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    return a >= begin && a < end;
   }
-  return info.dli_fbase;
+};
+
+int FindOwnRange(dl_phdr_info* info, size_t, void* data) {
+  auto* range = static_cast<OwnRange*>(data);
+  const auto self = reinterpret_cast<uintptr_t>(&FindOwnRange);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    lo = std::min<uintptr_t>(lo, info->dlpi_addr + ph.p_vaddr);
+    hi = std::max<uintptr_t>(hi, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+  }
+  if (self < lo || self >= hi) return 0;
+  *range = {lo, hi};
+  return 1;
 }
 
 // Resolves one symbol; aborts on a circular reference.
-void* Resolve(const char* name, const void* own_base) {
+void* Resolve(const char* name, const OwnRange& own) {
   void* fn = dlsym(RTLD_NEXT, name);
-  if (fn == nullptr || own_base == nullptr) return fn;
-  Dl_info info;
-  if (dladdr(fn, &info) != 0 && info.dli_fbase == own_base) {
+  if (fn != nullptr && own.Contains(fn)) {
     WriteError("diskwire: circular reference resolving ", name,
                ": dlsym(RTLD_NEXT) found diskwire itself (loaded twice, or "
                "linked into the preloaded program?)\n");
@@ -64,9 +84,10 @@ void ResolveInto(RealCalls* table) {
                " re-entered itself too deeply\n");
     abort();
   }
-  const void* own_base = OwnBase();
+  OwnRange own;
+  dl_iterate_phdr(&FindOwnRange, &own);
 #define DW_RESOLVE_REAL_(ret, name, params) \
-  table->name = reinterpret_cast<ret(*) params>(Resolve(#name, own_base));
+  table->name = reinterpret_cast<ret(*) params>(Resolve(#name, own));
   DW_REAL_CALLS(DW_RESOLVE_REAL_)
 #undef DW_RESOLVE_REAL_
   --t_resolving;
