@@ -398,6 +398,25 @@ TEST_F(DirChannelTest, DurabilityEveryBatchSyncsAndSyncFailureBreaks) {
               StatusIs(StatusCode::kFailedPrecondition));
 }
 
+TEST_F(DirChannelTest, DurabilityIntervalSyncsOnlyAfterTheInterval) {
+  WriterOptions o;
+  o.durability = Durability::kInterval;
+  o.sync_interval = absl::Hours(1);
+  auto w = Writer(o);
+  ASSERT_THAT(w->Append({DataRecord(0, "a")}), IsOk());  // creates the segment
+  const int before = faults_.Calls(FileOp::kSync);
+  ASSERT_THAT(w->Append({DataRecord(1, "b")}), IsOk());
+  ASSERT_THAT(w->Append({DataRecord(2, "b")}), IsOk());
+  EXPECT_EQ(faults_.Calls(FileOp::kSync), before);
+  w.reset();
+  o.sync_interval = absl::ZeroDuration();
+  w = Writer(o);
+  const int again = faults_.Calls(FileOp::kSync);
+  ASSERT_THAT(w->Append({DataRecord(3, "c")}), IsOk());
+  ASSERT_THAT(w->Append({DataRecord(4, "d")}), IsOk());
+  EXPECT_EQ(faults_.Calls(FileOp::kSync) - again, 2);
+}
+
 TEST_F(DirChannelTest, DurabilityNoneNeverSyncs) {
   auto w = Writer();
   const int before = faults_.Calls(FileOp::kSync);
