@@ -235,7 +235,18 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
     }
     uint64_t first = 0;
     absl::StatusOr<int> next = OpenSegment(index_ + 1, &first);
-    if (absl::IsNotFound(next.status())) return count;  // the writer's tail
+    if (absl::IsNotFound(next.status())) {
+      // The writer's tail, unless this segment was deleted under us (the
+      // channel removed, or trimmed past this reader): never wait forever.
+      DW_ASSIGN_OR_RETURN(uint64_t links, ops_.LinkCount(fd_));
+      if (links == 0 && !pending) {
+        return Fail(absl::DataLossError(absl::StrCat(
+            SegPath(index_),
+            " was deleted while being read and has no "
+            "successor (channel removed, or trimmed past this reader)")));
+      }
+      return count;
+    }
     if (!next.ok()) return Fail(next.status());
     ops_.Close(*next).IgnoreError();
     next_seen = true;  // re-read this segment once more, then move on

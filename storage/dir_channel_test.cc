@@ -474,6 +474,20 @@ TEST_F(DirChannelTest, AuthenticatedRoundTripAndWrongKey) {
   EXPECT_THAT(ReadAll(*Reader()), HasSubstr("MAC mismatch"));
 }
 
+TEST_F(DirChannelTest, ReaderOfARemovedChannelFailsInsteadOfWaiting) {
+  {
+    auto w = Writer();
+    ASSERT_THAT(w->Append({DataRecord(0, "old")}), IsOk());
+  }
+  auto r = Reader();
+  EXPECT_EQ(ReadAll(*r), "old");
+  ASSERT_THAT(volume_->RemoveChannel("ch"), IsOk());
+  auto w = Writer();  // a new connection's channel of the same name
+  ASSERT_THAT(w->Append({DataRecord(0, "new")}), IsOk());
+  EXPECT_THAT(ReadAll(*r), HasSubstr("deleted while being read"));
+  EXPECT_EQ(ReadAll(*Reader()), "new");
+}
+
 TEST_F(DirChannelTest, RemoveChannelRefusesLiveWriter) {
   auto w = Writer();
   ASSERT_THAT(w->Append({DataRecord(0, "a")}), IsOk());

@@ -56,6 +56,9 @@ class FaultInjectingFileOps final : public FileOps {
   absl::Status Sync(int fd) override;
   absl::Status Truncate(int fd, uint64_t size) override;
   absl::StatusOr<uint64_t> Size(int fd) override { return base_->Size(fd); }
+  absl::StatusOr<uint64_t> LinkCount(int fd) override {
+    return base_->LinkCount(fd);
+  }
   absl::StatusOr<uint64_t> Revalidate(int fd) override {
     return base_->Revalidate(fd);
   }

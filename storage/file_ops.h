@@ -51,6 +51,8 @@ class FileOps {
   virtual absl::Status Truncate(int fd, uint64_t size) = 0;
   /** fstat(2) size. On network filesystems it may be stale: read past it. */
   virtual absl::StatusOr<uint64_t> Size(int fd) = 0;
+  /** fstat(2) st_nlink: 0 once the file has been deleted. */
+  virtual absl::StatusOr<uint64_t> LinkCount(int fd) = 0;
   /** statx(AT_STATX_FORCE_SYNC) of `fd`: makes a network or FUSE client drop
    * its cached attributes, so that reads are no longer clamped at a stale
    * file size. Returns the fresh size (which callers must still not trust

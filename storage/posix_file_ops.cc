@@ -84,6 +84,11 @@ class PosixFileOps final : public FileOps {
     if (::fstat(fd, &st) != 0) return ErrnoError(errno, FdName("fstat", fd));
     return static_cast<uint64_t>(st.st_size);
   }
+  absl::StatusOr<uint64_t> LinkCount(int fd) override {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return ErrnoError(errno, FdName("fstat", fd));
+    return static_cast<uint64_t>(st.st_nlink);
+  }
   absl::StatusOr<uint64_t> Revalidate(int fd) override {
     struct statx stx;
     if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE,
