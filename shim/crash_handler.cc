@@ -3,7 +3,6 @@
 #include "shim/crash_handler.h"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "shim/hook.h"
 #include "shim/raw_syscall.h"
 #include "shim/real_calls.h"
+#include "shim/self_text.h"
 
 namespace diskwire::shim {
 namespace {
@@ -40,10 +40,6 @@ struct Unwinder {
 std::atomic<bool> g_installed{false};
 pthread_once_t g_install_once = PTHREAD_ONCE_INIT;
 Unwinder g_unwind;
-// The text of this library: a frame inside it is diskwire code.
-uintptr_t g_base = 0;
-uintptr_t g_text_begin = 0;
-uintptr_t g_text_end = 0;
 // What the application installed for each fatal signal (guarded by
 // g_app_lock for writers; the handler reads without it, as it must).
 struct sigaction g_app[NSIG];
@@ -117,7 +113,9 @@ const char* SignalName(int sig) {
   return "signal";
 }
 
-bool InOurText(uintptr_t ip) { return ip >= g_text_begin && ip < g_text_end; }
+bool InOurText(uintptr_t ip) {
+  return InDiskwireText(reinterpret_cast<const void*>(ip));
+}
 
 // Collects the interrupted thread's return addresses, innermost first.
 int CollectFrames(void* ucontext, uintptr_t* ips) {
@@ -165,7 +163,7 @@ void PrintBacktrace(int sig, const siginfo_t* info, void* ucontext,
       }
     }
     if (InOurText(ips[i]))
-      line.Str(" [libdiskwire+").Hex(ips[i] - g_base).Str("]");
+      line.Str(" [libdiskwire+").Hex(ips[i] - SelfBase()).Str("]");
     line.Str("\n").Print();
   }
   if (n == 0) line.Str("diskwire:   (no unwinder available)\n").Print();
@@ -226,25 +224,8 @@ void LoadUnwinder() {
   if (u.init_local2 && u.step && u.get_reg && u.get_proc_name) g_unwind = u;
 }
 
-int FindOurText(dl_phdr_info* info, size_t, void* base) {
-  if (reinterpret_cast<void*>(info->dlpi_addr) != base) return 0;
-  g_base = info->dlpi_addr;
-  for (int i = 0; i < info->dlpi_phnum; ++i) {
-    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {
-      g_text_begin = info->dlpi_addr + ph.p_vaddr;
-      g_text_end = g_text_begin + ph.p_memsz;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 void Install() {
-  Dl_info self;
-  if (dladdr(reinterpret_cast<void*>(&Install), &self) != 0) {
-    dl_iterate_phdr(&FindOurText, self.dli_fbase);
-  }
+  InitSelfText();
   LoadUnwinder();
   struct sigaction ours {};
   ours.sa_sigaction = &Handler;

@@ -8,6 +8,7 @@
 #include "shim/hook.h"
 #include "shim/process_hooks.h"
 #include "shim/real_calls.h"
+#include "shim/self_text.h"
 
 namespace diskwire::shim {
 
@@ -49,6 +50,7 @@ void CreateEngine() {
     engine = Engine::Get(RealOsCalls());
   }
   if (engine != nullptr) {
+    InitSelfText();
     pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);
     InstallCrashHandler();
     UseForkForVfork();

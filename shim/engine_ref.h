@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "core/engine.h"
+#include "shim/self_text.h"
 
 namespace diskwire::shim {
 
@@ -30,6 +31,16 @@ inline Engine* CurrentEngine() {
 inline Engine* OwningEngine(int fd) {
   Engine* engine = CurrentEngine();
   return engine != nullptr && engine->Owns(fd) ? engine : nullptr;
+}
+
+// The engine, unless `caller` (a hook's return address) lies inside
+// libdiskwire: diskwire's own calls by libc name (storage closing its files,
+// the engine opening a connection) then pass straight through, never back into
+// the engine. (A tail call into libc from the outermost diskwire frame would
+// hide it; hooks and thread entry functions, the outermost frames, make none.)
+inline Engine* EngineFor(const void* caller) {
+  Engine* engine = CurrentEngine();
+  return engine != nullptr && !InDiskwireText(caller) ? engine : nullptr;
 }
 
 // Returns the engine, creating it on the first call (Engine::Get with the real

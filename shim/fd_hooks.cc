@@ -35,10 +35,10 @@ int CloseFd(Engine* engine, int fd) {
 }
 
 // Reports a successful duplication of an owned fd.
-int AfterDup(int oldfd, int newfd) {
+int AfterDup(int oldfd, int newfd, const void* caller) {
   if (newfd < 0) return newfd;
-  Engine* engine = OwningEngine(oldfd);
-  if (engine != nullptr) {
+  Engine* engine = EngineFor(caller);
+  if (engine != nullptr && engine->Owns(oldfd)) {
     InsideDiskwire inside;
     KeepErrno keep;
     engine->OnDup(oldfd, newfd);
@@ -48,8 +48,8 @@ int AfterDup(int oldfd, int newfd) {
 
 // dup2/dup3 implicitly close `newfd`: an owned newfd is closed through the
 // engine first, a private one is refused.
-bool PrepareDupOnto(int newfd) {
-  Engine* engine = CurrentEngine();
+bool PrepareDupOnto(int newfd, const void* caller) {
+  Engine* engine = EngineFor(caller);
   if (engine == nullptr) return true;
   if (engine->IsPrivate(newfd)) {
     errno = EBUSY;
@@ -89,47 +89,73 @@ int CloseRange(Engine* engine, unsigned int first, unsigned int last,
 }
 
 }  // namespace
-}  // namespace diskwire::shim
 
-using diskwire::Engine;
-using namespace diskwire::shim;  // NOLINT: hooks are extern "C".
-
-DW_HOOK(int, close, (int fd)) {
-  Engine* engine = CurrentEngine();
+int CloseCall(int fd, const void* caller) {
+  Engine* engine = EngineFor(caller);
   if (engine == nullptr) return Real().close(fd);
   return CloseFd(engine, fd);
 }
 
-DW_HOOK(int, close_range, (unsigned int first, unsigned int last, int flags)) {
-  Engine* engine = CurrentEngine();
+int CloseRangeCall(unsigned int first, unsigned int last, int flags,
+                   const void* caller) {
+  Engine* engine = EngineFor(caller);
   if (engine == nullptr || first > last) {
     return Real().close_range(first, last, flags);
   }
   return CloseRange(engine, first, last, flags);
 }
 
+int DupCall(int fd, const void* caller) {
+  return AfterDup(fd, Real().dup(fd), caller);
+}
+
+int Dup2Call(int oldfd, int newfd, const void* caller) {
+  if (oldfd == newfd) return Real().dup2(oldfd, newfd);
+  if (!PrepareDupOnto(newfd, caller)) return -1;
+  return AfterDup(oldfd, Real().dup2(oldfd, newfd), caller);
+}
+
+int Dup3Call(int oldfd, int newfd, int flags, const void* caller) {
+  if (oldfd == newfd) return Real().dup3(oldfd, newfd, flags);
+  if (!PrepareDupOnto(newfd, caller)) return -1;
+  return AfterDup(oldfd, Real().dup3(oldfd, newfd, flags), caller);
+}
+
+int FcntlCall(int fd, int cmd, void* arg, const void* caller) {
+  const int result = Real().fcntl(fd, cmd, arg);
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+    return AfterDup(fd, result, caller);
+  }
+  return result;
+}
+
+}  // namespace diskwire::shim
+
+using diskwire::Engine;
+using namespace diskwire::shim;  // NOLINT: hooks are extern "C".
+
+DW_HOOK(int, close, (int fd)) { return CloseCall(fd, DW_CALLER); }
+
+DW_HOOK(int, close_range, (unsigned int first, unsigned int last, int flags)) {
+  return CloseRangeCall(first, last, flags, DW_CALLER);
+}
+
 DW_HOOK(void, closefrom, (int lowfd)) {
-  Engine* engine = CurrentEngine();
+  Engine* engine = EngineFor(DW_CALLER);
   if (engine == nullptr) return Real().closefrom(lowfd);
   KeepErrno keep;
   CloseRange(engine, static_cast<unsigned int>(std::max(lowfd, 0)), UINT_MAX,
              0);
 }
 
-DW_HOOK(int, dup, (int fd)) { return AfterDup(fd, Real().dup(fd)); }
+DW_HOOK(int, dup, (int fd)) { return DupCall(fd, DW_CALLER); }
 
 DW_HOOK(int, dup2, (int oldfd, int newfd)) {
-  if (oldfd == newfd || !PrepareDupOnto(newfd)) {
-    return oldfd == newfd ? Real().dup2(oldfd, newfd) : -1;
-  }
-  return AfterDup(oldfd, Real().dup2(oldfd, newfd));
+  return Dup2Call(oldfd, newfd, DW_CALLER);
 }
 
 DW_HOOK(int, dup3, (int oldfd, int newfd, int flags)) {
-  if (oldfd == newfd || !PrepareDupOnto(newfd)) {
-    return oldfd == newfd ? Real().dup3(oldfd, newfd, flags) : -1;
-  }
-  return AfterDup(oldfd, Real().dup3(oldfd, newfd, flags));
+  return Dup3Call(oldfd, newfd, flags, DW_CALLER);
 }
 
 // fcntl's argument is an int or a pointer depending on `cmd`; it is forwarded
@@ -141,9 +167,7 @@ DW_HOOK(int, fcntl, (int fd, int cmd, ...)) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  const int result = Real().fcntl(fd, cmd, arg);
-  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return AfterDup(fd, result);
-  return result;
+  return FcntlCall(fd, cmd, arg, DW_CALLER);
 }
 
 DW_HOOK(int, fcntl64, (int fd, int cmd, ...)) {
@@ -152,7 +176,9 @@ DW_HOOK(int, fcntl64, (int fd, int cmd, ...)) {
   void* arg = va_arg(ap, void*);
   va_end(ap);
   const int result = Real().fcntl64(fd, cmd, arg);
-  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return AfterDup(fd, result);
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+    return AfterDup(fd, result, DW_CALLER);
+  }
   return result;
 }
 

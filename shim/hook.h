@@ -20,6 +20,9 @@
   extern "C" DW_EXPORT ret dw_hook_##name params __asm__(#name); \
   extern "C" ret dw_hook_##name params
 
+// The return address of the current hook: where the caller is.
+#define DW_CALLER __builtin_return_address(0)
+
 namespace diskwire::shim {
 
 // Number of diskwire frames on this thread's stack (hooks that entered the

@@ -100,13 +100,17 @@ TEST_F(PreloadTest, WakesOfTheEngineAreInvisibleToPollAndSelect) {
 TEST_F(PreloadTest, EnginePrivateFdsSurviveCloseAndDup) {
   Result r = Probe("private", {Fake(), Volume(), "DISKWIRE_SELECT=1"});
   ASSERT_TRUE(Exited(r, 0)) << r.err;
-  EXPECT_THAT(r.out, AllOf(HasSubstr("close private = -1 EBADF"),
-                           HasSubstr("dup2 onto private = -1 EBUSY"),
-                           HasSubstr("dup3 onto private = -1 EBUSY"),
-                           HasSubstr("close_range over private = 0"),
-                           HasSubstr("closefrom closed the application's fd "
-                                     "= -1 EBADF"),
-                           HasSubstr("private fd still open = 1")));
+  EXPECT_THAT(r.out,
+              AllOf(HasSubstr("close private = -1 EBADF"),
+                    HasSubstr("dup2 onto private = -1 EBUSY"),
+                    HasSubstr("dup3 onto private = -1 EBUSY"),
+                    HasSubstr("close_range over private = 0"),
+                    HasSubstr("closefrom closed the application's fd "
+                              "= -1 EBADF"),
+                    HasSubstr("private fd still open = 1"),
+                    HasSubstr("engine's own connect offered to it = 0"),
+                    HasSubstr("engine's own close of its private fd = 0"),
+                    HasSubstr("  private fd now closed = -1 EBADF")));
 }
 
 TEST_F(PreloadTest, FaultInsideDiskwirePrintsBacktraceThenAppHandlerRuns) {

@@ -211,20 +211,21 @@ DW_HOOK(long, syscall, (long number, ...)) {
   long a[6];
   for (long& v : a) v = va_arg(ap, long);
   va_end(ap);
+  const void* caller = DW_CALLER;
   auto p = [&](int i) { return reinterpret_cast<void*>(a[i]); };
   auto fd = [&](int i) { return static_cast<int>(a[i]); };
   switch (number) {
     case SYS_socket:
       return dw_hook_socket(fd(0), fd(1), fd(2));
     case SYS_connect:
-      return dw_hook_connect(fd(0), static_cast<sockaddr*>(p(1)),
-                             static_cast<socklen_t>(a[2]));
+      return ConnectCall(fd(0), static_cast<sockaddr*>(p(1)),
+                         static_cast<socklen_t>(a[2]), caller);
     case SYS_accept:
-      return dw_hook_accept4(fd(0), static_cast<sockaddr*>(p(1)),
-                             static_cast<socklen_t*>(p(2)), 0);
+      return Accept4Call(fd(0), static_cast<sockaddr*>(p(1)),
+                         static_cast<socklen_t*>(p(2)), 0, caller);
     case SYS_accept4:
-      return dw_hook_accept4(fd(0), static_cast<sockaddr*>(p(1)),
-                             static_cast<socklen_t*>(p(2)), fd(3));
+      return Accept4Call(fd(0), static_cast<sockaddr*>(p(1)),
+                         static_cast<socklen_t*>(p(2)), fd(3), caller);
     case SYS_read:
       return dw_hook_read(fd(0), p(1), a[2]);
     case SYS_readv:
@@ -262,20 +263,20 @@ DW_HOOK(long, syscall, (long number, ...)) {
     case SYS_shutdown:
       return dw_hook_shutdown(fd(0), fd(1));
     case SYS_close:
-      return dw_hook_close(fd(0));
+      return CloseCall(fd(0), caller);
     case SYS_close_range:
-      return dw_hook_close_range(static_cast<unsigned int>(a[0]),
-                                 static_cast<unsigned int>(a[1]), fd(2));
+      return CloseRangeCall(static_cast<unsigned int>(a[0]),
+                            static_cast<unsigned int>(a[1]), fd(2), caller);
     case SYS_dup:
-      return dw_hook_dup(fd(0));
+      return DupCall(fd(0), caller);
 #ifdef SYS_dup2
     case SYS_dup2:
-      return dw_hook_dup2(fd(0), fd(1));
+      return Dup2Call(fd(0), fd(1), caller);
 #endif
     case SYS_dup3:
-      return dw_hook_dup3(fd(0), fd(1), fd(2));
+      return Dup3Call(fd(0), fd(1), fd(2), caller);
     case SYS_fcntl:
-      return dw_hook_fcntl(fd(0), fd(1), p(2));
+      return FcntlCall(fd(0), fd(1), p(2), caller);
 #ifdef SYS_poll
     case SYS_poll:
       return dw_hook_poll(static_cast<pollfd*>(p(0)), static_cast<nfds_t>(a[1]),

@@ -28,9 +28,10 @@ bool IsTcp(int fd) {
   return value == AF_INET || value == AF_INET6;
 }
 
-// Offers a freshly accepted socket to the engine.
-void OfferAccepted(int listen_fd, int fd) {
-  if (fd < 0) return;
+// Offers a freshly accepted socket to the engine, unless diskwire itself
+// accepted it.
+void OfferAccepted(int listen_fd, int fd, const void* caller) {
+  if (fd < 0 || InDiskwireText(caller)) return;
   Engine* engine = EnsureEngine();
   if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return;
   InsideDiskwire inside;
@@ -39,6 +40,31 @@ void OfferAccepted(int listen_fd, int fd) {
 }
 
 }  // namespace
+
+int ConnectCall(int fd, const sockaddr* addr, socklen_t len,
+                const void* caller) {
+  const int result = Real().connect(fd, addr, len);
+  if (result != 0 && errno != EINPROGRESS) return result;
+  if (addr == nullptr ||
+      (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
+      InDiskwireText(caller)) {
+    return result;
+  }
+  Engine* engine = EnsureEngine();
+  if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return result;
+  InsideDiskwire inside;
+  KeepErrno keep;
+  engine->OnConnect(fd, addr, len);
+  return result;
+}
+
+int Accept4Call(int fd, sockaddr* addr, socklen_t* len, int flags,
+                const void* caller) {
+  const int accepted = Real().accept4(fd, addr, len, flags);
+  OfferAccepted(fd, accepted, caller);
+  return accepted;
+}
+
 }  // namespace diskwire::shim
 
 using diskwire::Engine;
@@ -64,30 +90,17 @@ DW_HOOK(int, listen, (int fd, int backlog)) {
 }
 
 DW_HOOK(int, connect, (int fd, const sockaddr* addr, socklen_t len)) {
-  const int result = Real().connect(fd, addr, len);
-  if (result != 0 && errno != EINPROGRESS) return result;
-  if (addr == nullptr ||
-      (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-    return result;
-  }
-  Engine* engine = EnsureEngine();
-  if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return result;
-  InsideDiskwire inside;
-  KeepErrno keep;
-  engine->OnConnect(fd, addr, len);
-  return result;
+  return ConnectCall(fd, addr, len, DW_CALLER);
 }
 
 DW_HOOK(int, accept, (int fd, sockaddr* addr, socklen_t* len)) {
   const int accepted = Real().accept(fd, addr, len);
-  OfferAccepted(fd, accepted);
+  OfferAccepted(fd, accepted, DW_CALLER);
   return accepted;
 }
 
 DW_HOOK(int, accept4, (int fd, sockaddr* addr, socklen_t* len, int flags)) {
-  const int accepted = Real().accept4(fd, addr, len, flags);
-  OfferAccepted(fd, accepted);
-  return accepted;
+  return Accept4Call(fd, addr, len, flags, DW_CALLER);
 }
 
 DW_HOOK(int, shutdown, (int fd, int how)) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -203,6 +204,36 @@ __attribute__((visibility("default"))) void diskwire_fake_wake() {
 __attribute__((visibility("default"))) void diskwire_fake_wait_consumed(
     long n) {
   if (diskwire::g_fake) diskwire::g_fake->WaitConsumed(n);
+}
+
+// Closes the engine's private wake fd with libc's close(), by name, from
+// inside diskwire: the shim must let it through. Returns close()'s result.
+__attribute__((visibility("default"))) int
+diskwire_fake_close_private_by_name() {
+  if (diskwire::g_fake == nullptr) return -1;
+  const int rc = close(diskwire::g_fake->wake_fd());
+  // Not a tail call: the shim knows diskwire's calls by their return address,
+  // which a tail call from the outermost diskwire frame would hide.
+  __asm__ volatile("" ::: "memory");
+  return rc;
+}
+
+// Connects to 127.0.0.1:port with libc's socket()/connect(), by name, from
+// inside diskwire; returns how many OnConnect calls that caused (the shim must
+// not offer diskwire's own connections: 0).
+__attribute__((visibility("default"))) long diskwire_fake_connect_by_name(
+    int port) {
+  if (diskwire::g_fake == nullptr) return -1;
+  const long before = diskwire::g_fake->counter(diskwire::kConnects);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  close(fd);
+  if (rc != 0) return -2;
+  return diskwire::g_fake->counter(diskwire::kConnects) - before;
 }
 
 // Fills out[0..count) with the counters, in the order of enum Counter.

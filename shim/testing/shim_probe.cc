@@ -138,6 +138,13 @@ int Private() {
   closefrom(w);
   Line("closefrom closed the application's fd", fcntl(above, F_GETFD));
   Line("private fd still open", fcntl(w, F_GETFD) >= 0);
+  // Diskwire's own calls by libc name pass straight through.
+  TcpPair t = MakeTcpPair();
+  auto own_connect = Fake<long (*)(int)>("diskwire_fake_connect_by_name");
+  Line("engine's own connect offered to it", own_connect(t.port));
+  auto own_close = Fake<int (*)()>("diskwire_fake_close_private_by_name");
+  Line("engine's own close of its private fd", own_close());
+  Line("  private fd now closed", fcntl(w, F_GETFD));
   return 0;
 }
 
