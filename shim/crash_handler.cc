@@ -140,11 +140,14 @@ void PrintBacktrace(int sig, const siginfo_t* info, void* ucontext,
   line.Str("diskwire: fatal ")
       .Str(SignalName(sig))
       .Str(" inside diskwire (pid ")
-      .Dec(getpid())
-      .Str(", fault address ")
-      .Hex(reinterpret_cast<uintptr_t>(info ? info->si_addr : nullptr))
-      .Str("); backtrace:\n")
-      .Print();
+      .Dec(getpid());
+  if (info != nullptr && info->si_code > 0) {  // Raised by the kernel: a fault.
+    line.Str(", fault address ")
+        .Hex(reinterpret_cast<uintptr_t>(info->si_addr));
+  } else if (info != nullptr) {
+    line.Str(", sent by pid ").Dec(info->si_pid);
+  }
+  line.Str("); backtrace:\n").Print();
   for (int i = 0; i < n; ++i) {
     line.Str("diskwire:   #").Dec(i).Str(" ").Hex(ips[i]);
     unw_cursor_t cursor;

@@ -134,6 +134,13 @@ TEST_F(PreloadTest, FaultInsideDiskwireWithoutAppHandlerKillsWithTheSignal) {
   EXPECT_THAT(r.err, HasSubstr("diskwire: fatal SIGSEGV inside diskwire"));
 }
 
+TEST_F(PreloadTest, AbortInsideDiskwirePrintsBacktraceAndStillAborts) {
+  Result r = Probe("crash-abort", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
+  ASSERT_TRUE(WIFSIGNALED(r.status)) << r.err;
+  EXPECT_EQ(WTERMSIG(r.status), SIGABRT);
+  EXPECT_THAT(r.err, HasSubstr("diskwire: fatal SIGABRT inside diskwire"));
+}
+
 TEST_F(PreloadTest, FaultInTheApplicationIsNotBlamedOnDiskwire) {
   Result r = Probe("crash-app", {Fake(), Volume(), "DISKWIRE_SELECT=*"});
   EXPECT_TRUE(Exited(r, 42)) << r.err;

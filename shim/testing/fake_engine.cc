@@ -2,7 +2,8 @@
 // A test Engine for the shim's preload tests, linked into
 // libdiskwire_fake.so in place of core's engine. It selects TCP connections by
 // port, passes every call to the real OsCalls, touches every byte it is handed
-// (as the replay ring copy would, so a bad buffer faults inside diskwire) and
+// (as the replay ring copy would, so a bad buffer faults inside diskwire),
+// aborts on MSG_OOB (as a failed engine check would) and
 // counts what it saw. Test programs read the counts through the extern "C"
 // functions at the end.
 //
@@ -73,6 +74,7 @@ class FakeEngine final : public Engine {
   }
   SysResult SendMsg(int fd, const msghdr* msg, int flags) override {
     Count(kSends);
+    if (flags & MSG_OOB) abort();  // The probe's way to fail an engine check.
     Touch(msg);
     SysResult r = os_->SendMsg(fd, msg, flags);
     if (r.ok()) counters_[kSentBytes] += r.value;

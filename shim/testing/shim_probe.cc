@@ -8,6 +8,7 @@
 //   shim_probe crash-inside   fault inside diskwire, application handler
 //   shim_probe crash-default  fault inside diskwire, no application handler
 //   shim_probe crash-app      fault in the application itself
+//   shim_probe crash-abort    abort() inside diskwire, no application handler
 //   shim_probe exec           clears LD_PRELOAD/DISKWIRE_*, execs print-env
 //   shim_probe print-env      prints whether they arrived
 //
@@ -251,6 +252,10 @@ int main(int argc, char** argv) {
     rc = Crash(true, true);
   } else if (strcmp(mode, "crash-default") == 0) {
     rc = Crash(false, true);
+  } else if (strcmp(mode, "crash-abort") == 0) {
+    TcpPair t = MakeTcpPair();
+    send(t.client, "x", 1, MSG_OOB);  // The test engine aborts on MSG_OOB.
+    rc = 3;
   } else if (strcmp(mode, "crash-app") == 0) {
     rc = Crash(true, false);
   } else if (strcmp(mode, "exec") == 0) {
