@@ -348,6 +348,22 @@ TEST_F(DirChannelTest, EnospcIsResourceExhaustedAndRetryWorks) {
   EXPECT_EQ(ReadAll(*r), "bb|cc");
 }
 
+TEST_F(DirChannelTest, EnospcWhileCreatingASegmentLeavesNothingBehind) {
+  WriterOptions o;
+  o.segment_bytes = 150;
+  auto w = Writer(o);
+  ASSERT_THAT(w->Append({DataRecord(0, "first")}), IsOk());
+  faults_.FailNext(FileOp::kWrite, ENOSPC, 1, "/.tmp-");
+  EXPECT_THAT(w->Append({DataRecord(5, "second")}),
+              StatusIs(StatusCode::kResourceExhausted, HasSubstr(".tmp-")));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.path() +
+                                                              "/channels/ch"),
+                          std::filesystem::directory_iterator()),
+            2);  // LOCK and segment 1 only
+  ASSERT_THAT(w->Append({DataRecord(5, "second")}), IsOk());
+  EXPECT_EQ(ReadAll(*Reader()), "first|second");
+}
+
 TEST_F(DirChannelTest, ShortWritesAreCompleted) {
   auto w = Writer();
   faults_.ShortWriteNext(7);
