@@ -31,9 +31,10 @@ namespace {
 
 // The variables a preloaded process must hand on to the programs it runs:
 // "LD_PRELOAD=..." and every "DISKWIRE_...=...", captured at load time.
-constexpr int kMaxExported = 32;
-const char* g_exported[kMaxExported];
-int g_exported_count = 0;
+const char** g_exported = nullptr;
+size_t g_exported_count = 0;
+
+bool Exported(const char* entry);
 
 bool HasName(const char* entry, const char* name_eq, size_t len) {
   return strncmp(entry, name_eq, len) == 0;
@@ -45,12 +46,19 @@ __attribute__((constructor(102))) void CaptureExportedEnv() {
                      __ATOMIC_RELEASE);
   }
   if (environ == nullptr) return;
-  for (char** e = environ; *e != nullptr && g_exported_count < kMaxExported;
-       ++e) {
-    if (HasName(*e, "LD_PRELOAD=", 11) || HasName(*e, "DISKWIRE_", 9)) {
-      g_exported[g_exported_count++] = strdup(*e);
-    }
+  size_t count = 0;
+  for (char** e = environ; *e != nullptr; ++e) count += Exported(*e);
+  if (count == 0) return;
+  g_exported = static_cast<const char**>(calloc(count, sizeof(char*)));
+  if (g_exported == nullptr) return;
+  for (char** e = environ; *e != nullptr && g_exported_count < count; ++e) {
+    const char* copy = Exported(*e) ? strdup(*e) : nullptr;
+    if (copy != nullptr) g_exported[g_exported_count++] = copy;
   }
+}
+
+bool Exported(const char* entry) {
+  return HasName(entry, "LD_PRELOAD=", 11) || HasName(entry, "DISKWIRE_", 9);
 }
 
 size_t CountEnv(char* const* envp) {
@@ -67,14 +75,14 @@ bool EnvHas(char* const* envp, const char* entry) {
   return false;
 }
 
-// Fills `out` (room for CountEnv(envp) + kMaxExported + 1) with `envp` plus
+// Fills `out` (room for CountEnv(envp) + g_exported_count + 1) with `envp` plus
 // every captured variable the program removed. Allocates nothing: it runs in
 // vfork children.
 char* const* WithExported(char* const* envp, char** out) {
   size_t n = CountEnv(envp);
   for (size_t i = 0; i < n; ++i) out[i] = envp[i];
   bool added = false;
-  for (int i = 0; i < g_exported_count; ++i) {
+  for (size_t i = 0; i < g_exported_count; ++i) {
     if (!EnvHas(envp, g_exported[i])) {
       out[n++] = const_cast<char*>(g_exported[i]);
       added = true;
@@ -87,7 +95,7 @@ char* const* WithExported(char* const* envp, char** out) {
 // Room for WithExported, on the caller's stack.
 #define DW_ENV_ROOM(envp) \
   static_cast<char**>(    \
-      alloca((CountEnv(envp) + kMaxExported + 1) * sizeof(char*)))
+      alloca((CountEnv(envp) + g_exported_count + 1) * sizeof(char*)))
 
 }  // namespace
 
