@@ -9,7 +9,11 @@
 //    directory; ratio = append / raw;
 //  - latency: a writer PROCESS (fork) appends 64-byte records, a reader
 //    process wakes on the VolumeWatcher's fd (epoll) and reads them; latency
-//    is reader's CLOCK_REALTIME minus the record's timestamp, p50/p99.
+//    is reader's CLOCK_REALTIME minus the record's timestamp, p50/p99;
+//  - for the first directory, the same latency with the polling fallback
+//    (no inotify, a read every 1 ms), as on a network filesystem.
+// The last line says whether the targets (sync off: ratio >= 0.5, p50 <=
+// 200 us, p99 <= 2 ms) were met. ~5 s on an idle machine.
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -105,13 +109,17 @@ struct Latency {
   double p50_us = 0, p99_us = 0, max_us = 0;
 };
 
-Latency MeasureLatency(const std::string& dir, bool durable) {
+// `poll_ms` > 0: no inotify, the reader reads every `poll_ms` (the fallback
+// for network filesystems).
+Latency MeasureLatency(const std::string& dir, bool durable, int poll_ms = 0) {
   const std::string root = dir + "/lat";
   std::filesystem::remove_all(root);
   auto volume = OpenDirVolume(root, {});
   if (!volume.ok()) Die("open volume", volume.status());
   WatcherOptions wo;
-  wo.mode = WatcherOptions::Mode::kInotify;
+  wo.mode = poll_ms > 0 ? WatcherOptions::Mode::kPoll
+                        : WatcherOptions::Mode::kInotify;
+  wo.poll_interval = absl::Milliseconds(poll_ms > 0 ? poll_ms : 10);
   auto watcher = (*volume)->NewWatcher(wo);
   if (!watcher.ok()) Die("watcher", watcher.status());
   if (absl::Status s = (*watcher)->Watch("lat"); !s.ok()) Die("watch", s);
@@ -148,9 +156,11 @@ Latency MeasureLatency(const std::string& dir, bool durable) {
   std::vector<double> lat;
   std::vector<Record> out;
   VolumeWatcher::Changes changes;
-  while (static_cast<int>(lat.size()) < kLatencySamples) {
+  const double deadline = Now() + 20;
+  while (static_cast<int>(lat.size()) < kLatencySamples && Now() < deadline) {
     epoll_event got;
-    if (epoll_wait(ep, &got, 1, 2000) == 0) {
+    if (epoll_wait(ep, &got, 1, poll_ms > 0 ? poll_ms : 2000) == 0 &&
+        poll_ms == 0) {
       std::fprintf(stderr, "storage_bench: no event for 2 s\n");
       break;
     }
@@ -223,6 +233,13 @@ int Main(int argc, char** argv) {
       if (!durable) {
         ok &= app >= 0.5 * raw && l.p50_us <= 200 && l.p99_us <= 2000;
       }
+    }
+    if (&base == &dirs.front()) {
+      const Latency p = MeasureLatency(dir, false, /*poll_ms=*/1);
+      std::printf(
+          "%-22s %-4s polling fallback (no inotify, 1 ms interval): "
+          "p50 %.1f us, p99 %.1f us, max %.1f us\n",
+          base.c_str(), "off", p.p50_us, p.p99_us, p.max_us);
     }
     std::filesystem::remove_all(dir);
   }
