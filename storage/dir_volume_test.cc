@@ -2,6 +2,8 @@
 
 #include "storage/dir_volume.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <filesystem>
 
@@ -116,6 +118,13 @@ TEST_F(DirVolumeTest, CorruptAndForeignHeartbeatsAreReportedNotFatal) {
   EXPECT_THAT(l.problems[0], HasSubstr("README: foreign file"));
   EXPECT_THAT(l.problems[1], HasSubstr("empty.hb: truncated"));
   EXPECT_THAT(l.problems[2], HasSubstr("flipped.hb: record checksum"));
+}
+
+TEST_F(DirVolumeTest, FifoPlantedAsHeartbeatDoesNotBlock) {
+  ASSERT_EQ(mkfifo(HeartbeatPath("fifo").c_str(), 0644), 0);
+  ASSERT_OK_AND_ASSIGN(HeartbeatListing l, volume_->ListHeartbeats());
+  EXPECT_THAT(l.heartbeats, IsEmpty());
+  EXPECT_THAT(l.problems, ElementsAre(HasSubstr("fifo.hb")));
 }
 
 TEST_F(DirVolumeTest, RenamedHeartbeatIsDetected) {

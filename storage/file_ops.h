@@ -35,7 +35,8 @@ class FileOps {
   // The POSIX implementation; never deleted.
   static FileOps* Default();
 
-  /** @see man 2 open. Returns the fd (O_CLOEXEC is always added). */
+  /** @see man 2 open. Returns the fd. O_CLOEXEC and O_NONBLOCK are always
+   * added (the latter so that a FIFO planted in a volume cannot block). */
   virtual absl::StatusOr<int> Open(const std::string& path, int flags,
                                    mode_t mode) = 0;
   virtual absl::Status Close(int fd) = 0;

@@ -34,7 +34,7 @@ class PosixFileOps final : public FileOps {
                            mode_t mode) override {
     int fd;
     do {
-      fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+      fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK, mode);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return ErrnoError(errno, absl::StrCat("open ", path));
     return fd;
