@@ -148,6 +148,14 @@ TEST_F(PreloadTest, FaultInTheApplicationIsNotBlamedOnDiskwire) {
   EXPECT_THAT(r.err, Not(HasSubstr("diskwire: fatal")));
 }
 
+TEST_F(PreloadTest, ForkAndVforkChildrenRunTheEngineChildHandler) {
+  Result r = Probe("fork", {Fake(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("fork child: fork_children=1\n"));
+  // vfork() became fork(): the child has its own engine state.
+  EXPECT_THAT(r.out, HasSubstr("vfork child: fork_children=1\n"));
+}
+
 TEST_F(PreloadTest, ExecKeepsPreloadAndConfigurationTheProgramCleared) {
   Result bare = Probe("exec", {Volume()});
   EXPECT_THAT(bare.out, HasSubstr("execv: LD_PRELOAD missing, "

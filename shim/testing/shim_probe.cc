@@ -9,6 +9,8 @@
 //   shim_probe crash-default  fault inside diskwire, no application handler
 //   shim_probe crash-app      fault in the application itself
 //   shim_probe crash-abort    abort() inside diskwire, no application handler
+//   shim_probe fork           children of fork and vfork see the engine's
+//                             atfork child handler run (test engine)
 //   shim_probe exec           clears LD_PRELOAD/DISKWIRE_*, execs print-env
 //   shim_probe print-env      prints whether they arrived
 //
@@ -174,6 +176,28 @@ int Crash(bool app_handler, bool inside) {
   return 3;
 }
 
+// Each child prints how many times the engine's AfterForkChild ran in it.
+int Fork() {
+  close(socket(AF_INET, SOCK_STREAM, 0));  // The engine starts with a socket.
+  auto counters = Fake<void (*)(long*, int)>("diskwire_fake_counters");
+  if (counters == nullptr) return 2;
+  for (bool use_vfork : {false, true}) {
+    fflush(stdout);
+    const pid_t pid = use_vfork ? vfork() : fork();
+    if (pid == 0) {
+      long c[8];
+      counters(c, 8);
+      printf("%s child: fork_children=%ld\n", use_vfork ? "vfork" : "fork",
+             c[7]);
+      fflush(stdout);
+      _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+  }
+  return 0;
+}
+
 int PrintEnv() {
   const char* preload = getenv("LD_PRELOAD");
   const char* volume = getenv("DISKWIRE_VOLUME");
@@ -258,6 +282,8 @@ int main(int argc, char** argv) {
     rc = 3;
   } else if (strcmp(mode, "crash-app") == 0) {
     rc = Crash(true, false);
+  } else if (strcmp(mode, "fork") == 0) {
+    rc = Fork();
   } else if (strcmp(mode, "exec") == 0) {
     rc = Exec(argv[0]);
   } else if (strcmp(mode, "print-env") == 0) {
