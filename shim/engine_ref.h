@@ -43,6 +43,13 @@ inline Engine* EngineFor(const void* caller) {
   return engine != nullptr && !InDiskwireText(caller) ? engine : nullptr;
 }
 
+// OwningEngine(fd) for hooks that diskwire itself may call by name: nullptr
+// when `caller` lies inside libdiskwire. Checked only once `fd` is owned.
+inline Engine* OwningEngine(int fd, const void* caller) {
+  Engine* engine = OwningEngine(fd);
+  return engine != nullptr && !InDiskwireText(caller) ? engine : nullptr;
+}
+
 // Returns the engine, creating it on the first call (Engine::Get with the real
 // calls); nullptr when diskwire is not configured. A call that re-enters from
 // the engine's own creation on the same thread gets nullptr. On creation also

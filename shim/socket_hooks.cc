@@ -112,15 +112,16 @@ DW_HOOK(int, shutdown, (int fd, int how)) {
 
 // Names and options of an owned fd come from the engine: after a swap the fd
 // names a local socket pair, yet the application still sees its TCP socket.
+// The engine's own calls by name reach the real socket.
 DW_HOOK(int, getpeername, (int fd, sockaddr* addr, socklen_t* len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = OwningEngine(fd, DW_CALLER);
   if (engine == nullptr) return Real().getpeername(fd, addr, len);
   InsideDiskwire inside;
   return static_cast<int>(ReturnErrno(engine->GetPeerName(fd, addr, len)));
 }
 
 DW_HOOK(int, getsockname, (int fd, sockaddr* addr, socklen_t* len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = OwningEngine(fd, DW_CALLER);
   if (engine == nullptr) return Real().getsockname(fd, addr, len);
   InsideDiskwire inside;
   return static_cast<int>(ReturnErrno(engine->GetSockName(fd, addr, len)));
@@ -128,7 +129,7 @@ DW_HOOK(int, getsockname, (int fd, sockaddr* addr, socklen_t* len)) {
 
 DW_HOOK(int, getsockopt,
         (int fd, int level, int name, void* value, socklen_t* len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = OwningEngine(fd, DW_CALLER);
   if (engine == nullptr) return Real().getsockopt(fd, level, name, value, len);
   InsideDiskwire inside;
   return static_cast<int>(
@@ -137,7 +138,7 @@ DW_HOOK(int, getsockopt,
 
 DW_HOOK(int, setsockopt,
         (int fd, int level, int name, const void* value, socklen_t len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = OwningEngine(fd, DW_CALLER);
   if (engine == nullptr) return Real().setsockopt(fd, level, name, value, len);
   InsideDiskwire inside;
   return static_cast<int>(
