@@ -164,8 +164,9 @@ TEST_F(PreloadTest, ExecKeepsPreloadAndConfigurationTheProgramCleared) {
   ASSERT_TRUE(Exited(r, 0)) << r.err;
   const std::string kept =
       "LD_PRELOAD present, DISKWIRE_VOLUME=" + volume_ + "\n";
-  for (const char* call : {"execv", "execve", "execl", "execlp", "execvp",
-                           "execle", "posix_spawn", "posix_spawnp"}) {
+  for (const char* call :
+       {"execv", "execve", "execl", "execlp", "execvp", "execle", "execvpe",
+        "fexecve", "posix_spawn", "posix_spawnp"}) {
     EXPECT_THAT(r.out, HasSubstr(std::string(call) + ": " + kept)) << r.out;
   }
 }

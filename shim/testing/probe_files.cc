@@ -60,6 +60,9 @@ void Pipes() {
   Line("dup2 onto itself", dup2(p[0], p[0]) == p[0]);
   const int d100 = fcntl(p[0], F_DUPFD, 100);
   Line("F_DUPFD >= 100", d100 >= 100);
+  const int d64 = fcntl64(p[0], F_DUPFD, 0);
+  Line("fcntl64 F_DUPFD ok", d64 >= 0);
+  Line("close fcntl64 dup", close(d64));
   const int dc = fcntl(p[0], F_DUPFD_CLOEXEC, 0);
   Line("F_DUPFD_CLOEXEC flags", fcntl(dc, F_GETFD));
   Line("close dup", close(d));
@@ -82,6 +85,7 @@ void Pipes() {
   pollfd two[2] = {{p[0], POLLIN, 0}, {p[1], POLLOUT, 0}};
   Line("poll two", poll(two, Opaque(2), 0));                 // __poll_chk
   Line("ppoll two", ppoll(two, Opaque(2), &zero, nullptr));  // __ppoll_chk
+  Line("ppoll one", ppoll(two, 1, &zero, nullptr));
 
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   Line("epoll_create1 ok", ep >= 0);

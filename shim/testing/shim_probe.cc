@@ -212,9 +212,9 @@ int Exec(const char* self) {
   char* const argv[] = {const_cast<char*>(self), const_cast<char*>("print-env"),
                         nullptr};
   char* const empty_env[] = {const_cast<char*>("PROBE=1"), nullptr};
-  const char* names[] = {"execv",  "execve", "execl",
-                         "execlp", "execvp", "execle"};
-  for (int i = 0; i < 6; ++i) {
+  const char* names[] = {"execv",  "execve", "execl",   "execlp",
+                         "execvp", "execle", "execvpe", "fexecve"};
+  for (int i = 0; i < 8; ++i) {
     printf("%s: ", names[i]);
     fflush(stdout);
     const pid_t pid = fork();
@@ -237,6 +237,12 @@ int Exec(const char* self) {
           break;
         case 5:
           execle(self, self, "print-env", nullptr, empty_env);
+          break;
+        case 6:
+          execvpe(self, argv, empty_env);
+          break;
+        case 7:
+          fexecve(open(self, O_RDONLY | O_CLOEXEC), argv, empty_env);
           break;
       }
       _exit(127);
