@@ -178,8 +178,7 @@ absl::Status WriteInboxMessage(const DirContext& ctx, const std::string& dst,
       std::string tmp,
       WriteRecordFile(ctx, dir, name, RecordType::kInbox, 0, body));
   // link() publishes atomically and never replaces a pending message.
-  absl::Status s = ctx.ops->Link(tmp, dir + "/" + name);
-  ctx.ops->Unlink(tmp).IgnoreError();
+  absl::Status s = PublishNoReplace(*ctx.ops, tmp, dir + "/" + name);
   if (absl::IsAlreadyExists(s)) {
     return absl::AlreadyExistsError(
         absl::StrCat("inbox message ", dir, "/", name, " is already pending"));

@@ -152,8 +152,11 @@ absl::Status CheckMarker(const DirContext& ctx) {
         int fd, ctx.ops->Open(hidden, O_WRONLY | O_CREAT | O_TRUNC, 0666));
     absl::Status s = WriteAll(*ctx.ops, fd, kVolumeMarkerText, hidden);
     ctx.ops->Close(fd).IgnoreError();
-    if (s.ok()) s = ctx.ops->Link(hidden, marker);
-    ctx.ops->Unlink(hidden).IgnoreError();
+    if (s.ok()) {
+      s = PublishNoReplace(*ctx.ops, hidden, marker);
+    } else {
+      ctx.ops->Unlink(hidden).IgnoreError();
+    }
     if (s.ok() || absl::IsAlreadyExists(s)) continue;  // re-read it
     return s;
   }

@@ -168,6 +168,20 @@ TEST_F(DirVolumeTest, InboxDeliversOnceInNameOrder) {
   EXPECT_THAT(volume_->TakeInbox("nobody")->messages, IsEmpty());
 }
 
+TEST_F(DirVolumeTest, InboxWorksWithoutHardLinks) {
+  faults_.FailNext(FileOp::kLink, EPERM, /*times=*/2);
+  ASSERT_THAT(volume_->PostToInbox("p", "m", "1"), IsOk());
+  EXPECT_THAT(volume_->PostToInbox("p", "m", "2"),
+              StatusIs(StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(InboxListing l, volume_->TakeInbox("p"));
+  ASSERT_EQ(l.messages.size(), 1u);
+  EXPECT_EQ(l.messages[0].payload, "1");
+  EXPECT_EQ(
+      std::distance(std::filesystem::directory_iterator(root() + "/inbox/p"),
+                    std::filesystem::directory_iterator()),
+      0);  // no temp file left
+}
+
 TEST_F(DirVolumeTest, CorruptInboxMessageIsReportedOnceAndSetAside) {
   ASSERT_THAT(volume_->PostToInbox("me", "msg", "hello"), IsOk());
   WriteFileBytes(root() + "/inbox/me/junk", "junk");

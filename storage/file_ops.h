@@ -82,6 +82,13 @@ class FileOps {
 // Reads the whole small file at `path` (≤ max_bytes, else DataLoss).
 absl::StatusOr<std::string> ReadSmallFile(FileOps& ops, const std::string& path,
                                           size_t max_bytes);
+// Publishes `tmp` as `path` without replacing an existing `path`: link()
+// then unlink(tmp) (AlreadyExists if `path` exists). On filesystems without
+// hard links (EPERM, ENOTSUP, ENOSYS) it falls back to checking that `path`
+// is absent and renaming, which is not atomic against a concurrent publisher
+// of the same name. `tmp` is gone afterwards in every case.
+absl::Status PublishNoReplace(FileOps& ops, const std::string& tmp,
+                              const std::string& path);
 // Writes all of `data` to `fd`, looping over short writes.
 absl::Status WriteAll(FileOps& ops, int fd, absl::string_view data,
                       absl::string_view what);

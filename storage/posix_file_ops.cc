@@ -208,6 +208,27 @@ absl::StatusOr<std::string> ReadSmallFile(FileOps& ops, const std::string& path,
   return data;
 }
 
+absl::Status PublishNoReplace(FileOps& ops, const std::string& tmp,
+                              const std::string& path) {
+  absl::Status s = ops.Link(tmp, path);
+  if (absl::IsPermissionDenied(s) || absl::IsUnimplemented(s) ||
+      absl::IsFailedPrecondition(s)) {
+    // No hard links here (EPERM, ENOSYS, ENOTSUP/EOPNOTSUPP).
+    absl::StatusOr<int> existing = ops.Open(path, O_RDONLY, 0);
+    if (existing.ok()) {
+      ops.Close(*existing).IgnoreError();
+      s = absl::AlreadyExistsError(absl::StrCat(path, " exists"));
+    } else if (absl::IsNotFound(existing.status())) {
+      s = ops.Rename(tmp, path);
+      if (s.ok()) return s;
+    } else {
+      s = existing.status();
+    }
+  }
+  ops.Unlink(tmp).IgnoreError();
+  return s;
+}
+
 absl::Status WriteAll(FileOps& ops, int fd, absl::string_view data,
                       absl::string_view what) {
   while (!data.empty()) {
