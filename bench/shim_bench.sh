@@ -91,6 +91,10 @@ sockperf_run() {  # sockperf_run MODE PORT: prints "p50 p99" in us (half round t
   out="$(with_mode "$mode" bench-a "$port" timeout $((secs + 20)) \
     sockperf pp --tcp -i 127.0.0.1 -p "$port" -m 64 -t "$secs" 2>&1)" || true
   stop "$server"
+  if ! grep -q "percentile 99.000 =" <<<"$out"; then
+    echo "  sockperf ($mode) failed; its last lines:" >&2
+    tail -n 3 <<<"$out" | sed 's/^/    /' >&2
+  fi
   awk '/percentile 50.000 =/ {p50=$NF} /percentile 99.000 =/ {p99=$NF}
        END {if (p50 == "" || p99 == "") print "fail fail"; else print p50, p99}' <<<"$out"
 }
