@@ -48,10 +48,10 @@ class Engine {
   // --- Lifecycle notifications. The shim calls them after the real call
   // succeeded. ---
 
-  // connect() on a TCP socket returned 0, or -1 with EINPROGRESS (the session
-  // is adopted then and finishes its setup when the connection completes).
-  // Selects by the peer address.
-  virtual void OnConnect(int fd) = 0;
+  // connect(fd, addr, len) on a TCP socket returned 0, or -1 with EINPROGRESS
+  // (the session is adopted then and finishes its setup when the connection
+  // completes). Selects by `addr`.
+  virtual void OnConnect(int fd, const sockaddr* addr, socklen_t len) = 0;
   // accept()/accept4() returned `fd` on `listen_fd`. Selects by the local
   // address.
   virtual void OnAccept(int listen_fd, int fd) = 0;
@@ -73,6 +73,25 @@ class Engine {
   virtual SysResult RecvMsg(int fd, msghdr* msg, int flags) = 0;
   virtual SysResult Shutdown(int fd, int how) = 0;
 
+  // --- Socket introspection. After a swap the fd names a local socket pair,
+  // yet the application still sees its TCP addresses, and TCP-level options
+  // still succeed. ---
+  virtual SysResult GetSockName(int fd, sockaddr* addr, socklen_t* len) = 0;
+  virtual SysResult GetPeerName(int fd, sockaddr* addr, socklen_t* len) = 0;
+  virtual SysResult GetSockOpt(int fd, int level, int name, void* val,
+                               socklen_t* len) = 0;
+  virtual SysResult SetSockOpt(int fd, int level, int name, const void* val,
+                               socklen_t len) = 0;
+
+  // Is `fd` one the engine uses privately (its eventfds, epoll, the kept TCP
+  // socket or socket pair end of a session)? The shim refuses to let
+  // close/close_range/dup2 onto such an fd destroy it: close() of a private fd
+  // returns EBADF, as it would had the fd not existed.
+  bool IsPrivate(int fd) const {
+    return fd >= 0 && fd < kMaxFds &&
+           private_[fd].load(std::memory_order_acquire) != 0;
+  }
+
   // --- Waiting. ---
 
   // An eventfd that becomes readable whenever an owned fd changes the file it
@@ -93,6 +112,7 @@ class Engine {
 
  protected:
   std::atomic<uint8_t> owned_[kMaxFds] = {};
+  std::atomic<uint8_t> private_[kMaxFds] = {};
 };
 
 }  // namespace diskwire

@@ -1,0 +1,176 @@
+// File: core/engine_impl.h
+// The engine behind core/engine.h: the table of selected fds, the healthy data
+// path on the application's threads, the failover (swap and announcement), and
+// the engine loop that carries sessions in STORAGE over the volume. Split by
+// purpose across engine_impl.cc (adoption, data path), failover.cc (swap,
+// announcement, peer lookup) and engine_loop.cc (the loop thread).
+//
+// Thread safety: all public methods are thread-safe. `mu_` guards the session
+// maps and the epoll shadow registry; each Session has its own locks
+// (core/session.h). Lock order: mu_ before Session::mu; Session::send_mu before
+// Session::mu.
+
+#ifndef DISKWIRE_CORE_ENGINE_IMPL_H_
+#define DISKWIRE_CORE_ENGINE_IMPL_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/engine.h"
+#include "core/failover_message.h"
+#include "core/log.h"
+#include "core/os_calls.h"
+#include "core/session.h"
+#include "core/tcp_probe.h"
+#include "storage/volume.h"
+
+namespace diskwire {
+
+class EngineImpl final : public Engine {
+ public:
+  // Opens the volumes and starts nothing yet: threads start with the first
+  // selected socket.
+  static absl::StatusOr<std::unique_ptr<EngineImpl>> Create(
+      const Config& config, OsCalls* os, const Clock* clock);
+  ~EngineImpl() override;
+
+  void OnConnect(int fd, const sockaddr* addr, socklen_t len) override;
+  void OnAccept(int listen_fd, int fd) override;
+  void OnDup(int oldfd, int newfd) override;
+  SysResult Close(int fd) override;
+  SysResult SendMsg(int fd, const msghdr* msg, int flags) override;
+  SysResult RecvMsg(int fd, msghdr* msg, int flags) override;
+  SysResult Shutdown(int fd, int how) override;
+  SysResult GetSockName(int fd, sockaddr* addr, socklen_t* len) override;
+  SysResult GetPeerName(int fd, sockaddr* addr, socklen_t* len) override;
+  SysResult GetSockOpt(int fd, int level, int name, void* val,
+                       socklen_t* len) override;
+  SysResult SetSockOpt(int fd, int level, int name, const void* val,
+                       socklen_t len) override;
+  int wake_fd() const override { return wake_fd_; }
+  void ConsumeWake() override;
+  void OnEpollCtl(int epfd, int op, int fd, const epoll_event* event) override;
+  void BeforeFork() override;
+  void AfterForkParent() override;
+  void AfterForkChild() override;
+
+  const std::string& process_id() const { return process_id_; }
+  // The session an fd names, for tests; nullptr when none.
+  Session* SessionFor(int fd) const;
+  // Forces a failover as if the detector had fired (tests and `diskwire`
+  // tooling).
+  bool FailOver(int fd, const std::string& reason);
+
+ private:
+  EngineImpl(const Config& config, OsCalls* os, const Clock* clock);
+
+  // --- engine_impl.cc ---
+  void Adopt(int fd, Role role, const sockaddr* remote_hint,
+             socklen_t hint_len);
+  // Completes a session adopted during a non-blocking connect; false while
+  // still connecting.
+  bool FinishAdoption(Session* s, int fd);
+  void SetOwner(int fd, Session* s);
+  bool IsNonBlocking(int fd, int flags) const;
+  void TrimByKernelAck(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  SysResult SendDirect(Session* s, int fd, const msghdr* msg, int flags,
+                       bool* retry);
+  SysResult RecvDirect(Session* s, int fd, msghdr* msg, int flags, bool* retry);
+  void WaitWhileFailingOver(Session* s);
+  SysResult WaitReady(int fd, short events, Session* s, uint32_t generation);
+
+  // --- failover.cc ---
+  // Moves a DIRECT session to STORAGE. `peer_process` is known when the peer
+  // announced first. Returns false when the session cannot fail over (no live
+  // peer holds it): the caller passes the socket's error to the application.
+  bool TriggerFailover(Session* s, const std::string& reason,
+                       std::string peer_process);
+  std::string FindPeerProcess(const Session& s);
+  absl::Status Swap(Session* s);
+  absl::Status StartStoragePath(Session* s, uint64_t failover_offset,
+                                uint64_t delivered);
+  void Announce(Session* s);
+  void EndSession(Session* s, int error, const std::string& why);
+
+  // --- engine_loop.cc ---
+  void StartThreadsOnce();
+  void LoopMain();
+  void LoopAdd(int fd, Session* s, uint32_t events);
+  void LoopMod(int fd, Session* s, uint32_t events);
+  void LoopDel(int fd);
+  void PumpAppToVolume(Session* s);
+  void PumpVolumeToApp(Session* s);
+  void DrainOldSocket(Session* s);
+  void ReadPeerChannel(Session* s);
+  void FlushPending(Session* s);
+  void MaybeWriteAck(Session* s, bool force);
+  void HandleInbox();
+  void Tick();
+  void CheckDirectSessions();
+  void CheckPeers();
+  void PublishHeartbeat();
+  void UpdateEventMask(Session* s);
+  void MaybeFinish(Session* s);
+  storage::Record MakeRecord(Session* s, storage::RecordType type,
+                             uint64_t offset) const;
+
+  const Config config_;
+  OsCalls* const os_;
+  const Clock* const clock_;
+  TcpProbe probe_;
+  Logger log_;
+  std::unique_ptr<storage::Volume> send_volume_;
+  std::unique_ptr<storage::Volume>
+      recv_volume_;  // null when it is the send volume
+  storage::Volume* recv() const {
+    return recv_volume_ ? recv_volume_.get() : send_volume_.get();
+  }
+  std::string process_id_;
+
+  int wake_fd_ = -1;  // eventfd for the shim's wait wrappers
+  int loop_fd_ = -1;  // the loop's epoll
+  int kick_fd_ = -1;  // eventfd that wakes the loop
+  std::unique_ptr<storage::VolumeWatcher> watcher_;
+  std::thread loop_thread_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopping_{false};
+  absl::Mutex start_mu_;
+
+  mutable absl::Mutex mu_;
+  Session* by_fd_[kMaxFds] =
+      {};  // written under mu_, read on the hooks after Owns()
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<Session>> sessions_
+      ABSL_GUARDED_BY(mu_);
+  // Sessions whose non-blocking connect has not completed: no id yet.
+  std::vector<std::shared_ptr<Session>> pending_ ABSL_GUARDED_BY(mu_);
+  // epoll shadow registry: fd → (epfd → event).
+  absl::flat_hash_map<int, std::map<int, epoll_event>> epoll_regs_
+      ABSL_GUARDED_BY(mu_);
+  // Failover requests from the loop's own checks or the inbox, run on the loop.
+  std::vector<std::pair<std::shared_ptr<Session>, std::string>> to_fail_
+      ABSL_GUARDED_BY(mu_);
+  // Sessions that just moved to storage, for the loop to add to its epoll.
+  std::vector<std::shared_ptr<Session>> to_register_ ABSL_GUARDED_BY(mu_);
+  // Failover announcements for sessions this process does not (yet) know, with
+  // when they came.
+  std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
+  int64_t next_heartbeat_ns_ = 0;
+  int64_t next_direct_check_ns_ = 0;
+  int64_t next_dump_ns_ = 0;
+  // Peers' heartbeats as last seen (loop): process id → "sequence#time", and
+  // when it changed.
+  std::map<std::string, std::string> peer_seen_;
+  std::map<std::string, int64_t> peer_seen_ns_;
+};
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_ENGINE_IMPL_H_

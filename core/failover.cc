@@ -1,0 +1,280 @@
+// Failover: finding the peer's process, swapping the application's fd onto a
+// socket pair, and announcing the offset from which this side writes its stream
+// to the volume.
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/engine_impl.h"
+#include "core/failover_message.h"
+
+namespace diskwire {
+namespace {
+
+constexpr int kPairBufferBytes = 1 << 20;
+
+}  // namespace
+
+std::string EngineImpl::FindPeerProcess(const Session& s) {
+  auto listing = recv()->ListHeartbeats();
+  if (!listing.ok()) {
+    log_.Warn("cannot list heartbeats: ", listing.status().message());
+    return "";
+  }
+  const Role peer_role =
+      s.role == Role::kClient ? Role::kServer : Role::kClient;
+  std::string best;
+  uint64_t best_time = 0;
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    if (hb.process_id == process_id_) continue;
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok()) continue;
+    for (const SessionReport& r : report->sessions) {
+      if (r.id == s.id && r.role == peer_role && r.state != "CLOSED" &&
+          hb.time_ns >= best_time) {
+        best = hb.process_id;
+        best_time = hb.time_ns;
+      }
+    }
+  }
+  if (best.empty()) return best;
+  // A heartbeat older than the peer timeout belongs to a dead process.
+  const int64_t age_ms = (static_cast<int64_t>(clock_->RealtimeNs()) -
+                          static_cast<int64_t>(best_time)) /
+                         1'000'000;
+  if (age_ms > config_.peer_timeout_ms) {
+    log_.Warn("session ", s.label, ": the peer's last heartbeat is ", age_ms,
+              " ms old");
+    return "";
+  }
+  return best;
+}
+
+bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
+                                 std::string peer_process) {
+  SessionState expected = SessionState::kDirect;
+  if (!s->state.compare_exchange_strong(expected, SessionState::kFailingOver)) {
+    if (expected == SessionState::kFailingOver) WaitWhileFailingOver(s);
+    return s->state.load() == SessionState::kStorage;
+  }
+  auto back_to_direct = [s]() {
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kDirect);
+    s->state_changed.SignalAll();
+  };
+  const int64_t now = clock_->NowNs();
+  if (peer_process.empty() && config_.mode != Mode::kStorage) {
+    if (now < s->no_peer_until_ns) {
+      back_to_direct();
+      return false;
+    }
+    peer_process = FindPeerProcess(*s);
+    if (peer_process.empty()) {
+      log_.Warn("session ", s->label, ": ", reason,
+                "; no live diskwire peer holds this connection, so its error "
+                "goes to the "
+                "application as TCP gives it");
+      s->no_peer_until_ns = now + config_.heartbeat_ms * 1'000'000;
+      back_to_direct();
+      return false;
+    }
+  }
+  s->detected_ns = now;
+  s->peer_process = peer_process;
+  absl::Status swapped = Swap(s);
+  if (!swapped.ok()) {
+    log_.Error("session ", s->label,
+               ": cannot move to storage: ", swapped.message());
+    back_to_direct();
+    return false;
+  }
+  log_.Info("session ", s->label, " failing over to storage (", reason,
+            ") at offset ", s->failover_offset, ", delivered ", s->delivered,
+            peer_process.empty() ? "" : absl::StrCat(", peer ", peer_process));
+  if (!peer_process.empty()) Announce(s);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kStorage);
+    s->state_changed.SignalAll();
+  }
+  uint64_t one = 1;
+  os_->Write(wake_fd_, &one,
+             sizeof(one));  // wake the shim's poll/select wrappers
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<Session> shared =
+        sessions_[std::make_pair(s->id.high, s->id.low)];
+    to_register_.push_back(shared);
+  }
+  os_->Write(kick_fd_, &one, sizeof(one));
+  return true;
+}
+
+absl::Status EngineImpl::Swap(Session* s) {
+  // Both locks: no application thread is inside a call on the old socket while
+  // it is swapped.
+  absl::MutexLock send_lock(&s->send_mu);
+  absl::MutexLock recv_lock(&s->recv_mu);
+  std::vector<int> names;
+  {
+    absl::MutexLock lock(&s->mu);
+    names = s->names;
+  }
+  if (names.empty())
+    return absl::FailedPreconditionError("the application closed the socket");
+  SysResult old = os_->Fcntl(names[0], F_DUPFD_CLOEXEC, 0);
+  if (!old.ok())
+    return absl::ErrnoToStatus(old.error, "keeping the TCP socket");
+  int pair[2];
+  SysResult made =
+      os_->SocketPair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
+  if (!made.ok()) {
+    os_->Close(static_cast<int>(old.value));
+    return absl::ErrnoToStatus(made.error, "socketpair");
+  }
+  for (int fd : pair) {
+    os_->SetSockOpt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes,
+                    sizeof(kPairBufferBytes));
+    os_->SetSockOpt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBufferBytes,
+                    sizeof(kPairBufferBytes));
+  }
+  os_->Fcntl(pair[1], F_SETFL, O_NONBLOCK);
+  const int status_flags =
+      static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
+
+  // Where each direction stands, read from the old socket before anything else
+  // moves.
+  auto sample = probe_.Sample(static_cast<int>(old.value));
+  uint64_t failover_offset = s->ring.tail();
+  uint64_t delivered = 0;
+  if (sample.ok()) {
+    failover_offset = std::max(s->ring.tail(),
+                               sample->AckedOffset(s->ring.head(), s->shut_wr));
+    failover_offset = std::min(failover_offset, s->ring.head());
+    delivered = sample->delivered();
+  } else {
+    log_.Warn("session ", s->label, ": cannot read TCP_INFO at failover (",
+              sample.status().message(),
+              "); resending everything the ring holds");
+  }
+
+  {
+    absl::MutexLock lock(&mu_);
+    for (int fd : names) {
+      // epoll keys registrations on (fd, file): drop them while fd still names
+      // the socket, so that the old socket's events never reach the
+      // application, and re-add them after.
+      auto regs = epoll_regs_.find(fd);
+      if (regs != epoll_regs_.end()) {
+        for (auto& [epfd, ev] : regs->second)
+          os_->EpollCtl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+      }
+      const int fd_flags = static_cast<int>(os_->Fcntl(fd, F_GETFD, 0).value);
+      SysResult d =
+          os_->Dup3(pair[0], fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+      if (!d.ok())
+        log_.Error("session ", s->label, ": dup3 failed: ", strerror(d.error));
+      if (regs != epoll_regs_.end()) {
+        for (auto& [epfd, ev] : regs->second) {
+          epoll_event copy = ev;
+          os_->EpollCtl(epfd, EPOLL_CTL_ADD, fd, &copy);
+        }
+      }
+    }
+  }
+  // File status flags belong to the open file description, which every name now
+  // shares.
+  os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
+  os_->Close(pair[0]);
+  // The old socket's file description is now the engine's alone: the loop reads
+  // it without blocking.
+  os_->Fcntl(static_cast<int>(old.value), F_SETFL, O_NONBLOCK);
+  s->old_sock = static_cast<int>(old.value);
+  s->old_sock_open = true;
+  s->eng_end = pair[1];
+  private_[s->old_sock].store(1, std::memory_order_release);
+  private_[s->eng_end].store(1, std::memory_order_release);
+  s->generation.fetch_add(1);
+  s->old_read_offset = delivered;
+  absl::Status started = StartStoragePath(s, failover_offset, delivered);
+  if (!started.ok()) return started;
+  return absl::OkStatus();
+}
+
+absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
+                                          uint64_t delivered) {
+  s->failover_offset = failover_offset;
+  s->next_to_volume = failover_offset;
+  s->delivered = delivered;
+  s->reassembly = std::make_unique<Reassembly>(delivered);
+  const std::string mine = ChannelName(s->id, SendDirection(s->role));
+  const std::string theirs = ChannelName(
+      s->id,
+      SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient));
+  // A channel of the same name left by an earlier connection with the same
+  // endpoints is stale: this side is its only writer.
+  absl::Status removed = send_volume_->RemoveChannel(mine);
+  if (!removed.ok()) return removed;
+  storage::WriterOptions options;
+  options.durability = config_.durability == Durability::kBatch
+                           ? storage::Durability::kEveryBatch
+                       : config_.durability == Durability::kInterval
+                           ? storage::Durability::kInterval
+                           : storage::Durability::kNone;
+  options.sync_interval = absl::Milliseconds(config_.fsync_interval_ms);
+  auto writer = send_volume_->OpenWriter(mine, options);
+  if (!writer.ok()) return writer.status();
+  s->channel = std::move(*writer);
+  auto reader = recv()->OpenReader(theirs, delivered);
+  if (!reader.ok()) return reader.status();
+  s->reader = std::move(*reader);
+  s->pending.push_back(
+      MakeRecord(s, storage::RecordType::kFailover, failover_offset));
+  return absl::OkStatus();
+}
+
+void EngineImpl::Announce(Session* s) {
+  FailoverMessage m;
+  m.session = s->id;
+  m.sender_role = s->role;
+  m.failover_offset = s->failover_offset;
+  m.delivered = s->delivered;
+  m.from_process = process_id_;
+  const std::string name = absl::StrCat("fo-", SessionIdHex(s->id), "-",
+                                        s->role == Role::kClient ? "c" : "s",
+                                        "-", clock_->RealtimeNs());
+  absl::Status posted =
+      send_volume_->PostToInbox(s->peer_process, name, EncodeFailover(m));
+  if (!posted.ok()) {
+    log_.Error("session ", s->label, ": cannot announce the failover to ",
+               s->peer_process, ": ", posted.message());
+  }
+}
+
+void EngineImpl::EndSession(Session* s, int error, const std::string& why) {
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->state.load() == SessionState::kClosed) return;
+    s->error = error;
+    s->state.store(SessionState::kClosed);
+    s->state_changed.SignalAll();
+  }
+  if (error != 0) {
+    log_.Warn("session ", s->label, " ends: ", why, " (", strerror(error), ")");
+  } else {
+    log_.Info("session ", s->label, " closed: ", why);
+  }
+  if (s->eng_end >= 0) {
+    // The application's blocked reads see end of file and its writes EPIPE; the
+    // hooks turn both into `error`.
+    os_->Shutdown(s->eng_end, SHUT_RDWR);
+  }
+}
+
+}  // namespace diskwire

@@ -1,0 +1,62 @@
+#include "core/failover_message.h"
+
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace diskwire {
+
+std::string EncodeFailover(const FailoverMessage& m) {
+  return absl::StrCat("failover 1 session=", SessionIdHex(m.session), " role=",
+                      m.sender_role == Role::kClient ? "client" : "server",
+                      " offset=", m.failover_offset, " delivered=", m.delivered,
+                      " from=", m.from_process);
+}
+
+absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
+  std::vector<absl::string_view> words =
+      absl::StrSplit(payload, ' ', absl::SkipEmpty());
+  if (words.size() < 2 || words[0] != "failover" || words[1] != "1") {
+    return absl::InvalidArgumentError(
+        "not a diskwire failover message (version 1)");
+  }
+  FailoverMessage m;
+  bool have_session = false, have_role = false, have_offset = false,
+       have_from = false;
+  for (size_t i = 2; i < words.size(); ++i) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(words[i], '=');
+    bool ok = true;
+    if (kv.first == "session") {
+      auto id = ParseSessionIdHex(kv.second);
+      ok = id.ok();
+      if (ok) m.session = *id;
+      have_session = ok;
+    } else if (kv.first == "role") {
+      ok = kv.second == "client" || kv.second == "server";
+      m.sender_role = kv.second == "client" ? Role::kClient : Role::kServer;
+      have_role = ok;
+    } else if (kv.first == "offset") {
+      ok = absl::SimpleAtoi(kv.second, &m.failover_offset);
+      have_offset = ok;
+    } else if (kv.first == "delivered") {
+      ok = absl::SimpleAtoi(kv.second, &m.delivered);
+    } else if (kv.first == "from") {
+      m.from_process = std::string(kv.second);
+      have_from = !m.from_process.empty();
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "failover message: bad ", kv.first, " \"", kv.second, "\""));
+    }
+  }
+  if (!have_session || !have_role || !have_offset || !have_from) {
+    return absl::InvalidArgumentError(
+        "failover message lacks one of session, role, offset, from");
+  }
+  return m;
+}
+
+}  // namespace diskwire

@@ -1,0 +1,37 @@
+// File: core/failover_message.h
+// The inbox message a side posts to its peer's process when it moves a session
+// to storage: the peer, which may have noticed nothing (a receiver that is not
+// sending sees only silence), learns from it to fail over too and where to
+// read.
+
+#ifndef DISKWIRE_CORE_FAILOVER_MESSAGE_H_
+#define DISKWIRE_CORE_FAILOVER_MESSAGE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/identity.h"
+
+namespace diskwire {
+
+struct FailoverMessage {
+  SessionId session;
+  Role sender_role = Role::kClient;
+  uint64_t failover_offset =
+      0;  // F: the sender writes its stream to the volume from here
+  uint64_t delivered =
+      0;  // bytes of the reverse direction the sender has delivered
+  std::string from_process;  // the sender's process id (where to answer)
+
+  bool operator==(const FailoverMessage&) const = default;
+};
+
+std::string EncodeFailover(const FailoverMessage& m);
+// InvalidArgument naming the field on anything malformed.
+absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload);
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_FAILOVER_MESSAGE_H_

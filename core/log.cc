@@ -1,0 +1,57 @@
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "storage/file_ops.h"
+
+namespace diskwire {
+namespace {
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kError:
+      return "ERROR";
+    case LogLevel::kWarn:
+      return "WARN";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kDebug:
+      return "DEBUG";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Logger::Logger(const Config& config) : level_(config.log_level) {
+  if (config.log_sink == LogSink::kOff) {
+    fd_ = -1;
+  } else if (config.log_sink == LogSink::kFile) {
+    auto fd = storage::FileOps::Default()->Open(
+        config.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd.ok()) {
+      fd_ = *fd;
+      own_fd_ = true;
+    } else {
+      Emit(LogLevel::kWarn,
+           absl::StrCat("DISKWIRE_LOG: cannot open ", config.log_path, " (",
+                        fd.status().message(), "); logging to stderr"));
+    }
+  }
+}
+
+Logger::~Logger() {
+  if (own_fd_) (void)storage::FileOps::Default()->Close(fd_);
+}
+
+void Logger::Emit(LogLevel level, const std::string& message) {
+  if (fd_ < 0) return;
+  std::string line = absl::StrCat("diskwire[", getpid(), "] ", LevelName(level),
+                                  ": ", message, "\n");
+  iovec iov{line.data(), line.size()};
+  (void)storage::FileOps::Default()->WriteV(fd_, &iov, 1);
+}
+
+}  // namespace diskwire

@@ -1,0 +1,138 @@
+// File: core/session.h
+// One selected TCP connection, as the engine keeps it: its state, its stream
+// offsets in each direction, the replay ring of bytes sent but not yet held by
+// the peer, the reassembly of the bytes it receives, and — once it has failed
+// over — the descriptors and volume channels that carry its stream.
+//
+// Thread safety: `send_mu` serialises the application's senders on the healthy
+// path with the engine loop's appends in STORAGE; everything else that changes
+// is guarded by `mu`. The engine loop is the only thread that touches the
+// storage-side members (marked "loop").
+
+#ifndef DISKWIRE_CORE_SESSION_H_
+#define DISKWIRE_CORE_SESSION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "core/failure_detector.h"
+#include "core/identity.h"
+#include "core/reassembly.h"
+#include "core/replay_ring.h"
+#include "core/session_report.h"
+#include "storage/volume.h"
+
+namespace diskwire {
+
+enum class SessionState : uint8_t {
+  kDirect,  // bytes over TCP; the engine only copies what is sent into the ring
+  kFailingOver,  // the swap is under way: hooks wait for it
+  kStorage,      // the application's fd is a socket pair end; bytes go over the
+                 // volume
+  kClosed,       // finished or failed; `error` says how
+};
+
+const char* SessionStateName(SessionState state);
+
+// Keeps the last few thousand storage-path latencies for p50/p99/max.
+class LagStats {
+ public:
+  void Add(int64_t us);
+  // -1 for each figure when nothing was recorded.
+  void Fill(SessionReport* report) const;
+
+ private:
+  static constexpr size_t kWindow = 4096;
+  std::vector<int64_t> samples_;
+  size_t next_ = 0;
+  int64_t max_ = -1;
+};
+
+struct Session {
+  Session(const Clock* clock, int64_t detect_ms, size_t replay_cap)
+      : ring(replay_cap), detector(clock, detect_ms) {}
+
+  // --- Identity, fixed at adoption. ---
+  SessionId id;
+  Role role = Role::kClient;
+  Endpoints endpoints;
+  bool endpoints_known = false;  // false until a non-blocking connect completes
+  int64_t adopted_ns = 0;        // monotonic
+  std::string label;             // "10.0.0.1:4000->10.0.0.2:7000" for logs
+
+  std::atomic<SessionState> state{SessionState::kDirect};
+  // Bumped by every swap of the file behind the application's fd.
+  std::atomic<uint32_t> generation{0};
+
+  // --- Send direction. ---
+  absl::Mutex send_mu;
+  // Held across the healthy path's non-blocking recv so that a swap never races
+  // a read of the old socket (which would make the delivered offset it reads
+  // stale).
+  absl::Mutex recv_mu;
+  ReplayRing ring ABSL_GUARDED_BY(send_mu);
+
+  mutable absl::Mutex mu;
+  absl::CondVar
+      state_changed;  // signalled with mu held when state leaves kFailingOver
+  int error ABSL_GUARDED_BY(mu) =
+      0;  // errno reported to the application once kClosed
+  std::vector<int> names
+      ABSL_GUARDED_BY(mu);  // fd numbers that name the session
+  int nonblocking_names ABSL_GUARDED_BY(mu) = 0;
+  FailureDetector detector;
+
+  // --- Storage path (loop). ---
+  struct LoopTag {
+    Session* session;
+    int kind;  // EngineImpl's loop tag kinds
+  };
+  LoopTag eng_tag{this, 1};
+  LoopTag old_tag{this, 2};
+  uint64_t old_read_offset =
+      0;  // stream offset of the next byte read from the old socket
+  bool shut_wr = false;  // the application shut down writing while DIRECT
+  int64_t no_peer_until_ns = 0;  // don't look for a peer again before this
+  int old_sock = -1;  // the TCP socket, kept to drain it after the swap
+  bool old_sock_open = false;
+  int eng_end = -1;  // the engine's end of the socket pair
+  bool app_wrote_eof =
+      false;              // eng_end read EOF: the application shut down writing
+  bool fin_sent = false;  // FIN record submitted at ring.head()
+  bool want_eng_out = false;     // waiting for room in eng_end
+  uint64_t failover_offset = 0;  // F: our first byte written to the volume
+  uint64_t next_to_volume = 0;   // next ring offset to submit as DATA
+  std::unique_ptr<storage::ChannelWriter> channel;
+  std::vector<storage::Record> pending;  // records waiting for the writer
+  std::string peer_process;              // who holds the other end, once known
+  std::unique_ptr<storage::ChannelReader> reader;
+  std::unique_ptr<Reassembly> reassembly;
+  bool peer_announced = false;  // the peer's FAILOVER record was read
+  uint64_t peer_failover_offset = 0;
+  bool peer_fin = false;
+  uint64_t peer_fin_offset = 0;
+  bool eof_delivered = false;
+  uint64_t delivered =
+      0;  // bytes handed to the application (ack offset we send)
+  uint64_t acked_sent = 0;  // ack offset in the last record we wrote
+  int64_t last_ack_write_ns = 0;
+  uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)
+  int64_t detected_ns = 0;  // when the failure was detected (monotonic)
+  int64_t first_storage_byte_ns = 0;
+  LagStats lag;
+
+  // --- Counters for the heartbeat report (relaxed atomics: read by the
+  // heartbeat). ---
+  std::atomic<uint64_t> bytes_in_network{0};
+  std::atomic<uint64_t> bytes_out_storage{0};
+  std::atomic<uint64_t> bytes_in_storage{0};
+  std::atomic<uint64_t> kernel_acked{0};  // last tcpi_bytes_acked seen
+};
+
+}  // namespace diskwire
+
+#endif  // DISKWIRE_CORE_SESSION_H_
