@@ -529,6 +529,9 @@ SysResult EngineImpl::Shutdown(int fd, int how) {
     // too.
     s->shut_wr = true;
   }
+  log_.Debug("session ", s->label, ": shutdown(", how, ") = ", r.value, " in ",
+             SessionStateName(s->state.load()), " generation ",
+             s->generation.load());
   return r;
 }
 

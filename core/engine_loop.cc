@@ -284,7 +284,11 @@ void EngineImpl::PumpAppToVolume(Session* s) {
         s->ring.Append(absl::string_view(buf, r.value));
         continue;
       }
-      if (r.ok() && r.value == 0) s->app_wrote_eof = true;
+      if (r.ok() && r.value == 0) {
+        log_.Debug("session ", s->label,
+                   ": the application shut down writing at ", s->ring.head());
+        s->app_wrote_eof = true;
+      }
       if (!r.ok() && r.error != EAGAIN && r.error != EINTR)
         s->app_wrote_eof = true;
       break;

@@ -236,6 +236,9 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   s->reader = std::move(*reader);
   s->pending.push_back(
       MakeRecord(s, storage::RecordType::kFailover, failover_offset));
+  // The application shut down writing while DIRECT: nothing more comes from it,
+  // and the FIN follows the resent bytes on the volume.
+  s->app_wrote_eof = s->shut_wr;
   return absl::OkStatus();
 }
 
