@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "cli/run_command.h"
+#include "cli/status_command.h"
 #include "core/config.h"
 
 namespace diskwire {
@@ -23,6 +24,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"run", "run a program with diskwire preloaded", RunCommand},
+    {"status", "processes and sessions on a volume", StatusCommand},
 };
 
 std::string MainHelp() {
