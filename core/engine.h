@@ -100,6 +100,16 @@ class Engine {
   // the wait.
   virtual int wake_fd() const = 0;
   virtual void ConsumeWake() = 0;
+  // A wait reported an error or hang-up on owned `fd`. The engine looks at the
+  // connection and, when the network path broke and the peer can take over,
+  // moves the session to storage. Returns true when `fd` now names another
+  // file: the shim waits again rather than show the application the old
+  // socket's event (a spurious error or end of file).
+  virtual bool CheckPath(int fd) = 0;
+  // epoll_wait on `epfd` returned `n` events: the events of owned fds that
+  // CheckPath() moved to storage are dropped (the array is compacted) and the
+  // number that remain is returned.
+  virtual int FilterEpollEvents(int epfd, epoll_event* events, int n) = 0;
   // Shadow registry of epoll_ctl on owned fds, so a swap can re-register them.
   virtual void OnEpollCtl(int epfd, int op, int fd,
                           const epoll_event* event) = 0;

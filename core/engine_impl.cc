@@ -108,21 +108,6 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
 absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
     const Config& config, OsCalls* os, const Clock* clock) {
   std::unique_ptr<EngineImpl> e(new EngineImpl(config, os, clock));
-  storage::DirVolumeOptions options;
-  options.node = config.node;
-  if (!config.key_file.empty()) {
-    auto key = storage::LoadMacKeyFile(config.key_file);
-    if (!key.ok()) return key.status();
-    options.mac_key = *key;
-  }
-  auto send = storage::OpenDirVolume(config.send_volume, options);
-  if (!send.ok()) return send.status();
-  e->send_volume_ = std::move(*send);
-  if (config.recv_volume != config.send_volume) {
-    auto recv = storage::OpenDirVolume(config.recv_volume, options);
-    if (!recv.ok()) return recv.status();
-    e->recv_volume_ = std::move(*recv);
-  }
   e->process_id_ =
       absl::StrCat(config.node, ".", getpid(), ".", clock->RealtimeNs());
   SysResult wake = os->EventFd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -130,6 +115,39 @@ absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
   e->wake_fd_ = static_cast<int>(wake.value);
   e->private_[e->wake_fd_].store(1, std::memory_order_release);
   return e;
+}
+
+absl::Status EngineImpl::OpenVolumesOnce() {
+  if (volumes_open_.load(std::memory_order_acquire)) return absl::OkStatus();
+  absl::MutexLock lock(&start_mu_);
+  if (volumes_open_.load()) return absl::OkStatus();
+  if (!volumes_status_.ok()) return volumes_status_;
+  storage::DirVolumeOptions options;
+  options.node = config_.node;
+  absl::Status st;
+  if (!config_.key_file.empty()) {
+    auto key = storage::LoadMacKeyFile(config_.key_file);
+    if (key.ok()) options.mac_key = *key;
+    st = key.status();
+  }
+  if (st.ok()) {
+    auto send = storage::OpenDirVolume(config_.send_volume, options);
+    st = send.status();
+    if (st.ok()) send_volume_ = std::move(*send);
+  }
+  if (st.ok() && config_.recv_volume != config_.send_volume) {
+    auto recv = storage::OpenDirVolume(config_.recv_volume, options);
+    st = recv.status();
+    if (st.ok()) recv_volume_ = std::move(*recv);
+  }
+  if (!st.ok()) {
+    volumes_status_ = st;
+    log_.Error("cannot open the volume: ", st.message(),
+               "; selected connections run without diskwire");
+    return st;
+  }
+  volumes_open_.store(true, std::memory_order_release);
+  return absl::OkStatus();
 }
 
 EngineImpl::~EngineImpl() {
@@ -205,6 +223,7 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
                               sel_role)) {
     return;
   }
+  if (!OpenVolumesOnce().ok()) return;
   s->adopted_ns = clock_->NowNs();
   {
     absl::MutexLock lock(&s->mu);
@@ -254,7 +273,7 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
     }
     if (shared == nullptr)
       return s->endpoints_known;  // another thread finished it
-    auto key = std::make_pair(s->id.high, s->id.low);
+    auto key = KeyOf(s->id, s->role);
     auto old = sessions_.find(key);
     if (old != sessions_.end() &&
         old->second->state.load() != SessionState::kClosed) {
@@ -309,11 +328,10 @@ SysResult EngineImpl::Close(int fd) {
     s->names.erase(std::remove(s->names.begin(), s->names.end(), fd),
                    s->names.end());
     if (s->names.empty() && s->state.load() == SessionState::kDirect) {
-      sessions_.erase(
-          std::make_pair(s->id.high, s->id.low));  // TCP closes it as usual
+      sessions_.erase(KeyOf(s->id, s->role));  // TCP closes it as usual
     }
-    keep = sessions_.count(std::make_pair(s->id.high, s->id.low))
-               ? sessions_[std::make_pair(s->id.high, s->id.low)]
+    keep = sessions_.count(KeyOf(s->id, s->role))
+               ? sessions_[KeyOf(s->id, s->role)]
                : nullptr;
   }
   SysResult r = os_->Close(fd);
@@ -450,7 +468,12 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
       absl::MutexLock lock(&s->mu);
       if (s->error != 0) return SysResult::Fail(s->error);
     }
-    SysResult r = os_->SendMsg(fd, msg, flags | MSG_NOSIGNAL);
+    // A destination address, which TCP ignores on a connected socket, would
+    // make the socket pair fail with EISCONN.
+    msghdr m = *msg;
+    m.msg_name = nullptr;
+    m.msg_namelen = 0;
+    SysResult r = os_->SendMsg(fd, &m, flags | MSG_NOSIGNAL);
     if (!r.ok() && r.error == EPIPE) {
       absl::MutexLock lock(&s->mu);
       if (s->error != 0) return SysResult::Fail(s->error);
@@ -463,23 +486,51 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
                                  bool* retry) {
   *retry = false;
   const bool nonblocking = IsNonBlocking(fd, flags);
+  // MSG_WAITALL on a blocking socket: keep reading until the buffer is full, as
+  // the kernel would (the inner reads never block, so that a swap can always
+  // take the socket).
+  const bool wait_all =
+      (flags & MSG_WAITALL) && !nonblocking && !(flags & MSG_PEEK);
+  const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
   const uint32_t generation = s->generation.load();
+  std::vector<iovec> rest(msg->msg_iov, msg->msg_iov + msg->msg_iovlen);
+  size_t got = 0;
   while (true) {
     SysResult r;
     {
       absl::MutexLock lock(&s->recv_mu);
       if (s->state.load() != SessionState::kDirect) {
-        *retry = true;
-        return SysResult::Fail(EAGAIN);
+        *retry = got == 0;
+        return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
       }
-      r = os_->RecvMsg(fd, msg, flags | MSG_DONTWAIT);
+      msghdr m = *msg;
+      m.msg_iov = rest.data();
+      m.msg_iovlen = rest.size();
+      r = os_->RecvMsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+      if (got == 0)
+        msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
     }
-    if (r.ok()) return r;
+    if (r.ok()) {
+      got += r.value;
+      if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
+      size_t skip = r.value;  // advance the iovecs past what arrived
+      while (!rest.empty() && skip >= rest.front().iov_len) {
+        skip -= rest.front().iov_len;
+        rest.erase(rest.begin());
+      }
+      if (!rest.empty()) {
+        rest.front().iov_base =
+            static_cast<char*>(rest.front().iov_base) + skip;
+        rest.front().iov_len -= skip;
+      }
+      continue;
+    }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
-      if (nonblocking) return r;
+      if (nonblocking) return got > 0 ? SysResult::Ok(got) : r;
       WaitReady(fd, POLLIN, s, generation);
       continue;
     }
+    if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
     if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
       *retry = true;
       return r;
@@ -607,6 +658,42 @@ SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
 void EngineImpl::ConsumeWake() {
   uint64_t v;
   os_->Read(wake_fd_, &v, sizeof(v));
+}
+
+bool EngineImpl::CheckPath(int fd) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return false;
+  if (s->state.load() == SessionState::kFailingOver) WaitWhileFailingOver(s);
+  if (s->state.load() != SessionState::kDirect) return s->generation.load() > 0;
+  auto sample = probe_.Sample(fd);
+  // An orderly close (the peer's FIN, ours) is the application's to see; a
+  // connection the kernel aborted (reset, timeout, unreachable) is a broken
+  // path.
+  if (!sample.ok() || sample->state != TCP_CLOSE) return false;
+  return TriggerFailover(s, "the connection broke under a wait", "");
+}
+
+int EngineImpl::FilterEpollEvents(int epfd, epoll_event* events, int n) {
+  int kept = 0;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+      int fd = -1;
+      {
+        absl::MutexLock lock(&mu_);
+        for (const auto& [reg_fd, regs] : epoll_regs_) {
+          auto it = regs.find(epfd);
+          if (it != regs.end() && it->second.data.u64 == events[i].data.u64) {
+            fd = reg_fd;
+            break;
+          }
+        }
+      }
+      if (fd >= 0 && CheckPath(fd))
+        continue;  // the new file's events come on the next wait
+    }
+    events[kept++] = events[i];
+  }
+  return kept;
 }
 
 void EngineImpl::OnEpollCtl(int epfd, int op, int fd,

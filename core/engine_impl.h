@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,11 @@
 #include "storage/volume.h"
 
 namespace diskwire {
+
+using SessionKey = std::tuple<uint64_t, uint64_t, int>;
+inline SessionKey KeyOf(const SessionId& id, Role role) {
+  return {id.high, id.low, static_cast<int>(role)};
+}
 
 class EngineImpl final : public Engine {
  public:
@@ -57,6 +63,8 @@ class EngineImpl final : public Engine {
                        socklen_t len) override;
   int wake_fd() const override { return wake_fd_; }
   void ConsumeWake() override;
+  bool CheckPath(int fd) override;
+  int FilterEpollEvents(int epfd, epoll_event* events, int n) override;
   void OnEpollCtl(int epfd, int op, int fd, const epoll_event* event) override;
   void BeforeFork() override;
   void AfterForkParent() override;
@@ -101,6 +109,10 @@ class EngineImpl final : public Engine {
   void EndSession(Session* s, int error, const std::string& why);
 
   // --- engine_loop.cc ---
+  // Opens the volumes on the first selected socket: a process that selects
+  // nothing never touches the volume. Thread-safe; the first error is kept and
+  // returned again.
+  absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);
@@ -141,14 +153,16 @@ class EngineImpl final : public Engine {
   std::unique_ptr<storage::VolumeWatcher> watcher_;
   std::thread loop_thread_;
   std::atomic<bool> started_{false};
+  std::atomic<bool> volumes_open_{false};
+  absl::Status volumes_status_;  // guarded by start_mu_
   std::atomic<bool> stopping_{false};
   absl::Mutex start_mu_;
 
   mutable absl::Mutex mu_;
   Session* by_fd_[kMaxFds] =
       {};  // written under mu_, read on the hooks after Owns()
-  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<Session>> sessions_
-      ABSL_GUARDED_BY(mu_);
+  // Keyed by (id, role): both ends of one connection may live in one process.
+  std::map<SessionKey, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   // Sessions whose non-blocking connect has not completed: no id yet.
   std::vector<std::shared_ptr<Session>> pending_ ABSL_GUARDED_BY(mu_);
   // epoll shadow registry: fd → (epfd → event).

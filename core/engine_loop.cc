@@ -581,7 +581,9 @@ void EngineImpl::HandleInbox() {
     std::shared_ptr<Session> s;
     {
       absl::MutexLock lock(&mu_);
-      auto it = sessions_.find(std::make_pair(m.session.high, m.session.low));
+      auto it = sessions_.find(KeyOf(m.session, m.sender_role == Role::kClient
+                                                    ? Role::kServer
+                                                    : Role::kClient));
       if (it != sessions_.end()) s = it->second;
     }
     if (s == nullptr) {

@@ -32,7 +32,6 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
   std::string best;
   uint64_t best_time = 0;
   for (const storage::Heartbeat& hb : listing->heartbeats) {
-    if (hb.process_id == process_id_) continue;
     auto report = DecodeProcessReport(hb.payload);
     if (!report.ok()) continue;
     for (const SessionReport& r : report->sessions) {
@@ -108,8 +107,7 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
              sizeof(one));  // wake the shim's poll/select wrappers
   {
     absl::MutexLock lock(&mu_);
-    std::shared_ptr<Session> shared =
-        sessions_[std::make_pair(s->id.high, s->id.low)];
+    std::shared_ptr<Session> shared = sessions_[KeyOf(s->id, s->role)];
     to_register_.push_back(shared);
   }
   os_->Write(kick_fd_, &one, sizeof(one));

@@ -111,7 +111,12 @@ absl::Status TcpProbe::LimitSendBuffer(int fd, size_t ring_capacity) const {
 
 TcpProbe::KeepaliveSettings TcpProbe::SettingsFor(int64_t detect_ms) {
   KeepaliveSettings k;
-  k.user_timeout_ms = static_cast<int>(std::min<int64_t>(detect_ms, INT32_MAX));
+  // The kernel gives up on unacknowledged data only well after the engine's own
+  // stall detector (which fires at detect_ms) has moved the session to storage:
+  // the kernel's abort is the fallback for a peer without diskwire, not the
+  // detector.
+  k.user_timeout_ms = static_cast<int>(
+      std::min<int64_t>(detect_ms * kUserTimeoutFactor, INT32_MAX));
   const int64_t total_s = std::max<int64_t>(2, (detect_ms + 999) / 1000);
   k.idle_s = static_cast<int>(std::max<int64_t>(1, total_s / 2));
   k.count = static_cast<int>(std::clamp<int64_t>(total_s - k.idle_s, 1, 3));

@@ -86,6 +86,7 @@ struct TcpSample {
 // Stateless; thread-safe as far as `os` is. `os` must outlive the probe.
 class TcpProbe {
  public:
+  static constexpr int64_t kUserTimeoutFactor = 3;
   explicit TcpProbe(OsCalls* os) : os_(os) {}
 
   // TCP_INFO + SIOCOUTQ + FIONREAD. Errors: the errno of the failing call as
@@ -104,13 +105,13 @@ class TcpProbe {
 
   // Keepalive timing derived from a detection bound.
   struct KeepaliveSettings {
-    int user_timeout_ms;  // TCP_USER_TIMEOUT
+    int user_timeout_ms;  // TCP_USER_TIMEOUT = kUserTimeoutFactor × detect_ms
     int idle_s;           // TCP_KEEPIDLE
     int interval_s;       // TCP_KEEPINTVL
     int count;            // TCP_KEEPCNT
   };
   // idle + interval * count ~ detect_ms (whole seconds, at least 1 each);
-  // user timeout = detect_ms. REQUIRES: detect_ms > 0.
+  // user timeout = kUserTimeoutFactor × detect_ms. REQUIRES: detect_ms > 0.
   static KeepaliveSettings SettingsFor(int64_t detect_ms);
 
   // Caps the kernel's send buffer so that the bytes it holds unacknowledged

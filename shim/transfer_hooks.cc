@@ -33,7 +33,7 @@ void WaitFor(int fd, short events) {
 // Sends all of buf[0, len) to the owned `fd`, waiting on EAGAIN. Returns the
 // bytes sent; on an error other than EAGAIN/EINTR stops there and leaves the
 // error in *error.
-size_t SendAll(Engine* engine, int fd, const char* buf, size_t len,
+size_t SendAll(Engine* engine, int fd, const char* buf, size_t len, int flags,
                int* error) {
   size_t sent = 0;
   while (sent < len) {
@@ -41,7 +41,7 @@ size_t SendAll(Engine* engine, int fd, const char* buf, size_t len,
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    SysResult r = engine->SendMsg(fd, &msg, 0);
+    SysResult r = engine->SendMsg(fd, &msg, flags);
     if (r.ok()) {
       sent += static_cast<size_t>(r.value);
     } else if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
@@ -98,21 +98,25 @@ ssize_t SendFileOwned(Engine* engine, int out_fd, int in_fd, off64_t* offset,
       if (got < 0) error = errno;
       break;
     }
+    // More follows: cork the chunk, as the kernel's own sendfile does, so that
+    // Nagle and delayed ACKs never hold back the tail of one chunk while the
+    // next is read.
+    const int more = total + static_cast<size_t>(got) < count ? MSG_MORE : 0;
     size_t sent;
     if (seekable) {
       iovec iov{buf.get(), static_cast<size_t>(got)};
       msghdr msg{};
       msg.msg_iov = &iov;
       msg.msg_iovlen = 1;
-      SysResult r = engine->SendMsg(out_fd, &msg, 0);
+      SysResult r = engine->SendMsg(out_fd, &msg, more);
       if (!r.ok()) {
         error = r.error;
         break;
       }
       sent = static_cast<size_t>(r.value);
     } else {
-      sent =
-          SendAll(engine, out_fd, buf.get(), static_cast<size_t>(got), &error);
+      sent = SendAll(engine, out_fd, buf.get(), static_cast<size_t>(got), more,
+                     &error);
     }
     total += sent;
     pos += static_cast<off64_t>(sent);
@@ -134,7 +138,7 @@ ssize_t SpliceToOwned(Engine* engine, int pipe_fd, int sock_fd, size_t len) {
   if (got <= 0) return got;
   int error = 0;
   return Result(
-      SendAll(engine, sock_fd, buf.get(), static_cast<size_t>(got), &error),
+      SendAll(engine, sock_fd, buf.get(), static_cast<size_t>(got), 0, &error),
       error);
 }
 

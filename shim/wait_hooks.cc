@@ -85,6 +85,16 @@ int PollOwned(Engine* engine, pollfd* fds, nfds_t nfds, Deadline deadline,
     if (n < 0) return n;
     const bool woken = set[nfds].revents != 0;
     if (woken) engine->ConsumeWake();
+    // An error or hang-up on an owned fd may be the network failing: the engine
+    // moves the session to storage and the wait starts again on the new file.
+    bool moved = false;
+    for (nfds_t i = 0; i < nfds; ++i) {
+      if ((set[i].revents & (POLLERR | POLLHUP)) && engine->Owns(set[i].fd) &&
+          engine->CheckPath(set[i].fd)) {
+        moved = true;
+      }
+    }
+    if (moved) continue;
     const int visible = n - (woken ? 1 : 0);
     if (visible > 0 || n == 0) {
       for (nfds_t i = 0; i < nfds; ++i) fds[i].revents = set[i].revents;
@@ -233,19 +243,62 @@ DW_HOOK(int, epoll_ctl, (int epfd, int op, int fd, epoll_event* event)) {
   return result;
 }
 
+namespace diskwire::shim {
+namespace {
+
+// epoll_pwait2 on a set holding owned fds: the events of fds the engine moved
+// to storage are dropped (their new files report on the next wait), and an
+// empty result waits again.
+int EpollWaitOwned(Engine* engine, int epfd, epoll_event* events, int maxevents,
+                   Deadline deadline, const sigset_t* sigmask) {
+  for (;;) {
+    const int n = Real().epoll_pwait2(epfd, events, maxevents,
+                                      deadline.Remaining(), sigmask);
+    if (n <= 0) return n;
+    int kept;
+    {
+      InsideDiskwire inside;
+      KeepErrno keep;
+      kept = engine->FilterEpollEvents(epfd, events, n);
+    }
+    if (kept > 0) return kept;
+  }
+}
+
+}  // namespace
+}  // namespace diskwire::shim
+
 DW_HOOK(int, epoll_wait,
         (int epfd, epoll_event* events, int maxevents, int timeout_ms)) {
-  return Real().epoll_wait(epfd, events, maxevents, timeout_ms);
+  Engine* engine = diskwire::shim::CurrentEngine();
+  if (engine == nullptr || !diskwire::shim::IsMarkedEpollFd(epfd)) {
+    return Real().epoll_wait(epfd, events, maxevents, timeout_ms);
+  }
+  return diskwire::shim::EpollWaitOwned(
+      engine, epfd, events, maxevents,
+      diskwire::shim::Deadline::FromMs(timeout_ms), nullptr);
 }
 
 DW_HOOK(int, epoll_pwait,
         (int epfd, epoll_event* events, int maxevents, int timeout_ms,
          const sigset_t* sigmask)) {
-  return Real().epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
+  Engine* engine = diskwire::shim::CurrentEngine();
+  if (engine == nullptr || !diskwire::shim::IsMarkedEpollFd(epfd)) {
+    return Real().epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
+  }
+  return diskwire::shim::EpollWaitOwned(
+      engine, epfd, events, maxevents,
+      diskwire::shim::Deadline::FromMs(timeout_ms), sigmask);
 }
 
 DW_HOOK(int, epoll_pwait2,
         (int epfd, epoll_event* events, int maxevents, const timespec* timeout,
          const sigset_t* sigmask)) {
-  return Real().epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
+  Engine* engine = diskwire::shim::CurrentEngine();
+  if (engine == nullptr || !diskwire::shim::IsMarkedEpollFd(epfd)) {
+    return Real().epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
+  }
+  return diskwire::shim::EpollWaitOwned(engine, epfd, events, maxevents,
+                                        diskwire::shim::Deadline(timeout),
+                                        sigmask);
 }

@@ -108,6 +108,9 @@ class FakeEngine final : public Engine {
     return os_->SetSockOpt(fd, level, name, val, len);
   }
   int wake_fd() const override { return wake_; }
+  // The fake never fails over: its owned fds keep their files.
+  bool CheckPath(int) override { return false; }
+  int FilterEpollEvents(int, epoll_event*, int n) override { return n; }
   void ConsumeWake() override {
     uint64_t value;
     os_->Read(wake_, &value, sizeof(value));
