@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "cli/check_command.h"
 #include "cli/run_command.h"
 #include "cli/status_command.h"
 #include "core/config.h"
@@ -25,6 +26,8 @@ struct Subcommand {
 const Subcommand kSubcommands[] = {
     {"run", "run a program with diskwire preloaded", RunCommand},
     {"status", "processes and sessions on a volume", StatusCommand},
+    {"check", "whether a volume will serve, and the settings it supports",
+     CheckCommand},
 };
 
 std::string MainHelp() {
