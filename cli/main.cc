@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "cli/check_command.h"
+#include "cli/mirror_command.h"
 #include "cli/run_command.h"
 #include "cli/status_command.h"
 #include "core/config.h"
@@ -28,6 +29,7 @@ const Subcommand kSubcommands[] = {
     {"status", "processes and sessions on a volume", StatusCommand},
     {"check", "whether a volume will serve, and the settings it supports",
      CheckCommand},
+    {"mirror", "copy a send volume to a receive volume", MirrorCommand},
 };
 
 std::string MainHelp() {

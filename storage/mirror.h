@@ -81,6 +81,10 @@ class Mirror {
   // written is kept and written first by the next pass.
   absl::StatusOr<PassResult> CopyPass();
 
+  // CopyPass() until a pass finds nothing new, waiting (with backoff) while
+  // the target refuses writes. Returns the totals; Cancelled after Stop().
+  absl::StatusOr<PassResult> CopyAll();
+
   // Copies continuously until Stop(): a pass whenever the source changes
   // (inotify, or every `poll_interval`), backing off 10 ms..1 s while the
   // target is full, and rewriting the status file every second.
