@@ -267,11 +267,12 @@ class StatusBinaryTest : public StatusTest {
  protected:
   // Runs `diskwire status ARGS` with a clean environment; returns the exit
   // status and fills `*out` with stdout and stderr.
-  int Run(const std::string& args, std::string* out) {
+  int Run(const std::string& args, std::string* out,
+          const std::string& prefix = "") {
     char cwd[4096];  // the runfiles tree
     EXPECT_NE(getcwd(cwd, sizeof cwd), nullptr);
-    std::string cmd =
-        absl::StrCat("env -i ", cwd, "/cli/diskwire status ", args, " 2>&1");
+    std::string cmd = absl::StrCat(prefix, "env -i ", cwd,
+                                   "/cli/diskwire status ", args, " 2>&1");
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
     size_t n;
@@ -290,6 +291,23 @@ TEST_F(StatusBinaryTest, JsonOfAVolume) {
   EXPECT_THAT(out, HasSubstr(absl::StrCat("\"id\": \"", kSessionHex, "\"")));
   EXPECT_EQ(Run(absl::StrCat("--volume=", dir_.path()), &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("1 processes (1 alive"));
+}
+
+TEST_F(StatusBinaryTest, WatchRedrawsUntilInterrupted) {
+  Publish("a", "a.10.1", {End(Role::kClient, "DIRECT")});
+  std::string out;
+  // Interrupted after 1.5 s, a 0.2 s period has drawn several times.
+  EXPECT_EQ(Run(absl::StrCat("--volume ", dir_.path(), " --watch 0.2"), &out,
+                "timeout -s INT 1.5 "),
+            124);
+  size_t draws = 0;
+  for (size_t at = 0; (at = out.find("1 processes (", at)) != std::string::npos;
+       ++at) {
+    ++draws;
+  }
+  EXPECT_GE(draws, 3u) << out;
+  EXPECT_EQ(Run(absl::StrCat("--volume ", dir_.path(), " --watch 0"), &out), 2);
+  EXPECT_THAT(out, HasSubstr("--watch: \"0\" is not a number of seconds"));
 }
 
 TEST_F(StatusBinaryTest, UsageAndVolumeErrors) {
