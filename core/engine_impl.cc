@@ -151,13 +151,7 @@ absl::Status EngineImpl::OpenVolumesOnce() {
 }
 
 EngineImpl::~EngineImpl() {
-  stopping_.store(true);
-  if (kick_fd_ >= 0) {
-    uint64_t one = 1;
-    os_->Write(kick_fd_, &one, sizeof(one));
-  }
-  if (loop_thread_.joinable()) loop_thread_.join();
-  if (send_volume_) (void)send_volume_->RemoveHeartbeat(process_id_);
+  DrainAtExit();
   for (int fd : {wake_fd_, loop_fd_, kick_fd_}) {
     if (fd >= 0) os_->Close(fd);
   }
@@ -663,8 +657,14 @@ void EngineImpl::ConsumeWake() {
 bool EngineImpl::CheckPath(int fd) {
   Session* s = SessionFor(fd);
   if (s == nullptr) return false;
-  if (s->state.load() == SessionState::kFailingOver) WaitWhileFailingOver(s);
-  if (s->state.load() != SessionState::kDirect) return s->generation.load() > 0;
+  if (s->state.load() == SessionState::kFailingOver) {
+    WaitWhileFailingOver(
+        s);  // a swap under way: the wait's event came from the old socket
+    return s->state.load() == SessionState::kStorage;
+  }
+  // On the storage path the event is the socket pair's own (an end of file the
+  // engine delivered, or a session that ended): the application's to see.
+  if (s->state.load() != SessionState::kDirect) return false;
   auto sample = probe_.Sample(fd);
   // An orderly close (the peer's FIN, ours) is the application's to see; a
   // connection the kernel aborted (reset, timeout, unreachable) is a broken

@@ -114,6 +114,12 @@ class EngineImpl final : public Engine {
   // returned again.
   absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
+  // Stops the loop and, on the calling thread, writes what sessions in STORAGE
+  // still hold: the bytes left in their socket pairs and a FIN for each (the
+  // process is going away, as TCP's kernel would keep sending after it). Runs
+  // at exit() and in the destructor; idempotent.
+  void DrainAtExit();
+  static void DrainAtExitHook();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);
   void LoopMod(int fd, Session* s, uint32_t events);

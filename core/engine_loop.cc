@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
@@ -33,7 +35,64 @@ size_t PendingBytes(const std::vector<storage::Record>& pending) {
   return n;
 }
 
+// Engines whose loops run, drained by the exit hook.
+absl::Mutex g_exit_mu;
+std::vector<EngineImpl*> g_exit_engines ABSL_GUARDED_BY(g_exit_mu);
+
 }  // namespace
+
+void EngineImpl::DrainAtExitHook() {
+  std::vector<EngineImpl*> engines;
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    engines.swap(g_exit_engines);
+  }
+  for (EngineImpl* e : engines) e->DrainAtExit();
+}
+
+void EngineImpl::DrainAtExit() {
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.erase(
+        std::remove(g_exit_engines.begin(), g_exit_engines.end(), this),
+        g_exit_engines.end());
+  }
+  if (stopping_.exchange(true)) return;
+  if (kick_fd_ >= 0) {
+    uint64_t one = 1;
+    os_->Write(kick_fd_, &one, sizeof(one));
+  }
+  if (loop_thread_.joinable()) loop_thread_.join();
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) all.push_back(s);
+  }
+  for (auto& s : all) {
+    if (s->state.load() != SessionState::kStorage) continue;
+    {
+      absl::MutexLock lock(&s->mu);
+      s->names.clear();  // the application is gone with the process
+    }
+    PumpAppToVolume(
+        s.get());  // reads what is left, then EOF: the FIN follows the data
+    {
+      absl::MutexLock lock(&s->send_mu);
+      if (!s->fin_sent) {
+        s->pending.push_back(
+            MakeRecord(s.get(), storage::RecordType::kFin, s->ring.head()));
+        s->fin_sent = true;
+      }
+    }
+    FlushPending(s.get());
+    if (!s->pending.empty()) {
+      log_.Error("session ", s->label, ": exiting with ", s->pending.size(),
+                 " records the volume did not take");
+    }
+    if (s->channel != nullptr) (void)s->channel->Sync();
+  }
+  if (send_volume_ != nullptr) (void)send_volume_->RemoveHeartbeat(process_id_);
+}
 
 void EngineImpl::StartThreadsOnce() {
   if (started_.load(std::memory_order_acquire)) return;
@@ -74,6 +133,14 @@ void EngineImpl::StartThreadsOnce() {
   }
   next_heartbeat_ns_ = clock_->NowNs();
   loop_thread_ = std::thread([this] { LoopMain(); });
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.push_back(this);
+  }
+  static const bool registered = [] {
+    return std::atexit(&EngineImpl::DrainAtExitHook) == 0;
+  }();
+  (void)registered;
   started_.store(true, std::memory_order_release);
 }
 
@@ -132,8 +199,16 @@ void EngineImpl::LoopMain() {
       if (tag->kind == kTagOld) {
         DrainOldSocket(s);
       } else {
-        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
           PumpAppToVolume(s);
+        }
+        if ((events[i].events & (EPOLLHUP | EPOLLERR)) && s->app_wrote_eof) {
+          // Both directions of the pair are shut (or the application closed its
+          // end): epoll would report the hang-up on every wait from now on.
+          LoopDel(s->eng_end);
+          s->eng_in_loop = false;
+          continue;
+        }
         if (events[i].events & EPOLLOUT) {
           s->want_eng_out = false;
           PumpVolumeToApp(s);
@@ -325,7 +400,7 @@ void EngineImpl::PumpAppToVolume(Session* s) {
 }
 
 void EngineImpl::UpdateEventMask(Session* s) {
-  if (s->eng_end < 0) return;
+  if (s->eng_end < 0 || !s->eng_in_loop) return;
   uint32_t events = 0;
   {
     absl::MutexLock lock(&s->send_mu);
