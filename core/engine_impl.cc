@@ -724,7 +724,10 @@ void EngineImpl::AfterForkChild() {
   sessions_.clear();
   epoll_regs_.clear();
   started_.store(false);
+  stopping_.store(false);
   loop_thread_.detach();
+  (void)writer_.release();  // its thread stayed in the parent; a new one starts
+                            // on demand
   process_id_ =
       absl::StrCat(config_.node, ".", getpid(), ".", clock_->RealtimeNs());
 }

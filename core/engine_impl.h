@@ -31,6 +31,7 @@
 #include "core/os_calls.h"
 #include "core/session.h"
 #include "core/tcp_probe.h"
+#include "core/writer.h"
 #include "storage/volume.h"
 
 namespace diskwire {
@@ -73,6 +74,10 @@ class EngineImpl final : public Engine {
   const std::string& process_id() const { return process_id_; }
   // The session an fd names, for tests; nullptr when none.
   Session* SessionFor(int fd) const;
+  // As if the process were killed: the threads stop and nothing more is
+  // written; the heartbeat file stays behind and goes stale. For tests of peer
+  // death.
+  void StopWithoutDrain();
   // Forces a failover as if the detector had fired (tests and `diskwire`
   // tooling).
   bool FailOver(int fd, const std::string& reason);
@@ -128,8 +133,9 @@ class EngineImpl final : public Engine {
   void PumpVolumeToApp(Session* s);
   void DrainOldSocket(Session* s);
   void ReadPeerChannel(Session* s);
-  void FlushPending(Session* s);
-  void MaybeWriteAck(Session* s, bool force);
+  // Hands the ring's bytes from next_to_volume on, and a FIN when due, to the
+  // writer thread.
+  void SubmitToWriter(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   void HandleInbox();
   void Tick();
   void CheckDirectSessions();
@@ -137,8 +143,6 @@ class EngineImpl final : public Engine {
   void PublishHeartbeat();
   void UpdateEventMask(Session* s);
   void MaybeFinish(Session* s);
-  storage::Record MakeRecord(Session* s, storage::RecordType type,
-                             uint64_t offset) const;
 
   const Config config_;
   OsCalls* const os_;
@@ -157,6 +161,8 @@ class EngineImpl final : public Engine {
   int loop_fd_ = -1;  // the loop's epoll
   int kick_fd_ = -1;  // eventfd that wakes the loop
   std::unique_ptr<storage::VolumeWatcher> watcher_;
+  std::unique_ptr<Writer>
+      writer_;  // the process's writer thread (claims 1, 2, 9)
   std::thread loop_thread_;
   std::atomic<bool> started_{false};
   std::atomic<bool> volumes_open_{false};

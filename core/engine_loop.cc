@@ -24,16 +24,7 @@ constexpr int kTagEngEnd = 1;  // Session::eng_tag
 constexpr int kTagOld = 2;     // Session::old_tag
 constexpr uint64_t kKickTag = 1;
 constexpr uint64_t kWatcherTag = 2;
-constexpr size_t kRecordPayload = 256 << 10;
-constexpr size_t kMaxPendingBytes = 8 << 20;
-constexpr uint64_t kAckEveryBytes = 256 << 10;
-constexpr int64_t kAckEveryNs = 20'000'000;
-
-size_t PendingBytes(const std::vector<storage::Record>& pending) {
-  size_t n = 0;
-  for (const auto& r : pending) n += r.payload.size();
-  return n;
-}
+constexpr size_t kWriterBufferBytes = 1 << 20;  // WriterOptions::buffer_bytes
 
 // Engines whose loops run, drained by the exit hook.
 absl::Mutex g_exit_mu;
@@ -48,6 +39,22 @@ void EngineImpl::DrainAtExitHook() {
     engines.swap(g_exit_engines);
   }
   for (EngineImpl* e : engines) e->DrainAtExit();
+}
+
+void EngineImpl::StopWithoutDrain() {
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.erase(
+        std::remove(g_exit_engines.begin(), g_exit_engines.end(), this),
+        g_exit_engines.end());
+  }
+  if (stopping_.exchange(true)) return;
+  if (kick_fd_ >= 0) {
+    uint64_t one = 1;
+    os_->Write(kick_fd_, &one, sizeof(one));
+  }
+  if (loop_thread_.joinable()) loop_thread_.join();
+  if (writer_ != nullptr) writer_->Stop();
 }
 
 void EngineImpl::DrainAtExit() {
@@ -74,21 +81,22 @@ void EngineImpl::DrainAtExit() {
       absl::MutexLock lock(&s->mu);
       s->names.clear();  // the application is gone with the process
     }
-    PumpAppToVolume(
-        s.get());  // reads what is left, then EOF: the FIN follows the data
+    PumpAppToVolume(s.get());  // what is left in the pair, before the FIN
     {
       absl::MutexLock lock(&s->send_mu);
-      if (!s->fin_sent) {
-        s->pending.push_back(
-            MakeRecord(s.get(), storage::RecordType::kFin, s->ring.head()));
-        s->fin_sent = true;
-      }
+      s->app_wrote_eof = true;
+      SubmitToWriter(s.get());
     }
-    FlushPending(s.get());
-    if (!s->pending.empty()) {
-      log_.Error("session ", s->label, ": exiting with ", s->pending.size(),
-                 " records the volume did not take");
+    absl::Status idle = s->out != nullptr ? s->out->AwaitIdle(absl::Seconds(5))
+                                          : absl::OkStatus();
+    if (!idle.ok()) {
+      log_.Error(
+          "session ", s->label,
+          ": exiting before the volume took everything: ", idle.message());
     }
+  }
+  if (writer_ != nullptr) writer_->Stop();
+  for (auto& s : all) {
     if (s->channel != nullptr) (void)s->channel->Sync();
   }
   if (send_volume_ != nullptr) (void)send_volume_->RemoveHeartbeat(process_id_);
@@ -132,6 +140,8 @@ void EngineImpl::StartThreadsOnce() {
     log_.Error("cannot watch the volume: ", watcher.status().message());
   }
   next_heartbeat_ns_ = clock_->NowNs();
+  writer_ = std::make_unique<Writer>(clock_, WriterOptions{});
+  writer_->Start();
   loop_thread_ = std::thread([this] { LoopMain(); });
   {
     absl::MutexLock lock(&g_exit_mu);
@@ -170,12 +180,6 @@ void EngineImpl::LoopMain() {
         watcher_->poll_interval() != absl::InfiniteDuration()) {
       timeout_ms = std::min<int64_t>(
           timeout_ms, absl::ToInt64Milliseconds(watcher_->poll_interval()));
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      for (auto& [key, s] : sessions_) {
-        if (!s->pending.empty()) timeout_ms = 1;  // a write to retry
-      }
     }
     SysResult n =
         os_->EpollWait(loop_fd_, events, 64, static_cast<int>(timeout_ms));
@@ -264,8 +268,6 @@ void EngineImpl::Tick() {
     if (st == SessionState::kStorage) {
       ReadPeerChannel(s.get());
       PumpAppToVolume(s.get());
-      MaybeWriteAck(s.get(), false);
-      FlushPending(s.get());
       MaybeFinish(s.get());
     }
   }
@@ -279,9 +281,9 @@ void EngineImpl::Tick() {
                  " ready_end ", s->reassembly->contiguous_end(), " buffered ",
                  s->reassembly->buffered_bytes(), " peer_fin ", s->peer_fin,
                  "@", s->peer_fin_offset, " | ring ", s->ring.tail(), "..",
-                 s->ring.head(), " to_volume ", s->next_to_volume, " pending ",
-                 s->pending.size(), " app_eof ", s->app_wrote_eof, " fin_sent ",
-                 s->fin_sent, " peer_ack ", s->peer_ack);
+                 s->ring.head(), " to_volume ", s->next_to_volume, " buffered ",
+                 s->out->buffered_bytes(), " app_eof ", s->app_wrote_eof,
+                 " fin_sent ", s->fin_sent, " peer_ack ", s->peer_ack);
     }
   }
   if (now >= next_direct_check_ns_) {
@@ -345,18 +347,18 @@ void EngineImpl::CheckDirectSessions() {
 void EngineImpl::PumpAppToVolume(Session* s) {
   if (s->eng_end < 0 || s->state.load() != SessionState::kStorage) return;
   char buf[64 << 10];
-  bool ring_full = false;
   {
     absl::MutexLock lock(&s->send_mu);
-    while (!s->app_wrote_eof && PendingBytes(s->pending) < kMaxPendingBytes) {
+    // Read the application's bytes into the ring while it and the writer's
+    // buffer have room: a full one stops the reading, and the socket pair
+    // pushes back on the application.
+    while (!s->app_wrote_eof && s->out->buffered_bytes() < kWriterBufferBytes) {
       size_t room = std::min(s->ring.Free(), sizeof(buf));
-      if (room == 0) {
-        ring_full = true;
-        break;
-      }
+      if (room == 0) break;
       SysResult r = os_->Read(s->eng_end, buf, room);
       if (r.ok() && r.value > 0) {
         s->ring.Append(absl::string_view(buf, r.value));
+        SubmitToWriter(s);
         continue;
       }
       if (r.ok() && r.value == 0) {
@@ -368,35 +370,40 @@ void EngineImpl::PumpAppToVolume(Session* s) {
         s->app_wrote_eof = true;
       break;
     }
-    // What the peer acknowledged (its ack trims the ring) need not be written
-    // again.
-    s->next_to_volume = std::max(s->next_to_volume, s->ring.tail());
-    while (s->next_to_volume < s->ring.head()) {
-      size_t n = std::min<uint64_t>(kRecordPayload,
-                                    s->ring.head() - s->next_to_volume);
-      storage::Record rec =
-          MakeRecord(s, storage::RecordType::kData, s->next_to_volume);
-      rec.payload.resize(n);
-      auto copied = s->ring.CopyOut(s->next_to_volume, n, rec.payload.data());
-      if (!copied.ok()) {
-        log_.Error("session ", s->label,
-                   ": replay ring: ", copied.status().message());
-        break;
-      }
-      rec.payload.resize(*copied);
-      s->next_to_volume += *copied;
-      s->pending.push_back(std::move(rec));
+    SubmitToWriter(s);
+  }
+  UpdateEventMask(s);
+}
+
+void EngineImpl::SubmitToWriter(Session* s) {
+  while (s->next_to_volume < s->ring.head()) {
+    auto view =
+        s->ring.ViewFrom(s->next_to_volume, s->ring.head() - s->next_to_volume);
+    if (!view.ok()) {
+      log_.Error("session ", s->label,
+                 ": replay ring: ", view.status().message());
+      return;
     }
-    if (s->app_wrote_eof && !s->fin_sent &&
-        s->next_to_volume == s->ring.head()) {
-      s->pending.push_back(
-          MakeRecord(s, storage::RecordType::kFin, s->ring.head()));
+    absl::StatusOr<size_t> taken =
+        s->out->TrySubmitData(s->next_to_volume, view->first);
+    if (!taken.ok()) {
+      log_.Error("session ", s->label, ": writer: ", taken.status().message());
+      return;
+    }
+    s->next_to_volume += *taken;
+    if (*taken < view->first.size())
+      return;  // the writer's buffer is full: its callback kicks
+  }
+  if (s->app_wrote_eof && !s->fin_sent) {
+    absl::Status fin =
+        s->out->SubmitControl(storage::RecordType::kFin, s->ring.head());
+    if (fin.ok()) {
+      log_.Debug("session ", s->label, ": FIN at ", s->ring.head());
       s->fin_sent = true;
+    } else {
+      log_.Error("session ", s->label, ": writer: ", fin.message());
     }
   }
-  (void)ring_full;
-  UpdateEventMask(s);
-  FlushPending(s);
 }
 
 void EngineImpl::UpdateEventMask(Session* s) {
@@ -405,63 +412,12 @@ void EngineImpl::UpdateEventMask(Session* s) {
   {
     absl::MutexLock lock(&s->send_mu);
     if (!s->app_wrote_eof && s->ring.Free() > 0 &&
-        PendingBytes(s->pending) < kMaxPendingBytes) {
+        s->out->buffered_bytes() < kWriterBufferBytes) {
       events |= EPOLLIN;
     }
   }
   if (s->want_eng_out) events |= EPOLLOUT;
   LoopMod(s->eng_end, s, events);
-}
-
-storage::Record EngineImpl::MakeRecord(Session* s, storage::RecordType type,
-                                       uint64_t offset) const {
-  storage::Record r;
-  r.header.type = type;
-  r.header.session_id = s->id;
-  r.header.direction = SendDirection(s->role);
-  r.header.stream_offset = offset;
-  r.header.ack_offset = s->delivered;
-  s->acked_sent = s->delivered;
-  s->last_ack_write_ns = clock_->NowNs();
-  return r;
-}
-
-void EngineImpl::FlushPending(Session* s) {
-  if (s->pending.empty() || s->channel == nullptr) return;
-  const uint64_t ack = s->delivered;
-  for (auto& r : s->pending)
-    r.header.ack_offset = std::max(r.header.ack_offset, ack);
-  absl::Status st = s->channel->Append(s->pending);
-  if (!st.ok()) {
-    // Nothing of the batch is visible; the bytes stay in the ring and in
-    // `pending`.
-    log_.Warn("session ", s->label, ": writing to the volume: ", st.message(),
-              " (will retry)");
-    if (st.code() == absl::StatusCode::kFailedPrecondition) {
-      s->channel.reset();
-      auto reopened = send_volume_->OpenWriter(
-          ChannelName(s->id, SendDirection(s->role)), {});
-      if (reopened.ok()) s->channel = std::move(*reopened);
-    }
-    return;
-  }
-  uint64_t data = 0;
-  for (const auto& r : s->pending) {
-    if (r.header.type == storage::RecordType::kData) data += r.payload.size();
-  }
-  s->bytes_out_storage.fetch_add(data, std::memory_order_relaxed);
-  s->pending.clear();
-  UpdateEventMask(s);
-}
-
-void EngineImpl::MaybeWriteAck(Session* s, bool force) {
-  if (s->delivered == s->acked_sent || !s->pending.empty()) return;
-  const int64_t now = clock_->NowNs();
-  if (force || s->delivered - s->acked_sent >= kAckEveryBytes ||
-      now - s->last_ack_write_ns >= kAckEveryNs) {
-    s->pending.push_back(
-        MakeRecord(s, storage::RecordType::kAck, s->next_to_volume));
-  }
 }
 
 void EngineImpl::DrainOldSocket(Session* s) {
@@ -570,9 +526,11 @@ void EngineImpl::ReadPeerChannel(Session* s) {
     s->peer_ack = peer_ack;
     {
       absl::MutexLock lock(&s->send_mu);
-      (void)s->ring.TrimTo(std::min(peer_ack, s->ring.head()));
+      // Not past what the writer has taken: its DATA must stay contiguous (the
+      // peer discards what it already holds).
+      (void)s->ring.TrimTo(std::min(peer_ack, s->next_to_volume));
     }
-    if (s->channel != nullptr) (void)s->channel->TrimBelow(peer_ack);
+    if (s->out != nullptr) s->out->RequestTrim(peer_ack);
     UpdateEventMask(s);
   }
   if (s->old_sock_open)
@@ -614,7 +572,8 @@ void EngineImpl::PumpVolumeToApp(Session* s) {
     log_.Debug("session ", s->label, ": end of file delivered at ",
                s->delivered);
   }
-  MaybeWriteAck(s, false);
+  s->out->SubmitAck(
+      s->delivered);  // the writer decides when it needs a record of its own
 }
 
 void EngineImpl::MaybeFinish(Session* s) {
@@ -627,8 +586,8 @@ void EngineImpl::MaybeFinish(Session* s) {
   bool sent_all;
   {
     absl::MutexLock lock(&s->send_mu);
-    sent_all =
-        s->fin_sent && s->peer_ack >= s->ring.head() && s->pending.empty();
+    sent_all = s->fin_sent && s->peer_ack >= s->ring.head() &&
+               s->out->buffered_bytes() == 0;
   }
   if (!(app_gone && sent_all && (s->eof_delivered || s->peer_fin))) return;
   EndSession(s, 0, "both directions finished");
@@ -750,7 +709,10 @@ void EngineImpl::PublishHeartbeat() {
                                                    : s->failover_offset,
           r.sent_offset);
       r.bytes_out_storage =
-          s->bytes_out_storage.load(std::memory_order_relaxed);
+          s->out != nullptr
+              ? s->out->appended_offset() -
+                    std::min(s->out->appended_offset(), s->failover_offset)
+              : 0;
       r.bytes_in_network = s->bytes_in_network.load(std::memory_order_relaxed);
       r.bytes_in_storage = s->bytes_in_storage.load(std::memory_order_relaxed);
       r.delivered_offset = s->state.load() == SessionState::kDirect

@@ -229,13 +229,36 @@ TEST_F(EngineTest, StorageModeCarriesEveryByteOverTheVolume) {
   RunBothWays(4 << 20, 0, /*cut_on_server=*/false);
   Session* s = a_->SessionFor(client_);
   EXPECT_EQ(s->state.load(), SessionState::kStorage);
-  EXPECT_GE(s->bytes_out_storage.load(), 4u << 20);
+  // Every byte went through the writer thread to the volume.
+  EXPECT_GE(s->out->appended_offset(), 4u << 20);
+  EXPECT_GT(s->out->stats().appends, 0u);
+}
+
+TEST_F(EngineTest, PeerExitAfterFailoverIsAnEndOfFile) {
+  Connect();
+  ForceFailover(a_.get(), client_);
+  // Wait until the peer has moved too, then let its process exit: like TCP's
+  // kernel, which sends a FIN for the sockets of an exiting process, the exit
+  // sends one on the volume.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (b_->SessionFor(server_)->state.load() != SessionState::kStorage) {
+    ASSERT_LT(absl::Now(), deadline);
+    absl::SleepFor(
+        absl::Milliseconds(5));  // polling a state, not synchronising
+  }
+  ASSERT_EQ(Send(b_.get(), server_, "bye", 3), 3);
+  b_.reset();
+  char buf[16];
+  ASSERT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 3);
+  EXPECT_EQ(std::string(buf, 3), "bye");
+  EXPECT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 0);
 }
 
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   Connect();
   ForceFailover(a_.get(), client_);
-  b_.reset();  // the peer process is gone: its heartbeat stops
+  b_->StopWithoutDrain();  // killed: nothing more is written and its heartbeat
+                           // goes stale
   char buf[16];
   absl::Time start = absl::Now();
   ssize_t r = Recv(a_.get(), client_, buf, sizeof(buf));

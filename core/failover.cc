@@ -232,8 +232,16 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   auto reader = recv()->OpenReader(theirs, delivered);
   if (!reader.ok()) return reader.status();
   s->reader = std::move(*reader);
-  s->pending.push_back(
-      MakeRecord(s, storage::RecordType::kFailover, failover_offset));
+  s->out = writer_->AddChannel(s->id, SendDirection(s->role), s->channel.get());
+  s->out->SetRoomCallback(
+      [this] {  // buffer room again: the loop resumes reading the pair
+        uint64_t one = 1;
+        os_->Write(kick_fd_, &one, sizeof(one));
+      });
+  s->out->SubmitAck(delivered);
+  absl::Status announced =
+      s->out->SubmitControl(storage::RecordType::kFailover, failover_offset);
+  if (!announced.ok()) return announced;
   // The application shut down writing while DIRECT: nothing more comes from it,
   // and the FIN follows the resent bytes on the volume.
   s->app_wrote_eof = s->shut_wr;

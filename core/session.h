@@ -24,6 +24,7 @@
 #include "core/reassembly.h"
 #include "core/replay_ring.h"
 #include "core/session_report.h"
+#include "core/writer.h"
 #include "storage/volume.h"
 
 namespace diskwire {
@@ -108,8 +109,9 @@ struct Session {
   uint64_t failover_offset = 0;  // F: our first byte written to the volume
   uint64_t next_to_volume = 0;   // next ring offset to submit as DATA
   std::unique_ptr<storage::ChannelWriter> channel;
-  std::vector<storage::Record> pending;  // records waiting for the writer
-  std::string peer_process;              // who holds the other end, once known
+  std::shared_ptr<OutboundChannel>
+      out;                   // the writer thread's queues for `channel`
+  std::string peer_process;  // who holds the other end, once known
   std::unique_ptr<storage::ChannelReader> reader;
   std::unique_ptr<Reassembly> reassembly;
   bool peer_announced = false;  // the peer's FAILOVER record was read
@@ -119,8 +121,6 @@ struct Session {
   bool eof_delivered = false;
   uint64_t delivered =
       0;  // bytes handed to the application (ack offset we send)
-  uint64_t acked_sent = 0;  // ack offset in the last record we wrote
-  int64_t last_ack_write_ns = 0;
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)
   int64_t detected_ns = 0;  // when the failure was detected (monotonic)
   int64_t first_storage_byte_ns = 0;
@@ -129,7 +129,6 @@ struct Session {
   // --- Counters for the heartbeat report (relaxed atomics: read by the
   // heartbeat). ---
   std::atomic<uint64_t> bytes_in_network{0};
-  std::atomic<uint64_t> bytes_out_storage{0};
   std::atomic<uint64_t> bytes_in_storage{0};
   std::atomic<uint64_t> kernel_acked{0};  // last tcpi_bytes_acked seen
 };

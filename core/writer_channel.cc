@@ -220,8 +220,24 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
     }
     next_due = DueNs(now);
   }
+  if (status.ok()) {
+    uint64_t trim;
+    {
+      absl::MutexLock lock(&mu_);
+      trim = trim_below_;
+    }
+    if (trim > trimmed_) {
+      absl::Status trimmed = sink->TrimBelow(trim);
+      if (trimmed.ok()) trimmed_ = trim;
+    }
+  }
   if (room_callback) room_callback();
   return next_due;
+}
+
+void OutboundChannel::RequestTrim(uint64_t stream_offset) {
+  absl::MutexLock lock(&mu_);
+  trim_below_ = std::max(trim_below_, stream_offset);
 }
 
 void OutboundChannel::Detach() {

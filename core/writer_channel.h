@@ -82,6 +82,10 @@ class OutboundChannel {
   absl::Status SubmitControl(storage::RecordType type, uint64_t stream_offset,
                              std::string payload = "");
 
+  // The peer holds everything below `stream_offset`: the writer thread, the
+  // channel's only user, trims the channel's segments below it after its next
+  // append (monotonic).
+  void RequestTrim(uint64_t stream_offset);
   // Called by the writer thread, without locks held, whenever an Append frees
   // buffer room (lets an event loop resume reading a socket pair).
   void SetRoomCallback(std::function<void()> callback);
@@ -143,6 +147,8 @@ class OutboundChannel {
   int64_t retry_at_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t backoff_ns_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t appended_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t trim_below_ ABSL_GUARDED_BY(mu_) = 0;  // requested
+  uint64_t trimmed_ = 0;                          // done (writer thread only)
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::function<void()> room_callback_ ABSL_GUARDED_BY(mu_);
