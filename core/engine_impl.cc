@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "storage/dir_volume.h"
 
@@ -375,11 +376,13 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
                                  int flags, bool* retry) {
   *retry = false;
   const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
-  const bool nonblocking = IsNonBlocking(fd, flags);
+  // The blocking mode matters only once a call would block: no fcntl on the
+  // fast path.
+  auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
   const uint32_t generation = s->generation.load();
   size_t done = 0;
-  std::vector<iovec> rest(msg->msg_iovlen);
-  std::vector<iovec> part(msg->msg_iovlen);
+  absl::InlinedVector<iovec, 8> rest(msg->msg_iovlen);
+  absl::InlinedVector<iovec, 8> part(msg->msg_iovlen);
   while (true) {
     SysResult r;
     {
@@ -414,7 +417,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
           size_t k = TruncateIov(&sent, r.value, rest.data());
           s->ring.Append(rest.data(), static_cast<int>(k));
           done += r.value;
-          if (done == want || nonblocking) return SysResult::Ok(done);
+          if (done == want || nonblocking()) return SysResult::Ok(done);
           continue;
         }
       } else {
@@ -423,7 +426,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
       }
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
-      if (nonblocking)
+      if (nonblocking())
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
       WaitReady(fd, POLLOUT, s, generation);
       continue;
@@ -479,15 +482,18 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
 SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
                                  bool* retry) {
   *retry = false;
-  const bool nonblocking = IsNonBlocking(fd, flags);
+  // The blocking mode matters only once a call would block: no fcntl on the
+  // fast path.
+  auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
   // MSG_WAITALL on a blocking socket: keep reading until the buffer is full, as
   // the kernel would (the inner reads never block, so that a swap can always
   // take the socket).
   const bool wait_all =
-      (flags & MSG_WAITALL) && !nonblocking && !(flags & MSG_PEEK);
+      (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nonblocking();
   const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
   const uint32_t generation = s->generation.load();
-  std::vector<iovec> rest(msg->msg_iov, msg->msg_iov + msg->msg_iovlen);
+  absl::InlinedVector<iovec, 8> rest(msg->msg_iov,
+                                     msg->msg_iov + msg->msg_iovlen);
   size_t got = 0;
   while (true) {
     SysResult r;
@@ -520,7 +526,7 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
       continue;
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
-      if (nonblocking) return got > 0 ? SysResult::Ok(got) : r;
+      if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
       WaitReady(fd, POLLIN, s, generation);
       continue;
     }

@@ -120,7 +120,7 @@ class DirVolume final : public Volume {
 // Checks or creates the VOLUME marker.
 absl::Status CheckMarker(const DirContext& ctx) {
   const std::string marker = ctx.root + "/" + kVolumeMarker;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
     absl::StatusOr<std::string> text = ReadSmallFile(*ctx.ops, marker, 4096);
     if (text.ok()) {
       if (*text == kVolumeMarkerText) return absl::OkStatus();
@@ -136,6 +136,10 @@ absl::Status CheckMarker(const DirContext& ctx) {
     if (!absl::IsNotFound(text.status())) return text.status();
     DW_ASSIGN_OR_RETURN(std::vector<std::string> names,
                         ctx.ops->ListDir(ctx.root));
+    // Another process may have published the marker since we read: read it
+    // again.
+    if (std::find(names.begin(), names.end(), kVolumeMarker) != names.end())
+      continue;
     for (const std::string& n : names) {
       if (n != kChannelsDir && n != kHeartbeatsDir && n != kInboxDir &&
           !absl::StartsWith(n, ".")) {
@@ -146,8 +150,9 @@ absl::Status CheckMarker(const DirContext& ctx) {
       }
     }
     // Publish the marker without replacing one another process wrote.
-    const std::string hidden =
-        ctx.root + "/.marker-" + std::to_string(getpid());
+    const std::string hidden = ctx.root + "/.marker-" +
+                               std::to_string(getpid()) + "-" +
+                               std::to_string(gettid());
     DW_ASSIGN_OR_RETURN(
         int fd, ctx.ops->Open(hidden, O_WRONLY | O_CREAT | O_TRUNC, 0666));
     absl::Status s = WriteAll(*ctx.ops, fd, kVolumeMarkerText, hidden);
@@ -160,7 +165,8 @@ absl::Status CheckMarker(const DirContext& ctx) {
     if (s.ok() || absl::IsAlreadyExists(s)) continue;  // re-read it
     return s;
   }
-  return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat(marker, " could not be read back after creating it"));
 }
 
 }  // namespace

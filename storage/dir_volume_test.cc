@@ -6,6 +6,9 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "base/status_matchers.h"
 #include "gtest/gtest.h"
@@ -47,6 +50,24 @@ TEST_F(DirVolumeTest, CreatesLayoutAndReopens) {
   EXPECT_TRUE(std::filesystem::exists(root() + "/VOLUME"));
   EXPECT_TRUE(std::filesystem::is_directory(root() + "/channels"));
   EXPECT_NE(Open(""), nullptr);
+}
+
+TEST_F(DirVolumeTest, ConcurrentCreatorsOfAFreshVolumeAllSucceed) {
+  // Two hosts' processes often open a fresh volume at the same moment: each may
+  // see the other's marker appear between its own read and its listing of the
+  // directory.
+  for (int round = 0; round < 20; ++round) {
+    const std::string fresh = dir_.path() + "/fresh" + std::to_string(round);
+    std::vector<absl::Status> results(4);
+    std::vector<std::thread> openers;
+    for (auto& result : results) {
+      openers.emplace_back(
+          [&fresh, &result] { result = OpenDirVolume(fresh, {}).status(); });
+    }
+    for (auto& t : openers) t.join();
+    for (const auto& result : results)
+      EXPECT_THAT(result, IsOk()) << "round " << round;
+  }
 }
 
 TEST_F(DirVolumeTest, RefusesNonEmptyForeignDirectory) {
