@@ -310,7 +310,8 @@ void EngineImpl::OnDup(int oldfd, int newfd) {
 
 SysResult EngineImpl::Close(int fd) {
   if (IsPrivate(fd)) return SysResult::Fail(EBADF);
-  std::shared_ptr<Session> keep;
+  std::shared_ptr<Session> lingering;
+  bool ours = false;
   {
     absl::MutexLock lock(&mu_);
     epoll_regs_.erase(fd);
@@ -318,19 +319,43 @@ SysResult EngineImpl::Close(int fd) {
       regs.erase(fd);  // fd may be an epoll set
     Session* s = fd >= 0 && fd < kMaxFds ? by_fd_[fd] : nullptr;
     if (s == nullptr) return os_->Close(fd);
+    ours = true;
     SetOwner(fd, nullptr);
-    absl::MutexLock slock(&s->mu);
-    s->names.erase(std::remove(s->names.begin(), s->names.end(), fd),
-                   s->names.end());
-    if (s->names.empty() && s->state.load() == SessionState::kDirect) {
-      sessions_.erase(KeyOf(s->id, s->role));  // TCP closes it as usual
+    bool last;
+    {
+      absl::MutexLock slock(&s->mu);
+      s->names.erase(std::remove(s->names.begin(), s->names.end(), fd),
+                     s->names.end());
+      last = s->names.empty();
     }
-    keep = sessions_.count(KeyOf(s->id, s->role))
-               ? sessions_[KeyOf(s->id, s->role)]
-               : nullptr;
+    if (last) {
+      pending_.erase(
+          std::remove_if(pending_.begin(), pending_.end(),
+                         [s](const auto& p) { return p.get() == s; }),
+          pending_.end());
+      auto it = sessions_.find(KeyOf(s->id, s->role));
+      if (s->state.load() == SessionState::kDirect && it != sessions_.end() &&
+          it->second.get() == s) {
+        lingering = it->second;
+      }
+    }
+  }
+  if (lingering != nullptr) {
+    // As TCP's kernel does after close(): the FIN goes now, and the connection
+    // lingers until the peer holds every byte. Here the engine keeps the socket
+    // to fail over if the path dies first.
+    absl::MutexLock send_lock(&lingering->send_mu);
+    SysResult keep = os_->Fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (keep.ok()) {
+      lingering->linger_fd = static_cast<int>(keep.value);
+      private_[lingering->linger_fd].store(1, std::memory_order_release);
+      os_->Shutdown(lingering->linger_fd, SHUT_WR);
+      lingering->shut_wr = true;
+    }
   }
   SysResult r = os_->Close(fd);
-  if (keep != nullptr && kick_fd_ >= 0) {  // the loop finishes the storage path
+  if (ours &&
+      kick_fd_ >= 0) {  // the loop finishes what the session still carries
     uint64_t one = 1;
     os_->Write(kick_fd_, &one, sizeof(one));
   }

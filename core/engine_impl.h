@@ -108,6 +108,9 @@ class EngineImpl final : public Engine {
                        std::string peer_process);
   std::string FindPeerProcess(const Session& s);
   absl::Status Swap(Session* s);
+  // dup3s one end of a new socket pair over each of `names`, keeping epoll
+  // registrations.
+  absl::Status InstallSocketPair(Session* s, const std::vector<int>& names);
   absl::Status StartStoragePath(Session* s, uint64_t failover_offset,
                                 uint64_t delivered);
   void Announce(Session* s);
@@ -125,6 +128,7 @@ class EngineImpl final : public Engine {
   // at exit() and in the destructor; idempotent.
   void DrainAtExit();
   static void DrainAtExitHook();
+  void FailOverUnacknowledgedAtExit();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);
   void LoopMod(int fd, Session* s, uint32_t events);
@@ -139,6 +143,9 @@ class EngineImpl final : public Engine {
   void HandleInbox();
   void Tick();
   void CheckDirectSessions();
+  // A closed DIRECT session whose bytes and FIN the peer kernel now holds is
+  // let go (true).
+  bool FinishLinger(Session* s);
   void CheckPeers();
   void PublishHeartbeat();
   void UpdateEventMask(Session* s);

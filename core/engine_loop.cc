@@ -57,6 +57,43 @@ void EngineImpl::StopWithoutDrain() {
   if (writer_ != nullptr) writer_->Stop();
 }
 
+void EngineImpl::FailOverUnacknowledgedAtExit() {
+  // TCP's kernel keeps sending a closed or exiting socket's bytes; across a
+  // dead network they would be lost with the process. Give the peer kernel the
+  // detection bound to acknowledge them, then carry what it still lacks over
+  // the volume.
+  std::vector<std::shared_ptr<Session>> direct;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->state.load() == SessionState::kDirect) direct.push_back(s);
+    }
+  }
+  const int64_t deadline = clock_->NowNs() + config_.detect_ms * 1'000'000;
+  while (!direct.empty()) {
+    std::vector<std::shared_ptr<Session>> waiting;
+    for (auto& s : direct) {
+      absl::MutexLock lock(&s->mu);
+      const int fd = !s->names.empty() ? s->names[0] : s->linger_fd;
+      if (fd < 0) continue;
+      auto sample = probe_.Sample(fd);
+      if (sample.ok() && sample->outq > 0) waiting.push_back(s);
+    }
+    direct.swap(waiting);
+    if (direct.empty()) break;
+    if (clock_->NowNs() >= deadline) {
+      for (auto& s : direct) {
+        TriggerFailover(s.get(),
+                        "exiting with bytes the peer has not acknowledged", "");
+      }
+      break;
+    }
+    pollfd none{-1, 0, 0};
+    os_->Poll(&none, 1,
+              10);  // a short wait between two looks at the kernel's queues
+  }
+}
+
 void EngineImpl::DrainAtExit() {
   {
     absl::MutexLock lock(&g_exit_mu);
@@ -64,6 +101,8 @@ void EngineImpl::DrainAtExit() {
         std::remove(g_exit_engines.begin(), g_exit_engines.end(), this),
         g_exit_engines.end());
   }
+  if (stopping_.load()) return;
+  FailOverUnacknowledgedAtExit();
   if (stopping_.exchange(true)) return;
   if (kick_fd_ >= 0) {
     uint64_t one = 1;
@@ -230,7 +269,7 @@ void EngineImpl::LoopMain() {
     for (auto& [s, reason] : fail)
       TriggerFailover(s.get(), reason, s->peer_process);
     for (auto& s : fresh) {
-      LoopAdd(s->eng_end, s.get(), EPOLLIN);
+      if (s->eng_end >= 0) LoopAdd(s->eng_end, s.get(), EPOLLIN);
       LoopAdd(s->old_sock, s.get(), EPOLLIN);
       if (watcher_ != nullptr) {
         const std::string theirs = ChannelName(
@@ -298,6 +337,33 @@ void EngineImpl::Tick() {
   }
 }
 
+bool EngineImpl::FinishLinger(Session* s) {
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    if (s->linger_fd < 0) return true;
+    auto sample = probe_.Sample(s->linger_fd);
+    if (!sample.ok()) return false;
+    // Still bytes (or our FIN) the peer kernel has not acknowledged: keep
+    // lingering.
+    if (sample->outq > 0) return false;
+    // The kernel's queue can also be empty because it gave up (a reset, a
+    // timeout): then the path failed, and the failover check that follows takes
+    // the session on. The socket is the engine's alone now, so reading (and
+    // clearing) its error takes nothing from anyone.
+    if (sample->state == TCP_CLOSE) {
+      auto error = probe_.PendingError(s->linger_fd);
+      if (!error.ok() || *error != 0) return false;
+    }
+    private_[s->linger_fd].store(0, std::memory_order_release);
+    os_->Close(s->linger_fd);
+    s->linger_fd = -1;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(KeyOf(s->id, s->role));
+  if (it != sessions_.end() && it->second.get() == s) sessions_.erase(it);
+  return true;
+}
+
 void EngineImpl::CheckDirectSessions() {
   std::vector<std::shared_ptr<Session>> direct;
   {
@@ -308,10 +374,12 @@ void EngineImpl::CheckDirectSessions() {
     for (auto& s : pending_) direct.push_back(s);
   }
   for (auto& s : direct) {
+    if (s->names.empty() && s->linger_fd >= 0 && FinishLinger(s.get()))
+      continue;
     absl::MutexLock lock(
         &s->mu);  // Close() takes it too: the fd cannot be reused under us
-    if (s->names.empty()) continue;
-    const int fd = s->names[0];
+    if (s->names.empty() && s->linger_fd < 0) continue;
+    const int fd = s->names.empty() ? s->linger_fd : s->names[0];
     if (!s->endpoints_known) {
       s->mu.Unlock();
       FinishAdoption(s.get(), fd);
@@ -438,8 +506,15 @@ void EngineImpl::DrainOldSocket(Session* s) {
       s->bytes_in_network.fetch_add(r.value, std::memory_order_relaxed);
       continue;
     }
+    if (r.ok() && r.value == 0 && !s->peer_fin) {
+      // The peer application's FIN, sent while it was DIRECT (an engine never
+      // closes an old socket with a FIN): its stream ends here.
+      s->peer_fin = true;
+      s->peer_fin_offset = s->old_read_offset;
+    }
     if (r.ok() || (r.error != EAGAIN && r.error != EINTR))
       close_it = true;  // EOF or error
+
     break;
   }
   // Once the peer has moved (it announced) and everything below its failover
@@ -539,7 +614,17 @@ void EngineImpl::ReadPeerChannel(Session* s) {
 }
 
 void EngineImpl::PumpVolumeToApp(Session* s) {
-  if (s->eng_end < 0 || s->reassembly == nullptr) return;
+  if (s->reassembly == nullptr) return;
+  if (s->eng_end < 0) {
+    // The application closed the socket before the failover: what arrives is
+    // dropped, as TCP drops it, and acknowledged so that the peer is never held
+    // up.
+    const size_t n = s->reassembly->Peek().size();
+    s->reassembly->Consume(n);
+    s->delivered += n;
+    s->out->SubmitAck(s->delivered);
+    return;
+  }
   while (true) {
     absl::string_view ready = s->reassembly->Peek();
     if (ready.empty()) break;

@@ -27,13 +27,21 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
     log_.Warn("cannot list heartbeats: ", listing.status().message());
     return "";
   }
+  for (const std::string& problem : listing->problems)
+    log_.Warn("heartbeats: ", problem);
   const Role peer_role =
       s.role == Role::kClient ? Role::kServer : Role::kClient;
   std::string best;
   uint64_t best_time = 0;
+  size_t listed = 0;
   for (const storage::Heartbeat& hb : listing->heartbeats) {
     auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok()) continue;
+    if (!report.ok()) {
+      log_.Warn("heartbeat of ", hb.process_id, ": ",
+                report.status().message());
+      continue;
+    }
+    listed += report->sessions.size();
     for (const SessionReport& r : report->sessions) {
       if (r.id == s.id && r.role == peer_role && r.state != "CLOSED" &&
           hb.time_ns >= best_time) {
@@ -42,7 +50,11 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
       }
     }
   }
-  if (best.empty()) return best;
+  if (best.empty()) {
+    log_.Info("session ", s.label, ": none of ", listing->heartbeats.size(),
+              " heartbeats (", listed, " sessions) holds its other end");
+    return best;
+  }
   // A heartbeat older than the peer timeout belongs to a dead process.
   const int64_t age_ms = (static_cast<int64_t>(clock_->RealtimeNs()) -
                           static_cast<int64_t>(best_time)) /
@@ -124,31 +136,25 @@ absl::Status EngineImpl::Swap(Session* s) {
     absl::MutexLock lock(&s->mu);
     names = s->names;
   }
-  if (names.empty())
-    return absl::FailedPreconditionError("the application closed the socket");
-  SysResult old = os_->Fcntl(names[0], F_DUPFD_CLOEXEC, 0);
-  if (!old.ok())
-    return absl::ErrnoToStatus(old.error, "keeping the TCP socket");
-  int pair[2];
-  SysResult made =
-      os_->SocketPair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
-  if (!made.ok()) {
-    os_->Close(static_cast<int>(old.value));
-    return absl::ErrnoToStatus(made.error, "socketpair");
+  int old_fd;
+  if (names.empty()) {
+    // The application closed the socket while the peer still lacked some of its
+    // bytes: the engine kept it (Close), and only the stream's end travels on;
+    // no socket pair is needed.
+    if (s->linger_fd < 0) {
+      return absl::FailedPreconditionError("the application closed the socket");
+    }
+    old_fd = s->linger_fd;
+    s->linger_fd = -1;
+  } else {
+    SysResult old = os_->Fcntl(names[0], F_DUPFD_CLOEXEC, 0);
+    if (!old.ok())
+      return absl::ErrnoToStatus(old.error, "keeping the TCP socket");
+    old_fd = static_cast<int>(old.value);
   }
-  for (int fd : pair) {
-    os_->SetSockOpt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes,
-                    sizeof(kPairBufferBytes));
-    os_->SetSockOpt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBufferBytes,
-                    sizeof(kPairBufferBytes));
-  }
-  os_->Fcntl(pair[1], F_SETFL, O_NONBLOCK);
-  const int status_flags =
-      static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
-
   // Where each direction stands, read from the old socket before anything else
   // moves.
-  auto sample = probe_.Sample(static_cast<int>(old.value));
+  auto sample = probe_.Sample(old_fd);
   uint64_t failover_offset = s->ring.tail();
   uint64_t delivered = 0;
   if (sample.ok()) {
@@ -161,7 +167,44 @@ absl::Status EngineImpl::Swap(Session* s) {
               sample.status().message(),
               "); resending everything the ring holds");
   }
+  if (!names.empty()) {
+    absl::Status installed = InstallSocketPair(s, names);
+    if (!installed.ok()) {
+      os_->Close(old_fd);
+      return installed;
+    }
+  }
+  // The old socket's file description is now the engine's alone: the loop reads
+  // it without blocking.
+  os_->Fcntl(old_fd, F_SETFL, O_NONBLOCK);
+  // However it ends — our close, or the process's exit — the engine's close of
+  // the old socket is a reset, never a FIN: an orderly FIN there is the peer
+  // application's, always.
+  const linger abortive{1, 0};
+  os_->SetSockOpt(old_fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+  s->old_sock = old_fd;
+  s->old_sock_open = true;
+  private_[s->old_sock].store(1, std::memory_order_release);
+  s->generation.fetch_add(1);
+  s->old_read_offset = delivered;
+  return StartStoragePath(s, failover_offset, delivered);
+}
 
+absl::Status EngineImpl::InstallSocketPair(Session* s,
+                                           const std::vector<int>& names) {
+  int pair[2];
+  SysResult made =
+      os_->SocketPair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
+  if (!made.ok()) return absl::ErrnoToStatus(made.error, "socketpair");
+  for (int fd : pair) {
+    os_->SetSockOpt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes,
+                    sizeof(kPairBufferBytes));
+    os_->SetSockOpt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBufferBytes,
+                    sizeof(kPairBufferBytes));
+  }
+  os_->Fcntl(pair[1], F_SETFL, O_NONBLOCK);
+  const int status_flags =
+      static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
   {
     absl::MutexLock lock(&mu_);
     for (int fd : names) {
@@ -190,18 +233,8 @@ absl::Status EngineImpl::Swap(Session* s) {
   // shares.
   os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
   os_->Close(pair[0]);
-  // The old socket's file description is now the engine's alone: the loop reads
-  // it without blocking.
-  os_->Fcntl(static_cast<int>(old.value), F_SETFL, O_NONBLOCK);
-  s->old_sock = static_cast<int>(old.value);
-  s->old_sock_open = true;
   s->eng_end = pair[1];
-  private_[s->old_sock].store(1, std::memory_order_release);
   private_[s->eng_end].store(1, std::memory_order_release);
-  s->generation.fetch_add(1);
-  s->old_read_offset = delivered;
-  absl::Status started = StartStoragePath(s, failover_offset, delivered);
-  if (!started.ok()) return started;
   return absl::OkStatus();
 }
 

@@ -100,7 +100,11 @@ struct Session {
   int64_t no_peer_until_ns = 0;  // don't look for a peer again before this
   int old_sock = -1;  // the TCP socket, kept to drain it after the swap
   bool old_sock_open = false;
-  int eng_end = -1;         // the engine's end of the socket pair
+  int eng_end = -1;  // the engine's end of the socket pair
+  // After the application closed a DIRECT session whose bytes the peer did not
+  // all hold yet: the TCP socket, kept (its FIN sent) until they are
+  // acknowledged or the session fails over.
+  int linger_fd = -1;
   bool eng_in_loop = true;  // eng_end is in the loop's epoll
   bool app_wrote_eof =
       false;              // eng_end read EOF: the application shut down writing
