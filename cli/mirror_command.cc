@@ -1,6 +1,7 @@
 #include "cli/mirror_command.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cstdio>
@@ -185,6 +186,14 @@ int MirrorCommand(absl::Span<const std::string> args) {
   if (plan->help) {
     std::fputs(MirrorHelp().c_str(), stdout);
     return 0;
+  }
+  // Three descriptors per channel stay open (target lock and segment, source
+  // segment): take the hard limit.
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 &&
+      files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
   }
   absl::StatusOr<std::unique_ptr<storage::Mirror>> mirror =
       storage::Mirror::Open(plan->from, plan->to, plan->options);

@@ -1,6 +1,7 @@
 #include "storage/mirror.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
@@ -51,6 +52,7 @@ struct Mirror::ChannelCopy {
   std::unique_ptr<ChannelReader> reader;  // on the source
   // Resuming: records up to and including this one are on the target already.
   std::optional<RecordHeader> skip_through;
+  uint64_t source_id = 0;       // SourceChannelId() when the reader was opened
   std::vector<Record> pending;  // read, verified, not yet appended
   size_t pending_bytes = 0;
   // The source reader failed after delivering `pending`: the channel stops
@@ -97,10 +99,40 @@ void Mirror::Fail(const std::string& name, const absl::Status& status) {
   Warn(line);
 }
 
+uint64_t Mirror::SourceChannelId(const std::string& name) const {
+  // The inode alone can be reused by a directory created right after the
+  // old one was removed; the birth time (where the filesystem has one) is
+  // not.
+  struct statx stx;
+  const std::string dir = from_ + "/" + kChannelsDir + "/" + name;
+  if (statx(AT_FDCWD, dir.c_str(), 0, STATX_INO | STATX_BTIME, &stx) != 0) {
+    return 0;
+  }
+  uint64_t id = stx.stx_ino * 0x9E3779B97F4A7C15ull;
+  if (stx.stx_mask & STATX_BTIME) {
+    id ^= static_cast<uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000u +
+          stx.stx_btime.tv_nsec;
+  }
+  return id == 0 ? 1 : id;
+}
+
+absl::Status Mirror::Reset(const std::string& name, const std::string& why) {
+  channels_.erase(name);  // closes the target writer (and drops what was
+                          // read of the old channel)
+  channel_errors_.erase(name);
+  lag_.Forget(name);
+  Warn(absl::StrCat("channel ", name, ": ", why, "; copying it afresh"));
+  absl::Status s = target_->RemoveChannel(name);
+  if (s.ok() || IsTargetRefusal(s)) return s;
+  Fail(name, s);  // e.g. another writer holds the target channel
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Mirror::ChannelCopy*> Mirror::Prepare(const std::string& name) {
   auto it = channels_.find(name);
   if (it != channels_.end()) return it->second.get();
   auto c = std::make_unique<ChannelCopy>();
+  c->source_id = SourceChannelId(name);  // before the reader: see Reset()
   WriterOptions w;
   w.durability = options_.durability;
   w.sync_interval = options_.sync_interval;
@@ -196,7 +228,13 @@ absl::Status Mirror::CopyChannel(const std::string& name, PassResult* result) {
         c.reader->ReadAvailable(&batch, options_.batch_bytes);
     // On an error, `batch` still holds the valid records before the bad one:
     // they are copied, then the channel stops.
-    if (!n.ok()) c.source_error = n.status();
+    if (!n.ok()) {
+      if (SourceChannelId(name) != c.source_id) {
+        // Removed (or removed and created again) under the reader.
+        return Reset(name, "the source channel was removed or recreated");
+      }
+      c.source_error = n.status();
+    }
     if (batch.empty()) {
       if (c.source_error.ok()) return absl::OkStatus();
       continue;
@@ -207,12 +245,12 @@ absl::Status Mirror::CopyChannel(const std::string& name, PassResult* result) {
         ++first;
       if (first == batch.size()) {
         if (batch.back().header.stream_offset > c.skip_through->stream_offset) {
-          Fail(name, absl::FailedPreconditionError(absl::StrCat(
-                         "the target's last record (stream offset ",
-                         c.skip_through->stream_offset,
-                         ") is not on the source: the target channel does not "
-                         "continue this source; remove it to copy afresh")));
-          return absl::OkStatus();
+          // The engine removes a stale channel and creates it again under
+          // the same name: the target holds the old one.
+          return Reset(
+              name, absl::StrCat("the target's last record (stream offset ",
+                                 c.skip_through->stream_offset,
+                                 ") is not on the source (recreated there)"));
         }
         continue;  // still before the resume point
       }
@@ -243,6 +281,11 @@ absl::Status Mirror::PropagateTrims(
   for (const std::string& name : source_names) {
     auto it = channels_.find(name);
     if (it == channels_.end()) continue;
+    if (SourceChannelId(name) != it->second->source_id) {
+      DW_RETURN_IF_ERROR(
+          Reset(name, "the source channel was removed or recreated"));
+      continue;
+    }
     // The source's oldest segment: when it is not segment 1, everything
     // before its first stream offset was trimmed on the source.
     const std::string dir = from_ + "/" + kChannelsDir + "/" + name;

@@ -125,6 +125,13 @@ class Mirror {
   // channels whose source is gone.
   absl::Status PropagateTrims(const std::vector<std::string>& source_names);
   void Fail(const std::string& name, const absl::Status& status);
+  // Identity of the source channel's directory (inode and birth time; 0
+  // when absent): it changes
+  // when the engine removes a stale channel and creates it again.
+  uint64_t SourceChannelId(const std::string& name) const;
+  // Removes the target channel (and what was read for it): the next pass
+  // copies the source channel from its start.
+  absl::Status Reset(const std::string& name, const std::string& why);
   void Warn(const std::string& line);
 
   const std::string from_, to_;

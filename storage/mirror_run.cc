@@ -105,6 +105,14 @@ absl::Status Mirror::Run(absl::Duration poll_interval) {
           }
           if ((*watcher)->Watch(n).ok()) watched.push_back(n);
         }
+        for (auto it = watched.begin(); it != watched.end();) {
+          if (std::binary_search(names->begin(), names->end(), *it)) {
+            ++it;
+          } else {
+            (*watcher)->Unwatch(*it).IgnoreError();
+            it = watched.erase(it);
+          }
+        }
       }
       WaitFor((*watcher)->fd(), poll_interval);
       VolumeWatcher::Changes changes;

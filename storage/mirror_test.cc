@@ -94,17 +94,38 @@ TEST_F(MirrorTest, RestartResumesWithoutLossOrDuplication) {
   EXPECT_EQ(Target("a").size(), 9u);
 }
 
-TEST_F(MirrorTest, TargetThatDoesNotContinueTheSourceStopsTheChannel) {
+// The engine removes a stale channel and creates it again under the same
+// name: the target's copy of the old one must go, whenever that happened.
+TEST_F(MirrorTest, TargetThatDoesNotContinueTheSourceIsCopiedAfresh) {
   uint64_t offset = 0;
   WriteBatch("a", 2, &offset);
-  std::unique_ptr<ChannelWriter> foreign = *target_->OpenWriter("a", {});
-  ASSERT_THAT(foreign->Append({DataRecord(0, "other")}), IsOk());
-  foreign.reset();
+  std::unique_ptr<ChannelWriter> old = *target_->OpenWriter("a", {});
+  ASSERT_THAT(old->Append({DataRecord(0, "old-incarnation")}), IsOk());
+  old.reset();
   std::unique_ptr<Mirror> mirror = NewMirror();
   ASSERT_THAT(mirror->CopyPass(), IsOk());
-  EXPECT_THAT(mirror->channel_errors().at("a"),
-              HasSubstr("does not continue this source"));
-  EXPECT_EQ(Target("a").size(), 1u);  // nothing appended after it
+  ASSERT_THAT(mirror->CopyPass(), IsOk());
+  EXPECT_THAT(mirror->channel_errors(), IsEmpty());
+  EXPECT_THAT(warnings_, ElementsAre(HasSubstr(
+                             "is not on the source (recreated there); copying "
+                             "it afresh")));
+  EXPECT_EQ(Target("a"), Source("a"));
+}
+
+TEST_F(MirrorTest, ChannelRecreatedWhileCopyingIsCopiedAfresh) {
+  uint64_t offset = 0;
+  WriteBatch("a", 3, &offset);
+  std::unique_ptr<Mirror> mirror = NewMirror();
+  ASSERT_THAT(mirror->CopyPass(), IsOk());
+  writers_.erase("a");
+  ASSERT_THAT(source_->RemoveChannel("a"), IsOk());
+  offset = 0;
+  WriteBatch("a", 1, &offset, 20);
+  ASSERT_THAT(mirror->CopyPass(), IsOk());
+  ASSERT_THAT(mirror->CopyPass(), IsOk());
+  EXPECT_EQ(Target("a"), Source("a"));
+  EXPECT_EQ(Target("a").size(), 1u);
+  EXPECT_THAT(warnings_, ElementsAre(HasSubstr("removed or recreated")));
 }
 
 TEST_F(MirrorTest, FullTargetWaitsAndLosesNothing) {
