@@ -10,6 +10,7 @@ stream flows over storage.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from dwharness.shim import cli_path
 import shim_testbase as base
 
 SIZE = 16 * h.MiB
-RATE = 4 * h.MiB  # bytes/s: a 4 s transfer
+RATE = 2 * h.MiB  # bytes/s: an 8 s transfer
 CUT_AT = SIZE // 4
 IMAGE_BYTES = 256 * h.MiB
 
@@ -120,12 +121,21 @@ class MirrorTest(base.ShimTestCase):
         self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
         self.assert_mirrors_running()
         # Records went through the mirror a -> b, and it measured their lag.
+        # (The status file is rewritten every second.)
         status = os.path.join(self.vols["b-recv"], "mirror", "ab.status")
-        h.wait_for(lambda: os.path.exists(status), 5, "the mirror's status file")
-        with open(status) as f:
-            text = f.read()
-        self.assertRegex(text, r"\nrecords [1-9]", text)
-        self.assertIn("lag_ms p50", text)
+
+        def copied_records():
+            try:
+                with open(status) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                return ""
+            return text if re.search(r"\nrecords [1-9]", text) else ""
+        try:
+            text = h.wait_for(copied_records, 5, "records in the mirror's status")
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{self.context(xfer)}")
+        self.assertRegex(text, r"\nchannel s-[0-9a-f]{32}-c2s lag_ms p50 ", text)
 
     def test_mirror_killed_and_restarted_in_the_storage_phase(self):
         xfer = self.transfer()
@@ -139,10 +149,11 @@ class MirrorTest(base.ShimTestCase):
         killed = self.mirrors["ab"]
         killed.signal(signal.SIGKILL)
         killed.wait(10)
+        at_kill = xfer.received()
         # Nothing new reaches b while its only path is stopped (after what
         # was already on b's receive volume has drained)...
         self.assertTrue(h.still_running_after(xfer.procs["recv"], 1.0),
-                        self.context(xfer))
+                        f"received {at_kill} at the kill\n{self.context(xfer)}")
         stalled_at = xfer.received()
         self.assertTrue(h.still_running_after(xfer.procs["recv"], 1.5),
                         self.context(xfer))
