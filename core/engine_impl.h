@@ -136,6 +136,8 @@ class EngineImpl final : public Engine {
   void PumpAppToVolume(Session* s);
   void PumpVolumeToApp(Session* s);
   void DrainOldSocket(Session* s);
+  // Did the socket's end of file come from the peer's FIN (not from an abort)?
+  bool OrderlyEndOfFile(int fd) const;
   void ReadPeerChannel(Session* s);
   // Hands the ring's bytes from next_to_volume on, and a FIN when due, to the
   // writer thread.

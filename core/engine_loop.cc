@@ -488,6 +488,23 @@ void EngineImpl::UpdateEventMask(Session* s) {
   LoopMod(s->eng_end, s, events);
 }
 
+bool EngineImpl::OrderlyEndOfFile(int fd) const {
+  // A read of 0 follows a FIN, but also a connection the kernel aborted (a
+  // timeout, a reset): only the states a FIN leads to make it the peer
+  // application's end of stream.
+  auto sample = probe_.Sample(fd);
+  if (!sample.ok()) return false;
+  switch (sample->state) {
+    case TCP_CLOSE_WAIT:
+    case TCP_LAST_ACK:
+    case TCP_CLOSING:
+    case TCP_TIME_WAIT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void EngineImpl::DrainOldSocket(Session* s) {
   if (!s->old_sock_open) return;
   char buf[64 << 10];
@@ -506,7 +523,8 @@ void EngineImpl::DrainOldSocket(Session* s) {
       s->bytes_in_network.fetch_add(r.value, std::memory_order_relaxed);
       continue;
     }
-    if (r.ok() && r.value == 0 && !s->peer_fin) {
+    if (r.ok() && r.value == 0 && !s->peer_fin &&
+        OrderlyEndOfFile(s->old_sock)) {
       // The peer application's FIN, sent while it was DIRECT (an engine never
       // closes an old socket with a FIN): its stream ends here.
       s->peer_fin = true;
@@ -579,8 +597,13 @@ void EngineImpl::ReadPeerChannel(Session* s) {
         if (after > before) {
           s->bytes_in_storage.fetch_add(after - before,
                                         std::memory_order_relaxed);
-          if (s->first_storage_byte_ns == 0)
+          if (s->first_storage_byte_ns == 0) {
             s->first_storage_byte_ns = clock_->NowNs();
+            log_.Info("session ", s->label, ": first byte via storage ",
+                      (s->first_storage_byte_ns - s->detected_ns) / 1'000'000,
+                      " ms after the failover began (realtime_ns=",
+                      clock_->RealtimeNs(), ")");
+          }
         }
         break;
       }
