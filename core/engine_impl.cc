@@ -56,6 +56,17 @@ bool IsPathFailure(int err) {
   }
 }
 
+// After a swap the fd names a socket pair: the TCP addresses come from the
+// session, truncated to the caller's buffer as getsockname(2) truncates them.
+SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
+                      socklen_t* len) {
+  const socklen_t full =
+      from.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  std::memcpy(addr, &from, std::min(*len, full));
+  *len = full;
+  return SysResult::Ok(0);
+}
+
 constexpr int kWaitSliceMs = 20;  // how soon a blocked hook notices a swap
 
 }  // namespace
@@ -616,12 +627,7 @@ SysResult EngineImpl::GetSockName(int fd, sockaddr* addr, socklen_t* len) {
   if (s == nullptr || s->state.load() == SessionState::kDirect) {
     return os_->GetSockName(fd, addr, len);
   }
-  socklen_t full = s->endpoints.local.ss_family == AF_INET
-                       ? sizeof(sockaddr_in)
-                       : sizeof(sockaddr_in6);
-  std::memcpy(addr, &s->endpoints.local, std::min(*len, full));
-  *len = full;
-  return SysResult::Ok(0);
+  return CopyAddress(s->endpoints.local, addr, len);
 }
 
 SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
@@ -629,12 +635,7 @@ SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
   if (s == nullptr || s->state.load() == SessionState::kDirect) {
     return os_->GetPeerName(fd, addr, len);
   }
-  socklen_t full = s->endpoints.remote.ss_family == AF_INET
-                       ? sizeof(sockaddr_in)
-                       : sizeof(sockaddr_in6);
-  std::memcpy(addr, &s->endpoints.remote, std::min(*len, full));
-  *len = full;
-  return SysResult::Ok(0);
+  return CopyAddress(s->endpoints.remote, addr, len);
 }
 
 SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
