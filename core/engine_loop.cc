@@ -327,7 +327,7 @@ void EngineImpl::Tick() {
   }
   if (now >= next_direct_check_ns_) {
     next_direct_check_ns_ =
-        now + std::max<int64_t>(config_.detect_ms / 8, 10) * 1'000'000;
+        now + std::max<int64_t>(config_.detect_ms / 25, 10) * 1'000'000;
     CheckDirectSessions();
   }
   if (now >= next_heartbeat_ns_) {
@@ -403,6 +403,14 @@ void EngineImpl::CheckDirectSessions() {
       failed = true;
       reason =
           "no acknowledgement for outstanding data within the detection bound";
+    } else if (sample->outq > 0 &&
+               sample->last_ack_recv_ms >= config_.detect_ms) {
+      // After retransmission timeouts the kernel holds the queue back as not
+      // yet sent, so nothing counts as in flight; but bytes queued and no ACK
+      // at all for the bound is a dead path (a zero window still gets ACKs for
+      // its probes).
+      failed = true;
+      reason = "no acknowledgement at all within the detection bound";
     }
     if (failed) {
       s->mu.Unlock();
