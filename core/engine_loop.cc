@@ -585,7 +585,20 @@ void EngineImpl::ReadPeerChannel(Session* s) {
       continue;
     }
     peer_ack = std::max(peer_ack, r.header.ack_offset);
-    s->lag.Add((now_real - static_cast<int64_t>(r.header.timestamp_ns)) / 1000);
+    const int64_t lag_us =
+        (now_real - static_cast<int64_t>(r.header.timestamp_ns)) / 1000;
+    s->lag.Add(lag_us);
+    if (lag_us > config_.max_lag_ms * 1000) {
+      // Claim 12's bound is broken: say so, but not for every record.
+      ++s->lag_over_count;
+      const int64_t now = clock_->NowNs();
+      if (now >= s->next_lag_warning_ns) {
+        s->next_lag_warning_ns = now + 10'000'000'000;
+        log_.Warn("session ", s->label, ": storage-path lag ", lag_us / 1000,
+                  " ms is above DISKWIRE_MAX_LAG_MS=", config_.max_lag_ms, " (",
+                  s->lag_over_count, " records over so far)");
+      }
+    }
     switch (r.header.type) {
       case storage::RecordType::kFailover:
         log_.Debug("session ", s->label, ": peer failover offset ",

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -51,7 +52,7 @@ class EngineTest : public testing::Test {
   }
 
   std::unique_ptr<EngineImpl> MakeEngine(const std::string& node, Mode mode) {
-    Config c;
+    Config c = base_config_;
     c.send_volume = c.recv_volume = dir_;
     c.select = *Selector::Parse(absl::StrCat(port_));
     c.mode = mode;
@@ -184,6 +185,7 @@ class EngineTest : public testing::Test {
     EXPECT_TRUE(got_down == down) << "server→client stream differs";
   }
 
+  Config base_config_;  // settings a test changes before Connect()
   std::string dir_;
   int listener_ = -1, client_ = -1, server_ = -1;
   uint16_t port_ = 0;
@@ -252,6 +254,21 @@ TEST_F(EngineTest, PeerExitAfterFailoverIsAnEndOfFile) {
   ASSERT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 3);
   EXPECT_EQ(std::string(buf, 3), "bye");
   EXPECT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 0);
+}
+
+TEST_F(EngineTest, WarnsWhenTheStorageLagBoundIsBroken) {
+  base_config_.max_lag_ms = 0;  // every record is late
+  base_config_.log_sink = LogSink::kFile;
+  base_config_.log_path = dir_ + "-log";
+  Connect(Mode::kStorage);
+  RunBothWays(64 << 10, 0, /*cut_on_server=*/false);
+  a_.reset();
+  b_.reset();
+  std::ifstream log(base_config_.log_path);
+  std::string text((std::istreambuf_iterator<char>(log)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, testing::HasSubstr("above DISKWIRE_MAX_LAG_MS=0"));
+  std::filesystem::remove(base_config_.log_path);
 }
 
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {

@@ -129,6 +129,8 @@ struct Session {
   int64_t detected_ns = 0;  // when the failure was detected (monotonic)
   int64_t first_storage_byte_ns = 0;
   LagStats lag;
+  uint64_t lag_over_count = 0;      // records above DISKWIRE_MAX_LAG_MS
+  int64_t next_lag_warning_ns = 0;  // rate limit of the warning
 
   // --- Counters for the heartbeat report (relaxed atomics: read by the
   // heartbeat). ---
