@@ -119,6 +119,7 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
     s.lag_over_max = s.lag_max_us > limits.max_lag_ms * 1000;
     out.sessions.push_back(std::move(s));
   }
+  CollectMirrorStatus(volume_path, limits, &out);
   return out;
 }
 
@@ -137,6 +138,9 @@ std::string Help() {
          "storage-path\n"
          "lag (p50/p99/max), flagging sessions whose lag exceeds "
          "--max-lag-ms.\n"
+         "Mirrors copying into the volume (mirror/*.status) are shown with "
+         "their\n"
+         "status file's age and their lag, flagged the same way.\n"
          "\n"
          "  --volume V          default: DISKWIRE_RECV_VOLUME, else "
          "DISKWIRE_VOLUME\n"

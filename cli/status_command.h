@@ -4,7 +4,8 @@
 // alone says about the processes and sessions that use it, so that any host
 // mounting it can look. Processes come from their heartbeats (alive or
 // stale), sessions from the reports inside them (core/session_report.h); the
-// two ends of a session are matched by session id. Foreign or corrupt files
+// two ends of a session are matched by session id; mirrors copying into the
+// volume from their mirror/<name>.status files. Foreign or corrupt files
 // are listed as problems, never fatal. The JSON schema is in
 // docs/OPERATIONS.md.
 //
@@ -29,6 +30,8 @@ namespace diskwire {
 struct StatusLimits {
   int64_t stale_after_ms = 3000;  // heartbeat older than this: stale
   int64_t max_lag_ms = 1000;      // DISKWIRE_MAX_LAG_MS (claim 12)
+  // A mirror rewrites its status file every second: older than this, stale.
+  int64_t mirror_stale_after_ms = 5000;
 };
 
 // One process, from its heartbeat.
@@ -61,21 +64,45 @@ struct SessionStatus {
   bool lag_over_max = false;  // lag_max_us above the limit
 };
 
+// One `diskwire mirror` copying into this volume, from its
+// mirror/<name>.status file (docs/REPLICATION.md).
+struct MirrorStatus {
+  std::string name, from, to;
+  uint64_t updated_ns = 0;
+  int64_t age_ms = 0;  // now - updated_ns (clocks may differ)
+  bool stale = false;  // age_ms above limits.mirror_stale_after_ms
+  uint64_t records = 0, bytes = 0, samples = 0;
+  int64_t lag_p50_us = 0, lag_p99_us = 0, lag_max_us = 0;  // all channels
+  size_t channels = 0, channels_in_error = 0;
+  bool lag_over_max = false;  // lag_max_us above limits.max_lag_ms
+};
+
 struct VolumeStatus {
   std::string volume;
   uint64_t now_ns = 0;
   StatusLimits limits;
   std::vector<ProcessStatus> processes;  // by node, then process id
   std::vector<SessionStatus> sessions;   // by id
+  std::vector<MirrorStatus> mirrors;     // by name
   std::vector<std::string> problems;     // foreign/corrupt files, payloads
 };
 
-// Lists `volume`'s heartbeats at wall-clock time `now_ns` and builds the
-// picture. Only a failure to list the heartbeats at all is an error.
+// Lists `volume`'s heartbeats and `volume_path`/mirror/*.status at
+// wall-clock time `now_ns` and builds the picture. Only a failure to list the
+// heartbeats at all is an error; a corrupt or foreign status file (or a
+// mirror's reported channel error) is a problem.
 absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
                                            const std::string& volume_path,
                                            uint64_t now_ns,
                                            const StatusLimits& limits);
+
+// Adds `volume_path`/mirror/*.status to out->mirrors (by name), judged at
+// out->now_ns against `limits`; other files there (not directories), files
+// that do not parse, and the mirrors' own channel errors and problems go to
+// out->problems. A missing mirror/ directory adds nothing. Part of
+// CollectStatus.
+void CollectMirrorStatus(const std::string& volume_path,
+                         const StatusLimits& limits, VolumeStatus* out);
 
 // Aligned columns with readable units, ending in a newline.
 std::string FormatStatusText(const VolumeStatus& status);

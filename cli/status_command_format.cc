@@ -174,6 +174,29 @@ std::string FormatStatusText(const VolumeStatus& s) {
     }
     absl::StrAppend(&out, "\n", Table(rows));
   }
+  if (!s.mirrors.empty()) {
+    std::vector<Row> rows = {{"MIRROR", "FROM > TO", "UPDATED", "", "RECORDS",
+                              "BYTES", "CHANNELS", "LAG P50/P99/MAX"}};
+    for (const MirrorStatus& m : s.mirrors) {
+      Row r = {m.name,
+               absl::StrCat(m.from, " > ", m.to),
+               Age(m.age_ms),
+               m.stale ? "STALE" : "ok",
+               absl::StrCat(m.records),
+               HumanBytes(m.bytes),
+               m.channels_in_error == 0
+                   ? absl::StrCat(m.channels)
+                   : absl::StrCat(m.channels, " (", m.channels_in_error,
+                                  " stopped)"),
+               absl::StrCat(LagMs(m.lag_p50_us), "/", LagMs(m.lag_p99_us), "/",
+                            LagMs(m.lag_max_us), " ms")};
+      if (m.lag_over_max) {
+        r.push_back(absl::StrCat("LAG OVER ", s.limits.max_lag_ms, " ms"));
+      }
+      rows.push_back(std::move(r));
+    }
+    absl::StrAppend(&out, "\nmirrors:\n", Table(rows));
+  }
   if (!s.problems.empty()) {
     absl::StrAppend(&out, "\nproblems on the volume:\n");
     for (const std::string& p : s.problems)
@@ -183,7 +206,7 @@ std::string FormatStatusText(const VolumeStatus& s) {
 }
 
 std::string FormatStatusJson(const VolumeStatus& s) {
-  std::vector<std::string> processes, sessions, problems;
+  std::vector<std::string> processes, sessions, mirrors, problems;
   for (const ProcessStatus& p : s.processes) {
     processes.push_back(absl::StrCat(
         "{\"process_id\": ", Quote(p.heartbeat.process_id),
@@ -206,6 +229,18 @@ std::string FormatStatusJson(const VolumeStatus& s) {
         ",\n     \"client\": ", EndJson(x.client),
         ",\n     \"server\": ", EndJson(x.server), "}"));
   }
+  for (const MirrorStatus& m : s.mirrors) {
+    mirrors.push_back(absl::StrCat(
+        "{\"name\": ", Quote(m.name), ", \"from\": ", Quote(m.from),
+        ", \"to\": ", Quote(m.to), ", \"updated_ns\": ", m.updated_ns,
+        ", \"age_ms\": ", m.age_ms, ", \"stale\": ", m.stale ? "true" : "false",
+        ", \"records\": ", m.records, ", \"bytes\": ", m.bytes,
+        ", \"channels\": ", m.channels,
+        ", \"channels_in_error\": ", m.channels_in_error,
+        ", \"samples\": ", m.samples, ", \"lag_p50_us\": ", m.lag_p50_us,
+        ", \"lag_p99_us\": ", m.lag_p99_us, ", \"lag_max_us\": ", m.lag_max_us,
+        ", \"lag_over_max\": ", m.lag_over_max ? "true" : "false", "}"));
+  }
   for (const std::string& p : s.problems) problems.push_back(Quote(p));
   return absl::StrCat(
       "{\"schema\": \"diskwire-status 1\", \"volume\": ", Quote(s.volume),
@@ -213,7 +248,8 @@ std::string FormatStatusJson(const VolumeStatus& s) {
       ", \"stale_after_ms\": ", s.limits.stale_after_ms,
       ", \"max_lag_ms\": ", s.limits.max_lag_ms, ",\n \"processes\": [",
       absl::StrJoin(processes, ",\n  "), "],\n \"sessions\": [",
-      absl::StrJoin(sessions, ",\n  "), "],\n \"problems\": [",
+      absl::StrJoin(sessions, ",\n  "), "],\n \"mirrors\": [",
+      absl::StrJoin(mirrors, ",\n  "), "],\n \"problems\": [",
       absl::StrJoin(problems, ",\n  "), "]}\n");
 }
 

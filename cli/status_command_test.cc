@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/dir_volume.h"
+#include "storage/mirror_lag.h"
 #include "storage/record_codec.h"
 #include "storage/test_util.h"
 
@@ -93,6 +94,34 @@ class StatusTest : public ::testing::Test {
 
   static uint64_t Now() { return absl::ToUnixNanos(absl::Now()); }
 
+  // mirror/<name>.status as `diskwire mirror` writes it
+  // (storage/mirror_run.cc): MirrorStatusText to a dot temp file, renamed over
+  // the status file.
+  void WriteMirrorStatus(const storage::MirrorStatusInfo& info,
+                         const storage::LagStats& lag) {
+    Host("storage");  // the target is a volume before the mirror writes it
+    std::filesystem::create_directories(dir_.path() + "/mirror");
+    const std::string tmp = MirrorPath(".tmp-" + info.name + ".status");
+    storage::WriteFileBytes(tmp, storage::MirrorStatusText(info, lag));
+    std::filesystem::rename(tmp, MirrorPath(info.name + ".status"));
+  }
+
+  static storage::MirrorStatusInfo MirrorInfo(const std::string& name,
+                                              uint64_t updated_ns) {
+    storage::MirrorStatusInfo info;
+    info.name = name;
+    info.from = "/arrays/a-send";
+    info.to = "/arrays/b-recv";
+    info.now_ns = updated_ns;
+    info.records = 21874;
+    info.bytes = 16u << 20;
+    return info;
+  }
+
+  std::string MirrorPath(const std::string& file) {
+    return dir_.path() + "/mirror/" + file;
+  }
+
   ScratchDir dir_;
 };
 
@@ -104,7 +133,113 @@ TEST_F(StatusTest, EmptyVolumeHasNoProcessesNoSessions) {
   EXPECT_THAT(text, HasSubstr("0 processes (0 alive, 0 stale"));
   EXPECT_THAT(FormatStatusJson(s),
               HasSubstr("\"processes\": [],\n \"sessions\": [],\n "
-                        "\"problems\": []}"));
+                        "\"mirrors\": [],\n \"problems\": []}"));
+  EXPECT_THAT(text, Not(HasSubstr("mirrors:")));
+}
+
+TEST_F(StatusTest, MirrorStatusShowsLagAndFlagsItOverMax) {
+  const uint64_t now = Now();
+  storage::LagStats lag;
+  for (int i = 1; i <= 100; ++i) lag.Add("s-1-c2s", i * 1'000'000);  // 1..100ms
+  lag.Add("s-1-s2c", 1'500'000'000);                                 // 1.5 s
+  storage::MirrorStatusInfo info = MirrorInfo("ab", now - kSecond / 2);
+  info.channel_errors["s-2-c2s"] = "offset 176: record checksum mismatch";
+  WriteMirrorStatus(info, lag);
+
+  VolumeStatus s = Collect(now);
+  ASSERT_EQ(s.mirrors.size(), 1u);
+  const MirrorStatus& m = s.mirrors[0];
+  EXPECT_EQ(m.name, "ab");
+  EXPECT_EQ(m.from, "/arrays/a-send");
+  EXPECT_EQ(m.to, "/arrays/b-recv");
+  EXPECT_EQ(m.age_ms, 500);
+  EXPECT_FALSE(m.stale);
+  EXPECT_EQ(m.records, 21874u);
+  EXPECT_EQ(m.bytes, 16u << 20);
+  EXPECT_EQ(m.samples, 101u);
+  EXPECT_EQ(m.lag_p50_us, 51'000);
+  EXPECT_EQ(m.lag_max_us, 1'500'000);
+  EXPECT_EQ(m.channels, 3u);
+  EXPECT_EQ(m.channels_in_error, 1u);
+  EXPECT_TRUE(m.lag_over_max);
+  EXPECT_THAT(s.problems,
+              ::testing::ElementsAre(
+                  "mirror/ab.status: channel s-2-c2s: error: offset 176: "
+                  "record checksum mismatch"));
+
+  std::string text = FormatStatusText(s);
+  EXPECT_THAT(text, HasSubstr("\nmirrors:\nMIRROR"));
+  EXPECT_THAT(text, HasSubstr("/arrays/a-send > /arrays/b-recv"));
+  EXPECT_THAT(text, HasSubstr("3 (1 stopped)"));
+  EXPECT_THAT(text, HasSubstr("51.0/100.0/1500.0 ms  LAG OVER 1000 ms"));
+  std::string json = FormatStatusJson(s);
+  EXPECT_THAT(json, HasSubstr("\"mirrors\": [{\"name\": \"ab\", "));
+  EXPECT_THAT(json, HasSubstr("\"age_ms\": 500, \"stale\": false"));
+  EXPECT_THAT(json, HasSubstr("\"lag_max_us\": 1500000, "
+                              "\"lag_over_max\": true}"));
+
+  // Under a higher limit the same mirror is not flagged.
+  StatusLimits loose;
+  loose.max_lag_ms = 2000;
+  VolumeStatus relaxed = Collect(now, loose);
+  ASSERT_EQ(relaxed.mirrors.size(), 1u);
+  EXPECT_FALSE(relaxed.mirrors[0].lag_over_max);
+  EXPECT_THAT(FormatStatusText(relaxed), Not(HasSubstr("LAG OVER")));
+}
+
+TEST_F(StatusTest, MirrorWhoseStatusFileStoppedChangingIsStale) {
+  const uint64_t now = Now();
+  storage::LagStats lag;
+  lag.Add("s-1-c2s", 2'000'000);
+  WriteMirrorStatus(MirrorInfo("ab", now - 10 * kSecond), lag);
+  WriteMirrorStatus(MirrorInfo("ba", now - kSecond), lag);
+  VolumeStatus s = Collect(now);
+  ASSERT_EQ(s.mirrors.size(), 2u);
+  EXPECT_EQ(s.mirrors[0].name, "ab");
+  EXPECT_EQ(s.mirrors[0].age_ms, 10'000);
+  EXPECT_TRUE(s.mirrors[0].stale);
+  EXPECT_EQ(s.mirrors[1].name, "ba");
+  EXPECT_FALSE(s.mirrors[1].stale);
+  EXPECT_FALSE(s.mirrors[1].lag_over_max);
+  EXPECT_TRUE(s.problems.empty());
+  std::string text = FormatStatusText(s);
+  EXPECT_THAT(text, HasSubstr("10.0 s ago  STALE"));
+  EXPECT_THAT(text, HasSubstr("1.0 s ago   ok"));
+  EXPECT_THAT(FormatStatusJson(s), HasSubstr("\"stale\": true"));
+}
+
+TEST_F(StatusTest, CorruptAndForeignMirrorFilesAreProblemsNotFatal) {
+  const uint64_t now = Now();
+  storage::LagStats lag;
+  lag.Add("s-1-c2s", 2'000'000);
+  WriteMirrorStatus(MirrorInfo("good", now), lag);
+  std::string text = storage::MirrorStatusText(MirrorInfo("x", now), lag);
+  // Corrupt: a lag figure overwritten; truncated: the tail missing.
+  std::string corrupt = text;
+  corrupt.replace(corrupt.find("lag_ms p50 ") + 11, 1, "?");
+  storage::WriteFileBytes(MirrorPath("corrupt.status"),
+                          absl::StrCat("mirror corrupt", corrupt.substr(8)));
+  storage::WriteFileBytes(MirrorPath("cut.status"),
+                          absl::StrCat("mirror cut", text.substr(8, 40)));
+  storage::WriteFileBytes(MirrorPath("other.status"), text);  // names "x"
+  storage::WriteFileBytes(MirrorPath("foreign.status"), "hello\n");
+  storage::WriteFileBytes(MirrorPath("notes.txt"), "mine\n");
+  storage::WriteFileBytes(MirrorPath(".tmp-good.status"), "half");
+  std::filesystem::create_directories(MirrorPath("requests"));
+
+  VolumeStatus s = Collect(now);
+  ASSERT_EQ(s.mirrors.size(), 1u);
+  EXPECT_EQ(s.mirrors[0].name, "good");
+  EXPECT_THAT(
+      s.problems,
+      ::testing::ElementsAre(
+          HasSubstr("mirror/corrupt.status: corrupt line \"lag_ms p50 ?"),
+          "mirror/cut.status: truncated",
+          "mirror/foreign.status: not a mirror status file (foreign)",
+          "mirror/notes.txt: not a mirror status file (foreign)",
+          "mirror/other.status: names mirror \"x\", not \"other\""));
+  EXPECT_THAT(FormatStatusText(s),
+              HasSubstr("problems on the volume:\n  mirror/corrupt.status"));
 }
 
 TEST_F(StatusTest, BothEndsOfALiveSessionAreMatched) {
