@@ -468,6 +468,8 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
       continue;
     }
     if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
+    if (IsPathFailure(r.error))
+      s->abort_consumed = true;  // SO_ERROR is read now
     if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
       *retry = true;
       break;
@@ -567,6 +569,8 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
       continue;
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
+    if (IsPathFailure(r.error))
+      s->abort_consumed = true;  // SO_ERROR is read now
     if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
       *retry = true;
       return r;

@@ -136,8 +136,12 @@ class EngineImpl final : public Engine {
   void PumpAppToVolume(Session* s);
   void PumpVolumeToApp(Session* s);
   void DrainOldSocket(Session* s);
-  // Did the socket's end of file come from the peer's FIN (not from an abort)?
-  bool OrderlyEndOfFile(int fd) const;
+  // Did the old socket's end of file come from the peer's FIN (not from an
+  // abort)?
+  bool OrderlyEndOfFile(Session* s, int fd);
+  // For an old socket in TCP_CLOSE: was it closed by FINs both ways (not
+  // aborted)?
+  bool OrderlyClose(Session* s, int fd);
   void ReadPeerChannel(Session* s);
   // Hands the ring's bytes from next_to_volume on, and a FIN when due, to the
   // writer thread.

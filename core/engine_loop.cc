@@ -496,10 +496,22 @@ void EngineImpl::UpdateEventMask(Session* s) {
   LoopMod(s->eng_end, s, events);
 }
 
-bool EngineImpl::OrderlyEndOfFile(int fd) const {
-  // A read of 0 follows a FIN, but also a connection the kernel aborted (a
-  // timeout, a reset): only the states a FIN leads to make it the peer
-  // application's end of stream.
+bool EngineImpl::OrderlyClose(Session* s, int fd) {
+  // TCP_CLOSE follows an abort (a timeout, a reset: no FIN) but also an orderly
+  // close of both sides while the application still held the socket (the
+  // kernel's time-wait takeover). Only the pending error tells them apart, and
+  // reading it clears it: remember the answer.
+  if (s->old_close_orderly < 0) {
+    auto error = probe_.PendingError(fd);
+    s->old_close_orderly =
+        !s->abort_consumed.load() && error.ok() && *error == 0 ? 1 : 0;
+  }
+  return s->old_close_orderly == 1;
+}
+
+bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
+  // A read of 0 follows a FIN, but also a connection the kernel aborted: only
+  // the states a FIN leads to make it the peer application's end of stream.
   auto sample = probe_.Sample(fd);
   if (!sample.ok()) return false;
   switch (sample->state) {
@@ -508,6 +520,8 @@ bool EngineImpl::OrderlyEndOfFile(int fd) const {
     case TCP_CLOSING:
     case TCP_TIME_WAIT:
       return true;
+    case TCP_CLOSE:
+      return OrderlyClose(s, fd);
     default:
       return false;
   }
@@ -532,7 +546,7 @@ void EngineImpl::DrainOldSocket(Session* s) {
       continue;
     }
     if (r.ok() && r.value == 0 && !s->peer_fin &&
-        OrderlyEndOfFile(s->old_sock)) {
+        OrderlyEndOfFile(s, s->old_sock)) {
       // The peer application's FIN, sent while it was DIRECT (an engine never
       // closes an old socket with a FIN): its stream ends here.
       s->peer_fin = true;

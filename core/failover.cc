@@ -3,6 +3,7 @@
 // to the volume.
 
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -162,6 +163,12 @@ absl::Status EngineImpl::Swap(Session* s) {
                                sample->AckedOffset(s->ring.head(), s->shut_wr));
     failover_offset = std::min(failover_offset, s->ring.head());
     delivered = sample->delivered();
+    if (sample->state == TCP_CLOSE && sample->bytes_received > sample->inq) {
+      // The probe cannot see a FIN in TCP_CLOSE; a FIN counts one in
+      // bytes_received.
+      delivered = sample->bytes_received - sample->inq -
+                  (OrderlyClose(s, old_fd) ? 1 : 0);
+    }
   } else {
     log_.Warn("session ", s->label, ": cannot read TCP_INFO at failover (",
               sample.status().message(),

@@ -98,6 +98,12 @@ struct Session {
       0;  // stream offset of the next byte read from the old socket
   bool shut_wr = false;  // the application shut down writing while DIRECT
   int64_t no_peer_until_ns = 0;  // don't look for a peer again before this
+  // The application's call already took the socket's error (an abort): SO_ERROR
+  // reads 0.
+  std::atomic<bool> abort_consumed{false};
+  // For an old socket in TCP_CLOSE: -1 unknown, 0 aborted, 1 ended by FIN (see
+  // OrderlyClose).
+  int old_close_orderly = -1;
   int old_sock = -1;  // the TCP socket, kept to drain it after the swap
   bool old_sock_open = false;
   int eng_end = -1;  // the engine's end of the socket pair
