@@ -128,6 +128,8 @@ class EngineImpl final : public Engine {
   // at exit() and in the destructor; idempotent.
   void DrainAtExit();
   static void DrainAtExitHook();
+  // Adds this engine to those the exit hook drains (exit_drain.cc).
+  void RegisterExitDrain();
   void FailOverUnacknowledgedAtExit();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);

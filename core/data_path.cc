@@ -1,0 +1,418 @@
+// The data path on the application's threads: send and receive while DIRECT
+// (the ring copy, the lazy trim, waits a swap can interrupt) and on the socket
+// pair once in STORAGE, and what the application may still ask of the socket
+// after a swap.
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/container/inlined_vector.h"
+#include "core/engine_impl.h"
+
+namespace diskwire {
+
+namespace {
+
+size_t IovTotal(const iovec* iov, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += iov[i].iov_len;
+  return total;
+}
+
+// Copies the first `limit` bytes' worth of `msg`'s iovecs into `out` (sized by
+// the caller).
+size_t TruncateIov(const msghdr* msg, size_t limit, iovec* out) {
+  size_t n = 0;
+  for (size_t i = 0; i < msg->msg_iovlen && limit > 0; ++i) {
+    size_t len = std::min(limit, msg->msg_iov[i].iov_len);
+    out[n++] = {msg->msg_iov[i].iov_base, len};
+    limit -= len;
+  }
+  return n;
+}
+
+bool IsPathFailure(int err) {
+  switch (err) {
+    case ECONNRESET:
+    case ETIMEDOUT:
+    case EPIPE:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ECONNABORTED:
+    case EHOSTDOWN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// After a swap the fd names a socket pair: the TCP addresses come from the
+// session, truncated to the caller's buffer as getsockname(2) truncates them.
+SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
+                      socklen_t* len) {
+  const socklen_t full =
+      from.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  std::memcpy(addr, &from, std::min(*len, full));
+  *len = full;
+  return SysResult::Ok(0);
+}
+
+constexpr int kWaitSliceMs = 20;  // how soon a blocked hook notices a swap
+
+}  // namespace
+
+void EngineImpl::WaitWhileFailingOver(Session* s) {
+  absl::MutexLock lock(&s->mu);
+  while (s->state.load() == SessionState::kFailingOver) {
+    s->state_changed.WaitWithTimeout(&s->mu, absl::Milliseconds(kWaitSliceMs));
+  }
+}
+
+SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
+                                uint32_t generation) {
+  pollfd p{fd, events, 0};
+  while (s->generation.load() == generation &&
+         s->state.load() == SessionState::kDirect) {
+    SysResult r = os_->Poll(&p, 1, kWaitSliceMs);
+    if (!r.ok() && r.error != EINTR) return r;
+    if (r.value > 0) return SysResult::Ok(0);
+  }
+  return SysResult::Ok(0);
+}
+
+void EngineImpl::TrimByKernelAck(Session* s) {
+  if (s->names.empty()) return;
+  // SIOCOUTQ, not tcpi_bytes_acked: the latter counts the client's SYN
+  // (core/tcp_probe.h).
+  auto acked = probe_.AckedOffset(s->names[0], s->ring.head(), s->shut_wr);
+  if (!acked.ok()) return;
+  s->kernel_acked.store(*acked, std::memory_order_relaxed);
+  (void)s->ring.TrimTo(std::min(*acked, s->ring.head()));
+}
+
+SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
+                                 int flags, bool* retry) {
+  *retry = false;
+  const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
+  // The blocking mode matters only once a call would block: no fcntl on the
+  // fast path.
+  auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
+  const uint32_t generation = s->generation.load();
+  size_t done = 0;
+  absl::InlinedVector<iovec, 8> rest(msg->msg_iovlen);
+  absl::InlinedVector<iovec, 8> part(msg->msg_iovlen);
+  while (true) {
+    SysResult r;
+    {
+      absl::MutexLock lock(&s->send_mu);
+      if (s->state.load() != SessionState::kDirect) {
+        *retry = true;
+        break;
+      }
+      if (s->ring.Free() < want - done) TrimByKernelAck(s);
+      size_t room = std::min(s->ring.Free(), want - done);
+      if (room > 0 || want == 0) {
+        // Skip what earlier rounds sent, then take at most `room` bytes: every
+        // byte the kernel accepts has a place in the ring.
+        size_t n = 0, skip = done;
+        for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+          const iovec& v = msg->msg_iov[i];
+          if (skip >= v.iov_len) {
+            skip -= v.iov_len;
+            continue;
+          }
+          rest[n++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
+          skip = 0;
+        }
+        msghdr m = *msg;
+        m.msg_iov = rest.data();
+        m.msg_iovlen = n;
+        m.msg_iovlen = TruncateIov(&m, room, part.data());
+        m.msg_iov = part.data();
+        r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT);
+        if (r.ok()) {
+          msghdr sent = m;
+          size_t k = TruncateIov(&sent, r.value, rest.data());
+          s->ring.Append(rest.data(), static_cast<int>(k));
+          done += r.value;
+          if (done == want || nonblocking()) return SysResult::Ok(done);
+          continue;
+        }
+      } else {
+        r = SysResult::Fail(
+            EAGAIN);  // the ring is full of bytes the peer has not acknowledged
+      }
+    }
+    if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
+      if (nonblocking())
+        return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
+      WaitReady(fd, POLLOUT, s, generation);
+      continue;
+    }
+    if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
+    if (IsPathFailure(r.error))
+      s->abort_consumed = true;  // SO_ERROR is read now
+    if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
+      *retry = true;
+      break;
+    }
+    return done > 0 ? SysResult::Ok(done) : r;
+  }
+  // The session moved to storage: the caller sends the rest through the socket
+  // pair.
+  if (done > 0) return SysResult::Ok(done);
+  return SysResult::Fail(EAGAIN);
+}
+
+SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return os_->SendMsg(fd, msg, flags);
+  if (!s->endpoints_known && !FinishAdoption(s, fd))
+    return os_->SendMsg(fd, msg, flags);
+  while (true) {
+    SessionState st = s->state.load();
+    if (st == SessionState::kFailingOver) {
+      WaitWhileFailingOver(s);
+      continue;
+    }
+    if (st == SessionState::kDirect) {
+      bool retry = false;
+      SysResult r = SendDirect(s, fd, msg, flags, &retry);
+      if (!retry || r.ok()) return r;
+      continue;
+    }
+    {
+      absl::MutexLock lock(&s->mu);
+      if (s->error != 0) return SysResult::Fail(s->error);
+    }
+    // A destination address, which TCP ignores on a connected socket, would
+    // make the socket pair fail with EISCONN.
+    msghdr m = *msg;
+    m.msg_name = nullptr;
+    m.msg_namelen = 0;
+    SysResult r = os_->SendMsg(fd, &m, flags | MSG_NOSIGNAL);
+    if (!r.ok() && r.error == EPIPE) {
+      absl::MutexLock lock(&s->mu);
+      if (s->error != 0) return SysResult::Fail(s->error);
+    }
+    return r;
+  }
+}
+
+SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
+                                 bool* retry) {
+  *retry = false;
+  // The blocking mode matters only once a call would block: no fcntl on the
+  // fast path.
+  auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
+  // MSG_WAITALL on a blocking socket: keep reading until the buffer is full, as
+  // the kernel would (the inner reads never block, so that a swap can always
+  // take the socket).
+  const bool wait_all =
+      (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nonblocking();
+  const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
+  const uint32_t generation = s->generation.load();
+  absl::InlinedVector<iovec, 8> rest(msg->msg_iov,
+                                     msg->msg_iov + msg->msg_iovlen);
+  size_t got = 0;
+  while (true) {
+    SysResult r;
+    {
+      absl::MutexLock lock(&s->recv_mu);
+      if (s->state.load() != SessionState::kDirect) {
+        *retry = got == 0;
+        return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
+      }
+      msghdr m = *msg;
+      m.msg_iov = rest.data();
+      m.msg_iovlen = rest.size();
+      r = os_->RecvMsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+      if (got == 0)
+        msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
+    }
+    if (r.ok()) {
+      got += r.value;
+      if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
+      size_t skip = r.value;  // advance the iovecs past what arrived
+      while (!rest.empty() && skip >= rest.front().iov_len) {
+        skip -= rest.front().iov_len;
+        rest.erase(rest.begin());
+      }
+      if (!rest.empty()) {
+        rest.front().iov_base =
+            static_cast<char*>(rest.front().iov_base) + skip;
+        rest.front().iov_len -= skip;
+      }
+      continue;
+    }
+    if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
+      if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
+      WaitReady(fd, POLLIN, s, generation);
+      continue;
+    }
+    if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
+    if (IsPathFailure(r.error))
+      s->abort_consumed = true;  // SO_ERROR is read now
+    if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
+      *retry = true;
+      return r;
+    }
+    return r;
+  }
+}
+
+SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return os_->RecvMsg(fd, msg, flags);
+  if (!s->endpoints_known && !FinishAdoption(s, fd))
+    return os_->RecvMsg(fd, msg, flags);
+  while (true) {
+    SessionState st = s->state.load();
+    if (st == SessionState::kFailingOver) {
+      WaitWhileFailingOver(s);
+      continue;
+    }
+    if (st == SessionState::kDirect) {
+      bool retry = false;
+      SysResult r = RecvDirect(s, fd, msg, flags, &retry);
+      if (!retry) return r;
+      continue;
+    }
+    SysResult r = os_->RecvMsg(fd, msg, flags);
+    if (r.ok() && r.value == 0 && IovTotal(msg->msg_iov, msg->msg_iovlen) > 0) {
+      absl::MutexLock lock(&s->mu);
+      if (s->error != 0) return SysResult::Fail(s->error);
+    }
+    return r;
+  }
+}
+
+SysResult EngineImpl::Shutdown(int fd, int how) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return os_->Shutdown(fd, how);
+  WaitWhileFailingOver(s);
+  absl::MutexLock lock(&s->send_mu);
+  SysResult r =
+      os_->Shutdown(fd, how);  // DIRECT: a FIN on TCP; STORAGE: EOF on the pair
+  // The swap bumps `generation` under send_mu: zero means the fd still named
+  // the TCP socket (the state may already say FAILING_OVER).
+  if (r.ok() && (how == SHUT_WR || how == SHUT_RDWR) &&
+      s->generation.load() == 0) {
+    // The FIN sits at ring.head() in the stream: a later failover must carry it
+    // too.
+    s->shut_wr = true;
+  }
+  log_.Debug("session ", s->label, ": shutdown(", how, ") = ", r.value, " in ",
+             SessionStateName(s->state.load()), " generation ",
+             s->generation.load());
+  return r;
+}
+
+SysResult EngineImpl::GetSockName(int fd, sockaddr* addr, socklen_t* len) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+    return os_->GetSockName(fd, addr, len);
+  }
+  return CopyAddress(s->endpoints.local, addr, len);
+}
+
+SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+    return os_->GetPeerName(fd, addr, len);
+  }
+  return CopyAddress(s->endpoints.remote, addr, len);
+}
+
+SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
+                                 socklen_t* len) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+    return os_->GetSockOpt(fd, level, name, val, len);
+  }
+  if (level == SOL_SOCKET && name == SO_ERROR && *len >= sizeof(int)) {
+    absl::MutexLock lock(&s->mu);
+    *static_cast<int*>(val) = s->error;
+    *len = sizeof(int);
+    return SysResult::Ok(0);
+  }
+  if (level == SOL_SOCKET && name == SO_DOMAIN && *len >= sizeof(int)) {
+    *static_cast<int*>(val) = s->endpoints.local.ss_family;
+    *len = sizeof(int);
+    return SysResult::Ok(0);
+  }
+  if (level == IPPROTO_TCP && s->old_sock_open) {
+    return os_->GetSockOpt(s->old_sock, level, name, val, len);
+  }
+  if (level == IPPROTO_TCP && *len >= sizeof(int)) {
+    *static_cast<int*>(val) =
+        0;  // the TCP socket is gone: report neutral values
+    *len = sizeof(int);
+    return SysResult::Ok(0);
+  }
+  return os_->GetSockOpt(fd, level, name, val, len);
+}
+
+SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
+                                 socklen_t len) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+    return os_->SetSockOpt(fd, level, name, val, len);
+  }
+  if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
+    return SysResult::Ok(
+        0);  // meaningless on the storage path; accepted as TCP would
+  }
+  SysResult r = os_->SetSockOpt(fd, level, name, val, len);
+  return r.ok() ? r : SysResult::Ok(0);
+}
+
+bool EngineImpl::CheckPath(int fd) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return false;
+  if (s->state.load() == SessionState::kFailingOver) {
+    WaitWhileFailingOver(
+        s);  // a swap under way: the wait's event came from the old socket
+    return s->state.load() == SessionState::kStorage;
+  }
+  // On the storage path the event is the socket pair's own (an end of file the
+  // engine delivered, or a session that ended): the application's to see.
+  if (s->state.load() != SessionState::kDirect) return false;
+  auto sample = probe_.Sample(fd);
+  // An orderly close (the peer's FIN, ours) is the application's to see; a
+  // connection the kernel aborted (reset, timeout, unreachable) is a broken
+  // path.
+  if (!sample.ok() || sample->state != TCP_CLOSE) return false;
+  return TriggerFailover(s, "the connection broke under a wait", "");
+}
+
+int EngineImpl::FilterEpollEvents(int epfd, epoll_event* events, int n) {
+  int kept = 0;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+      int fd = -1;
+      {
+        absl::MutexLock lock(&mu_);
+        for (const auto& [reg_fd, regs] : epoll_regs_) {
+          auto it = regs.find(epfd);
+          if (it != regs.end() && it->second.data.u64 == events[i].data.u64) {
+            fd = reg_fd;
+            break;
+          }
+        }
+      }
+      if (fd >= 0 && CheckPath(fd))
+        continue;  // the new file's events come on the next wait
+    }
+    events[kept++] = events[i];
+  }
+  return kept;
+}
+
+}  // namespace diskwire

@@ -1,0 +1,143 @@
+// Leaving: what the engine does when its process exits (as TCP's kernel keeps
+// sending an exiting process's bytes), and the abrupt stop that simulates a
+// killed process in tests.
+
+#include <netinet/tcp.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "core/engine_impl.h"
+
+namespace diskwire {
+namespace {
+
+// Engines whose loops run, drained by the exit hook.
+absl::Mutex g_exit_mu;
+std::vector<EngineImpl*> g_exit_engines ABSL_GUARDED_BY(g_exit_mu);
+
+}  // namespace
+
+void EngineImpl::RegisterExitDrain() {
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.push_back(this);
+  }
+  static const bool registered = [] {
+    return std::atexit(&EngineImpl::DrainAtExitHook) == 0;
+  }();
+  (void)registered;
+}
+
+void EngineImpl::DrainAtExitHook() {
+  std::vector<EngineImpl*> engines;
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    engines.swap(g_exit_engines);
+  }
+  for (EngineImpl* e : engines) e->DrainAtExit();
+}
+
+void EngineImpl::StopWithoutDrain() {
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.erase(
+        std::remove(g_exit_engines.begin(), g_exit_engines.end(), this),
+        g_exit_engines.end());
+  }
+  if (stopping_.exchange(true)) return;
+  if (kick_fd_ >= 0) {
+    uint64_t one = 1;
+    os_->Write(kick_fd_, &one, sizeof(one));
+  }
+  if (loop_thread_.joinable()) loop_thread_.join();
+  if (writer_ != nullptr) writer_->Stop();
+}
+
+void EngineImpl::FailOverUnacknowledgedAtExit() {
+  // TCP's kernel keeps sending a closed or exiting socket's bytes; across a
+  // dead network they would be lost with the process. Give the peer kernel the
+  // detection bound to acknowledge them, then carry what it still lacks over
+  // the volume.
+  std::vector<std::shared_ptr<Session>> direct;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->state.load() == SessionState::kDirect) direct.push_back(s);
+    }
+  }
+  const int64_t deadline = clock_->NowNs() + config_.detect_ms * 1'000'000;
+  while (!direct.empty()) {
+    std::vector<std::shared_ptr<Session>> waiting;
+    for (auto& s : direct) {
+      absl::MutexLock lock(&s->mu);
+      const int fd = !s->names.empty() ? s->names[0] : s->linger_fd;
+      if (fd < 0) continue;
+      auto sample = probe_.Sample(fd);
+      if (sample.ok() && sample->outq > 0) waiting.push_back(s);
+    }
+    direct.swap(waiting);
+    if (direct.empty()) break;
+    if (clock_->NowNs() >= deadline) {
+      for (auto& s : direct) {
+        TriggerFailover(s.get(),
+                        "exiting with bytes the peer has not acknowledged", "");
+      }
+      break;
+    }
+    pollfd none{-1, 0, 0};
+    os_->Poll(&none, 1,
+              10);  // a short wait between two looks at the kernel's queues
+  }
+}
+
+void EngineImpl::DrainAtExit() {
+  {
+    absl::MutexLock lock(&g_exit_mu);
+    g_exit_engines.erase(
+        std::remove(g_exit_engines.begin(), g_exit_engines.end(), this),
+        g_exit_engines.end());
+  }
+  if (stopping_.load()) return;
+  FailOverUnacknowledgedAtExit();
+  if (stopping_.exchange(true)) return;
+  if (kick_fd_ >= 0) {
+    uint64_t one = 1;
+    os_->Write(kick_fd_, &one, sizeof(one));
+  }
+  if (loop_thread_.joinable()) loop_thread_.join();
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) all.push_back(s);
+  }
+  for (auto& s : all) {
+    if (s->state.load() != SessionState::kStorage) continue;
+    {
+      absl::MutexLock lock(&s->mu);
+      s->names.clear();  // the application is gone with the process
+    }
+    PumpAppToVolume(s.get());  // what is left in the pair, before the FIN
+    {
+      absl::MutexLock lock(&s->send_mu);
+      s->app_wrote_eof = true;
+      SubmitToWriter(s.get());
+    }
+    absl::Status idle = s->out != nullptr ? s->out->AwaitIdle(absl::Seconds(5))
+                                          : absl::OkStatus();
+    if (!idle.ok()) {
+      log_.Error(
+          "session ", s->label,
+          ": exiting before the volume took everything: ", idle.message());
+    }
+  }
+  if (writer_ != nullptr) writer_->Stop();
+  for (auto& s : all) {
+    if (s->channel != nullptr) (void)s->channel->Sync();
+  }
+  if (send_volume_ != nullptr) (void)send_volume_->RemoveHeartbeat(process_id_);
+}
+
+}  // namespace diskwire

@@ -1,0 +1,342 @@
+// The storage path of sessions in STORAGE, run on the engine loop: the
+// application's bytes from the socket pair into the ring and to the writer
+// thread; the old socket and the peer's channel into one reassembly, and from
+// it to the socket pair; the end of each direction.
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/engine_impl.h"
+
+namespace diskwire {
+namespace {
+
+// The writer's buffer per session: reading the socket pair stops when it is
+// full.
+const size_t kWriterBufferBytes = WriterOptions{}.buffer_bytes;
+
+}  // namespace
+
+void EngineImpl::PumpAppToVolume(Session* s) {
+  if (s->eng_end < 0 || s->state.load() != SessionState::kStorage) return;
+  char buf[64 << 10];
+  {
+    absl::MutexLock lock(&s->send_mu);
+    // Read the application's bytes into the ring while it and the writer's
+    // buffer have room: a full one stops the reading, and the socket pair
+    // pushes back on the application.
+    while (!s->app_wrote_eof && s->out->buffered_bytes() < kWriterBufferBytes) {
+      size_t room = std::min(s->ring.Free(), sizeof(buf));
+      if (room == 0) break;
+      SysResult r = os_->Read(s->eng_end, buf, room);
+      if (r.ok() && r.value > 0) {
+        s->ring.Append(absl::string_view(buf, r.value));
+        SubmitToWriter(s);
+        continue;
+      }
+      if (r.ok() && r.value == 0) {
+        log_.Debug("session ", s->label,
+                   ": the application shut down writing at ", s->ring.head());
+        s->app_wrote_eof = true;
+      }
+      if (!r.ok() && r.error != EAGAIN && r.error != EINTR)
+        s->app_wrote_eof = true;
+      break;
+    }
+    SubmitToWriter(s);
+  }
+  UpdateEventMask(s);
+}
+
+void EngineImpl::SubmitToWriter(Session* s) {
+  while (s->next_to_volume < s->ring.head()) {
+    auto view =
+        s->ring.ViewFrom(s->next_to_volume, s->ring.head() - s->next_to_volume);
+    if (!view.ok()) {
+      log_.Error("session ", s->label,
+                 ": replay ring: ", view.status().message());
+      return;
+    }
+    absl::StatusOr<size_t> taken =
+        s->out->TrySubmitData(s->next_to_volume, view->first);
+    if (!taken.ok()) {
+      log_.Error("session ", s->label, ": writer: ", taken.status().message());
+      return;
+    }
+    s->next_to_volume += *taken;
+    if (*taken < view->first.size())
+      return;  // the writer's buffer is full: its callback kicks
+  }
+  if (s->app_wrote_eof && !s->fin_sent) {
+    absl::Status fin =
+        s->out->SubmitControl(storage::RecordType::kFin, s->ring.head());
+    if (fin.ok()) {
+      log_.Debug("session ", s->label, ": FIN at ", s->ring.head());
+      s->fin_sent = true;
+    } else {
+      log_.Error("session ", s->label, ": writer: ", fin.message());
+    }
+  }
+}
+
+void EngineImpl::UpdateEventMask(Session* s) {
+  if (s->eng_end < 0 || !s->eng_in_loop) return;
+  uint32_t events = 0;
+  {
+    absl::MutexLock lock(&s->send_mu);
+    if (!s->app_wrote_eof && s->ring.Free() > 0 &&
+        s->out->buffered_bytes() < kWriterBufferBytes) {
+      events |= EPOLLIN;
+    }
+  }
+  if (s->want_eng_out) events |= EPOLLOUT;
+  LoopMod(s->eng_end, s, events);
+}
+
+bool EngineImpl::OrderlyClose(Session* s, int fd) {
+  // TCP_CLOSE follows an abort (a timeout, a reset: no FIN) but also an orderly
+  // close of both sides while the application still held the socket (the
+  // kernel's time-wait takeover). Only the pending error tells them apart, and
+  // reading it clears it: remember the answer.
+  if (s->old_close_orderly < 0) {
+    auto error = probe_.PendingError(fd);
+    s->old_close_orderly =
+        !s->abort_consumed.load() && error.ok() && *error == 0 ? 1 : 0;
+  }
+  return s->old_close_orderly == 1;
+}
+
+bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
+  // A read of 0 follows a FIN, but also a connection the kernel aborted: only
+  // the states a FIN leads to make it the peer application's end of stream.
+  auto sample = probe_.Sample(fd);
+  if (!sample.ok()) return false;
+  switch (sample->state) {
+    case TCP_CLOSE_WAIT:
+    case TCP_LAST_ACK:
+    case TCP_CLOSING:
+    case TCP_TIME_WAIT:
+      return true;
+    case TCP_CLOSE:
+      return OrderlyClose(s, fd);
+    default:
+      return false;
+  }
+}
+
+void EngineImpl::DrainOldSocket(Session* s) {
+  if (!s->old_sock_open) return;
+  char buf[64 << 10];
+  bool close_it = false;
+  while (true) {
+    SysResult r = os_->Read(s->old_sock, buf, sizeof(buf));
+    if (r.ok() && r.value > 0) {
+      absl::Status offered = s->reassembly->Offer(
+          s->old_read_offset, absl::string_view(buf, r.value));
+      if (!offered.ok()) {
+        log_.Error("session ", s->label, ": old socket: ", offered.message());
+        close_it = true;
+        break;
+      }
+      s->old_read_offset += r.value;
+      s->bytes_in_network.fetch_add(r.value, std::memory_order_relaxed);
+      continue;
+    }
+    if (r.ok() && r.value == 0 && !s->peer_fin &&
+        OrderlyEndOfFile(s, s->old_sock)) {
+      // The peer application's FIN, sent while it was DIRECT (an engine never
+      // closes an old socket with a FIN): its stream ends here.
+      s->peer_fin = true;
+      s->peer_fin_offset = s->old_read_offset;
+    }
+    if (r.ok() || (r.error != EAGAIN && r.error != EINTR))
+      close_it = true;  // EOF or error
+
+    break;
+  }
+  // Once the peer has moved (it announced) and everything below its failover
+  // offset is here, the old socket has nothing more to give.
+  if (s->peer_announced &&
+      s->reassembly->next_offset() >= s->peer_failover_offset) {
+    close_it = true;
+  }
+  if (close_it) {
+    log_.Debug("session ", s->label, ": old socket done at ",
+               s->old_read_offset, ", next ", s->reassembly->next_offset());
+    LoopDel(s->old_sock);
+    // An abortive close: the peer's engine holds its own old socket and must
+    // never take an orderly FIN from us for its application's end of file.
+    linger l{1, 0};
+    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    private_[s->old_sock].store(0);
+    os_->Close(s->old_sock);
+    s->old_sock_open = false;
+  }
+  PumpVolumeToApp(s);
+}
+
+void EngineImpl::ReadPeerChannel(Session* s) {
+  if (s->reader == nullptr || s->state.load() != SessionState::kStorage) return;
+  std::vector<storage::Record> records;
+  absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
+  if (!got.ok()) {
+    EndSession(s, EIO,
+               absl::StrCat("the peer's channel is unreadable: ",
+                            got.status().message()));
+    return;
+  }
+  const uint8_t peer_dir =
+      SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient);
+  const int64_t now_real = clock_->RealtimeNs();
+  uint64_t peer_ack = s->peer_ack;
+  for (const storage::Record& r : records) {
+    if (!(r.header.session_id == s->id) || r.header.direction != peer_dir) {
+      log_.Error("session ", s->label,
+                 ": rejected a record of another session or direction");
+      continue;
+    }
+    peer_ack = std::max(peer_ack, r.header.ack_offset);
+    const int64_t lag_us =
+        (now_real - static_cast<int64_t>(r.header.timestamp_ns)) / 1000;
+    s->lag.Add(lag_us);
+    if (lag_us > config_.max_lag_ms * 1000) {
+      // Claim 12's bound is broken: say so, but not for every record.
+      ++s->lag_over_count;
+      const int64_t now = clock_->NowNs();
+      if (now >= s->next_lag_warning_ns) {
+        s->next_lag_warning_ns = now + 10'000'000'000;
+        log_.Warn("session ", s->label, ": storage-path lag ", lag_us / 1000,
+                  " ms is above DISKWIRE_MAX_LAG_MS=", config_.max_lag_ms, " (",
+                  s->lag_over_count, " records over so far)");
+      }
+    }
+    switch (r.header.type) {
+      case storage::RecordType::kFailover:
+        log_.Debug("session ", s->label, ": peer failover offset ",
+                   r.header.stream_offset);
+        s->peer_announced = true;
+        s->peer_failover_offset = r.header.stream_offset;
+        break;
+      case storage::RecordType::kData: {
+        const uint64_t before = s->reassembly->contiguous_end();
+        absl::Status offered =
+            s->reassembly->Offer(r.header.stream_offset, r.payload);
+        if (!offered.ok()) {
+          EndSession(s, EIO, absl::StrCat("reassembly: ", offered.message()));
+          return;
+        }
+        const uint64_t after = s->reassembly->contiguous_end();
+        if (after > before) {
+          s->bytes_in_storage.fetch_add(after - before,
+                                        std::memory_order_relaxed);
+          if (s->first_storage_byte_ns == 0) {
+            s->first_storage_byte_ns = clock_->NowNs();
+            log_.Info("session ", s->label, ": first byte via storage ",
+                      (s->first_storage_byte_ns - s->detected_ns) / 1'000'000,
+                      " ms after the failover began (realtime_ns=",
+                      clock_->RealtimeNs(), ")");
+          }
+        }
+        break;
+      }
+      case storage::RecordType::kFin:
+        log_.Debug("session ", s->label, ": peer FIN at ",
+                   r.header.stream_offset);
+        s->peer_fin = true;
+        s->peer_fin_offset = r.header.stream_offset;
+        break;
+      case storage::RecordType::kRst:
+        EndSession(s, ECONNRESET, "the peer reset the connection");
+        return;
+      default:
+        break;
+    }
+  }
+  if (peer_ack > s->peer_ack) {
+    s->peer_ack = peer_ack;
+    {
+      absl::MutexLock lock(&s->send_mu);
+      // Not past what the writer has taken: its DATA must stay contiguous (the
+      // peer discards what it already holds).
+      (void)s->ring.TrimTo(std::min(peer_ack, s->next_to_volume));
+    }
+    if (s->out != nullptr) s->out->RequestTrim(peer_ack);
+    UpdateEventMask(s);
+  }
+  if (s->old_sock_open)
+    DrainOldSocket(s);  // the peer's announcement may end the drain
+  PumpVolumeToApp(s);
+}
+
+void EngineImpl::PumpVolumeToApp(Session* s) {
+  if (s->reassembly == nullptr) return;
+  if (s->eng_end < 0) {
+    // The application closed the socket before the failover: what arrives is
+    // dropped, as TCP drops it, and acknowledged so that the peer is never held
+    // up.
+    const size_t n = s->reassembly->Peek().size();
+    s->reassembly->Consume(n);
+    s->delivered += n;
+    s->out->SubmitAck(s->delivered);
+    return;
+  }
+  while (true) {
+    absl::string_view ready = s->reassembly->Peek();
+    if (ready.empty()) break;
+    iovec iov{const_cast<char*>(ready.data()), ready.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    SysResult r = os_->SendMsg(s->eng_end, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r.ok()) {
+      s->reassembly->Consume(r.value);
+      s->delivered += r.value;
+      continue;
+    }
+    if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
+      if (!s->want_eng_out) {
+        s->want_eng_out = true;
+        UpdateEventMask(s);
+      }
+      break;
+    }
+    // The application no longer reads (it closed its end): what arrives is
+    // dropped, as TCP would drop it, but it still counts as delivered so that
+    // the peer is not held up.
+    s->reassembly->Consume(ready.size());
+    s->delivered += ready.size();
+  }
+  if (s->peer_fin && !s->eof_delivered && s->delivered >= s->peer_fin_offset) {
+    os_->Shutdown(s->eng_end, SHUT_WR);
+    s->eof_delivered = true;
+    log_.Debug("session ", s->label, ": end of file delivered at ",
+               s->delivered);
+  }
+  s->out->SubmitAck(
+      s->delivered);  // the writer decides when it needs a record of its own
+}
+
+void EngineImpl::MaybeFinish(Session* s) {
+  if (s->state.load() != SessionState::kStorage) return;
+  bool app_gone;
+  {
+    absl::MutexLock lock(&s->mu);
+    app_gone = s->names.empty();
+  }
+  bool sent_all;
+  {
+    absl::MutexLock lock(&s->send_mu);
+    sent_all = s->fin_sent && s->peer_ack >= s->ring.head() &&
+               s->out->buffered_bytes() == 0;
+  }
+  if (!(app_gone && sent_all && (s->eof_delivered || s->peer_fin))) return;
+  EndSession(s, 0, "both directions finished");
+}
+
+}  // namespace diskwire
