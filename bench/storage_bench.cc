@@ -32,6 +32,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "storage/dir_volume.h"
 
 namespace diskwire::storage {
@@ -42,23 +43,9 @@ constexpr size_t kRecordsPerBatch = 16;
 constexpr size_t kChunk = kRecordPayload * kRecordsPerBatch;  // 256 KiB
 constexpr int kLatencySamples = 2000;
 
-double Now() {
-  return std::chrono::duration<double>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-uint64_t RealtimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + ts.tv_nsec;
-}
-
-void Die(const std::string& what, const absl::Status& s) {
-  std::fprintf(stderr, "storage_bench: %s: %s\n", what.c_str(),
-               s.ToString().c_str());
-  std::exit(1);
-}
+using bench::Die;
+using bench::Now;
+using bench::RealtimeNs;
 
 // MB/s of plain write() of `total` bytes in kChunk chunks.
 double RawWrite(const std::string& dir, size_t total, bool durable) {

@@ -179,7 +179,6 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     return;
   }
   if (!OpenVolumesOnce().ok()) return;
-  s->adopted_ns = clock_->NowNs();
   {
     absl::MutexLock lock(&s->mu);
     s->names.push_back(fd);

@@ -195,9 +195,6 @@ class EngineImpl final : public Engine {
   // epoll shadow registry: fd → (epfd → event).
   absl::flat_hash_map<int, std::map<int, epoll_event>> epoll_regs_
       ABSL_GUARDED_BY(mu_);
-  // Failover requests from the loop's own checks or the inbox, run on the loop.
-  std::vector<std::pair<std::shared_ptr<Session>, std::string>> to_fail_
-      ABSL_GUARDED_BY(mu_);
   // Sessions that just moved to storage, for the loop to add to its epoll.
   std::vector<std::shared_ptr<Session>> to_register_ ABSL_GUARDED_BY(mu_);
   // Failover announcements for sessions this process does not (yet) know, with

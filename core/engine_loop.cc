@@ -20,8 +20,6 @@
 namespace diskwire {
 namespace {
 
-constexpr int kTagEngEnd = 1;  // Session::eng_tag
-constexpr int kTagOld = 2;     // Session::old_tag
 constexpr uint64_t kKickTag = 1;
 constexpr uint64_t kWatcherTag = 2;
 
@@ -118,7 +116,7 @@ void EngineImpl::LoopMain() {
       }
       auto* tag = static_cast<Session::LoopTag*>(events[i].data.ptr);
       Session* s = tag->session;
-      if (tag->kind == kTagOld) {
+      if (tag->kind == Session::LoopTag::kOldSocket) {
         DrainOldSocket(s);
       } else {
         if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -139,14 +137,10 @@ void EngineImpl::LoopMain() {
     }
     // New storage sessions: watch their descriptors and channels.
     std::vector<std::shared_ptr<Session>> fresh;
-    std::vector<std::pair<std::shared_ptr<Session>, std::string>> fail;
     {
       absl::MutexLock lock(&mu_);
       fresh.swap(to_register_);
-      fail.swap(to_fail_);
     }
-    for (auto& [s, reason] : fail)
-      TriggerFailover(s.get(), reason, s->peer_process);
     for (auto& s : fresh) {
       if (s->eng_end >= 0) LoopAdd(s->eng_end, s.get(), EPOLLIN);
       LoopAdd(s->old_sock, s.get(), EPOLLIN);

@@ -62,7 +62,6 @@ struct Session {
   Role role = Role::kClient;
   Endpoints endpoints;
   bool endpoints_known = false;  // false until a non-blocking connect completes
-  int64_t adopted_ns = 0;        // monotonic
   std::string label;             // "10.0.0.1:4000->10.0.0.2:7000" for logs
 
   std::atomic<SessionState> state{SessionState::kDirect};
@@ -88,12 +87,14 @@ struct Session {
   FailureDetector detector;
 
   // --- Storage path (loop). ---
+  // What an event of the engine loop's epoll is about.
   struct LoopTag {
+    enum Kind { kSocketPair, kOldSocket };
     Session* session;
-    int kind;  // EngineImpl's loop tag kinds
+    Kind kind;
   };
-  LoopTag eng_tag{this, 1};
-  LoopTag old_tag{this, 2};
+  LoopTag eng_tag{this, LoopTag::kSocketPair};
+  LoopTag old_tag{this, LoopTag::kOldSocket};
   uint64_t old_read_offset =
       0;  // stream offset of the next byte read from the old socket
   bool shut_wr = false;  // the application shut down writing while DIRECT
