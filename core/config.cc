@@ -49,6 +49,12 @@ constexpr VariableInfo kVariables[] = {
     {"DISKWIRE_REPLAY_CAP", "SIZE", "4M",
      "Per-connection buffer of sent bytes kept until the peer has them; "
      "send() blocks when full (64K..1G, suffix K, M or G)."},
+    {"DISKWIRE_RESUME", "on|off", "on",
+     "on: a session carried over the volume moves back to a new TCP "
+     "connection between the two engines when the network heals."},
+    {"DISKWIRE_RESUME_PORT", "PORT|LO-HI", "0",
+     "Where this process listens for resume connections: 0 for a port the "
+     "kernel picks, or a port (range) to open in a firewall."},
     {"DISKWIRE_DURABILITY", "none|batch|interval[:MS]", "none",
      "fsync of written records: never, after every batch, or at most every "
      "MS milliseconds (default 100)."},
@@ -194,6 +200,13 @@ absl::Status ParseRest(const EnvLookup& env, Config* c) {
                         ParseSize("DISKWIRE_REPLAY_CAP", *v, uint64_t{64} << 10,
                                   uint64_t{1} << 30));
   }
+  if (auto v = env.Get("DISKWIRE_RESUME")) {
+    DW_ASSIGN_OR_RETURN(c->resume, ParseOnOff("DISKWIRE_RESUME", *v));
+  }
+  if (auto v = env.Get("DISKWIRE_RESUME_PORT")) {
+    DW_RETURN_IF_ERROR(ParsePortRange("DISKWIRE_RESUME_PORT", *v,
+                                      &c->resume_port_lo, &c->resume_port_hi));
+  }
   if (auto v = env.Get("DISKWIRE_DURABILITY")) {
     DW_RETURN_IF_ERROR(ParseDurability("DISKWIRE_DURABILITY", *v,
                                        &c->durability, &c->fsync_interval_ms));
@@ -278,7 +291,8 @@ std::string Config::Summary() const {
       " node=", node, " detect_ms=", detect_ms,
       " peer_timeout_ms=", peer_timeout_ms, " max_lag_ms=", max_lag_ms,
       " heartbeat_ms=", heartbeat_ms, " poll_ms=", poll_ms,
-      " replay_cap=", replay_cap,
+      " replay_cap=", replay_cap, " resume=", resume ? "on" : "off",
+      " resume_port=", resume_port_lo, "-", resume_port_hi,
       " durability=", DurabilityName(durability, fsync_interval_ms),
       " key_file=", key_file.empty() ? "(none)" : key_file,
       " log=", log_sink == LogSink::kFile ? log_path : LogSinkName(log_sink),

@@ -71,6 +71,11 @@ struct Config {
   int64_t heartbeat_ms = 1000;
   int64_t poll_ms = 5;
   uint64_t replay_cap = uint64_t{4} << 20;  // Bytes per session.
+  // Resume on a fresh TCP connection when the network heals, listening on a
+  // port in [resume_port_lo, resume_port_hi] (0, 0: the kernel picks).
+  bool resume = true;
+  uint16_t resume_port_lo = 0;
+  uint16_t resume_port_hi = 0;
   Durability durability = Durability::kNone;
   int64_t fsync_interval_ms = 100;  // Used when durability is kInterval.
   std::string key_file;             // Empty: records are checksummed only.

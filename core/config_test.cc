@@ -124,6 +124,8 @@ TEST_F(ConfigTest, EveryVariableSet) {
                                {"DISKWIRE_POLL_MS", "2"},
                                {"DISKWIRE_REPLAY_CAP", "16m"},
                                {"DISKWIRE_DURABILITY", "interval:20"},
+                               {"DISKWIRE_RESUME", "off"},
+                               {"DISKWIRE_RESUME_PORT", "7400-7499"},
                                {"DISKWIRE_KEY_FILE", key},
                                {"DISKWIRE_NODE", "Host_1.dc-2"},
                                {"DISKWIRE_LOG", Path("dw.log")},
@@ -148,12 +150,17 @@ TEST_F(ConfigTest, EveryVariableSet) {
   EXPECT_EQ(c.log_path, Path("dw.log"));
   EXPECT_EQ(c.log_level, LogLevel::kDebug);
   EXPECT_TRUE(c.passthrough_on_error);
+  EXPECT_FALSE(c.resume);
+  EXPECT_EQ(c.resume_port_lo, 7400);
+  EXPECT_EQ(c.resume_port_hi, 7499);
   EXPECT_EQ(c.Summary(),
             absl::StrCat("send_volume=", send, " recv_volume=", recv,
                          " select=10.0.0.0/8:*,[::1]:22 mode=storage "
                          "node=Host_1.dc-2 detect_ms=500 peer_timeout_ms=400 "
                          "max_lag_ms=50 heartbeat_ms=200 poll_ms=2 "
-                         "replay_cap=16777216 durability=interval:20 key_file=",
+                         "replay_cap=16777216 resume=off "
+                         "resume_port=7400-7499 durability=interval:20 "
+                         "key_file=",
                          key, " log=", Path("dw.log"),
                          " log_level=debug on_error=passthrough"));
 }
@@ -176,7 +183,15 @@ TEST_F(ConfigTest, ValidValueForms) {
     return std::string(LogLevelName(c.log_level));
   };
   auto detect = [](const Config& c) { return absl::StrCat(c.detect_ms); };
+  auto port = [](const Config& c) {
+    return absl::StrCat(c.resume ? "on " : "off ", c.resume_port_lo, "-",
+                        c.resume_port_hi);
+  };
   const Case cases[] = {
+      {"DISKWIRE_RESUME_PORT", "0", port, "on 0-0"},
+      {"DISKWIRE_RESUME_PORT", "7400", port, "on 7400-7400"},
+      {"DISKWIRE_RESUME_PORT", " 7400-7401 ", port, "on 7400-7401"},
+      {"DISKWIRE_RESUME", "OFF", port, "off 0-0"},
       {"DISKWIRE_REPLAY_CAP", "65536", cap, "65536"},
       {"DISKWIRE_REPLAY_CAP", "64K", cap, "65536"},
       {"DISKWIRE_REPLAY_CAP", "1g", cap, "1073741824"},
@@ -202,6 +217,14 @@ TEST_F(ConfigTest, MalformedValuesNameTheVariableAndToken) {
        "DISKWIRE_SELECT: bad port \"70x0\" in \"10.0.0.0/8:70x0\" (want *, "
        "1..65535 or a range LO-HI)"},
       {{{"DISKWIRE_SELECT", " "}}, "DISKWIRE_SELECT: empty rule list"},
+      {{{"DISKWIRE_RESUME", "maybe"}},
+       "DISKWIRE_RESUME: bad value \"maybe\" (want on or off)"},
+      {{{"DISKWIRE_RESUME_PORT", "7500-7400"}},
+       "DISKWIRE_RESUME_PORT: bad value \"7500-7400\" (want 0, a port, or "
+       "LO-HI ports in 1..65535)"},
+      {{{"DISKWIRE_RESUME_PORT", "70000"}},
+       "DISKWIRE_RESUME_PORT: bad value \"70000\" (want 0, a port, or "
+       "LO-HI ports in 1..65535)"},
       {{{"DISKWIRE_MODE", "fast"}},
        "DISKWIRE_MODE: bad value \"fast\" (want failover or storage)"},
       {{{"DISKWIRE_DETECT_MS", "2s"}},
@@ -416,7 +439,7 @@ TEST_F(ConfigTest, PassthroughOnErrorIsReadableAlone) {
 }
 
 TEST_F(ConfigTest, VariablesTableIsConsistent) {
-  EXPECT_EQ(Variables().size(), 17u);
+  EXPECT_EQ(Variables().size(), 19u);
   for (const VariableInfo& v : Variables()) {
     EXPECT_EQ(NearestVariable(v.name), std::string(v.name));
     EXPECT_NE(std::string(v.help), "");

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 
 namespace diskwire {
@@ -134,6 +135,33 @@ absl::StatusOr<Mode> ParseMode(absl::string_view name,
   if (k == "failover") return Mode::kFailover;
   if (k == "storage") return Mode::kStorage;
   return BadValue(name, value, "failover or storage");
+}
+
+absl::StatusOr<bool> ParseOnOff(absl::string_view name,
+                                absl::string_view value) {
+  std::string k = Keyword(value);
+  if (k == "on" || k == "true" || k == "yes" || k == "1") return true;
+  if (k == "off" || k == "false" || k == "no" || k == "0") return false;
+  return BadValue(name, value, "on or off");
+}
+
+absl::Status ParsePortRange(absl::string_view name, absl::string_view value,
+                            uint16_t* lo, uint16_t* hi) {
+  std::string k = Keyword(value);
+  std::pair<std::string, std::string> parts = absl::StrSplit(k, '-');
+  if (parts.second.empty() && k.find('-') == std::string::npos) {
+    parts.second = parts.first;
+  }
+  uint32_t a = 0, b = 0;
+  if (!AllDigits(parts.first) || !AllDigits(parts.second) ||
+      !absl::SimpleAtoi(parts.first, &a) ||
+      !absl::SimpleAtoi(parts.second, &b) || a > 65535 || b > 65535 || a > b ||
+      (a == 0 && b != 0)) {
+    return BadValue(name, value, "0, a port, or LO-HI ports in 1..65535");
+  }
+  *lo = static_cast<uint16_t>(a);
+  *hi = static_cast<uint16_t>(b);
+  return absl::OkStatus();
 }
 
 absl::Status ParseDurability(absl::string_view name, absl::string_view value,

@@ -33,6 +33,14 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view name,
 
 absl::StatusOr<Mode> ParseMode(absl::string_view name, absl::string_view value);
 
+// on | off (also true/false, yes/no, 1/0).
+absl::StatusOr<bool> ParseOnOff(absl::string_view name,
+                                absl::string_view value);
+
+// 0, PORT or LO-HI with 1 <= LO <= HI <= 65535; 0 gives lo = hi = 0.
+absl::Status ParsePortRange(absl::string_view name, absl::string_view value,
+                            uint16_t* lo, uint16_t* hi);
+
 // none | batch | interval[:MS]; `*interval_ms` is set only for interval:MS.
 absl::Status ParseDurability(absl::string_view name, absl::string_view value,
                              Durability* durability, int64_t* interval_ms);

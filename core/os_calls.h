@@ -27,6 +27,17 @@ class OsCalls {
   /** @see man 2 socketpair */
   virtual SysResult SocketPair(int domain, int type, int protocol,
                                int fds[2]) = 0;
+  /** @see man 2 socket */
+  virtual SysResult Socket(int domain, int type, int protocol) = 0;
+  /** @see man 2 bind */
+  virtual SysResult Bind(int fd, const sockaddr* addr, socklen_t len) = 0;
+  /** @see man 2 listen */
+  virtual SysResult Listen(int fd, int backlog) = 0;
+  /** @see man 2 connect */
+  virtual SysResult Connect(int fd, const sockaddr* addr, socklen_t len) = 0;
+  /** @see man 2 accept4 */
+  virtual SysResult Accept4(int fd, sockaddr* addr, socklen_t* len,
+                            int flags) = 0;
   /** @see man 2 close */
   virtual SysResult Close(int fd) = 0;
   /** @see man 2 dup3 (flags: 0 or O_CLOEXEC) */

@@ -80,6 +80,22 @@ size_t ReplayRing::Append(const iovec* iov, int iovcnt) {
   return copied;
 }
 
+void ReplayRing::Grow(size_t capacity) {
+  if (capacity <= capacity_) return;
+  std::unique_ptr<char[]> buf(new char[capacity]);
+  const RingView view = *ViewFrom(tail_, size());
+  size_t pos = static_cast<size_t>(tail_ % capacity);
+  for (absl::string_view piece : {view.first, view.second}) {
+    const size_t first = std::min(piece.size(), capacity - pos);
+    std::memcpy(buf.get() + pos, piece.data(), first);
+    std::memcpy(buf.get(), piece.data() + first, piece.size() - first);
+    pos = (pos + piece.size()) % capacity;
+  }
+  buf_ = std::move(buf);
+  capacity_ = capacity;
+  head_index_ = IndexOf(head_);
+}
+
 absl::Status ReplayRing::TrimTo(uint64_t offset) {
   if (offset > head_) {
     return absl::OutOfRangeError(absl::StrCat(

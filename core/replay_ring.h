@@ -68,6 +68,12 @@ class ReplayRing {
   size_t Append(const iovec* iov, int iovcnt);
   size_t Append(absl::string_view bytes);
 
+  // Raises the capacity to `capacity` (no-op when not larger), keeping every
+  // byte at its offset. Allocates and copies: for the rare moment when bytes
+  // the application already handed over must be kept beyond the cap (a resume
+  // takes back what waits in the socket pair).
+  void Grow(size_t capacity);
+
   // Releases every byte below `offset` (the peer holds them). Offsets at or
   // below tail() are no-ops (trimming is monotonic and may be repeated).
   // Returns OutOfRange, and changes nothing, when offset > head(): the peer
@@ -90,7 +96,7 @@ class ReplayRing {
   }
   void CopyIn(const char* src, size_t len);
 
-  const size_t capacity_;
+  size_t capacity_;
   std::unique_ptr<char[]> buf_;
   uint64_t tail_;
   uint64_t head_;

@@ -77,6 +77,22 @@ TEST_F(ReplayRingTest, WrapAroundGivesTwoPieceView) {
   EXPECT_EQ(Read(ring, 7, 3), "789");
 }
 
+TEST_F(ReplayRingTest, GrowKeepsEveryByteAtItsOffsetAcrossTheWrap) {
+  ReplayRing ring(8);
+  ring.Append("012345");
+  ASSERT_THAT(ring.TrimTo(5), IsOk());
+  ring.Append("6789ab");  // wraps: kept bytes are "56789ab"
+  EXPECT_EQ(ring.Free(), 1u);
+  ring.Grow(13);
+  EXPECT_EQ(ring.capacity(), 13u);
+  EXPECT_EQ(ring.Free(), 6u);
+  EXPECT_EQ(ring.Append("cdefgh"), 6u);
+  EXPECT_EQ(Read(ring, 5, 100), "56789abcdefgh");
+  ring.Grow(4);  // never shrinks
+  EXPECT_EQ(ring.capacity(), 13u);
+  EXPECT_EQ(Read(ring, 9, 2), "9a");
+}
+
 TEST_F(ReplayRingTest, ViewIsLimitedByMax) {
   ReplayRing ring(8);
   ring.Append("abcdef");

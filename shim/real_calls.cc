@@ -137,6 +137,22 @@ class RealOsCallsImpl final : public OsCalls {
     return Capture(
         [&] { return Real().socketpair(domain, type, protocol, fds); });
   }
+  SysResult Socket(int domain, int type, int protocol) override {
+    return Capture([&] { return Real().socket(domain, type, protocol); });
+  }
+  SysResult Bind(int fd, const sockaddr* addr, socklen_t len) override {
+    return Capture([&] { return Real().bind(fd, addr, len); });
+  }
+  SysResult Listen(int fd, int backlog) override {
+    return Capture([&] { return Real().listen(fd, backlog); });
+  }
+  SysResult Connect(int fd, const sockaddr* addr, socklen_t len) override {
+    return Capture([&] { return Real().connect(fd, addr, len); });
+  }
+  SysResult Accept4(int fd, sockaddr* addr, socklen_t* len,
+                    int flags) override {
+    return Capture([&] { return Real().accept4(fd, addr, len, flags); });
+  }
   SysResult Close(int fd) override {
     return Capture([&] { return Real().close(fd); });
   }

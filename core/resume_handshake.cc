@@ -1,0 +1,182 @@
+#include "core/resume_handshake.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace diskwire {
+namespace {
+
+constexpr size_t kMacBytes = 32;
+constexpr char kVersion = 1;
+
+void InitSodium() {
+  static const int kInit = sodium_init();  // idempotent, thread-safe
+  (void)kInit;
+}
+
+std::string Blake2b(absl::string_view key, absl::string_view data) {
+  InitSodium();
+  std::string out(kMacBytes, '\0');
+  crypto_generichash(
+      reinterpret_cast<unsigned char*>(out.data()), out.size(),
+      reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+      key.empty() ? nullptr
+                  : reinterpret_cast<const unsigned char*>(key.data()),
+      key.size());
+  return out;
+}
+
+size_t BodySize(char kind) {
+  switch (static_cast<ResumeKind>(kind)) {
+    case ResumeKind::kHello:
+      return 16 + 4 + kResumeChallengeBytes;
+    case ResumeKind::kWelcome:
+      return kResumeChallengeBytes;
+    case ResumeKind::kReady:
+      return 8;
+    case ResumeKind::kCommit:
+    case ResumeKind::kAbort:
+      return 0;
+  }
+  return SIZE_MAX;
+}
+
+void PutLe(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i)
+    out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t GetLe(absl::string_view in, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= uint64_t{static_cast<uint8_t>(in[i])} << (8 * i);
+  }
+  return v;
+}
+
+std::string Body(const ResumeMessage& m) {
+  std::string body;
+  switch (m.kind) {
+    case ResumeKind::kHello:
+      PutLe(&body, m.session.high, 8);
+      PutLe(&body, m.session.low, 8);
+      PutLe(&body, m.episode, 4);
+      body += m.challenge;
+      break;
+    case ResumeKind::kWelcome:
+      body = m.challenge;
+      break;
+    case ResumeKind::kReady:
+      PutLe(&body, m.delivered, 8);
+      break;
+    case ResumeKind::kCommit:
+    case ResumeKind::kAbort:
+      break;
+  }
+  return body;
+}
+
+std::string MacInput(const ResumeMessage& m, absl::string_view transcript) {
+  return absl::StrCat(Body(m), "|", transcript);
+}
+
+}  // namespace
+
+std::string RandomBytes(size_t n) {
+  InitSodium();
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), out.size());
+  return out;
+}
+
+ResumeSecret ResumeSecret::Derive(absl::string_view volume_key,
+                                  absl::string_view client_nonce,
+                                  absl::string_view server_nonce,
+                                  const SessionId& id, uint32_t episode) {
+  std::string input =
+      absl::StrCat("diskwire-resume-v1", client_nonce, "|", server_nonce, "|");
+  PutLe(&input, id.high, 8);
+  PutLe(&input, id.low, 8);
+  PutLe(&input, episode, 4);
+  ResumeSecret s;
+  s.key_ = Blake2b(volume_key, input);
+  return s;
+}
+
+std::string ResumeSecret::Mac(absl::string_view label,
+                              absl::string_view data) const {
+  return Blake2b(key_, absl::StrCat(label, "|", data));
+}
+
+bool ResumeSecret::Verify(absl::string_view label, absl::string_view data,
+                          absl::string_view mac) const {
+  const std::string want = Mac(label, data);
+  return mac.size() == want.size() &&
+         sodium_memcmp(mac.data(), want.data(), want.size()) == 0;
+}
+
+size_t ResumeMessageSize(absl::string_view prefix) {
+  if (prefix.size() < kResumePrefixBytes || prefix[0] != 'D' ||
+      prefix[1] != 'W') {
+    return 0;
+  }
+  const size_t body = BodySize(prefix[2]);
+  return body == SIZE_MAX ? 0 : 4 + body + kMacBytes;
+}
+
+std::string EncodeResume(const ResumeMessage& m, const ResumeSecret& secret,
+                         absl::string_view transcript) {
+  std::string out = {'D', 'W', static_cast<char>(m.kind), kVersion};
+  out += Body(m);
+  out += secret.Mac(absl::string_view(&out[2], 1), MacInput(m, transcript));
+  return out;
+}
+
+absl::StatusOr<ResumeMessage> DecodeResume(absl::string_view bytes) {
+  const size_t size = ResumeMessageSize(bytes);
+  if (size == 0) {
+    return absl::InvalidArgumentError("not a diskwire resume message");
+  }
+  if (bytes.size() != size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resume message of ", bytes.size(), " bytes, want ", size));
+  }
+  if (bytes[3] != kVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resume message version ", static_cast<int>(bytes[3]), ", want 1"));
+  }
+  ResumeMessage m;
+  m.kind = static_cast<ResumeKind>(bytes[2]);
+  absl::string_view body = bytes.substr(4, size - 4 - kMacBytes);
+  switch (m.kind) {
+    case ResumeKind::kHello:
+      m.session.high = GetLe(body, 8);
+      m.session.low = GetLe(body.substr(8), 8);
+      m.episode = static_cast<uint32_t>(GetLe(body.substr(16), 4));
+      m.challenge = std::string(body.substr(20));
+      break;
+    case ResumeKind::kWelcome:
+      m.challenge = std::string(body);
+      break;
+    case ResumeKind::kReady:
+      m.delivered = GetLe(body, 8);
+      break;
+    case ResumeKind::kCommit:
+    case ResumeKind::kAbort:
+      break;
+  }
+  m.mac = std::string(bytes.substr(size - kMacBytes));
+  return m;
+}
+
+bool VerifyResume(const ResumeMessage& m, const ResumeSecret& secret,
+                  absl::string_view transcript) {
+  const char kind = static_cast<char>(m.kind);
+  return secret.Verify(absl::string_view(&kind, 1), MacInput(m, transcript),
+                       m.mac);
+}
+
+}  // namespace diskwire
