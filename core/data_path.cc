@@ -36,20 +36,10 @@ size_t TruncateIov(const msghdr* msg, size_t limit, iovec* out) {
   return n;
 }
 
+// The one rule for what an errno on a selected socket says about the network
+// (core/failure_detector.h).
 bool IsPathFailure(int err) {
-  switch (err) {
-    case ECONNRESET:
-    case ETIMEDOUT:
-    case EPIPE:
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case ENETDOWN:
-    case ECONNABORTED:
-    case EHOSTDOWN:
-      return true;
-    default:
-      return false;
-  }
+  return ReasonForErrno(err) != FailureReason::kNone;
 }
 
 // After a swap the fd names a socket pair: the TCP addresses come from the
@@ -67,18 +57,17 @@ constexpr int kWaitSliceMs = 20;  // how soon a blocked hook notices a swap
 
 }  // namespace
 
-void EngineImpl::WaitWhileFailingOver(Session* s) {
+void EngineImpl::WaitWhileSwapping(Session* s) {
   absl::MutexLock lock(&s->mu);
-  while (s->state.load() == SessionState::kFailingOver) {
+  while (IsSwapping(s->state.load())) {
     s->state_changed.WaitWithTimeout(&s->mu, absl::Milliseconds(kWaitSliceMs));
   }
 }
 
 SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
-                                uint32_t generation) {
+                                uint32_t generation, SessionState in) {
   pollfd p{fd, events, 0};
-  while (s->generation.load() == generation &&
-         s->state.load() == SessionState::kDirect) {
+  while (s->generation.load() == generation && s->state.load() == in) {
     SysResult r = os_->Poll(&p, 1, kWaitSliceMs);
     if (!r.ok() && r.error != EINTR) return r;
     if (r.value > 0) return SysResult::Ok(0);
@@ -90,10 +79,33 @@ void EngineImpl::TrimByKernelAck(Session* s) {
   if (s->names.empty()) return;
   // SIOCOUTQ, not tcpi_bytes_acked: the latter counts the client's SYN
   // (core/tcp_probe.h).
-  auto acked = probe_.AckedOffset(s->names[0], s->ring.head(), s->shut_wr);
+  auto acked = probe_.AckedOffset(s->names[0], s->sent_to_socket, s->shut_wr);
   if (!acked.ok()) return;
   s->kernel_acked.store(*acked, std::memory_order_relaxed);
-  (void)s->ring.TrimTo(std::min(*acked, s->ring.head()));
+  (void)s->ring.TrimTo(std::min(*acked, s->sent_to_socket));
+}
+
+SysResult EngineImpl::FlushBacklog(Session* s, int fd) {
+  while (s->sent_to_socket < s->ring.head()) {
+    auto view =
+        s->ring.ViewFrom(s->sent_to_socket, s->ring.head() - s->sent_to_socket);
+    if (!view.ok()) return SysResult::Fail(EIO);  // cannot happen: kept bytes
+    iovec iov[2] = {
+        {const_cast<char*>(view->first.data()), view->first.size()},
+        {const_cast<char*>(view->second.data()), view->second.size()}};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = view->second.empty() ? 1 : 2;
+    SysResult r = os_->SendMsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!r.ok()) return r;
+    s->sent_to_socket += r.value;
+  }
+  if (s->fin_owed) {
+    os_->Shutdown(fd, SHUT_WR);
+    s->fin_owed = false;
+    s->shut_wr = true;
+  }
+  return SysResult::Ok(0);
 }
 
 SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
@@ -115,9 +127,18 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         *retry = true;
         break;
       }
-      if (s->ring.Free() < want - done) TrimByKernelAck(s);
-      size_t room = std::min(s->ring.Free(), want - done);
-      if (room > 0 || want == 0) {
+      bool backlog = s->sent_to_socket < s->ring.head();
+      if (backlog) {
+        // After a resume: the bytes the peer lacks go before the new ones.
+        r = FlushBacklog(s, fd);
+        backlog = s->sent_to_socket < s->ring.head();
+        if (backlog && r.ok()) r = SysResult::Fail(EAGAIN);
+      }
+      if (!backlog && s->ring.Free() < want - done) TrimByKernelAck(s);
+      size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
+      if (backlog) {
+        // r says why the new bytes wait
+      } else if (room > 0 || want == 0) {
         // Skip what earlier rounds sent, then take at most `room` bytes: every
         // byte the kernel accepts has a place in the ring.
         size_t n = 0, skip = done;
@@ -140,6 +161,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
           msghdr sent = m;
           size_t k = TruncateIov(&sent, r.value, rest.data());
           s->ring.Append(rest.data(), static_cast<int>(k));
+          s->sent_to_socket += r.value;
           done += r.value;
           if (done == want || nonblocking()) return SysResult::Ok(done);
           continue;
@@ -152,7 +174,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking())
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      WaitReady(fd, POLLOUT, s, generation);
+      WaitReady(fd, POLLOUT, s, generation, SessionState::kDirect);
       continue;
     }
     if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
@@ -177,27 +199,48 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
     return os_->SendMsg(fd, msg, flags);
   while (true) {
     SessionState st = s->state.load();
-    if (st == SessionState::kFailingOver) {
-      WaitWhileFailingOver(s);
+    if (IsSwapping(st)) {
+      WaitWhileSwapping(s);
       continue;
     }
-    if (st == SessionState::kDirect) {
-      bool retry = false;
-      SysResult r = SendDirect(s, fd, msg, flags, &retry);
-      if (!retry || r.ok()) return r;
-      continue;
-    }
+    bool retry = false;
+    SysResult r = st == SessionState::kDirect
+                      ? SendDirect(s, fd, msg, flags, &retry)
+                      : SendStorage(s, fd, msg, flags, &retry);
+    if (!retry || r.ok()) return r;
+  }
+}
+
+SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
+                                  int flags, bool* retry) {
+  *retry = false;
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->error != 0) return SysResult::Fail(s->error);
+  }
+  // A destination address, which TCP ignores on a connected socket, would
+  // make the socket pair fail with EISCONN.
+  msghdr m = *msg;
+  m.msg_name = nullptr;
+  m.msg_namelen = 0;
+  const uint32_t generation = s->generation.load();
+  while (true) {
+    SysResult r;
     {
-      absl::MutexLock lock(&s->mu);
-      if (s->error != 0) return SysResult::Fail(s->error);
+      // Never blocked inside the pair: a resume must be able to take it.
+      absl::MutexLock lock(&s->send_mu);
+      if (s->state.load() != SessionState::kStorage) {
+        *retry = true;
+        return SysResult::Fail(EAGAIN);
+      }
+      r = os_->SendMsg(fd, &m, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    // A destination address, which TCP ignores on a connected socket, would
-    // make the socket pair fail with EISCONN.
-    msghdr m = *msg;
-    m.msg_name = nullptr;
-    m.msg_namelen = 0;
-    SysResult r = os_->SendMsg(fd, &m, flags | MSG_NOSIGNAL);
-    if (!r.ok() && r.error == EPIPE) {
+    if (r.ok()) return r;
+    if (r.error == EAGAIN && !IsNonBlocking(fd, flags)) {
+      WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage);
+      continue;
+    }
+    if (r.error == EPIPE) {
       absl::MutexLock lock(&s->mu);
       if (s->error != 0) return SysResult::Fail(s->error);
     }
@@ -205,8 +248,8 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
   }
 }
 
-SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
-                                 bool* retry) {
+SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
+                             SessionState in, bool* retry) {
   *retry = false;
   // The blocking mode matters only once a call would block: no fcntl on the
   // fast path.
@@ -225,7 +268,7 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
     SysResult r;
     {
       absl::MutexLock lock(&s->recv_mu);
-      if (s->state.load() != SessionState::kDirect) {
+      if (s->state.load() != in) {
         *retry = got == 0;
         return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
       }
@@ -238,6 +281,11 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
     }
     if (r.ok()) {
       got += r.value;
+      if (r.value == 0 && got == 0 && want > 0 &&
+          in == SessionState::kStorage) {
+        absl::MutexLock lock(&s->mu);  // the end of a session that failed
+        if (s->error != 0) return SysResult::Fail(s->error);
+      }
       if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
       size_t skip = r.value;  // advance the iovecs past what arrived
       while (!rest.empty() && skip >= rest.front().iov_len) {
@@ -253,10 +301,11 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
-      WaitReady(fd, POLLIN, s, generation);
+      WaitReady(fd, POLLIN, s, generation, in);
       continue;
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
+    if (in != SessionState::kDirect) return r;
     if (IsPathFailure(r.error))
       s->abort_consumed = true;  // SO_ERROR is read now
     if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
@@ -274,36 +323,46 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
     return os_->RecvMsg(fd, msg, flags);
   while (true) {
     SessionState st = s->state.load();
-    if (st == SessionState::kFailingOver) {
-      WaitWhileFailingOver(s);
+    if (IsSwapping(st)) {
+      WaitWhileSwapping(s);
       continue;
     }
-    if (st == SessionState::kDirect) {
-      bool retry = false;
-      SysResult r = RecvDirect(s, fd, msg, flags, &retry);
-      if (!retry) return r;
-      continue;
+    if (st == SessionState::kClosed) {
+      // Nothing swaps the pair any more: what it holds, then the error.
+      SysResult r = os_->RecvMsg(fd, msg, flags);
+      if (r.ok() && r.value == 0 &&
+          IovTotal(msg->msg_iov, msg->msg_iovlen) > 0) {
+        absl::MutexLock lock(&s->mu);
+        if (s->error != 0) return SysResult::Fail(s->error);
+      }
+      return r;
     }
-    SysResult r = os_->RecvMsg(fd, msg, flags);
-    if (r.ok() && r.value == 0 && IovTotal(msg->msg_iov, msg->msg_iovlen) > 0) {
-      absl::MutexLock lock(&s->mu);
-      if (s->error != 0) return SysResult::Fail(s->error);
-    }
-    return r;
+    bool retry = false;
+    SysResult r = RecvOn(s, fd, msg, flags, st, &retry);
+    if (!retry) return r;
   }
 }
 
 SysResult EngineImpl::Shutdown(int fd, int how) {
   Session* s = SessionFor(fd);
   if (s == nullptr) return os_->Shutdown(fd, how);
-  WaitWhileFailingOver(s);
+  WaitWhileSwapping(s);
   absl::MutexLock lock(&s->send_mu);
+  const bool writing = how == SHUT_WR || how == SHUT_RDWR;
+  if (writing && s->on_tcp && s->sent_to_socket < s->ring.head()) {
+    // After a resume, with bytes the peer lacks still unsent: the FIN waits
+    // for them (FlushBacklog sends it).
+    FlushBacklog(s, fd);
+    if (s->sent_to_socket < s->ring.head()) {
+      s->fin_owed = true;
+      return how == SHUT_RDWR ? os_->Shutdown(fd, SHUT_RD) : SysResult::Ok(0);
+    }
+  }
   SysResult r =
       os_->Shutdown(fd, how);  // DIRECT: a FIN on TCP; STORAGE: EOF on the pair
-  // The swap bumps `generation` under send_mu: zero means the fd still named
-  // the TCP socket (the state may already say FAILING_OVER).
-  if (r.ok() && (how == SHUT_WR || how == SHUT_RDWR) &&
-      s->generation.load() == 0) {
+  // The swap clears `on_tcp` under send_mu (the state may already say
+  // FAILING_OVER while the fd still names the TCP socket).
+  if (r.ok() && writing && s->on_tcp) {
     // The FIN sits at ring.head() in the stream: a later failover must carry it
     // too.
     s->shut_wr = true;
@@ -316,7 +375,8 @@ SysResult EngineImpl::Shutdown(int fd, int how) {
 
 SysResult EngineImpl::GetSockName(int fd, sockaddr* addr, socklen_t* len) {
   Session* s = SessionFor(fd);
-  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+  // Generation 0: the fd still names the application's own TCP socket.
+  if (s == nullptr || s->generation.load() == 0) {
     return os_->GetSockName(fd, addr, len);
   }
   return CopyAddress(s->endpoints.local, addr, len);
@@ -324,7 +384,7 @@ SysResult EngineImpl::GetSockName(int fd, sockaddr* addr, socklen_t* len) {
 
 SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
   Session* s = SessionFor(fd);
-  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+  if (s == nullptr || s->generation.load() == 0) {
     return os_->GetPeerName(fd, addr, len);
   }
   return CopyAddress(s->endpoints.remote, addr, len);
@@ -362,7 +422,22 @@ SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
 SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
                                  socklen_t len) {
   Session* s = SessionFor(fd);
-  if (s == nullptr || s->state.load() == SessionState::kDirect) {
+  if (s == nullptr) return os_->SetSockOpt(fd, level, name, val, len);
+  if ((level == SOL_SOCKET || level == IPPROTO_TCP) && val != nullptr &&
+      len <= 64) {
+    // Kept for the socket a resume installs.
+    absl::MutexLock lock(&s->mu);
+    std::string bytes(static_cast<const char*>(val), len);
+    auto it = std::find_if(
+        s->sockopts.begin(), s->sockopts.end(),
+        [&](const auto& o) { return o.first == std::make_pair(level, name); });
+    if (it != s->sockopts.end()) {
+      it->second = std::move(bytes);
+    } else {
+      s->sockopts.push_back({{level, name}, std::move(bytes)});
+    }
+  }
+  if (s->state.load() == SessionState::kDirect) {
     return os_->SetSockOpt(fd, level, name, val, len);
   }
   if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
@@ -376,10 +451,11 @@ SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
 bool EngineImpl::CheckPath(int fd) {
   Session* s = SessionFor(fd);
   if (s == nullptr) return false;
-  if (s->state.load() == SessionState::kFailingOver) {
-    WaitWhileFailingOver(
-        s);  // a swap under way: the wait's event came from the old socket
-    return s->state.load() == SessionState::kStorage;
+  if (IsSwapping(s->state.load())) {
+    const uint32_t generation = s->generation.load();
+    WaitWhileSwapping(
+        s);  // a swap under way: the wait's event came from the old file
+    return s->generation.load() != generation;
   }
   // On the storage path the event is the socket pair's own (an end of file the
   // engine delivered, or a session that ended): the application's to see.

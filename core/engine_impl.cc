@@ -26,6 +26,8 @@ const char* SessionStateName(SessionState state) {
       return "DIRECT";
     case SessionState::kFailingOver:
       return "FAILING_OVER";
+    case SessionState::kResuming:
+      return "RESUMING";
     case SessionState::kStorage:
       return "STORAGE";
     case SessionState::kClosed:
@@ -64,7 +66,12 @@ Engine* Engine::Get(OsCalls* os) {
 }
 
 EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
-    : config_(config), os_(os), clock_(clock), probe_(os), log_(config) {}
+    : config_(config),
+      os_(os),
+      clock_(clock),
+      probe_(os),
+      log_(config),
+      resume_nonce_(RandomBytes(kResumeNonceBytes)) {}
 
 absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
     const Config& config, OsCalls* os, const Clock* clock) {
@@ -113,15 +120,17 @@ absl::Status EngineImpl::OpenVolumesOnce() {
 
 EngineImpl::~EngineImpl() {
   DrainAtExit();
+  for (auto& [pending, tag] : pending_links_) os_->Close(pending->fd);
+  pending_links_.clear();
   for (int fd : {wake_fd_, loop_fd_, kick_fd_}) {
     if (fd >= 0) os_->Close(fd);
   }
+  for (int fd : resume_listeners_) os_->Close(fd);
 }
 
 Session* EngineImpl::SessionFor(int fd) const {
   if (!Owns(fd)) return nullptr;
-  absl::MutexLock lock(&mu_);
-  return by_fd_[fd];
+  return by_fd_[fd].load(std::memory_order_acquire);
 }
 
 bool EngineImpl::FailOver(int fd, const std::string& reason) {
@@ -130,7 +139,7 @@ bool EngineImpl::FailOver(int fd, const std::string& reason) {
 }
 
 void EngineImpl::SetOwner(int fd, Session* s) {
-  by_fd_[fd] = s;
+  by_fd_[fd].store(s, std::memory_order_release);
   owned_[fd].store(s != nullptr ? 1 : 0, std::memory_order_release);
 }
 
@@ -246,11 +255,20 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
   return true;
 }
 
+void EngineImpl::WaitForStableNames(int fd) {
+  // A swap replaces the file behind every name it saw: names must not come or
+  // go while one is under way.
+  if (fd < 0 || fd >= kMaxFds) return;
+  Session* s = by_fd_[fd].load(std::memory_order_acquire);
+  if (s != nullptr) WaitWhileSwapping(s);
+}
+
 void EngineImpl::OnDup(int oldfd, int newfd) {
   if (newfd < 0 || newfd >= kMaxFds || oldfd == newfd) return;
+  WaitForStableNames(oldfd);
   absl::MutexLock lock(&mu_);
-  Session* s = by_fd_[oldfd];
-  if (Session* prev = by_fd_[newfd];
+  Session* s = by_fd_[oldfd].load();
+  if (Session* prev = by_fd_[newfd].load();
       prev != nullptr) {  // dup2 closed a name of ours
     absl::MutexLock slock(&prev->mu);
     prev->names.erase(
@@ -269,6 +287,7 @@ void EngineImpl::OnDup(int oldfd, int newfd) {
 
 SysResult EngineImpl::Close(int fd) {
   if (IsPrivate(fd)) return SysResult::Fail(EBADF);
+  WaitForStableNames(fd);
   std::shared_ptr<Session> lingering;
   bool ours = false;
   {
@@ -276,7 +295,7 @@ SysResult EngineImpl::Close(int fd) {
     epoll_regs_.erase(fd);
     for (auto& [fd_key, regs] : epoll_regs_)
       regs.erase(fd);  // fd may be an epoll set
-    Session* s = fd >= 0 && fd < kMaxFds ? by_fd_[fd] : nullptr;
+    Session* s = fd >= 0 && fd < kMaxFds ? by_fd_[fd].load() : nullptr;
     if (s == nullptr) return os_->Close(fd);
     ours = true;
     SetOwner(fd, nullptr);
@@ -308,8 +327,12 @@ SysResult EngineImpl::Close(int fd) {
     if (keep.ok()) {
       lingering->linger_fd = static_cast<int>(keep.value);
       private_[lingering->linger_fd].store(1, std::memory_order_release);
-      os_->Shutdown(lingering->linger_fd, SHUT_WR);
-      lingering->shut_wr = true;
+      if (lingering->sent_to_socket < lingering->ring.head()) {
+        lingering->fin_owed = true;  // after the backlog a resume left
+      } else if (!lingering->shut_wr) {
+        os_->Shutdown(lingering->linger_fd, SHUT_WR);
+        lingering->shut_wr = true;
+      }
     }
   }
   SysResult r = os_->Close(fd);
@@ -366,6 +389,15 @@ void EngineImpl::AfterForkChild() {
                             // on demand
   process_id_ =
       absl::StrCat(config_.node, ".", getpid(), ".", clock_->RealtimeNs());
+  // The parent's resume listener is the parent's: the child gets its own
+  // when it starts its threads.
+  for (int listener : resume_listeners_) {
+    private_[listener].store(0);
+    os_->Close(listener);
+  }
+  resume_listeners_.clear();
+  resume_port_ = 0;
+  resume_nonce_ = RandomBytes(kResumeNonceBytes);
 }
 
 }  // namespace diskwire

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -29,6 +30,7 @@
 #include "core/failover_message.h"
 #include "core/log.h"
 #include "core/os_calls.h"
+#include "core/resume_handshake.h"
 #include "core/session.h"
 #include "core/tcp_probe.h"
 #include "core/writer.h"
@@ -92,20 +94,41 @@ class EngineImpl final : public Engine {
   // still connecting.
   bool FinishAdoption(Session* s, int fd);
   void SetOwner(int fd, Session* s);
+  // Waits while the session `fd` names is being swapped.
+  void WaitForStableNames(int fd);
   bool IsNonBlocking(int fd, int flags) const;
   void TrimByKernelAck(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  // Writes the ring from sent_to_socket to head() on the TCP socket `fd`
+  // without blocking, then the FIN when one is owed. Returns the first error
+  // (EAGAIN when the socket is full).
+  SysResult FlushBacklog(Session* s, int fd)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   SysResult SendDirect(Session* s, int fd, const msghdr* msg, int flags,
                        bool* retry);
-  SysResult RecvDirect(Session* s, int fd, msghdr* msg, int flags, bool* retry);
-  void WaitWhileFailingOver(Session* s);
-  SysResult WaitReady(int fd, short events, Session* s, uint32_t generation);
+  SysResult SendStorage(Session* s, int fd, const msghdr* msg, int flags,
+                        bool* retry);
+  // Receives on `fd` while the session stays in state `in`, never blocking
+  // inside the file (so that a swap can always take it); *retry when the
+  // state changed before anything was read.
+  SysResult RecvOn(Session* s, int fd, msghdr* msg, int flags, SessionState in,
+                   bool* retry);
+  static bool IsSwapping(SessionState st) {
+    return st == SessionState::kFailingOver || st == SessionState::kResuming;
+  }
+  void WaitWhileSwapping(Session* s);
+  SysResult WaitReady(int fd, short events, Session* s, uint32_t generation,
+                      SessionState in);
 
   // --- failover.cc ---
   // Moves a DIRECT session to STORAGE. `peer_process` is known when the peer
   // announced first. Returns false when the session cannot fail over (no live
   // peer holds it): the caller passes the socket's error to the application.
+  // `episode` is the one the peer announced (0 when this side decides).
   bool TriggerFailover(Session* s, const std::string& reason,
-                       std::string peer_process);
+                       std::string peer_process, uint32_t episode = 0);
+  // This side's and the peer's channel in the session's current episode.
+  std::string MyChannel(const Session& s) const;
+  std::string PeerChannel(const Session& s) const;
   std::string FindPeerProcess(const Session& s);
   absl::Status Swap(Session* s);
   // dup3s one end of a new socket pair over each of `names`, keeping epoll
@@ -113,8 +136,58 @@ class EngineImpl final : public Engine {
   absl::Status InstallSocketPair(Session* s, const std::vector<int>& names);
   absl::Status StartStoragePath(Session* s, uint64_t failover_offset,
                                 uint64_t delivered);
+  // Replaces the file behind every name of the session with `fd`'s, keeping
+  // epoll registrations (removed while the name still means the old file) and
+  // each name's FD_CLOEXEC. REQUIRES: the session's hooks are kept out.
+  void ReplaceFile(Session* s, const std::vector<int>& names, int fd);
   void Announce(Session* s);
   void EndSession(Session* s, int error, const std::string& why);
+
+  // --- resume.cc: back to the network (docs/ARCHITECTURE.md, "Resume") ---
+  static constexpr int64_t kResumeDialIntervalMs = 100;
+  struct PeerInfo {
+    uint16_t resume_port = 0;
+    std::string nonce;
+  };
+  void StartResumeListener();
+  // A non-blocking listening socket on `port` of every address of `family`;
+  // -1 with *error set when it cannot be had.
+  int ListenOn(int family, uint16_t port, std::string* error);
+  void AcceptResumeLinks(int listener);
+  // Reads the hello of an accepted resume connection and hands it to its
+  // session (or closes it: not a diskwire engine, not authentic, no such
+  // session).
+  void ReadPendingLink(Session::LoopTag* tag);
+  void NotePeerInfo(const storage::HeartbeatListing& listing);
+  void DialResumes();
+  void OnLinkEvent(Session* s);
+  // Reads the rest of the message being received on the link; true when one
+  // is complete in s->link->in.
+  bool ReadLinkMessage(Session* s, bool* failed);
+  bool SendLinkMessage(Session* s, const ResumeMessage& m);
+  // Keeps the hooks out (RESUMING), takes back what the application has not
+  // read from the pair and reads what it wrote into the ring. False (and
+  // nothing changed) when the session cannot resume now.
+  bool Freeze(Session* s);
+  void Unfreeze(Session* s);
+  void CommitResume(Session* s, uint64_t peer_delivered);
+  // Gives the attempt up. `peer_may_have_committed`: the peer may already
+  // be back on the link, so the session moves to a new episode with the link
+  // as an old socket to drain, and tells the peer.
+  void AbandonResume(Session* s, const std::string& why,
+                     bool peer_may_have_committed);
+  // Moves a session in STORAGE to a new failover episode: fresh channels,
+  // everything the ring holds written again.
+  void ReFailover(Session* s, uint32_t episode, const std::string& why);
+  // Closes the session's storage-side descriptors and drops its writer
+  // queue, watch, reader and reassembly; with `remove_channel`, its channel
+  // on the volume too (after a resume nobody reads it again).
+  void ReleaseStorageState(Session* s, bool remove_channel);
+  // Lets go of sessions that ended a while ago and that no fd names.
+  void ReleaseEndedSessions();
+  void ExpireResumes();
+  bool CanResume(Session* s);
+  std::optional<PeerInfo> PeerInfoFor(const std::string& process);
 
   // --- engine_loop.cc ---
   // Opens the volumes on the first selected socket: a process that selects
@@ -138,6 +211,12 @@ class EngineImpl final : public Engine {
   void PumpAppToVolume(Session* s);
   void PumpVolumeToApp(Session* s);
   void DrainOldSocket(Session* s);
+  // For an old socket that is an abandoned resume link: reads the peer's
+  // COMMIT or ABORT; true when a COMMIT was read (stream bytes follow).
+  bool ReadOldCommit(Session* s);
+  // The stream offset the application has read: delivered less what waits
+  // unread in the pair. The ack offset this side sends.
+  uint64_t ConsumedOffset(Session* s);
   // Did the old socket's end of file come from the peer's FIN (not from an
   // abort)?
   bool OrderlyEndOfFile(Session* s, int fd);
@@ -186,8 +265,13 @@ class EngineImpl final : public Engine {
   absl::Mutex start_mu_;
 
   mutable absl::Mutex mu_;
-  Session* by_fd_[kMaxFds] =
-      {};  // written under mu_, read on the hooks after Owns()
+  // fd -> session: written under mu_, read lock-free on the hooks. A session
+  // leaves sessions_ only once no fd names it, and is freed a while later
+  // (graveyard_), so a hook racing the application's own close() never reads
+  // freed memory.
+  std::atomic<Session*> by_fd_[kMaxFds] = {};
+  std::vector<std::pair<std::shared_ptr<Session>, int64_t>> graveyard_
+      ABSL_GUARDED_BY(mu_);
   // Keyed by (id, role): both ends of one connection may live in one process.
   std::map<SessionKey, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   // Sessions whose non-blocking connect has not completed: no id yet.
@@ -207,6 +291,20 @@ class EngineImpl final : public Engine {
   // when it changed.
   std::map<std::string, std::string> peer_seen_;
   std::map<std::string, int64_t> peer_seen_ns_;
+
+  // Resume: this process's nonce (in its heartbeat), its listener, the
+  // connections accepted on it that have not said hello, and what peers'
+  // heartbeats say of theirs.
+  std::string resume_nonce_;
+  std::vector<int> resume_listeners_;  // IPv4, and IPv6 where there is one
+  uint16_t resume_port_ = 0;
+  // Accepted resume connections before their hello, each with its loop tag.
+  std::vector<std::pair<std::unique_ptr<PendingResumeLink>,
+                        std::unique_ptr<Session::LoopTag>>>
+      pending_links_;
+  int64_t next_resume_dial_ns_ = 0;
+  absl::Mutex peers_mu_;
+  std::map<std::string, PeerInfo> peer_info_ ABSL_GUARDED_BY(peers_mu_);
 };
 
 }  // namespace diskwire

@@ -22,6 +22,9 @@ namespace {
 
 constexpr uint64_t kKickTag = 1;
 constexpr uint64_t kWatcherTag = 2;
+// A resume listener's tag is this plus its fd; pointers (session tags) are
+// never this small.
+constexpr uint64_t kResumeListenerTag = 16;
 
 }  // namespace
 
@@ -63,6 +66,11 @@ void EngineImpl::StartThreadsOnce() {
     log_.Error("cannot watch the volume: ", watcher.status().message());
   }
   next_heartbeat_ns_ = clock_->NowNs();
+  StartResumeListener();
+  for (int listener : resume_listeners_) {
+    ev.data.u64 = kResumeListenerTag + static_cast<uint64_t>(listener);
+    os_->EpollCtl(loop_fd_, EPOLL_CTL_ADD, listener, &ev);
+  }
   writer_ = std::make_unique<Writer>(clock_, WriterOptions{});
   writer_->Start();
   loop_thread_ = std::thread([this] { LoopMain(); });
@@ -70,17 +78,27 @@ void EngineImpl::StartThreadsOnce() {
   started_.store(true, std::memory_order_release);
 }
 
+namespace {
+
+Session::LoopTag* TagFor(Session* s, int fd) {
+  if (fd == s->eng_end) return &s->eng_tag;
+  if (s->link != nullptr && fd == s->link->fd) return &s->link_tag;
+  return &s->old_tag;
+}
+
+}  // namespace
+
 void EngineImpl::LoopAdd(int fd, Session* s, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.ptr = fd == s->eng_end ? &s->eng_tag : &s->old_tag;
+  ev.data.ptr = TagFor(s, fd);
   os_->EpollCtl(loop_fd_, EPOLL_CTL_ADD, fd, &ev);
 }
 
 void EngineImpl::LoopMod(int fd, Session* s, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.ptr = fd == s->eng_end ? &s->eng_tag : &s->old_tag;
+  ev.data.ptr = TagFor(s, fd);
   os_->EpollCtl(loop_fd_, EPOLL_CTL_MOD, fd, &ev);
 }
 
@@ -114,9 +132,21 @@ void EngineImpl::LoopMain() {
         volume_changed = true;
         continue;
       }
+      if (events[i].data.u64 >= kResumeListenerTag &&
+          events[i].data.u64 < kResumeListenerTag + Engine::kMaxFds) {
+        AcceptResumeLinks(
+            static_cast<int>(events[i].data.u64 - kResumeListenerTag));
+        continue;
+      }
       auto* tag = static_cast<Session::LoopTag*>(events[i].data.ptr);
+      if (tag->kind == Session::LoopTag::kPendingLink) {
+        ReadPendingLink(tag);
+        continue;
+      }
       Session* s = tag->session;
-      if (tag->kind == Session::LoopTag::kOldSocket) {
+      if (tag->kind == Session::LoopTag::kResumeLink) {
+        OnLinkEvent(s);
+      } else if (tag->kind == Session::LoopTag::kOldSocket) {
         DrainOldSocket(s);
       } else {
         if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -142,15 +172,16 @@ void EngineImpl::LoopMain() {
       fresh.swap(to_register_);
     }
     for (auto& s : fresh) {
-      if (s->eng_end >= 0) LoopAdd(s->eng_end, s.get(), EPOLLIN);
-      LoopAdd(s->old_sock, s.get(), EPOLLIN);
+      if (s->state.load() != SessionState::kStorage) continue;
+      if (s->eng_end >= 0 && s->eng_in_loop)
+        LoopAdd(s->eng_end, s.get(), EPOLLIN);
       if (watcher_ != nullptr) {
-        const std::string theirs = ChannelName(
-            s->id, SendDirection(s->role == Role::kClient ? Role::kServer
-                                                          : Role::kClient));
+        const std::string theirs = PeerChannel(*s);
         absl::Status w = watcher_->Watch(theirs);
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
       }
+      if (s->state.load() != SessionState::kStorage) continue;
+      if (s->old_sock_open) LoopAdd(s->old_sock, s.get(), EPOLLIN);
       DrainOldSocket(s.get());
       PumpAppToVolume(s.get());
       ReadPeerChannel(s.get());
@@ -178,12 +209,28 @@ void EngineImpl::Tick() {
   for (auto& s : all) {
     SessionState st = s->state.load();
     if (st == SessionState::kStorage) {
+      if (s->app_end >= 0 && s->link == nullptr) {
+        absl::MutexLock lock(&s->mu);
+        if (s->names.empty()) {
+          // The application closed its last name: closing ours too lets the
+          // pair report its end to the engine.
+          private_[s->app_end].store(0);
+          os_->Close(s->app_end);
+          s->app_end = -1;
+        }
+      }
       ReadPeerChannel(s.get());
       PumpAppToVolume(s.get());
       MaybeFinish(s.get());
     }
   }
+  ExpireResumes();
+  ReleaseEndedSessions();
   const int64_t now = clock_->NowNs();
+  if (now >= next_resume_dial_ns_) {
+    next_resume_dial_ns_ = now + kResumeDialIntervalMs * 1'000'000;
+    DialResumes();
+  }
   if (log_.Enabled(LogLevel::kDebug) && now >= next_dump_ns_) {
     next_dump_ns_ = now + 1'000'000'000;
     for (auto& s : all) {
@@ -210,6 +257,39 @@ void EngineImpl::Tick() {
   }
 }
 
+void EngineImpl::ReleaseEndedSessions() {
+  // Long enough for the writer to have appended the last records, and for a
+  // hook that raced the application's close() to have left.
+  constexpr int64_t kGraceNs = 5'000'000'000;
+  const int64_t now = clock_->NowNs();
+  std::vector<std::shared_ptr<Session>> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    graveyard_.erase(std::remove_if(graveyard_.begin(), graveyard_.end(),
+                                    [&](const auto& g) {
+                                      return now - g.second > kGraceNs;
+                                    }),
+                     graveyard_.end());
+    for (auto& [key, s] : sessions_) {
+      if (s->state.load() == SessionState::kClosed &&
+          now - s->closed_ns > kGraceNs) {
+        absl::MutexLock slock(&s->mu);
+        if (s->names.empty()) ended.push_back(s);
+      }
+    }
+  }
+  for (auto& s : ended) {
+    // The channel stays on the volume: the peer may still be reading it.
+    ReleaseStorageState(s.get(), /*remove_channel=*/false);
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(KeyOf(s->id, s->role));
+    if (it != sessions_.end() && it->second == s) {
+      graveyard_.push_back({s, now});
+      sessions_.erase(it);
+    }
+  }
+}
+
 bool EngineImpl::FinishLinger(Session* s) {
   {
     absl::MutexLock send_lock(&s->send_mu);
@@ -233,7 +313,10 @@ bool EngineImpl::FinishLinger(Session* s) {
   }
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(KeyOf(s->id, s->role));
-  if (it != sessions_.end() && it->second.get() == s) sessions_.erase(it);
+  if (it != sessions_.end() && it->second.get() == s) {
+    graveyard_.push_back({it->second, clock_->NowNs()});
+    sessions_.erase(it);
+  }
   return true;
 }
 
@@ -247,6 +330,17 @@ void EngineImpl::CheckDirectSessions() {
     for (auto& s : pending_) direct.push_back(s);
   }
   for (auto& s : direct) {
+    {
+      // After a resume: what the peer lacks goes out even if the application
+      // sends nothing more.
+      absl::MutexLock send_lock(&s->send_mu);
+      if (s->sent_to_socket < s->ring.head() || s->fin_owed) {
+        absl::MutexLock lock(&s->mu);
+        const int fd = s->names.empty() ? s->linger_fd : s->names[0];
+        if (fd >= 0 && s->state.load() == SessionState::kDirect)
+          FlushBacklog(s.get(), fd);
+      }
+    }
     if (s->names.empty() && s->linger_fd >= 0 && FinishLinger(s.get()))
       continue;
     absl::MutexLock lock(
@@ -261,7 +355,8 @@ void EngineImpl::CheckDirectSessions() {
     }
     auto sample = probe_.Sample(fd);
     if (!sample.ok()) continue;
-    s->bytes_in_network.store(sample->delivered(), std::memory_order_relaxed);
+    s->bytes_in_network.store(sample->delivered() + s->in_adjust,
+                              std::memory_order_relaxed);
     bool failed = false;
     std::string reason;
     if (sample->state != TCP_ESTABLISHED && sample->state != TCP_CLOSE_WAIT &&
@@ -327,10 +422,20 @@ void EngineImpl::HandleInbox() {
         keep.push_back({m, since});
       continue;
     }
-    if (s->state.load() == SessionState::kDirect) {
-      TriggerFailover(s.get(), "the peer announced a failover", m.from_process);
-    } else if (s->peer_process.empty()) {
-      s->peer_process = m.from_process;
+    const SessionState st = s->state.load();
+    if (st == SessionState::kDirect) {
+      TriggerFailover(s.get(), "the peer announced a failover", m.from_process,
+                      m.episode);
+    } else if (st == SessionState::kStorage || st == SessionState::kResuming) {
+      if (s->peer_process.empty()) s->peer_process = m.from_process;
+      if (m.episode > s->episode) {
+        // The peer left an episode this side is still in (it gave up a
+        // resume, or failed over again while this side was resuming).
+        if (s->link != nullptr) {
+          AbandonResume(s.get(), "the peer moved to a new episode", false);
+        }
+        ReFailover(s.get(), m.episode, "the peer announced a new episode");
+      }
     }
   }
   unmatched_.swap(keep);
@@ -349,6 +454,7 @@ void EngineImpl::CheckPeers() {
   auto listing = recv()->ListHeartbeats();
   if (!listing.ok()) return;
   const int64_t now = clock_->NowNs();
+  NotePeerInfo(*listing);
   for (const storage::Heartbeat& hb : listing->heartbeats) {
     // Liveness is judged by our own clock: a heartbeat whose sequence moved
     // since we last looked is fresh, whatever the two hosts' clocks say.
@@ -398,7 +504,7 @@ void EngineImpl::PublishHeartbeat() {
               &s->mu);  // the fd cannot be closed and reused under us
           if (!s->names.empty()) {
             auto acked =
-                probe_.AckedOffset(s->names[0], s->ring.head(), s->shut_wr);
+                probe_.AckedOffset(s->names[0], s->sent_to_socket, s->shut_wr);
             if (acked.ok())
               s->kernel_acked.store(*acked, std::memory_order_relaxed);
           }
@@ -427,6 +533,8 @@ void EngineImpl::PublishHeartbeat() {
       report.sessions.push_back(std::move(r));
     }
   }
+  report.resume_port = resume_port_;
+  report.resume_nonce = resume_nonce_;
   absl::Status st =
       send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
   if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());

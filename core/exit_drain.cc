@@ -114,6 +114,11 @@ void EngineImpl::DrainAtExit() {
     for (auto& [key, s] : sessions_) all.push_back(s);
   }
   for (auto& s : all) {
+    if (s->link != nullptr) {
+      AbandonResume(s.get(), "the process exits",
+                    s->role == Role::kServer &&
+                        s->link->phase == ResumeLink::Phase::kAwaitCommit);
+    }
     if (s->state.load() != SessionState::kStorage) continue;
     {
       absl::MutexLock lock(&s->mu);

@@ -69,10 +69,10 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
 }
 
 bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
-                                 std::string peer_process) {
+                                 std::string peer_process, uint32_t episode) {
   SessionState expected = SessionState::kDirect;
   if (!s->state.compare_exchange_strong(expected, SessionState::kFailingOver)) {
-    if (expected == SessionState::kFailingOver) WaitWhileFailingOver(s);
+    if (IsSwapping(expected)) WaitWhileSwapping(s);
     return s->state.load() == SessionState::kStorage;
   }
   auto back_to_direct = [s]() {
@@ -99,15 +99,19 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
   }
   s->detected_ns = now;
   s->peer_process = peer_process;
+  const uint32_t previous_episode = s->episode;
+  s->episode = std::max(s->episode + 1, episode);
   absl::Status swapped = Swap(s);
   if (!swapped.ok()) {
     log_.Error("session ", s->label,
                ": cannot move to storage: ", swapped.message());
+    s->episode = previous_episode;
     back_to_direct();
     return false;
   }
   log_.Info("session ", s->label, " failing over to storage (", reason,
             ") at offset ", s->failover_offset, ", delivered ", s->delivered,
+            ", episode ", s->episode,
             peer_process.empty() ? "" : absl::StrCat(", peer ", peer_process));
   if (!peer_process.empty()) Announce(s);
   {
@@ -159,15 +163,16 @@ absl::Status EngineImpl::Swap(Session* s) {
   uint64_t failover_offset = s->ring.tail();
   uint64_t delivered = 0;
   if (sample.ok()) {
-    failover_offset = std::max(s->ring.tail(),
-                               sample->AckedOffset(s->ring.head(), s->shut_wr));
-    failover_offset = std::min(failover_offset, s->ring.head());
-    delivered = sample->delivered();
+    // Bytes of the backlog a resume left unsent are not on the socket.
+    failover_offset = std::max(
+        s->ring.tail(), sample->AckedOffset(s->sent_to_socket, s->shut_wr));
+    failover_offset = std::min(failover_offset, s->sent_to_socket);
+    delivered = sample->delivered() + s->in_adjust;
     if (sample->state == TCP_CLOSE && sample->bytes_received > sample->inq) {
       // The probe cannot see a FIN in TCP_CLOSE; a FIN counts one in
       // bytes_received.
       delivered = sample->bytes_received - sample->inq -
-                  (OrderlyClose(s, old_fd) ? 1 : 0);
+                  (OrderlyClose(s, old_fd) ? 1 : 0) + s->in_adjust;
     }
   } else {
     log_.Warn("session ", s->label, ": cannot read TCP_INFO at failover (",
@@ -193,6 +198,10 @@ absl::Status EngineImpl::Swap(Session* s) {
   s->old_sock_open = true;
   private_[s->old_sock].store(1, std::memory_order_release);
   s->generation.fetch_add(1);
+  s->on_tcp = false;
+  // A backlog still unsent and a FIN still owed travel on the volume instead.
+  s->app_wrote_eof = s->shut_wr || s->fin_owed;
+  s->fin_owed = false;
   s->old_read_offset = delivered;
   return StartStoragePath(s, failover_offset, delivered);
 }
@@ -212,37 +221,41 @@ absl::Status EngineImpl::InstallSocketPair(Session* s,
   os_->Fcntl(pair[1], F_SETFL, O_NONBLOCK);
   const int status_flags =
       static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
-  {
-    absl::MutexLock lock(&mu_);
-    for (int fd : names) {
-      // epoll keys registrations on (fd, file): drop them while fd still names
-      // the socket, so that the old socket's events never reach the
-      // application, and re-add them after.
-      auto regs = epoll_regs_.find(fd);
-      if (regs != epoll_regs_.end()) {
-        for (auto& [epfd, ev] : regs->second)
-          os_->EpollCtl(epfd, EPOLL_CTL_DEL, fd, nullptr);
-      }
-      const int fd_flags = static_cast<int>(os_->Fcntl(fd, F_GETFD, 0).value);
-      SysResult d =
-          os_->Dup3(pair[0], fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-      if (!d.ok())
-        log_.Error("session ", s->label, ": dup3 failed: ", strerror(d.error));
-      if (regs != epoll_regs_.end()) {
-        for (auto& [epfd, ev] : regs->second) {
-          epoll_event copy = ev;
-          os_->EpollCtl(epfd, EPOLL_CTL_ADD, fd, &copy);
-        }
-      }
-    }
-  }
+  ReplaceFile(s, names, pair[0]);
   // File status flags belong to the open file description, which every name now
   // shares.
   os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
-  os_->Close(pair[0]);
+  s->app_end = pair[0];
   s->eng_end = pair[1];
+  private_[s->app_end].store(1, std::memory_order_release);
   private_[s->eng_end].store(1, std::memory_order_release);
   return absl::OkStatus();
+}
+
+void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
+                             int fd_with_file) {
+  absl::MutexLock lock(&mu_);
+  for (int fd : names) {
+    // epoll keys registrations on (fd, file): drop them while fd still names
+    // the old file, so that its events never reach the application, and
+    // re-add them after.
+    auto regs = epoll_regs_.find(fd);
+    if (regs != epoll_regs_.end()) {
+      for (auto& [epfd, ev] : regs->second)
+        os_->EpollCtl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    const int fd_flags = static_cast<int>(os_->Fcntl(fd, F_GETFD, 0).value);
+    SysResult d =
+        os_->Dup3(fd_with_file, fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    if (!d.ok())
+      log_.Error("session ", s->label, ": dup3 failed: ", strerror(d.error));
+    if (regs != epoll_regs_.end()) {
+      for (auto& [epfd, ev] : regs->second) {
+        epoll_event copy = ev;
+        os_->EpollCtl(epfd, EPOLL_CTL_ADD, fd, &copy);
+      }
+    }
+  }
 }
 
 absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
@@ -251,10 +264,8 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   s->next_to_volume = failover_offset;
   s->delivered = delivered;
   s->reassembly = std::make_unique<Reassembly>(delivered);
-  const std::string mine = ChannelName(s->id, SendDirection(s->role));
-  const std::string theirs = ChannelName(
-      s->id,
-      SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient));
+  const std::string mine = MyChannel(*s);
+  const std::string theirs = PeerChannel(*s);
   // A channel of the same name left by an earlier connection with the same
   // endpoints is stale: this side is its only writer.
   absl::Status removed = send_volume_->RemoveChannel(mine);
@@ -278,13 +289,10 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
         uint64_t one = 1;
         os_->Write(kick_fd_, &one, sizeof(one));
       });
-  s->out->SubmitAck(delivered);
+  s->out->SubmitAck(ConsumedOffset(s));
   absl::Status announced =
       s->out->SubmitControl(storage::RecordType::kFailover, failover_offset);
   if (!announced.ok()) return announced;
-  // The application shut down writing while DIRECT: nothing more comes from it,
-  // and the FIN follows the resent bytes on the volume.
-  s->app_wrote_eof = s->shut_wr;
   return absl::OkStatus();
 }
 
@@ -295,6 +303,7 @@ void EngineImpl::Announce(Session* s) {
   m.failover_offset = s->failover_offset;
   m.delivered = s->delivered;
   m.from_process = process_id_;
+  m.episode = s->episode;
   const std::string name = absl::StrCat("fo-", SessionIdHex(s->id), "-",
                                         s->role == Role::kClient ? "c" : "s",
                                         "-", clock_->RealtimeNs());
@@ -311,6 +320,7 @@ void EngineImpl::EndSession(Session* s, int error, const std::string& why) {
     absl::MutexLock lock(&s->mu);
     if (s->state.load() == SessionState::kClosed) return;
     s->error = error;
+    s->closed_ns = clock_->NowNs();
     s->state.store(SessionState::kClosed);
     s->state_changed.SignalAll();
   }

@@ -12,7 +12,7 @@ std::string EncodeFailover(const FailoverMessage& m) {
   return absl::StrCat("failover 1 session=", SessionIdHex(m.session), " role=",
                       m.sender_role == Role::kClient ? "client" : "server",
                       " offset=", m.failover_offset, " delivered=", m.delivered,
-                      " from=", m.from_process);
+                      " from=", m.from_process, " episode=", m.episode);
 }
 
 absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
@@ -43,6 +43,8 @@ absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
       have_offset = ok;
     } else if (kv.first == "delivered") {
       ok = absl::SimpleAtoi(kv.second, &m.delivered);
+    } else if (kv.first == "episode") {
+      ok = absl::SimpleAtoi(kv.second, &m.episode) && m.episode > 0;
     } else if (kv.first == "from") {
       m.from_process = std::string(kv.second);
       have_from = !m.from_process.empty();

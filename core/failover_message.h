@@ -24,6 +24,7 @@ struct FailoverMessage {
   uint64_t delivered =
       0;  // bytes of the reverse direction the sender has delivered
   std::string from_process;  // the sender's process id (where to answer)
+  uint32_t episode = 1;  // which failover of the session (absent: the first)
 
   bool operator==(const FailoverMessage&) const = default;
 };

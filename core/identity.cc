@@ -81,9 +81,13 @@ uint8_t SendDirection(Role role) {
                                : storage::kServerToClient;
 }
 
-std::string ChannelName(const SessionId& id, uint8_t direction) {
-  return absl::StrCat("s-", SessionIdHex(id),
-                      direction == storage::kClientToServer ? "-c2s" : "-s2c");
+std::string ChannelName(const SessionId& id, uint8_t direction,
+                        uint32_t episode) {
+  std::string name =
+      absl::StrCat("s-", SessionIdHex(id),
+                   direction == storage::kClientToServer ? "-c2s" : "-s2c");
+  if (episode > 1) absl::StrAppend(&name, "-e", episode);
+  return name;
 }
 
 std::string FormatAddress(const sockaddr_storage& addr) {

@@ -41,9 +41,12 @@ absl::StatusOr<SessionId> ParseSessionIdHex(absl::string_view hex);
 // The direction of the bytes a side of the given role sends.
 uint8_t SendDirection(Role role);
 
-// The channel that carries one direction of a session: "s-<hex>-c2s" or
-// "s-<hex>-s2c".
-std::string ChannelName(const SessionId& id, uint8_t direction);
+// The channel that carries one direction of a session in its failover
+// `episode` (1 for the first): "s-<hex>-c2s" or "s-<hex>-s2c", with "-e<N>"
+// appended from the second episode on, so that a reader never meets a record
+// of an episode that ended with a resume.
+std::string ChannelName(const SessionId& id, uint8_t direction,
+                        uint32_t episode = 1);
 
 // "10.0.0.1:7000" or "[fd00::1]:7000", for logs and status.
 std::string FormatAddress(const sockaddr_storage& addr);

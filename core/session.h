@@ -23,6 +23,7 @@
 #include "core/identity.h"
 #include "core/reassembly.h"
 #include "core/replay_ring.h"
+#include "core/resume_link.h"
 #include "core/session_report.h"
 #include "core/writer.h"
 #include "storage/volume.h"
@@ -32,6 +33,7 @@ namespace diskwire {
 enum class SessionState : uint8_t {
   kDirect,  // bytes over TCP; the engine only copies what is sent into the ring
   kFailingOver,  // the swap is under way: hooks wait for it
+  kResuming,     // moving back to a fresh TCP connection: hooks wait for it
   kStorage,      // the application's fd is a socket pair end; bytes go over the
                  // volume
   kClosed,       // finished or failed; `error` says how
@@ -75,6 +77,20 @@ struct Session {
   // stale).
   absl::Mutex recv_mu;
   ReplayRing ring ABSL_GUARDED_BY(send_mu);
+  // The application's fd names a TCP socket (DIRECT), not a socket pair.
+  bool on_tcp ABSL_GUARDED_BY(send_mu) = true;
+  // Stream offset of the next ring byte to write to the TCP socket: head()
+  // but after a resume, when the bytes the peer lacks go first.
+  uint64_t sent_to_socket ABSL_GUARDED_BY(send_mu) = 0;
+  // The application ended its stream while the backlog was still unsent: the
+  // FIN goes once sent_to_socket reaches head().
+  bool fin_owed ABSL_GUARDED_BY(send_mu) = false;
+  // Stream offset the application has read = tcpi delivered + in_adjust (the
+  // socket's first stream byte after a resume, less its handshake bytes).
+  int64_t in_adjust = 0;
+  // Socket options the application set on the fd, replayed on the socket a
+  // resume installs: (level, name) -> value bytes. Under mu.
+  std::vector<std::pair<std::pair<int, int>, std::string>> sockopts;
 
   mutable absl::Mutex mu;
   absl::CondVar
@@ -89,11 +105,13 @@ struct Session {
   // --- Storage path (loop). ---
   // What an event of the engine loop's epoll is about.
   struct LoopTag {
-    enum Kind { kSocketPair, kOldSocket };
+    enum Kind { kSocketPair, kOldSocket, kResumeLink, kPendingLink };
     Session* session;
     Kind kind;
+    PendingResumeLink* pending = nullptr;  // for kPendingLink
   };
   LoopTag eng_tag{this, LoopTag::kSocketPair};
+  LoopTag link_tag{this, LoopTag::kResumeLink};
   LoopTag old_tag{this, LoopTag::kOldSocket};
   uint64_t old_read_offset =
       0;  // stream offset of the next byte read from the old socket
@@ -108,6 +126,20 @@ struct Session {
   int old_sock = -1;  // the TCP socket, kept to drain it after the swap
   bool old_sock_open = false;
   int eng_end = -1;  // the engine's end of the socket pair
+  // The engine's own name for the application's end of the pair: how many
+  // bytes wait there unread (FIONREAD) and, at a resume, taking them back.
+  int app_end = -1;
+  // Failover episodes this session has entered (1 at the first failover);
+  // each has its own channels, so a record of an earlier one is never read.
+  uint32_t episode = 0;
+  // The old socket is a resume connection that failed mid-handshake: its
+  // first bytes are the peer's COMMIT, and stream bytes follow from
+  // old_read_offset only if it is one.
+  bool old_expects_commit = false;
+  std::string old_prefix;  // the commit read so far
+  // The resume attempt under way, when any (core/resume.cc).
+  std::unique_ptr<ResumeLink> link;
+  int64_t next_resume_ns = 0;  // don't dial before this
   // After the application closed a DIRECT session whose bytes the peer did not
   // all hold yet: the TCP socket, kept (its FIN sent) until they are
   // acknowledged or the session fails over.
@@ -134,6 +166,7 @@ struct Session {
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)
   int64_t detected_ns = 0;  // when the failure was detected (monotonic)
+  int64_t closed_ns = 0;    // when it became CLOSED (monotonic)
   int64_t first_storage_byte_ns = 0;
   LagStats lag;
   uint64_t lag_over_count = 0;      // records above DISKWIRE_MAX_LAG_MS
@@ -144,6 +177,7 @@ struct Session {
   std::atomic<uint64_t> bytes_in_network{0};
   std::atomic<uint64_t> bytes_in_storage{0};
   std::atomic<uint64_t> kernel_acked{0};  // last tcpi_bytes_acked seen
+  std::atomic<uint64_t> resumes{0};       // times back on the network
 };
 
 }  // namespace diskwire

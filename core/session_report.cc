@@ -1,5 +1,6 @@
 #include "core/session_report.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -74,6 +75,11 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
 
 std::string EncodeProcessReport(const ProcessReport& report) {
   std::string out = absl::StrCat(kMagicLine, "\n");
+  if (report.resume_port != 0) {
+    absl::StrAppend(&out, "process resume_port=", report.resume_port,
+                    " nonce=", absl::BytesToHexString(report.resume_nonce),
+                    "\n");
+  }
   for (const SessionReport& s : report.sessions) {
     absl::StrAppend(&out, "session ", SessionIdHex(s.id),
                     " role=", s.role == Role::kClient ? "client" : "server",
@@ -104,6 +110,29 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
   for (size_t i = 1; i < lines.size(); ++i) {
     std::vector<absl::string_view> words =
         absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    if (!words.empty() && words[0] == "process") {
+      for (size_t w = 1; w < words.size(); ++w) {
+        std::pair<absl::string_view, absl::string_view> kv =
+            absl::StrSplit(words[w], '=');
+        bool ok = true;
+        if (kv.first == "resume_port") {
+          uint32_t port = 0;
+          ok = absl::SimpleAtoi(kv.second, &port) && port <= 65535;
+          report.resume_port = static_cast<uint16_t>(port);
+        } else if (kv.first == "nonce") {
+          ok = kv.second.size() % 2 == 0 &&
+               kv.second.find_first_not_of("0123456789abcdef") ==
+                   absl::string_view::npos;
+          if (ok) report.resume_nonce = absl::HexStringToBytes(kv.second);
+        }
+        if (!ok) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("session report line ", i + 1, ": bad value \"",
+                           kv.second, "\" for ", kv.first));
+        }
+      }
+      continue;
+    }
     if (words.size() < 2 || words[0] != "session")
       continue;  // A newer writer's line kind.
     SessionReport s;

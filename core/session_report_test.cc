@@ -36,6 +36,22 @@ TEST(SessionReport, RoundTrips) {
   EXPECT_EQ(back, r);
 }
 
+TEST(SessionReport, ResumeEndpointRoundTrips) {
+  ProcessReport r;
+  r.resume_port = 40123;
+  r.resume_nonce = std::string("\x00\xff\x10 nonce", 9);
+  r.sessions.push_back(Sample());
+  const std::string text = EncodeProcessReport(r);
+  EXPECT_THAT(text,
+              testing::HasSubstr("process resume_port=40123 nonce=00ff10"));
+  ASSERT_OK_AND_ASSIGN(ProcessReport back, DecodeProcessReport(text));
+  EXPECT_EQ(back, r);
+  EXPECT_THAT(
+      DecodeProcessReport("diskwire-sessions 1\nprocess nonce=xyz\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               testing::HasSubstr("line 2: bad value \"xyz\" for nonce")));
+}
+
 TEST(SessionReport, EmptyReportRoundTrips) {
   ASSERT_OK_AND_ASSIGN(ProcessReport back,
                        DecodeProcessReport(EncodeProcessReport({})));

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -130,11 +131,37 @@ bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
   }
 }
 
+bool EngineImpl::ReadOldCommit(Session* s) {
+  // A resume link the peer may have committed on: its next message is COMMIT
+  // (stream bytes follow) or ABORT (nothing follows).
+  const size_t want = ResumeMessageSize("DWC");
+  while (s->old_prefix.size() < want) {
+    char buf[64];
+    SysResult r = os_->Read(s->old_sock, buf, want - s->old_prefix.size());
+    if (r.ok() && r.value > 0) {
+      s->old_prefix.append(buf, r.value);
+      continue;
+    }
+    if (!r.ok() && (r.error == EAGAIN || r.error == EINTR)) return false;
+    s->old_expects_commit = false;  // the link ended before a commit
+    return false;
+  }
+  s->old_expects_commit = false;
+  const bool committed =
+      s->old_prefix[2] == static_cast<char>(ResumeKind::kCommit);
+  log_.Debug("session ", s->label, ": the abandoned link says ",
+             committed ? "commit" : "abort");
+  return committed;
+}
+
 void EngineImpl::DrainOldSocket(Session* s) {
   if (!s->old_sock_open) return;
   char buf[64 << 10];
   bool close_it = false;
-  while (true) {
+  if (s->old_expects_commit && !ReadOldCommit(s) && !s->old_expects_commit) {
+    close_it = true;  // an abort: no stream bytes on this socket
+  }
+  while (!close_it && !s->old_expects_commit) {
     SysResult r = os_->Read(s->old_sock, buf, sizeof(buf));
     if (r.ok() && r.value > 0) {
       absl::Status offered = s->reassembly->Offer(
@@ -274,8 +301,20 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   PumpVolumeToApp(s);
 }
 
+uint64_t EngineImpl::ConsumedOffset(Session* s) {
+  // What waits unread in the application's end of the pair is not delivered
+  // yet for the peer: a resume takes it back, and the peer must still hold it.
+  int unread = 0;
+  if (s->app_end < 0 || !os_->Ioctl(s->app_end, FIONREAD, &unread).ok() ||
+      unread < 0) {
+    return s->delivered;
+  }
+  return s->delivered - std::min<uint64_t>(s->delivered, unread);
+}
+
 void EngineImpl::PumpVolumeToApp(Session* s) {
-  if (s->reassembly == nullptr) return;
+  if (s->reassembly == nullptr || s->state.load() != SessionState::kStorage)
+    return;
   if (s->eng_end < 0) {
     // The application closed the socket before the failover: what arrives is
     // dropped, as TCP drops it, and acknowledged so that the peer is never held
@@ -318,8 +357,8 @@ void EngineImpl::PumpVolumeToApp(Session* s) {
     log_.Debug("session ", s->label, ": end of file delivered at ",
                s->delivered);
   }
-  s->out->SubmitAck(
-      s->delivered);  // the writer decides when it needs a record of its own
+  // The writer decides when the ack needs a record of its own.
+  s->out->SubmitAck(ConsumedOffset(s));
 }
 
 void EngineImpl::MaybeFinish(Session* s) {

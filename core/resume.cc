@@ -1,0 +1,758 @@
+// Resume: a session carried over the volume goes back to the network on a
+// fresh TCP connection between the two engines, the "link", once the network
+// works again. The steps and why a cut at any of them loses nothing are in
+// docs/ARCHITECTURE.md ("Resume"); the messages in core/resume_handshake.h.
+//
+//   client                                   server
+//   connect to the peer's resume port ─────► accept
+//   HELLO(session, episode, challenge) ────► verify, or close
+//                           ◄────────────── WELCOME(challenge)
+//   freeze, take back → D_c
+//   READY(D_c) ────────────────────────────► freeze, take back → D_s
+//                           ◄────────────── READY(D_s)
+//   COMMIT, swap, resend from D_s ─────────► swap, resend from D_c
+//
+// Everything here runs on the engine loop.
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/engine_impl.h"
+
+namespace diskwire {
+namespace {
+
+constexpr int64_t kAttemptMs = 1000;  // a whole handshake, connect included
+constexpr int64_t kRetryMs = 500;     // between two attempts of one session
+constexpr int kListenBacklog = 64;
+
+void SetPort(sockaddr_storage* addr, uint16_t port) {
+  if (addr->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(addr)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(addr)->sin6_port = htons(port);
+  }
+}
+
+socklen_t AddrLen(const sockaddr_storage& addr) {
+  return addr.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+}  // namespace
+
+int EngineImpl::ListenOn(int family, uint16_t port, std::string* error) {
+  SysResult fd =
+      os_->Socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (!fd.ok()) {
+    *error = absl::StrCat("socket: ", strerror(fd.error));
+    return -1;
+  }
+  const int one = 1;
+  os_->SetSockOpt(fd.value, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_storage addr{};
+  addr.ss_family = static_cast<sa_family_t>(family);
+  if (family == AF_INET6) {
+    // IPv4 peers have their own listener, so that a resumed socket is of the
+    // family the application's was.
+    os_->SetSockOpt(fd.value, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr = in6addr_any;
+  }
+  SetPort(&addr, port);
+  SysResult bound =
+      os_->Bind(fd.value, reinterpret_cast<sockaddr*>(&addr), AddrLen(addr));
+  if (bound.ok()) bound = os_->Listen(fd.value, kListenBacklog);
+  if (!bound.ok()) {
+    *error = absl::StrCat("port ", port, ": ", strerror(bound.error));
+    os_->Close(fd.value);
+    return -1;
+  }
+  private_[fd.value].store(1, std::memory_order_release);
+  return static_cast<int>(fd.value);
+}
+
+void EngineImpl::StartResumeListener() {
+  if (!config_.resume || config_.mode == Mode::kStorage) return;
+  if (!resume_listeners_.empty()) return;
+  std::string error = "no port in DISKWIRE_RESUME_PORT";
+  for (uint32_t port = config_.resume_port_lo; port <= config_.resume_port_hi;
+       ++port) {
+    const int v4 = ListenOn(AF_INET, static_cast<uint16_t>(port), &error);
+    if (v4 < 0) continue;
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    os_->GetSockName(v4, reinterpret_cast<sockaddr*>(&addr), &len);
+    resume_port_ = ntohs(addr.sin_port);
+    resume_listeners_.push_back(v4);
+    std::string v6_error;
+    const int v6 = ListenOn(AF_INET6, resume_port_, &v6_error);
+    if (v6 >= 0) {
+      resume_listeners_.push_back(v6);
+    } else {
+      log_.Debug("no IPv6 resume listener: ", v6_error);
+    }
+    log_.Debug("resume listener on port ", resume_port_);
+    return;
+  }
+  log_.Warn("cannot listen for resume connections (", error,
+            "): sessions that fail over stay on the volume "
+            "(DISKWIRE_RESUME_PORT)");
+}
+
+void EngineImpl::NotePeerInfo(const storage::HeartbeatListing& listing) {
+  absl::MutexLock lock(&peers_mu_);
+  for (const storage::Heartbeat& hb : listing.heartbeats) {
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok()) continue;  // reported where the sessions are read
+    peer_info_[hb.process_id] = {report->resume_port, report->resume_nonce};
+  }
+}
+
+std::optional<EngineImpl::PeerInfo> EngineImpl::PeerInfoFor(
+    const std::string& process) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      absl::MutexLock lock(&peers_mu_);
+      auto it = peer_info_.find(process);
+      if (it != peer_info_.end() && it->second.resume_port != 0 &&
+          it->second.nonce.size() == kResumeNonceBytes) {
+        return it->second;
+      }
+    }
+    if (attempt == 0) {
+      auto listing = recv()->ListHeartbeats();
+      if (!listing.ok()) return std::nullopt;
+      NotePeerInfo(*listing);
+    }
+  }
+  return std::nullopt;
+}
+
+bool EngineImpl::CanResume(Session* s) {
+  if (!config_.resume || config_.mode == Mode::kStorage) return false;
+  if (s->state.load() != SessionState::kStorage || s->link != nullptr)
+    return false;
+  // The peer is in this episode too, the old socket has given all it had,
+  // and the application still holds the connection.
+  if (!s->peer_announced || s->old_sock_open || s->eng_end < 0 ||
+      s->app_end < 0 || s->peer_process.empty()) {
+    return false;
+  }
+  absl::MutexLock lock(&s->mu);
+  return s->error == 0 && !s->names.empty();
+}
+
+void EngineImpl::DialResumes() {
+  if (resume_listeners_.empty()) return;
+  std::vector<std::shared_ptr<Session>> candidates;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->role == Role::kClient &&
+          s->state.load() == SessionState::kStorage && s->link == nullptr)
+        candidates.push_back(s);
+    }
+  }
+  const int64_t now = clock_->NowNs();
+  for (auto& shared : candidates) {
+    Session* s = shared.get();
+    if (now < s->next_resume_ns || !CanResume(s)) continue;
+    s->next_resume_ns = now + kRetryMs * 1'000'000;
+    std::optional<PeerInfo> peer = PeerInfoFor(s->peer_process);
+    if (!peer.has_value()) continue;
+    sockaddr_storage to = s->endpoints.remote;
+    SetPort(&to, peer->resume_port);
+    SysResult fd = os_->Socket(to.ss_family,
+                               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!fd.ok()) continue;
+    const int one = 1;
+    os_->SetSockOpt(fd.value, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    SysResult c =
+        os_->Connect(fd.value, reinterpret_cast<sockaddr*>(&to), AddrLen(to));
+    if (!c.ok() && c.error != EINPROGRESS) {
+      // No route yet: the network is still down.
+      os_->Close(fd.value);
+      continue;
+    }
+    s->link = std::make_unique<ResumeLink>();
+    s->link->fd = static_cast<int>(fd.value);
+    s->link->phase = ResumeLink::Phase::kConnecting;
+    s->link->episode = s->episode;
+    s->link->deadline_ns = now + kAttemptMs * 1'000'000;
+    private_[s->link->fd].store(1, std::memory_order_release);
+    LoopAdd(s->link->fd, s, EPOLLOUT | EPOLLIN);
+  }
+}
+
+void EngineImpl::AcceptResumeLinks(int listener) {
+  while (true) {
+    SysResult fd =
+        os_->Accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (!fd.ok()) return;  // EAGAIN, or a connection that went away
+    auto pending = std::make_unique<PendingResumeLink>();
+    pending->fd = static_cast<int>(fd.value);
+    pending->deadline_ns = clock_->NowNs() + kAttemptMs * 1'000'000;
+    auto tag = std::make_unique<Session::LoopTag>(
+        Session::LoopTag{nullptr, Session::LoopTag::kPendingLink});
+    tag->pending = pending.get();
+    private_[pending->fd].store(1, std::memory_order_release);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = tag.get();
+    os_->EpollCtl(loop_fd_, EPOLL_CTL_ADD, pending->fd, &ev);
+    pending_links_.push_back({std::move(pending), std::move(tag)});
+  }
+}
+
+void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
+  PendingResumeLink* p = tag->pending;
+  auto drop = [&](const std::string& why) {
+    if (!why.empty()) log_.Warn("resume connection refused: ", why);
+    LoopDel(p->fd);
+    const linger abortive{1, 0};
+    os_->SetSockOpt(p->fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+    private_[p->fd].store(0);
+    os_->Close(p->fd);
+    pending_links_.erase(
+        std::remove_if(pending_links_.begin(), pending_links_.end(),
+                       [&](const auto& e) { return e.first.get() == p; }),
+        pending_links_.end());
+  };
+  while (true) {
+    size_t want = kResumePrefixBytes;
+    if (p->in.size() >= kResumePrefixBytes) {
+      want = ResumeMessageSize(p->in);
+      if (want == 0) return drop("not a diskwire engine");
+    }
+    if (p->in.size() == want) break;
+    char buf[128];
+    SysResult r = os_->Read(p->fd, buf, want - p->in.size());
+    if (r.ok() && r.value > 0) {
+      p->in.append(buf, r.value);
+      continue;
+    }
+    if (!r.ok() && (r.error == EAGAIN || r.error == EINTR)) return;
+    return drop("");  // gone before its hello: nothing to say
+  }
+  auto hello = DecodeResume(p->in);
+  if (!hello.ok() || hello->kind != ResumeKind::kHello) {
+    return drop(hello.ok() ? "the first message is not a hello"
+                           : std::string(hello.status().message()));
+  }
+  std::shared_ptr<Session> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(KeyOf(hello->session, Role::kServer));
+    if (it != sessions_.end()) shared = it->second;
+  }
+  Session* s = shared.get();
+  if (s != nullptr && s->link != nullptr && !s->link->frozen) {
+    // The client gave up an earlier attempt this side still waits on.
+    AbandonResume(s, "", false);
+  }
+  if (s == nullptr || !CanResume(s) || hello->episode != s->episode) {
+    // A session that ended, or one this side is not ready to resume yet: the
+    // client tries again. Quietly: this is the normal race at a heal.
+    return drop("");
+  }
+  std::optional<PeerInfo> peer = PeerInfoFor(s->peer_process);
+  if (!peer.has_value()) return drop("");
+  ResumeSecret secret = ResumeSecret::Derive(config_.key, peer->nonce,
+                                             resume_nonce_, s->id, s->episode);
+  if (!VerifyResume(*hello, secret, "")) {
+    return drop(
+        absl::StrCat("session ", s->label, ": the hello is not authentic"));
+  }
+  auto link = std::make_unique<ResumeLink>();
+  link->fd = p->fd;
+  link->phase = ResumeLink::Phase::kAwaitReady;
+  link->handshake_in = p->in.size();
+  link->client_challenge = hello->challenge;
+  link->server_challenge = RandomBytes(kResumeChallengeBytes);
+  link->secret = secret;
+  link->episode = s->episode;
+  link->deadline_ns = clock_->NowNs() + kAttemptMs * 1'000'000;
+  // The fd is the session's now: its loop events go to the session's tag.
+  p->fd = -1;
+  pending_links_.erase(
+      std::remove_if(pending_links_.begin(), pending_links_.end(),
+                     [&](const auto& e) { return e.first.get() == p; }),
+      pending_links_.end());
+  s->link = std::move(link);
+  LoopMod(s->link->fd, s, EPOLLIN);
+  ResumeMessage welcome;
+  welcome.kind = ResumeKind::kWelcome;
+  welcome.challenge = s->link->server_challenge;
+  if (!SendLinkMessage(s, welcome)) {
+    AbandonResume(s, "cannot send the welcome", false);
+  }
+}
+
+bool EngineImpl::SendLinkMessage(Session* s, const ResumeMessage& m) {
+  ResumeLink* link = s->link.get();
+  const std::string transcript = m.kind == ResumeKind::kHello ? ""
+                                 : m.kind == ResumeKind::kWelcome
+                                     ? link->client_challenge
+                                     : link->transcript();
+  const std::string bytes = EncodeResume(m, link->secret, transcript);
+  // A few dozen bytes on a connection that has sent next to nothing: the
+  // socket buffer always takes them whole.
+  SysResult r = os_->Write(link->fd, bytes.data(), bytes.size());
+  return r.ok() && static_cast<size_t>(r.value) == bytes.size();
+}
+
+bool EngineImpl::ReadLinkMessage(Session* s, bool* failed) {
+  ResumeLink* link = s->link.get();
+  *failed = false;
+  while (true) {
+    size_t want = kResumePrefixBytes;
+    if (link->in.size() >= kResumePrefixBytes) {
+      want = ResumeMessageSize(link->in);
+      if (want == 0) {
+        *failed = true;
+        return false;
+      }
+    }
+    if (link->in.size() == want) return true;
+    // Exactly the message: what follows it is stream bytes for the
+    // application, which reads them from this socket once it is its own.
+    char buf[128];
+    SysResult r = os_->Read(link->fd, buf, want - link->in.size());
+    if (r.ok() && r.value > 0) {
+      link->in.append(buf, r.value);
+      link->handshake_in += r.value;
+      continue;
+    }
+    if (!r.ok() && (r.error == EAGAIN || r.error == EINTR)) return false;
+    *failed = true;  // end of file or an error: the link is gone
+    return false;
+  }
+}
+
+void EngineImpl::OnLinkEvent(Session* s) {
+  ResumeLink* link = s->link.get();
+  if (link == nullptr) return;
+  const bool client = s->role == Role::kClient;
+  if (link->phase == ResumeLink::Phase::kConnecting) {
+    auto error = probe_.PendingError(link->fd);
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    if (!error.ok() || *error != 0 ||
+        !os_->GetPeerName(link->fd, reinterpret_cast<sockaddr*>(&peer), &len)
+             .ok()) {
+      return AbandonResume(s, "", false);  // the network is still down
+    }
+    std::optional<PeerInfo> info = PeerInfoFor(s->peer_process);
+    if (!info.has_value()) return AbandonResume(s, "", false);
+    link->client_challenge = RandomBytes(kResumeChallengeBytes);
+    link->secret = ResumeSecret::Derive(config_.key, resume_nonce_, info->nonce,
+                                        s->id, s->episode);
+    ResumeMessage hello;
+    hello.kind = ResumeKind::kHello;
+    hello.session = s->id;
+    hello.episode = s->episode;
+    hello.challenge = link->client_challenge;
+    if (!SendLinkMessage(s, hello)) return AbandonResume(s, "", false);
+    link->phase = ResumeLink::Phase::kAwaitWelcome;
+    LoopMod(link->fd, s, EPOLLIN);
+    return;
+  }
+  bool failed = false;
+  while (s->link != nullptr && ReadLinkMessage(s, &failed)) {
+    link = s->link.get();
+    auto m = DecodeResume(link->in);
+    link->in.clear();
+    if (!m.ok())
+      return AbandonResume(
+          s, std::string(m.status().message()),
+          !client && link->phase == ResumeLink::Phase::kAwaitCommit);
+    if (m->kind == ResumeKind::kWelcome && client &&
+        link->phase == ResumeLink::Phase::kAwaitWelcome) {
+      if (!VerifyResume(*m, link->secret, link->client_challenge)) {
+        return AbandonResume(s, "the welcome is not authentic", false);
+      }
+      link->server_challenge = m->challenge;
+      if (!Freeze(s)) {
+        ResumeMessage abort;
+        abort.kind = ResumeKind::kAbort;
+        SendLinkMessage(s, abort);
+        return AbandonResume(s, "", false);
+      }
+      ResumeMessage ready;
+      ready.kind = ResumeKind::kReady;
+      ready.delivered = link->self_delivered;
+      if (!SendLinkMessage(s, ready)) return AbandonResume(s, "", false);
+      link->phase = ResumeLink::Phase::kAwaitReady;
+      continue;
+    }
+    if (!VerifyResume(*m, link->secret, link->transcript())) {
+      return AbandonResume(
+          s, "a resume message is not authentic",
+          !client && link->phase == ResumeLink::Phase::kAwaitCommit);
+    }
+    if (m->kind == ResumeKind::kReady &&
+        link->phase == ResumeLink::Phase::kAwaitReady) {
+      if (client) return CommitResume(s, m->delivered);
+      // Server: the client is frozen and told where it stands.
+      if (!Freeze(s)) return AbandonResume(s, "", false);
+      link->peer_delivered = m->delivered;
+      ResumeMessage ready;
+      ready.kind = ResumeKind::kReady;
+      ready.delivered = link->self_delivered;
+      if (!SendLinkMessage(s, ready)) return AbandonResume(s, "", true);
+      link->phase = ResumeLink::Phase::kAwaitCommit;
+      continue;
+    }
+    if (!client && link->phase == ResumeLink::Phase::kAwaitCommit) {
+      if (m->kind == ResumeKind::kCommit) {
+        return CommitResume(s, link->peer_delivered);
+      }
+      if (m->kind == ResumeKind::kAbort) {
+        return AbandonResume(s, "", false);
+      }
+    }
+    if (m->kind == ResumeKind::kAbort) return AbandonResume(s, "", false);
+    return AbandonResume(
+        s, "an unexpected resume message",
+        !client && link->phase == ResumeLink::Phase::kAwaitCommit);
+  }
+  if (failed && s->link != nullptr) {
+    AbandonResume(s, "",
+                  !client && s->link->phase == ResumeLink::Phase::kAwaitCommit);
+  }
+}
+
+bool EngineImpl::Freeze(Session* s) {
+  ResumeLink* link = s->link.get();
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->state.load() != SessionState::kStorage || s->error != 0 ||
+        s->names.empty())
+      return false;
+    s->state.store(SessionState::kResuming);
+  }
+  // Every hook on the pair runs under one of these locks and never blocks in
+  // it: holding both, no application thread is inside the pair, and new calls
+  // wait while RESUMING.
+  absl::MutexLock send_lock(&s->send_mu);
+  absl::MutexLock recv_lock(&s->recv_mu);
+  int unread = 0;
+  os_->Ioctl(s->app_end, FIONREAD, &unread);
+  if (s->eof_delivered && unread > 0) {
+    // The end of file is in the pair behind those bytes: they cannot be taken
+    // back. Later, once the application has read them.
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kStorage);
+    s->state_changed.SignalAll();
+    return false;
+  }
+  char buf[64 << 10];
+  link->taken_back.clear();
+  while (true) {
+    // The application's end shares the application's blocking mode.
+    iovec iov{buf, sizeof(buf)};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    SysResult r = os_->RecvMsg(s->app_end, &m, MSG_DONTWAIT);
+    if (!r.ok() || r.value == 0) break;
+    link->taken_back.append(buf, r.value);
+  }
+  link->self_delivered = s->delivered - link->taken_back.size();
+  // What the application wrote and the engine has not read yet is the
+  // application's stream too: into the ring, beyond its cap if need be (the
+  // pair holds a bounded amount).
+  while (!s->app_wrote_eof) {
+    if (s->ring.Free() == 0) s->ring.Grow(s->ring.capacity() + sizeof(buf));
+    SysResult r =
+        os_->Read(s->eng_end, buf, std::min(sizeof(buf), s->ring.Free()));
+    if (r.ok() && r.value > 0) {
+      s->ring.Append(absl::string_view(buf, r.value));
+      continue;
+    }
+    if (r.ok() && r.value == 0) s->app_wrote_eof = true;
+    break;
+  }
+  link->frozen = true;
+  return true;
+}
+
+void EngineImpl::Unfreeze(Session* s) {
+  ResumeLink* link = s->link.get();
+  if (link == nullptr || !link->frozen) return;
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    absl::MutexLock recv_lock(&s->recv_mu);
+    // The pair's queue toward the application is empty (it was taken back and
+    // nothing was pushed since): the bytes go back in their order.
+    size_t off = 0;
+    while (off < link->taken_back.size()) {
+      SysResult r = os_->Write(s->eng_end, link->taken_back.data() + off,
+                               link->taken_back.size() - off);
+      if (!r.ok()) {
+        log_.Error("session ", s->label, ": cannot give back ",
+                   link->taken_back.size() - off,
+                   " bytes to the socket pair: ", strerror(r.error));
+        break;
+      }
+      off += r.value;
+    }
+    link->taken_back.clear();
+    link->frozen = false;
+  }
+  absl::MutexLock lock(&s->mu);
+  s->state.store(SessionState::kStorage);
+  s->state_changed.SignalAll();
+}
+
+void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
+  ResumeLink* link = s->link.get();
+  const bool client = s->role == Role::kClient;
+  bool kept;
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    // Always true with a diskwire peer: the ring keeps what the peer has not
+    // consumed.
+    kept = peer_delivered >= s->ring.tail() && peer_delivered <= s->ring.head();
+    if (!kept) {
+      log_.Error("session ", s->label, ": the peer resumes at ", peer_delivered,
+                 ", outside the kept bytes [", s->ring.tail(), ", ",
+                 s->ring.head(), ")");
+    }
+  }
+  if (!kept) return AbandonResume(s, "offsets disagree", !client);
+  if (client) {
+    ResumeMessage commit;
+    commit.kind = ResumeKind::kCommit;
+    if (!SendLinkMessage(s, commit)) return AbandonResume(s, "", false);
+  }
+  std::vector<int> names;
+  std::vector<std::pair<std::pair<int, int>, std::string>> options;
+  {
+    absl::MutexLock lock(&s->mu);
+    names = s->names;
+    options = s->sockopts;
+  }
+  const int link_fd = link->fd;
+  LoopDel(link_fd);
+  // The link becomes the application's socket: diskwire's settings for a
+  // selected socket, then the application's own.
+  absl::Status tuned =
+      probe_.ConfigureSelectedSocket(link_fd, config_.detect_ms);
+  if (tuned.ok()) tuned = probe_.LimitSendBuffer(link_fd, config_.replay_cap);
+  if (!tuned.ok()) log_.Warn("session ", s->label, ": ", tuned.message());
+  for (const auto& [key, value] : options) {
+    os_->SetSockOpt(link_fd, key.first, key.second, value.data(),
+                    static_cast<socklen_t>(value.size()));
+  }
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    absl::MutexLock recv_lock(&s->recv_mu);
+    if (!names.empty()) {
+      const int status_flags =
+          static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
+      ReplaceFile(s, names, link_fd);
+      os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
+    }
+    s->sent_to_socket = peer_delivered;
+    s->fin_owed = s->app_wrote_eof;
+    s->shut_wr = false;
+    s->on_tcp = true;
+    s->in_adjust = static_cast<int64_t>(link->self_delivered) -
+                   static_cast<int64_t>(link->handshake_in);
+    s->delivered = link->self_delivered;
+    s->detector.Reset();
+    s->generation.fetch_add(1);
+    FlushBacklog(s, link_fd);
+  }
+  private_[link_fd].store(0);
+  os_->Close(link_fd);
+  const int64_t since_ms = (clock_->NowNs() - s->detected_ns) / 1'000'000;
+  s->link.reset();
+  ReleaseStorageState(s, /*remove_channel=*/true);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kDirect);
+    s->state_changed.SignalAll();
+  }
+  s->resumes.fetch_add(1, std::memory_order_relaxed);
+  uint64_t one = 1;
+  os_->Write(wake_fd_, &one, sizeof(one));  // waits retry on the new file
+  log_.Info("session ", s->label, " back on the network (episode ", s->episode,
+            ", ", since_ms,
+            " ms after the failover; realtime_ns=", clock_->RealtimeNs(), ")");
+}
+
+void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
+  if (s->eng_end >= 0) {
+    if (s->eng_in_loop) LoopDel(s->eng_end);
+    private_[s->eng_end].store(0);
+    os_->Close(s->eng_end);
+    s->eng_end = -1;
+  }
+  if (s->app_end >= 0) {
+    private_[s->app_end].store(0);
+    os_->Close(s->app_end);
+    s->app_end = -1;
+  }
+  if (s->old_sock_open) {
+    LoopDel(s->old_sock);
+    const linger abortive{1, 0};
+    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &abortive,
+                    sizeof(abortive));
+    private_[s->old_sock].store(0);
+    os_->Close(s->old_sock);
+    s->old_sock_open = false;
+  }
+  if (s->out != nullptr) writer_->RemoveChannel(s->out);
+  s->out.reset();
+  s->channel.reset();
+  if (remove_channel) {
+    absl::Status removed = send_volume_->RemoveChannel(MyChannel(*s));
+    if (!removed.ok()) {
+      log_.Warn("session ", s->label,
+                ": cannot remove its channel: ", removed.message());
+    }
+  }
+  if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+  s->reader.reset();
+  s->reassembly.reset();
+  s->eng_in_loop = true;
+  s->app_wrote_eof = false;
+  s->fin_sent = false;
+  s->want_eng_out = false;
+  s->peer_announced = false;
+  s->peer_failover_offset = 0;
+  s->peer_fin = false;
+  s->eof_delivered = false;
+  s->old_expects_commit = false;
+  s->old_prefix.clear();
+  s->old_close_orderly = -1;
+  s->abort_consumed = false;
+  s->first_storage_byte_ns = 0;
+}
+
+void EngineImpl::AbandonResume(Session* s, const std::string& why,
+                               bool peer_may_have_committed) {
+  ResumeLink* link = s->link.get();
+  if (link == nullptr) return;
+  if (!why.empty())
+    log_.Info("session ", s->label, ": resume abandoned: ", why);
+  LoopDel(link->fd);
+  if (s->role == Role::kClient && link->frozen) {
+    // Our READY may be on its way: the server must not wait for a commit.
+    ResumeMessage abort;
+    abort.kind = ResumeKind::kAbort;
+    SendLinkMessage(s, abort);
+  }
+  Unfreeze(s);
+  s->next_resume_ns = clock_->NowNs() + kRetryMs * 1'000'000;
+  if (!peer_may_have_committed) {
+    const linger abortive{1, 0};
+    os_->SetSockOpt(link->fd, SOL_SOCKET, SO_LINGER, &abortive,
+                    sizeof(abortive));
+    private_[link->fd].store(0);
+    os_->Close(link->fd);
+    s->link.reset();
+    return;
+  }
+  // The server sent its READY and never saw the client's COMMIT or ABORT: the
+  // client may be on the link already, sending from our D_s. Keep the link as
+  // an old socket (its kernel holds what the client's kernel counts as
+  // acknowledged) and move both sides to a new episode.
+  s->old_sock = link->fd;
+  s->old_sock_open = true;
+  s->old_expects_commit = true;
+  s->old_prefix.clear();
+  s->old_read_offset = link->self_delivered;
+  s->link.reset();
+  ReFailover(s, s->episode + 1, why.empty() ? "the resume link broke" : why);
+}
+
+void EngineImpl::ReFailover(Session* s, uint32_t episode,
+                            const std::string& why) {
+  log_.Info("session ", s->label, ": moving to failover episode ", episode,
+            " (", why, ")");
+  if (s->out != nullptr) writer_->RemoveChannel(s->out);
+  s->out.reset();
+  s->channel.reset();
+  (void)send_volume_->RemoveChannel(MyChannel(*s));
+  if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+  s->episode = episode;
+  s->peer_announced = false;
+  s->peer_failover_offset = 0;
+  s->fin_sent = false;
+  uint64_t from;
+  {
+    absl::MutexLock lock(&s->send_mu);
+    from = s->ring.tail();  // the peer may lack any byte it has not consumed
+  }
+  absl::Status started = StartStoragePath(s, from, s->delivered);
+  if (!started.ok()) {
+    EndSession(
+        s, EIO,
+        absl::StrCat("cannot open episode ", episode, ": ", started.message()));
+    return;
+  }
+  Announce(s);
+  std::shared_ptr<Session> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(KeyOf(s->id, s->role));
+    if (it != sessions_.end()) to_register_.push_back(it->second);
+  }
+  uint64_t one = 1;
+  os_->Write(kick_fd_, &one, sizeof(one));
+}
+
+void EngineImpl::ExpireResumes() {
+  const int64_t now = clock_->NowNs();
+  for (size_t i = 0; i < pending_links_.size();) {
+    PendingResumeLink* p = pending_links_[i].first.get();
+    if (now <= p->deadline_ns) {
+      ++i;
+      continue;
+    }
+    LoopDel(p->fd);  // no whole hello in time
+    private_[p->fd].store(0);
+    os_->Close(p->fd);
+    pending_links_.erase(pending_links_.begin() + i);
+  }
+  std::vector<std::shared_ptr<Session>> linked;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->link != nullptr) linked.push_back(s);
+    }
+  }
+  for (auto& s : linked) {
+    if (s->link == nullptr || now <= s->link->deadline_ns) continue;
+    const bool uncertain = s->role == Role::kServer &&
+                           s->link->phase == ResumeLink::Phase::kAwaitCommit;
+    AbandonResume(s.get(),
+                  s->link->phase == ResumeLink::Phase::kConnecting
+                      ? ""
+                      : "the handshake timed out",
+                  uncertain);
+  }
+}
+
+std::string EngineImpl::MyChannel(const Session& s) const {
+  return ChannelName(s.id, SendDirection(s.role), s.episode);
+}
+
+std::string EngineImpl::PeerChannel(const Session& s) const {
+  return ChannelName(
+      s.id,
+      SendDirection(s.role == Role::kClient ? Role::kServer : Role::kClient),
+      s.episode);
+}
+
+}  // namespace diskwire
