@@ -52,9 +52,16 @@ class StatusTest : public ::testing::Test {
     return std::move(*v);
   }
 
+  static ProcessReport ReportOf(std::vector<SessionReport> sessions) {
+    ProcessReport report;
+    report.sessions = std::move(sessions);
+    return report;
+  }
+
   void Publish(const std::string& node, const std::string& process_id,
                std::vector<SessionReport> sessions) {
-    ProcessReport report{std::move(sessions)};
+    ProcessReport report;
+    report.sessions = std::move(sessions);
     ASSERT_THAT(
         Host(node)->PublishHeartbeat(process_id, EncodeProcessReport(report)),
         IsOk());
@@ -302,8 +309,9 @@ TEST_F(StatusTest, BothEndsOfALiveSessionAreMatched) {
 TEST_F(StatusTest, DeadNodeIsStale) {
   const uint64_t now = Now();
   Publish("a", "a.10.1", {End(Role::kClient, "STORAGE")});
-  WriteOldHeartbeat("b", "b.20.2", now - 60 * kSecond,
-                    EncodeProcessReport({{End(Role::kServer, "STORAGE")}}));
+  WriteOldHeartbeat(
+      "b", "b.20.2", now - 60 * kSecond,
+      EncodeProcessReport(ReportOf({End(Role::kServer, "STORAGE")})));
   VolumeStatus s = Collect(now);
   ASSERT_EQ(s.processes.size(), 2u);
   EXPECT_TRUE(s.processes[0].alive);

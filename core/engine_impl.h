@@ -13,6 +13,7 @@
 #ifndef DISKWIRE_CORE_ENGINE_IMPL_H_
 #define DISKWIRE_CORE_ENGINE_IMPL_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,6 +84,12 @@ class EngineImpl final : public Engine {
   // Forces a failover as if the detector had fired (tests and `diskwire`
   // tooling).
   bool FailOver(int fd, const std::string& reason);
+  // For tests of a resume that breaks half-way: when `stall` returns true for
+  // a link of this side in that phase, the engine stops reading the link, as
+  // if the network had died under it, until the attempt times out. Set before
+  // the first connection.
+  using LinkFault = std::function<bool(Role role, ResumeLink::Phase phase)>;
+  void SetLinkFaultForTest(LinkFault stall) { link_fault_ = std::move(stall); }
 
  private:
   EngineImpl(const Config& config, OsCalls* os, const Clock* clock);
@@ -165,6 +172,9 @@ class EngineImpl final : public Engine {
   // is complete in s->link->in.
   bool ReadLinkMessage(Session* s, bool* failed);
   bool SendLinkMessage(Session* s, const ResumeMessage& m);
+  // Writes `bytes` to the socket `fd` without blocking and without SIGPIPE;
+  // returns how many went.
+  size_t SendAllNoSignal(int fd, absl::string_view bytes);
   // Keeps the hooks out (RESUMING), takes back what the application has not
   // read from the pair and reads what it wrote into the ring. False (and
   // nothing changed) when the session cannot resume now.
@@ -296,6 +306,7 @@ class EngineImpl final : public Engine {
   // connections accepted on it that have not said hello, and what peers'
   // heartbeats say of theirs.
   std::string resume_nonce_;
+  LinkFault link_fault_;
   std::vector<int> resume_listeners_;  // IPv4, and IPv6 where there is one
   uint16_t resume_port_ = 0;
   // Accepted resume connections before their hello, each with its loop tag.

@@ -48,6 +48,20 @@ socklen_t AddrLen(const sockaddr_storage& addr) {
 
 }  // namespace
 
+size_t EngineImpl::SendAllNoSignal(int fd, absl::string_view bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    iovec iov{const_cast<char*>(bytes.data() + off), bytes.size() - off};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    SysResult r = os_->SendMsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!r.ok()) break;
+    off += r.value;
+  }
+  return off;
+}
+
 int EngineImpl::ListenOn(int family, uint16_t port, std::string* error) {
   SysResult fd =
       os_->Socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -139,10 +153,11 @@ bool EngineImpl::CanResume(Session* s) {
   if (!config_.resume || config_.mode == Mode::kStorage) return false;
   if (s->state.load() != SessionState::kStorage || s->link != nullptr)
     return false;
-  // The peer is in this episode too, the old socket has given all it had,
-  // and the application still holds the connection.
-  if (!s->peer_announced || s->old_sock_open || s->eng_end < 0 ||
-      s->app_end < 0 || s->peer_process.empty()) {
+  // The old socket has given all it had and the application still holds the
+  // connection. (That the peer is in this episode too is the hello's to
+  // prove: its FAILOVER record may lie below where our reader started.)
+  if (s->old_sock_open || s->eng_end < 0 || s->app_end < 0 ||
+      s->peer_process.empty()) {
     return false;
   }
   absl::MutexLock lock(&s->mu);
@@ -275,6 +290,7 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   link->phase = ResumeLink::Phase::kAwaitReady;
   link->handshake_in = p->in.size();
   link->client_challenge = hello->challenge;
+  link->peer_kept_from = hello->kept_from;
   link->server_challenge = RandomBytes(kResumeChallengeBytes);
   link->secret = secret;
   link->episode = s->episode;
@@ -290,6 +306,10 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   ResumeMessage welcome;
   welcome.kind = ResumeKind::kWelcome;
   welcome.challenge = s->link->server_challenge;
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    welcome.kept_from = s->ring.tail();
+  }
   if (!SendLinkMessage(s, welcome)) {
     AbandonResume(s, "cannot send the welcome", false);
   }
@@ -304,8 +324,7 @@ bool EngineImpl::SendLinkMessage(Session* s, const ResumeMessage& m) {
   const std::string bytes = EncodeResume(m, link->secret, transcript);
   // A few dozen bytes on a connection that has sent next to nothing: the
   // socket buffer always takes them whole.
-  SysResult r = os_->Write(link->fd, bytes.data(), bytes.size());
-  return r.ok() && static_cast<size_t>(r.value) == bytes.size();
+  return SendAllNoSignal(link->fd, bytes) == bytes.size();
 }
 
 bool EngineImpl::ReadLinkMessage(Session* s, bool* failed) {
@@ -338,8 +357,13 @@ bool EngineImpl::ReadLinkMessage(Session* s, bool* failed) {
 
 void EngineImpl::OnLinkEvent(Session* s) {
   ResumeLink* link = s->link.get();
-  if (link == nullptr) return;
+  if (link == nullptr || link->stalled) return;
   const bool client = s->role == Role::kClient;
+  if (link_fault_ && link_fault_(s->role, link->phase)) {
+    link->stalled = true;
+    LoopDel(link->fd);
+    return;
+  }
   if (link->phase == ResumeLink::Phase::kConnecting) {
     auto error = probe_.PendingError(link->fd);
     sockaddr_storage peer{};
@@ -359,6 +383,10 @@ void EngineImpl::OnLinkEvent(Session* s) {
     hello.session = s->id;
     hello.episode = s->episode;
     hello.challenge = link->client_challenge;
+    {
+      absl::MutexLock send_lock(&s->send_mu);
+      hello.kept_from = s->ring.tail();
+    }
     if (!SendLinkMessage(s, hello)) return AbandonResume(s, "", false);
     link->phase = ResumeLink::Phase::kAwaitWelcome;
     LoopMod(link->fd, s, EPOLLIN);
@@ -379,6 +407,7 @@ void EngineImpl::OnLinkEvent(Session* s) {
         return AbandonResume(s, "the welcome is not authentic", false);
       }
       link->server_challenge = m->challenge;
+      link->peer_kept_from = m->kept_from;
       if (!Freeze(s)) {
         ResumeMessage abort;
         abort.kind = ResumeKind::kAbort;
@@ -445,9 +474,13 @@ bool EngineImpl::Freeze(Session* s) {
   absl::MutexLock recv_lock(&s->recv_mu);
   int unread = 0;
   os_->Ioctl(s->app_end, FIONREAD, &unread);
-  if (s->eof_delivered && unread > 0) {
-    // The end of file is in the pair behind those bytes: they cannot be taken
-    // back. Later, once the application has read them.
+  const uint64_t consumed =
+      s->delivered - std::min<uint64_t>(s->delivered, std::max(unread, 0));
+  if ((s->eof_delivered && unread > 0) || consumed < link->peer_kept_from) {
+    // Not yet: the end of file is in the pair behind those bytes (they cannot
+    // be taken back), or the application has still to read bytes the peer no
+    // longer keeps (they reached this side through the old socket, and only
+    // this side has them). Later, once the application has read them.
     absl::MutexLock lock(&s->mu);
     s->state.store(SessionState::kStorage);
     s->state_changed.SignalAll();
@@ -492,17 +525,11 @@ void EngineImpl::Unfreeze(Session* s) {
     absl::MutexLock recv_lock(&s->recv_mu);
     // The pair's queue toward the application is empty (it was taken back and
     // nothing was pushed since): the bytes go back in their order.
-    size_t off = 0;
-    while (off < link->taken_back.size()) {
-      SysResult r = os_->Write(s->eng_end, link->taken_back.data() + off,
-                               link->taken_back.size() - off);
-      if (!r.ok()) {
-        log_.Error("session ", s->label, ": cannot give back ",
-                   link->taken_back.size() - off,
-                   " bytes to the socket pair: ", strerror(r.error));
-        break;
-      }
-      off += r.value;
+    const size_t given = SendAllNoSignal(s->eng_end, link->taken_back);
+    if (given < link->taken_back.size()) {
+      log_.Error("session ", s->label, ": cannot give back ",
+                 link->taken_back.size() - given,
+                 " bytes to the socket pair (the application closed it?)");
     }
     link->taken_back.clear();
     link->frozen = false;

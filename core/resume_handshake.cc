@@ -32,9 +32,9 @@ std::string Blake2b(absl::string_view key, absl::string_view data) {
 size_t BodySize(char kind) {
   switch (static_cast<ResumeKind>(kind)) {
     case ResumeKind::kHello:
-      return 16 + 4 + kResumeChallengeBytes;
+      return 16 + 4 + 8 + kResumeChallengeBytes;
     case ResumeKind::kWelcome:
-      return kResumeChallengeBytes;
+      return 8 + kResumeChallengeBytes;
     case ResumeKind::kReady:
       return 8;
     case ResumeKind::kCommit:
@@ -64,10 +64,12 @@ std::string Body(const ResumeMessage& m) {
       PutLe(&body, m.session.high, 8);
       PutLe(&body, m.session.low, 8);
       PutLe(&body, m.episode, 4);
+      PutLe(&body, m.kept_from, 8);
       body += m.challenge;
       break;
     case ResumeKind::kWelcome:
-      body = m.challenge;
+      PutLe(&body, m.kept_from, 8);
+      body += m.challenge;
       break;
     case ResumeKind::kReady:
       PutLe(&body, m.delivered, 8);
@@ -156,10 +158,12 @@ absl::StatusOr<ResumeMessage> DecodeResume(absl::string_view bytes) {
       m.session.high = GetLe(body, 8);
       m.session.low = GetLe(body.substr(8), 8);
       m.episode = static_cast<uint32_t>(GetLe(body.substr(16), 4));
-      m.challenge = std::string(body.substr(20));
+      m.kept_from = GetLe(body.substr(20), 8);
+      m.challenge = std::string(body.substr(28));
       break;
     case ResumeKind::kWelcome:
-      m.challenge = std::string(body);
+      m.kept_from = GetLe(body, 8);
+      m.challenge = std::string(body.substr(8));
       break;
     case ResumeKind::kReady:
       m.delivered = GetLe(body, 8);

@@ -72,8 +72,12 @@ enum class ResumeKind : char {
 
 struct ResumeMessage {
   ResumeKind kind = ResumeKind::kHello;
-  SessionId session;       // hello
-  uint32_t episode = 0;    // hello
+  SessionId session;     // hello
+  uint32_t episode = 0;  // hello
+  // hello, welcome: the oldest stream offset the sender can still resend (its
+  // replay ring's tail). The receiver resumes only once its application has
+  // read everything below it: the rest only the receiver has.
+  uint64_t kept_from = 0;
   std::string challenge;   // hello, welcome
   uint64_t delivered = 0;  // ready
   std::string mac;         // every message

@@ -18,6 +18,7 @@ class ResumeHandshakeTest : public testing::Test {
     m.kind = ResumeKind::kHello;
     m.session = id_;
     m.episode = 1;
+    m.kept_from = 0x0102030405060708ULL;
     m.challenge = challenge_;
     return m;
   }
@@ -35,6 +36,7 @@ TEST_F(ResumeHandshakeTest, HelloRoundTripsAndVerifies) {
   EXPECT_EQ(m.kind, ResumeKind::kHello);
   EXPECT_EQ(m.session, id_);
   EXPECT_EQ(m.episode, 1u);
+  EXPECT_EQ(m.kept_from, 0x0102030405060708ULL);
   EXPECT_EQ(m.challenge, challenge_);
   EXPECT_TRUE(VerifyResume(m, Secret(), ""));
 }

@@ -28,6 +28,7 @@ struct ResumeLink {
   int fd = -1;
   Phase phase = Phase::kConnecting;
   bool frozen = false;      // the session is RESUMING: hooks wait
+  bool stalled = false;     // a test's fault: the link is no longer read
   std::string in;           // bytes of the next message read so far
   size_t handshake_in = 0;  // handshake bytes read from fd in all
   std::string client_challenge;
@@ -40,6 +41,7 @@ struct ResumeLink {
   std::string taken_back;
   uint64_t self_delivered = 0;  // what the application really consumed
   uint64_t peer_delivered = 0;  // server: the client's, from its ready
+  uint64_t peer_kept_from = 0;  // the peer's ring tail, from hello / welcome
 
   std::string transcript() const { return client_challenge + server_challenge; }
 };

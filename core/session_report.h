@@ -46,11 +46,11 @@ struct SessionReport {
 };
 
 struct ProcessReport {
+  std::vector<SessionReport> sessions;
   // Where the process listens for resume connections (0: it does not) and the
   // nonce both ends' resume secret is derived from (core/resume_handshake.h).
   uint16_t resume_port = 0;
   std::string resume_nonce;  // raw bytes; hex in the encoding
-  std::vector<SessionReport> sessions;
   bool operator==(const ProcessReport&) const = default;
 };
 

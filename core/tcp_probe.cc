@@ -38,10 +38,24 @@ bool FinReceivedState(uint8_t state) {
 
 absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   tcp_info info;
-  std::memset(&info, 0, sizeof(info));
-  socklen_t len = sizeof(info);
-  SysResult r = os_->GetSockOpt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
-  if (!r.ok()) return CallError(r, "getsockopt(TCP_INFO)", fd);
+  socklen_t len = 0;
+  int inq = 0;
+  // bytes_received and FIONREAD must describe the same moment, or delivered()
+  // is off by whatever arrived between the two calls (a 64 KiB segment on
+  // loopback). With nobody reading, FIONREAD only grows as bytes arrive: equal
+  // before and after TCP_INFO means nothing arrived in between.
+  for (int attempt = 0;; ++attempt) {
+    int before = 0;
+    SysResult r = os_->Ioctl(fd, FIONREAD, &before);
+    if (!r.ok()) return CallError(r, "ioctl(FIONREAD)", fd);
+    std::memset(&info, 0, sizeof(info));
+    len = sizeof(info);
+    r = os_->GetSockOpt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
+    if (!r.ok()) return CallError(r, "getsockopt(TCP_INFO)", fd);
+    r = os_->Ioctl(fd, FIONREAD, &inq);
+    if (!r.ok()) return CallError(r, "ioctl(FIONREAD)", fd);
+    if (inq == before || attempt >= 100) break;
+  }
   constexpr size_t kNeeded = offsetof(tcp_info, tcpi_bytes_received) +
                              sizeof(info.tcpi_bytes_received);
   if (len < kNeeded) {
@@ -63,13 +77,10 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   s.last_data_recv_ms = info.tcpi_last_data_recv;
 
   int q = 0;
-  r = os_->Ioctl(fd, SIOCOUTQ, &q);
+  SysResult r = os_->Ioctl(fd, SIOCOUTQ, &q);
   if (!r.ok()) return CallError(r, "ioctl(SIOCOUTQ)", fd);
   s.outq = static_cast<uint32_t>(std::max(q, 0));
-  q = 0;
-  r = os_->Ioctl(fd, FIONREAD, &q);
-  if (!r.ok()) return CallError(r, "ioctl(FIONREAD)", fd);
-  s.inq = static_cast<uint32_t>(std::max(q, 0));
+  s.inq = static_cast<uint32_t>(std::max(inq, 0));
   s.fin_received = FinReceivedState(s.state) &&
                    s.bytes_received > s.inq;  // FIN not yet consumed.
   return s;
