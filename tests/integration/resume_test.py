@@ -80,9 +80,12 @@ class ResumeTest(base.ShimTestCase):
                 ["python3", "-c", STRANGER, self.net.b.addr, str(port), payload.hex()],
                 check=False).stdout
             self.assertEqual(answer.strip(), "answer=", f"payload {payload!r}")
-        self.assert_byte_exact(xfer, base.transfer_bound(8 * h.MiB, 2 * h.MiB))
+        received = xfer.received()
+        h.wait_for(lambda: xfer.received() > received + h.MiB, 20,
+                   "the stream to go on", last=self.dw.logs)
         self.assertEqual(self.failovers("a") + self.failovers("b"), 0,
                          "a stranger made a session fail over\n" + self.dw.logs())
+        self.assert_byte_exact(xfer, base.transfer_bound(8 * h.MiB, 2 * h.MiB))
 
     def resume_port(self, node):
         """The resume port host `node`'s diskwire listens on (from its log)."""
