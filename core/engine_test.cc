@@ -284,6 +284,27 @@ TEST_F(EngineTest, ResumesOnTheNetworkWhenThePathWorks) {
   RunBothWays(4 << 20, 1 << 20, /*cut_on_server=*/false);
 }
 
+// A peer with a large replay cap may have more in flight than the default
+// reassembly window: a slow reader must not end the session with EIO.
+TEST_F(EngineTest, LargeReplayCapWithASlowReaderOverStorage) {
+  base_config_.replay_cap = uint64_t{64} << 20;
+  Connect(Mode::kStorage);
+  const std::string data = RandomBytes(40 << 20, 11);
+  std::thread tx([&] { SendAll(a_.get(), client_, data, 12); });
+  // The reader starts late: the writer's records pile up on the volume.
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (a_->SessionFor(client_)->out == nullptr ||
+         a_->SessionFor(client_)->out->appended_offset() < (24u << 20)) {
+    ASSERT_LT(absl::Now(), deadline);
+    absl::SleepFor(absl::Milliseconds(5));  // polling a byte count
+  }
+  std::atomic<size_t> progress{0};
+  std::string got = RecvAll(b_.get(), server_, &progress);
+  tx.join();
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data);
+}
+
 TEST_F(EngineTest, PeerExitAfterFailoverIsAnEndOfFile) {
   Connect();
   ForceFailover(a_.get(), client_);

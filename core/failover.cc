@@ -263,7 +263,11 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   s->failover_offset = failover_offset;
   s->next_to_volume = failover_offset;
   s->delivered = delivered;
-  s->reassembly = std::make_unique<Reassembly>(delivered);
+  // The peer may have up to its replay cap in flight beyond what this side
+  // consumed; twice ours leaves room for a peer configured larger.
+  s->reassembly = std::make_unique<Reassembly>(
+      delivered, std::max<size_t>(Reassembly::kDefaultWindow,
+                                  2 * static_cast<size_t>(config_.replay_cap)));
   const std::string mine = MyChannel(*s);
   const std::string theirs = PeerChannel(*s);
   // A channel of the same name left by an earlier connection with the same
