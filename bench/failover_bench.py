@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
 
 import dwharness as h  # noqa: E402
 from dwharness.shim import Diskwire  # noqa: E402
+from netns_bench import cannot_run, percentile  # noqa: E402
 
 FIRST_BYTE = re.compile(r"first byte via storage .*realtime_ns=(\d+)")
 
@@ -52,23 +53,14 @@ def one_round(detect_ms):
         return (first_byte() - cut_ns) / 1e6
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--detect-ms", type=int, default=1000)
     args = parser.parse_args()
-    reason = h.missing_requirement()
-    if reason:
-        print(f"SKIPPED: {reason}")
-        return 0
-    if not os.environ.get("DW_SHIM"):
-        print("set DW_SHIM to the absolute path of libdiskwire.so")
-        return 2
+    status = cannot_run(h)
+    if status is not None:
+        return status
     times = []
     for i in range(args.rounds):
         ms = one_round(args.detect_ms)

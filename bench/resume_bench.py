@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
 
 import dwharness as h  # noqa: E402
 from dwharness.shim import Diskwire  # noqa: E402
+from netns_bench import cannot_run, percentile  # noqa: E402
 
 RESUMED = re.compile(r"back on the network .*realtime_ns=(\d+)")
 FAILED_OVER = "failing over to storage"
@@ -59,11 +60,6 @@ def first_tcp_byte_ns(net, timeout_s):
     return None
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 def report(name, values):
     p50, p99 = percentile(values, 50), percentile(values, 99)
     print(f"  {name}: p50 {p50:.0f} ms   p99 {p99:.0f} ms   max {max(values):.0f} ms   "
@@ -75,13 +71,9 @@ def main():
     parser.add_argument("--heals", type=int, default=20)
     parser.add_argument("--down-s", type=float, default=4.0)
     args = parser.parse_args()
-    reason = h.missing_requirement()
-    if reason:
-        print(f"SKIPPED: {reason}")
-        return 0
-    if not os.environ.get("DW_SHIM"):
-        print("set DW_SHIM to the absolute path of libdiskwire.so")
-        return 2
+    status = cannot_run(h)
+    if status is not None:
+        return status
     size = int(RATE * (args.heals * (args.down_s + 4) + 10))
     resumed, first_byte = [], []
     with h.TwoHosts() as net:

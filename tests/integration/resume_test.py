@@ -18,20 +18,19 @@ RATE = 3 * h.MiB  # bytes/s: a 16 s transfer, long enough for two cycles.
 
 
 class ResumeTest(base.ShimTestCase):
-    def resumes(self, node):
-        """How many times host `node`'s diskwire put a session back on TCP."""
+    def log_lines(self, node, needle):
+        """How many lines of host `node`'s diskwire log contain `needle`."""
         path = self.dw.log_path(node)
         if not h.file_size(path):
             return 0
         with open(path, errors="replace") as f:
-            return sum(1 for line in f if "back on the network" in line)
+            return sum(1 for line in f if needle in line)
+
+    def resumes(self, node):
+        return self.log_lines(node, "back on the network")
 
     def failovers(self, node):
-        path = self.dw.log_path(node)
-        if not h.file_size(path):
-            return 0
-        with open(path, errors="replace") as f:
-            return sum(1 for line in f if "failing over to storage" in line)
+        return self.log_lines(node, "failing over to storage")
 
     def network_bytes(self, seconds):
         """Bytes host a sent on the link in the next `seconds` seconds."""
