@@ -152,6 +152,8 @@ class EngineImpl final : public Engine {
 
   // --- resume.cc: back to the network (docs/ARCHITECTURE.md, "Resume") ---
   static constexpr int64_t kResumeDialIntervalMs = 100;
+  static constexpr int64_t kAttemptMs = 1000;  // a handshake, connect included
+  static constexpr int64_t kRetryMs = 500;  // between attempts of one session
   struct PeerInfo {
     uint16_t resume_port = 0;
     std::string nonce;
