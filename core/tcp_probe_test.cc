@@ -9,10 +9,13 @@
 #include <fcntl.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "base/status_matchers.h"
 #include "gtest/gtest.h"
@@ -182,6 +185,97 @@ TEST_F(TcpProbeTest, DeliveredIsWhatTheApplicationRead) {
   ASSERT_OK_AND_ASSIGN(c, probe_.Sample(client_));
   EXPECT_EQ(c.bytes_received - c.inq, 1234u);
   EXPECT_EQ(c.delivered(), 1234u);
+}
+
+// The real calls, except that the first TCP_INFO is followed by `arrive()`:
+// bytes land in the receive queue between TCP_INFO and FIONREAD, as a segment
+// can at any moment.
+class ArrivingOsCalls final : public OsCalls {
+ public:
+  ArrivingOsCalls(OsCalls* real, std::function<void()> arrive)
+      : real_(real), arrive_(std::move(arrive)) {}
+  SysResult GetSockOpt(int fd, int level, int name, void* val,
+                       socklen_t* len) override {
+    SysResult r = real_->GetSockOpt(fd, level, name, val, len);
+    if (level == IPPROTO_TCP && name == TCP_INFO && arrive_) {
+      std::exchange(arrive_, nullptr)();
+    }
+    return r;
+  }
+  SysResult Ioctl(int fd, unsigned long request, int* arg) override {
+    return real_->Ioctl(fd, request, arg);
+  }
+  // Not used by TcpProbe::Sample.
+  SysResult Socket(int, int, int) override { return SysResult::Fail(ENOSYS); }
+  SysResult Bind(int, const sockaddr*, socklen_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Listen(int, int) override { return SysResult::Fail(ENOSYS); }
+  SysResult Connect(int, const sockaddr*, socklen_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Accept4(int, sockaddr*, socklen_t*, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult SocketPair(int, int, int, int[2]) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Close(int) override { return SysResult::Fail(ENOSYS); }
+  SysResult Dup3(int, int, int) override { return SysResult::Fail(ENOSYS); }
+  SysResult Fcntl(int, int, int) override { return SysResult::Fail(ENOSYS); }
+  SysResult SendMsg(int, const msghdr*, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult RecvMsg(int, msghdr*, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Read(int, void*, size_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Write(int, const void*, size_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Shutdown(int, int) override { return SysResult::Fail(ENOSYS); }
+  SysResult SetSockOpt(int, int, int, const void*, socklen_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult GetSockName(int, sockaddr*, socklen_t*) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult GetPeerName(int, sockaddr*, socklen_t*) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult Poll(pollfd*, nfds_t, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult EpollCreate1(int) override { return SysResult::Fail(ENOSYS); }
+  SysResult EpollCtl(int, int, int, epoll_event*) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult EpollWait(int, epoll_event*, int, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult EventFd(unsigned int, int) override {
+    return SysResult::Fail(ENOSYS);
+  }
+
+ private:
+  OsCalls* const real_;
+  std::function<void()> arrive_;
+};
+
+TEST_F(TcpProbeTest, DeliveredStaysRightWhenBytesArriveDuringTheSample) {
+  WriteAll(server_, std::string(5000, 'c'));
+  WaitFor(client_, [](const TcpSample& s) { return s.bytes_received == 5000; });
+  ArrivingOsCalls arriving(os_, [this] {
+    WriteAll(server_, std::string(3000, 'd'));
+    WaitFor(client_, [](const TcpSample& s) { return s.inq == 8000; });
+  });
+  TcpProbe probe(&arriving);
+  ASSERT_OK_AND_ASSIGN(TcpSample c, probe.Sample(client_));
+  EXPECT_EQ(c.bytes_received, 8000u);
+  EXPECT_EQ(c.inq, 8000u);
+  EXPECT_EQ(c.delivered(), 0u) << "the application has read nothing";
 }
 
 TEST_F(TcpProbeTest, DeliveredAfterPeerFin) {
