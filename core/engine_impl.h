@@ -167,6 +167,8 @@ class EngineImpl final : public Engine {
   // session (or closes it: not a diskwire engine, not authentic, no such
   // session).
   void ReadPendingLink(Session::LoopTag* tag);
+  // Drops `p` (and its loop tag) from pending_links_; its fd is the caller's.
+  void ForgetPendingLink(PendingResumeLink* p);
   void NotePeerInfo(const storage::HeartbeatListing& listing);
   void DialResumes();
   void OnLinkEvent(Session* s);

@@ -180,7 +180,6 @@ void EngineImpl::LoopMain() {
         absl::Status w = watcher_->Watch(theirs);
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
       }
-      if (s->state.load() != SessionState::kStorage) continue;
       if (s->old_sock_open) LoopAdd(s->old_sock, s.get(), EPOLLIN);
       DrainOldSocket(s.get());
       PumpAppToVolume(s.get());
@@ -224,11 +223,12 @@ void EngineImpl::Tick() {
       MaybeFinish(s.get());
     }
   }
-  ExpireResumes();
-  ReleaseEndedSessions();
   const int64_t now = clock_->NowNs();
   if (now >= next_resume_dial_ns_) {
+    // Housekeeping that needs no more than this cadence, not every wake.
     next_resume_dial_ns_ = now + kResumeDialIntervalMs * 1'000'000;
+    ExpireResumes();
+    ReleaseEndedSessions();
     DialResumes();
   }
   if (log_.Enabled(LogLevel::kDebug) && now >= next_dump_ns_) {

@@ -196,6 +196,13 @@ void EngineImpl::AcceptResumeLinks(int listener) {
   }
 }
 
+void EngineImpl::ForgetPendingLink(PendingResumeLink* p) {
+  pending_links_.erase(
+      std::remove_if(pending_links_.begin(), pending_links_.end(),
+                     [&](const auto& e) { return e.first.get() == p; }),
+      pending_links_.end());
+}
+
 void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   PendingResumeLink* p = tag->pending;
   auto drop = [&](const std::string& why) {
@@ -205,10 +212,7 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
     os_->SetSockOpt(p->fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
     private_[p->fd].store(0);
     os_->Close(p->fd);
-    pending_links_.erase(
-        std::remove_if(pending_links_.begin(), pending_links_.end(),
-                       [&](const auto& e) { return e.first.get() == p; }),
-        pending_links_.end());
+    ForgetPendingLink(p);
   };
   while (true) {
     size_t want = kResumePrefixBytes;
@@ -267,10 +271,7 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   link->deadline_ns = clock_->NowNs() + kAttemptMs * 1'000'000;
   // The fd is the session's now: its loop events go to the session's tag.
   p->fd = -1;
-  pending_links_.erase(
-      std::remove_if(pending_links_.begin(), pending_links_.end(),
-                     [&](const auto& e) { return e.first.get() == p; }),
-      pending_links_.end());
+  ForgetPendingLink(p);
   s->link = std::move(link);
   LoopMod(s->link->fd, s, EPOLLIN);
   ResumeMessage welcome;
