@@ -25,10 +25,17 @@ const size_t kWriterBufferBytes = WriterOptions{}.buffer_bytes;
 }  // namespace
 
 void EngineImpl::PumpAppToVolume(Session* s) {
-  if (s->eng_end < 0 || s->state.load() != SessionState::kStorage) return;
+  if (s->state.load() != SessionState::kStorage) return;
   char buf[64 << 10];
   {
     absl::MutexLock lock(&s->send_mu);
+    if (s->eng_end < 0) {
+      // The application closed the socket before the failover (a lingering
+      // session): nothing more comes from it, but what the ring holds and the
+      // FIN still go, as the writer's buffer makes room.
+      SubmitToWriter(s);
+      return;
+    }
     // Read the application's bytes into the ring while it and the writer's
     // buffer have room: a full one stops the reading, and the socket pair
     // pushes back on the application.

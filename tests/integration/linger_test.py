@@ -1,0 +1,147 @@
+"""A connection the server has closed while its bytes are still in flight,
+with the server process alive afterwards (the HTTP/1.0 pattern), cut before
+the client has read them all: the closed-but-lingering session must fail over
+and deliver everything, and the client must see the end of the stream, whatever
+the server process does afterwards (issue 12, defect 1)."""
+
+import os
+import subprocess
+import sys
+
+import dwharness as h
+import shim_testbase as base
+from dwharness.transfer import pacer_argv
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIZE = 3 * h.MiB
+READ_RATE = 512 * 1024  # the client's slow reader, bytes/s: a 6 s read
+
+
+class LingerTest(base.ShimTestCase):
+    def setUp(self):
+        super().setUp()
+        # The server's bytes wait in its own kernel queue, unacknowledged, when
+        # it closes: a small receive window at the client, a large send buffer
+        # at the server.
+        h.hold_data_in_sender(self.net, sender="b")
+
+    def start_server(self, *flags):
+        source = self.net.path("served.bin")
+        self.sha_sent = h.make_data(source, SIZE, seed=7)
+        self.closed = self.net.path("closed")
+        self.server = self.net.b.popen(
+            "linger-server",
+            [sys.executable, os.path.join(HERE, "linger_server.py"), "--listen",
+             f"{self.net.b.addr}:{base.PORT}", "--input", source, "--closed-file",
+             self.closed, *flags],
+            env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 30,
+                   "linger_server to listen", last=self.server.describe)
+
+    def start_slow_client(self):
+        """Stock nc under diskwire, its output through a slow reader."""
+        self.out = self.net.path("received.bin")
+        out = open(self.out, "wb")
+        try:
+            self.client = self.net.a.popen(
+                "nc", ["nc", "-d", self.net.b.addr, str(base.PORT)],
+                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
+            self.reader = self.net.a.popen(
+                "reader", pacer_argv(READ_RATE),
+                stdin=self.client.popen.stdout, stdout=out)
+            self.client.popen.stdout.close()
+        finally:
+            out.close()
+
+    def cut_after_close_and_check(self, after_cut=lambda: None):
+        h.wait_for(lambda: os.path.exists(self.closed), 30,
+                   "the server to close the connection", last=self.server.describe)
+        h.wait_file_size(self.out, SIZE // 8, 30)
+        self.assertLess(h.file_size(self.out), SIZE // 2,
+                        "the client read too fast for the cut to matter")
+        self.net.cuts.link_down("a")
+        after_cut()
+        bound = SIZE / READ_RATE + base.SLACK_S
+        try:
+            status = h.wait_exit(self.client, bound)
+            h.wait_exit(self.reader, 30)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}: received {h.file_size(self.out)} of {SIZE}\n"
+                      f"{self.client.describe()}\n{self.context()}")
+        self.assertEqual(status, 0, f"{self.client.describe()}\n{self.context()}")
+        self.assertEqual(h.file_size(self.out), SIZE, self.context())
+        self.assertEqual(h.sha256_file(self.out), self.sha_sent)
+
+    def test_closed_connection_fails_over_and_delivers_everything(self):
+        self.start_server()
+        self.start_slow_client()
+        self.cut_after_close_and_check()
+        self.assertIsNone(self.server.poll(), "the server process must live on")
+
+    def test_shutdown_then_close(self):
+        self.start_server("--shutdown")
+        self.start_slow_client()
+        self.cut_after_close_and_check()
+        self.assertIsNone(self.server.poll(), "the server process must live on")
+
+    def test_server_exits_after_the_failover(self):
+        exit_file = self.net.path("exit")
+        self.start_server("--exit-on", exit_file)
+        self.start_slow_client()
+
+        def exit_server_once_failed_over():
+            h.wait_for(lambda: "failing over" in self.dw.logs(), 20,
+                       "the failover", last=self.dw.logs)
+            open(exit_file, "w").close()
+            self.assertEqual(h.wait_exit(self.server, 30), 0)
+
+        self.cut_after_close_and_check(exit_server_once_failed_over)
+
+
+class LingerHttpTest(base.ShimTestCase):
+    """Stock curl from Python's http.server (HTTP/1.0: the server closes after
+    the body and serves on), the cut after the close."""
+
+    def test_http_server_closes_then_cut(self):
+        h.hold_data_in_sender(self.net, sender="b")
+        root = self.net.path("www")
+        os.mkdir(root)
+        sha_sent = h.make_data(f"{root}/data.bin", SIZE, seed=3)
+        server = self.net.b.popen(
+            "http", [sys.executable, "-m", "http.server", str(base.PORT),
+                     "--bind", self.net.b.addr, "--directory", root],
+            env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 30,
+                   "http.server to listen", last=server.describe)
+        out = self.net.path("download.bin")
+        sink = open(out, "wb")
+        try:  # curl's --limit-rate reads ahead: a slow pipe holds it back.
+            curl = self.net.a.popen(
+                "curl", ["curl", "-sS", "--fail",
+                         f"http://{self.net.b.addr}:{base.PORT}/data.bin"],
+                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
+            reader = self.net.a.popen("reader", pacer_argv(READ_RATE),
+                                      stdin=curl.popen.stdout, stdout=sink)
+            curl.popen.stdout.close()
+        finally:
+            sink.close()
+        # http.server has closed its end once the whole body sat in its queue.
+        h.wait_for(lambda: [s for s in self.net.b.tcp_states(base.PORT)
+                            if s.startswith("FIN-WAIT")], 30,
+                   "http.server to close the connection",
+                   last=lambda: self.net.b.tcp_sockets(base.PORT))
+        self.assertLess(h.file_size(out), SIZE // 2)
+        self.net.cuts.link_down("a")
+        try:
+            status = h.wait_exit(curl, SIZE / READ_RATE + base.SLACK_S)
+            h.wait_exit(reader, 30)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}: received {h.file_size(out)} of {SIZE}\n"
+                      f"{curl.describe()}\n{self.context()}")
+        self.assertEqual(status, 0, f"{curl.describe()}\n{self.context()}")
+        self.assertEqual(h.file_size(out), SIZE)
+        self.assertEqual(h.sha256_file(out), sha_sent)
+
+
+if __name__ == "__main__":
+    base.main()
