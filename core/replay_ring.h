@@ -74,6 +74,14 @@ class ReplayRing {
   // takes back what waits in the socket pair).
   void Grow(size_t capacity);
 
+  // Forgets every byte kept and continues at `offset`: head() == tail() ==
+  // offset. For a connection that another process wrote to (a forked or
+  // re-executed server): the next byte this process sends has that offset.
+  void RestartAt(uint64_t offset) {
+    tail_ = head_ = offset;
+    head_index_ = IndexOf(offset);
+  }
+
   // Releases every byte below `offset` (the peer holds them). Offsets at or
   // below tail() are no-ops (trimming is monotonic and may be repeated).
   // Returns OutOfRange, and changes nothing, when offset > head(): the peer

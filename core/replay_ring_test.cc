@@ -197,5 +197,19 @@ TEST_F(ReplayRingTest, RandomOperationsMatchModel) {
   }
 }
 
+TEST(ReplayRing, RestartAtContinuesAtTheGivenOffset) {
+  ReplayRing ring(16);
+  ASSERT_EQ(ring.Append("abcdef"), 6u);
+  ring.RestartAt(1000);
+  EXPECT_EQ(ring.tail(), 1000u);
+  EXPECT_EQ(ring.head(), 1000u);
+  EXPECT_EQ(ring.Free(), 16u);
+  ASSERT_EQ(ring.Append("xyz"), 3u);
+  auto view = ring.ViewFrom(1000, 3);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(std::string(view->first) + std::string(view->second), "xyz");
+  EXPECT_FALSE(ring.ViewFrom(999, 1).ok());
+}
+
 }  // namespace
 }  // namespace diskwire

@@ -67,6 +67,15 @@ struct Session {
   std::string label;             // "10.0.0.1:4000->10.0.0.2:7000" for logs
 
   std::atomic<SessionState> state{SessionState::kDirect};
+  // Shared with other processes (docs/ARCHITECTURE.md, "Forks and
+  // inheritance"): a forked child's or a re-executed program's copy of a
+  // connection is dormant until it sends or receives on it (no heartbeat
+  // entry, no failure detection, no failover), and a process that holds a
+  // claim yields it to a newer one. `maybe_shared`: a fork since adoption, or
+  // inherited; its close then asks who else holds the socket before any FIN.
+  std::atomic<bool> dormant{false};
+  std::atomic<bool> maybe_shared{false};
+  std::atomic<int64_t> claim_ns{0};  // realtime of this process's claim
   // Bumped by every swap of the file behind the application's fd.
   std::atomic<uint32_t> generation{0};
 

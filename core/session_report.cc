@@ -63,6 +63,8 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
     ok = ParseInt(value, &s->lag_p99_us);
   } else if (key == "lag_max_us") {
     ok = ParseInt(value, &s->lag_max_us);
+  } else if (key == "claim") {
+    ok = ParseInt(value, &s->claim_ns);
   }  // Unknown keys come from newer writers: skipped.
   if (!ok) {
     return absl::InvalidArgumentError(
@@ -94,7 +96,7 @@ std::string EncodeProcessReport(const ProcessReport& report) {
         " peer_ack=", s.peer_ack_offset, " failover_ms=", s.failover_ms);
     absl::StrAppend(&out, " lag_p50_us=", s.lag_p50_us,
                     " lag_p99_us=", s.lag_p99_us, " lag_max_us=", s.lag_max_us,
-                    "\n");
+                    " claim=", s.claim_ns, "\n");
   }
   return out;
 }

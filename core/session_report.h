@@ -41,6 +41,10 @@ struct SessionReport {
       -1;  // storage-path latency of received records; -1 if none
   int64_t lag_p99_us = -1;
   int64_t lag_max_us = -1;
+  // When the process claimed the session (realtime ns): of two processes that
+  // list one session (a forking server and its child), the newer claim holds
+  // it. 0 from a writer that predates claims.
+  int64_t claim_ns = 0;
 
   bool operator==(const SessionReport&) const = default;
 };

@@ -24,6 +24,7 @@ SessionReport Sample() {
   s.lag_p50_us = 150;
   s.lag_p99_us = 900;
   s.lag_max_us = 2000;
+  s.claim_ns = 1796228517042886638;
   return s;
 }
 
