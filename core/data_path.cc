@@ -197,6 +197,8 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
   if (s == nullptr) return os_->SendMsg(fd, msg, flags);
   if (!s->endpoints_known && !FinishAdoption(s, fd))
     return os_->SendMsg(fd, msg, flags);
+  if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
+    return os_->SendMsg(fd, msg, flags);
   while (true) {
     SessionState st = s->state.load();
     if (IsSwapping(st)) {
@@ -320,6 +322,8 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
   Session* s = SessionFor(fd);
   if (s == nullptr) return os_->RecvMsg(fd, msg, flags);
   if (!s->endpoints_known && !FinishAdoption(s, fd))
+    return os_->RecvMsg(fd, msg, flags);
+  if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
     return os_->RecvMsg(fd, msg, flags);
   while (true) {
     SessionState st = s->state.load();
@@ -450,7 +454,7 @@ SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
 
 bool EngineImpl::CheckPath(int fd) {
   Session* s = SessionFor(fd);
-  if (s == nullptr) return false;
+  if (s == nullptr || s->dormant.load()) return false;
   if (IsSwapping(s->state.load())) {
     const uint32_t generation = s->generation.load();
     WaitWhileSwapping(

@@ -45,6 +45,18 @@ class Engine {
            owned_[fd].load(std::memory_order_acquire) != 0;
   }
 
+  // Owned, but dormant in this process (a connection it inherited and has not
+  // used): the data hooks call Claim() before handing the call over.
+  bool Dormant(int fd) const {
+    return fd >= 0 && fd < kMaxFds &&
+           owned_[fd].load(std::memory_order_acquire) == kOwnedDormant;
+  }
+  // The process is about to send or receive on dormant `fd`: true when the
+  // engine takes the session on (it is then no longer Dormant()); false when
+  // this process cannot carry it (a sandboxed or chrooted child), and the fd
+  // is no longer owned: the call goes straight to libc.
+  virtual bool Claim(int fd) = 0;
+
   // --- Lifecycle notifications. The shim calls them after the real call
   // succeeded. ---
 
@@ -55,6 +67,10 @@ class Engine {
   // accept()/accept4() returned `fd` on `listen_fd`. Selects by the local
   // address.
   virtual void OnAccept(int listen_fd, int fd) = 0;
+  // `fd` is a connected TCP socket this process got from the program that
+  // exec'd it (a re-executing server such as sshd, inetd): adopted dormant
+  // when selected (core/session.h).
+  virtual void OnInherited(int fd) = 0;
   // dup/dup2/dup3/F_DUPFD made `newfd` another name for owned `oldfd`.
   virtual void OnDup(int oldfd, int newfd) = 0;
   // The shim is about to close `fd` (owned, or an epoll fd). Returns what
@@ -121,6 +137,7 @@ class Engine {
   virtual void AfterForkChild() = 0;
 
  protected:
+  static constexpr uint8_t kOwnedDormant = 2;  // owned_: 0 no, 1 yes
   std::atomic<uint8_t> owned_[kMaxFds] = {};
   std::atomic<uint8_t> private_[kMaxFds] = {};
 };

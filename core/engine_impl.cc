@@ -6,10 +6,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -140,7 +142,43 @@ bool EngineImpl::FailOver(int fd, const std::string& reason) {
 
 void EngineImpl::SetOwner(int fd, Session* s) {
   by_fd_[fd].store(s, std::memory_order_release);
-  owned_[fd].store(s != nullptr ? 1 : 0, std::memory_order_release);
+  owned_[fd].store(s == nullptr        ? 0
+                   : s->dormant.load() ? kOwnedDormant
+                                       : 1,
+                   std::memory_order_release);
+}
+
+void EngineImpl::MarkNames(Session* s) {
+  for (int fd : s->names) {
+    if (by_fd_[fd].load() == s) SetOwner(fd, s);
+  }
+}
+
+void EngineImpl::Disown(Session* s) {
+  absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock slock(&s->mu);
+    for (int fd : s->names) {
+      if (by_fd_[fd].load() == s) SetOwner(fd, nullptr);
+    }
+    s->names.clear();
+  }
+  auto it = sessions_.find(KeyOf(s->id, s->role));
+  if (it != sessions_.end() && it->second.get() == s) {
+    graveyard_.push_back({it->second, clock_->NowNs()});
+    sessions_.erase(it);
+  }
+}
+
+bool EngineImpl::Claim(int fd) {
+  Session* s = SessionFor(fd);
+  if (s == nullptr) return false;
+  if (!s->dormant.load()) return true;
+  if (Activate(s, fd)) return true;
+  log_.Debug("session ", s->label,
+             ": this process cannot reach the volume; its calls pass through");
+  Disown(s);
+  return false;
 }
 
 void EngineImpl::OnConnect(int fd, const sockaddr* addr, socklen_t len) {
@@ -151,8 +189,104 @@ void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {
   Adopt(fd, Role::kServer, nullptr, 0);
 }
 
+void EngineImpl::OnInherited(int fd) {
+  if (fd < 0 || fd >= kMaxFds || Owns(fd)) return;
+  // Two names of one inherited socket (inetd's 0 and 1) are one session.
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  for (int other = 0; other < kMaxFds; ++other) {
+    struct stat ost;
+    if (other != fd && Owns(other) && fstat(other, &ost) == 0 &&
+        ost.st_ino == st.st_ino && ost.st_dev == st.st_dev) {
+      OnDup(other, fd);
+      return;
+    }
+  }
+  std::optional<Role> role = InferRole(fd);
+  if (role.has_value()) Adopt(fd, *role, nullptr, 0, /*inherited=*/true);
+}
+
+std::optional<Role> EngineImpl::InferRole(int fd) {
+  sockaddr_storage local = {}, remote = {};
+  socklen_t len = sizeof(local);
+  if (!os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&local), &len).ok())
+    return std::nullopt;
+  len = sizeof(remote);
+  if (!os_->GetPeerName(fd, reinterpret_cast<sockaddr*>(&remote), &len).ok())
+    return std::nullopt;
+  const auto* l = reinterpret_cast<const sockaddr*>(&local);
+  const auto* r = reinterpret_cast<const sockaddr*>(&remote);
+  const bool as_server = config_.select.Matches(l, r, Selector::Role::kAccept);
+  const bool as_client = config_.select.Matches(l, r, Selector::Role::kConnect);
+  if (as_server != as_client) {
+    return as_server ? Role::kServer : Role::kClient;
+  }
+  if (!as_server) return std::nullopt;
+  // Both ways selected: a client's port comes from the ephemeral range.
+  auto port_of = [](const sockaddr_storage& a) -> int {
+    return a.ss_family == AF_INET
+               ? ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port)
+               : ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  };
+  int lo = 32768, hi = 60999;
+  if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
+    if (fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768, hi = 60999;
+    fclose(f);
+  }
+  auto ephemeral = [&](int port) { return port >= lo && port <= hi; };
+  if (ephemeral(port_of(local)) && !ephemeral(port_of(remote)))
+    return Role::kClient;
+  return Role::kServer;  // inheritance is a server's pattern
+}
+
+bool EngineImpl::Activate(Session* s, int fd) {
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    if (!s->dormant.load() && !s->resync.load()) return true;  // done already
+    if (s->cannot_claim) return false;
+    // A child that chrooted, dropped privileges or entered a seccomp sandbox
+    // (sshd's network child) cannot carry the session, and must see no call
+    // of ours beyond this one: it stays dormant, its I/O passes through.
+    const int probe =
+        open(config_.send_volume.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (probe < 0) {
+      s->cannot_claim = true;
+      return false;
+    }
+    close(probe);
+    auto sample = probe_.Sample(fd);
+    if (sample.ok() && s->resumes.load() == 0 &&
+        (sample->state == TCP_ESTABLISHED || sample->state == TCP_CLOSE_WAIT)) {
+      // What the socket has carried so far, whoever wrote it.
+      const uint64_t written =
+          sample->WrittenBytes(s->role == Role::kClient, false);
+      if (written != s->ring.head()) {
+        s->ring.RestartAt(written);
+        s->sent_to_socket = written;
+      }
+    }
+    s->claim_ns.store(clock_->RealtimeNs());
+    s->resync.store(false);
+    s->dormant.store(false);
+    absl::MutexLock lock(&s->mu);
+    MarkNames(s);
+  }
+  log_.Info("session ", s->label, " claimed by this process (pid ", getpid(),
+            ")");
+  {
+    absl::MutexLock lock(&mu_);
+    next_heartbeat_ns_ =
+        std::min(next_heartbeat_ns_, clock_->NowNs() + 10'000'000);
+  }
+  StartThreadsOnce();
+  uint64_t one = 1;
+  if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
+  if (config_.mode == Mode::kStorage) TriggerFailover(s, "storage mode", "");
+  return true;
+}
+
 void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
-                       socklen_t hint_len) {
+                       socklen_t hint_len, bool inherited) {
   if (fd < 0 || fd >= kMaxFds) return;
   int type = 0;
   socklen_t len = sizeof(type);
@@ -162,6 +296,9 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
   auto s =
       std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
   s->role = role;
+  s->dormant.store(inherited);
+  s->resync.store(inherited);
+  s->maybe_shared.store(inherited);
   len = sizeof(s->endpoints.local);
   if (!os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&s->endpoints.local),
                         &len)
@@ -203,7 +340,8 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     pending_.push_back(s);
     SetOwner(fd, s.get());
   }
-  StartThreadsOnce();
+  // A dormant session needs the threads only once this process uses it.
+  if (!inherited) StartThreadsOnce();
   if (peer.ok()) FinishAdoption(s.get(), fd);
 }
 
@@ -245,10 +383,16 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
     }
     sessions_[key] = shared;
     s->endpoints_known = true;
+    s->claim_ns.store(clock_->RealtimeNs());
     // A new session should be visible to its peer's failover soon, not a whole
     // interval later.
     next_heartbeat_ns_ =
         std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
+  }
+  if (s->dormant.load()) {
+    log_.Info("inherited ", s->label, " session ", SessionIdHex(s->id),
+              " as fd ", fd, " (dormant until this process uses it)");
+    return true;
   }
   log_.Info("selected ", s->label, " session ", SessionIdHex(s->id));
   if (config_.mode == Mode::kStorage) TriggerFailover(s, "storage mode", "");
@@ -312,8 +456,13 @@ SysResult EngineImpl::Close(int fd) {
                          [s](const auto& p) { return p.get() == s; }),
           pending_.end());
       auto it = sessions_.find(KeyOf(s->id, s->role));
-      if (s->state.load() == SessionState::kDirect && it != sessions_.end() &&
-          it->second.get() == s) {
+      if (it != sessions_.end() && it->second.get() == s && s->dormant.load()) {
+        // Another process carries the connection: its end is theirs (the
+        // kernel's FIN comes with the last close anywhere).
+        graveyard_.push_back({it->second, clock_->NowNs()});
+        sessions_.erase(it);
+      } else if (s->state.load() == SessionState::kDirect &&
+                 it != sessions_.end() && it->second.get() == s) {
         lingering = it->second;
       }
     }
@@ -327,7 +476,10 @@ SysResult EngineImpl::Close(int fd) {
     if (keep.ok()) {
       lingering->linger_fd = static_cast<int>(keep.value);
       private_[lingering->linger_fd].store(1, std::memory_order_release);
-      if (lingering->sent_to_socket < lingering->ring.head()) {
+      if (lingering->maybe_shared.load()) {
+        // A child may still hold the connection: the loop asks before the
+        // FIN (FinishLinger).
+      } else if (lingering->sent_to_socket < lingering->ring.head()) {
         lingering->fin_owed = true;  // after the backlog a resume left
       } else if (!lingering->shut_wr) {
         os_->Shutdown(lingering->linger_fd, SHUT_WR);
@@ -368,19 +520,35 @@ void EngineImpl::OnEpollCtl(int epfd, int op, int fd,
 
 void EngineImpl::BeforeFork() { mu_.Lock(); }
 
-void EngineImpl::AfterForkParent() { mu_.Unlock(); }
+void EngineImpl::AfterForkParent() {
+  // The child holds every socket now too: a close here must ask first, and
+  // the next call here re-reads what the socket carried.
+  for (auto& [key, s] : sessions_) {
+    s->maybe_shared.store(true);
+    s->resync.store(true);
+  }
+  mu_.Unlock();
+}
 
 void EngineImpl::AfterForkChild() {
-  // The child shares the parent's sockets but not its threads: its copies of
-  // selected sockets keep working on the healthy path (the parent's engine
-  // carries them if the network fails), and it gets an engine identity of its
-  // own for any connection it makes.
-  mu_.Unlock();
-  absl::MutexLock lock(&mu_);
+  // The child shares the parent's sockets but not its threads. Its copies of
+  // the connections on the network are adopted afresh (the parent's Session
+  // objects may hold locks of threads that do not exist here), dormant until
+  // the child uses them; sessions on the storage path stay the parent
+  // engine's, which pumps their socket pairs. The child gets an engine
+  // identity of its own.
+  std::vector<std::pair<int, std::pair<Session*, Role>>> inherited;
   for (int fd = 0; fd < kMaxFds; ++fd) {
-    if (owned_[fd].load(std::memory_order_relaxed)) SetOwner(fd, nullptr);
+    if (!owned_[fd].load(std::memory_order_relaxed)) continue;
+    Session* s = by_fd_[fd].load();
+    if (s != nullptr && s->endpoints_known &&
+        s->state.load() == SessionState::kDirect) {
+      inherited.push_back({fd, {s, s->role}});
+    }
+    SetOwner(fd, nullptr);
   }
   sessions_.clear();
+  pending_.clear();
   epoll_regs_.clear();
   started_.store(false);
   stopping_.store(false);
@@ -398,6 +566,16 @@ void EngineImpl::AfterForkChild() {
   resume_listeners_.clear();
   resume_port_ = 0;
   resume_nonce_ = RandomBytes(kResumeNonceBytes);
+  mu_.Unlock();  // taken by BeforeFork
+  std::map<Session*, int> first_name;
+  for (auto& [fd, who] : inherited) {
+    auto [it, fresh] = first_name.emplace(who.first, fd);
+    if (fresh) {
+      Adopt(fd, who.second, nullptr, 0, /*inherited=*/true);
+    } else {
+      OnDup(it->second, fd);
+    }
+  }
 }
 
 }  // namespace diskwire

@@ -54,6 +54,8 @@ class EngineImpl final : public Engine {
 
   void OnConnect(int fd, const sockaddr* addr, socklen_t len) override;
   void OnAccept(int listen_fd, int fd) override;
+  void OnInherited(int fd) override;
+  bool Claim(int fd) override;
   void OnDup(int oldfd, int newfd) override;
   SysResult Close(int fd) override;
   SysResult SendMsg(int fd, const msghdr* msg, int flags) override;
@@ -95,12 +97,29 @@ class EngineImpl final : public Engine {
   EngineImpl(const Config& config, OsCalls* os, const Clock* clock);
 
   // --- engine_impl.cc ---
-  void Adopt(int fd, Role role, const sockaddr* remote_hint,
-             socklen_t hint_len);
+  // `inherited`: another process holds the connection too (a fork, an exec):
+  // the session starts dormant.
+  void Adopt(int fd, Role role, const sockaddr* remote_hint, socklen_t hint_len,
+             bool inherited = false);
+  // A dormant session's first send or receive in this process: it claims the
+  // session, and the ring restarts at what the socket has carried.
+  // False when this process cannot carry it (the volume is out of its
+  // reach): it stays dormant and its calls pass straight through.
+  bool Activate(Session* s, int fd);
+  // Which end of an inherited connection this process is, from the selection
+  // and the ephemeral port range (no accept or connect was seen).
+  std::optional<Role> InferRole(int fd);
+  // Goes dormant where another process claimed a shared session later.
+  void YieldToNewerClaims(const storage::HeartbeatListing& listing);
   // Completes a session adopted during a non-blocking connect; false while
   // still connecting.
   bool FinishAdoption(Session* s, int fd);
   void SetOwner(int fd, Session* s);
+  // owned_ of every name of `s` follows its dormancy. REQUIRES: s->mu held.
+  void MarkNames(Session* s);
+  // This process will never carry `s` (it cannot reach the volume): its fds
+  // are no longer owned, and it is forgotten.
+  void Disown(Session* s);
   // Waits while the session `fd` names is being swapped.
   void WaitForStableNames(int fd);
   bool IsNonBlocking(int fd, int flags) const;

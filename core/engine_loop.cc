@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
+#include "core/socket_holders.h"
 
 namespace diskwire {
 namespace {
@@ -294,18 +295,40 @@ bool EngineImpl::FinishLinger(Session* s) {
   {
     absl::MutexLock send_lock(&s->send_mu);
     if (s->linger_fd < 0) return true;
-    auto sample = probe_.Sample(s->linger_fd);
-    if (!sample.ok()) return false;
-    // Still bytes (or our FIN) the peer kernel has not acknowledged: keep
-    // lingering.
-    if (sample->outq > 0) return false;
-    // The kernel's queue can also be empty because it gave up (a reset, a
-    // timeout): then the path failed, and the failover check that follows takes
-    // the session on. The socket is the engine's alone now, so reading (and
-    // clearing) its error takes nothing from anyone.
-    if (sample->state == TCP_CLOSE) {
-      auto error = probe_.PendingError(s->linger_fd);
-      if (!error.ok() || *error != 0) return false;
+    if (s->maybe_shared.load()) {
+      // The application's close was its last name here, but a process it
+      // forked may still hold the connection: then the stream is not over
+      // and the connection is that process's to carry. Otherwise the FIN
+      // the close deferred goes now.
+      auto held = OtherProcessHolds(s->linger_fd);
+      s->maybe_shared.store(false);
+      if (held.ok() && !*held) {
+        if (s->sent_to_socket < s->ring.head()) {
+          s->fin_owed = true;
+        } else if (!s->shut_wr) {
+          os_->Shutdown(s->linger_fd, SHUT_WR);
+          s->shut_wr = true;
+        }
+        return false;
+      }
+      log_.Debug("session ", s->label, ": another process holds it (",
+                 held.ok() ? "seen in /proc" : held.status().message(),
+                 "); this one lets go");
+      s->dormant.store(true);  // no heartbeat entry, no failover
+    } else {
+      auto sample = probe_.Sample(s->linger_fd);
+      if (!sample.ok()) return false;
+      // Still bytes (or our FIN) the peer kernel has not acknowledged: keep
+      // lingering.
+      if (sample->outq > 0) return false;
+      // The kernel's queue can also be empty because it gave up (a reset, a
+      // timeout): then the path failed, and the failover check that follows
+      // takes the session on. The socket is the engine's alone now, so
+      // reading (and clearing) its error takes nothing from anyone.
+      if (sample->state == TCP_CLOSE) {
+        auto error = probe_.PendingError(s->linger_fd);
+        if (!error.ok() || *error != 0) return false;
+      }
     }
     private_[s->linger_fd].store(0, std::memory_order_release);
     os_->Close(s->linger_fd);
@@ -330,6 +353,7 @@ void EngineImpl::CheckDirectSessions() {
     for (auto& s : pending_) direct.push_back(s);
   }
   for (auto& s : direct) {
+    if (s->dormant.load()) continue;
     {
       // After a resume: what the peer lacks goes out even if the application
       // sends nothing more.
@@ -443,16 +467,19 @@ void EngineImpl::HandleInbox() {
 
 void EngineImpl::CheckPeers() {
   std::vector<std::shared_ptr<Session>> storage_sessions;
+  bool shared = false;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, s] : sessions_) {
       if (s->state.load() == SessionState::kStorage)
         storage_sessions.push_back(s);
+      shared = shared || (s->maybe_shared.load() && !s->dormant.load());
     }
   }
-  if (storage_sessions.empty()) return;
+  if (storage_sessions.empty() && !shared) return;
   auto listing = recv()->ListHeartbeats();
   if (!listing.ok()) return;
+  if (shared) YieldToNewerClaims(*listing);
   const int64_t now = clock_->NowNs();
   NotePeerInfo(*listing);
   for (const storage::Heartbeat& hb : listing->heartbeats) {
@@ -480,6 +507,37 @@ void EngineImpl::CheckPeers() {
   }
 }
 
+void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
+  std::vector<std::shared_ptr<Session>> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->maybe_shared.load() && !s->dormant.load() &&
+          s->state.load() == SessionState::kDirect)
+        shared.push_back(s);
+    }
+  }
+  for (const storage::Heartbeat& hb : listing.heartbeats) {
+    if (hb.process_id == process_id_) continue;
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok()) continue;
+    for (const SessionReport& r : report->sessions) {
+      for (auto& s : shared) {
+        if (r.id == s->id && r.role == s->role && r.state != "CLOSED" &&
+            r.claim_ns > s->claim_ns.load() && !s->dormant.load()) {
+          s->dormant.store(true);
+          {
+            absl::MutexLock lock(&s->mu);
+            MarkNames(s.get());
+          }
+          log_.Info("session ", s->label, ": process ", hb.process_id,
+                    " uses it now; this one goes dormant until it uses it");
+        }
+      }
+    }
+  }
+}
+
 void EngineImpl::PublishHeartbeat() {
   ProcessReport report;
   std::vector<std::shared_ptr<Session>> all;
@@ -490,8 +548,10 @@ void EngineImpl::PublishHeartbeat() {
   }
   {
     for (auto& s : all) {
+      if (s->dormant.load()) continue;
       SessionReport r;
       r.id = s->id;
+      r.claim_ns = s->claim_ns.load();
       r.role = s->role;
       r.state = SessionStateName(s->state.load());
       r.local = FormatAddress(s->endpoints.local);

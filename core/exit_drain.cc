@@ -65,7 +65,9 @@ void EngineImpl::FailOverUnacknowledgedAtExit() {
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, s] : sessions_) {
-      if (s->state.load() == SessionState::kDirect) direct.push_back(s);
+      // A dormant session is another process's to carry.
+      if (s->state.load() == SessionState::kDirect && !s->dormant.load())
+        direct.push_back(s);
     }
   }
   const int64_t deadline = clock_->NowNs() + config_.detect_ms * 1'000'000;
@@ -103,7 +105,12 @@ void EngineImpl::DrainAtExit() {
   if (stopping_.load()) return;
   FailOverUnacknowledgedAtExit();
   if (stopping_.exchange(true)) return;
-  if (kick_fd_ >= 0) {
+  // A forked child that never started its threads has no heartbeat, and the
+  // kick fd it holds is its parent's. It must not touch either: it may be in
+  // a sandbox that kills it for a call it does not expect (sshd's network
+  // child).
+  const bool ran = started_.load();
+  if (ran && kick_fd_ >= 0) {
     uint64_t one = 1;
     os_->Write(kick_fd_, &one, sizeof(one));
   }
@@ -142,7 +149,8 @@ void EngineImpl::DrainAtExit() {
   for (auto& s : all) {
     if (s->channel != nullptr) (void)s->channel->Sync();
   }
-  if (send_volume_ != nullptr) (void)send_volume_->RemoveHeartbeat(process_id_);
+  if (ran && send_volume_ != nullptr)
+    (void)send_volume_->RemoveHeartbeat(process_id_);
 }
 
 }  // namespace diskwire

@@ -34,6 +34,7 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
       s.role == Role::kClient ? Role::kServer : Role::kClient;
   std::string best;
   uint64_t best_time = 0;
+  int64_t best_claim = -1;
   size_t listed = 0;
   for (const storage::Heartbeat& hb : listing->heartbeats) {
     auto report = DecodeProcessReport(hb.payload);
@@ -44,10 +45,14 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
     }
     listed += report->sessions.size();
     for (const SessionReport& r : report->sessions) {
+      // Of two processes that list it (a forking server and its child), the
+      // newer claim holds it.
       if (r.id == s.id && r.role == peer_role && r.state != "CLOSED" &&
-          hb.time_ns >= best_time) {
+          std::pair(r.claim_ns, hb.time_ns) >=
+              std::pair(best_claim, best_time)) {
         best = hb.process_id;
         best_time = hb.time_ns;
+        best_claim = r.claim_ns;
       }
     }
   }
@@ -70,6 +75,7 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
 
 bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
                                  std::string peer_process, uint32_t episode) {
+  if (s->dormant.load()) return false;  // another process carries it
   SessionState expected = SessionState::kDirect;
   if (!s->state.compare_exchange_strong(expected, SessionState::kFailingOver)) {
     if (IsSwapping(expected)) WaitWhileSwapping(s);
@@ -102,6 +108,13 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
   const uint32_t previous_episode = s->episode;
   s->episode = std::max(s->episode + 1, episode);
   absl::Status swapped = Swap(s);
+  if (absl::IsDataLoss(swapped)) {
+    // Left to TCP until this process sends or receives again, which claims
+    // the session afresh.
+    s->dormant.store(true);
+    absl::MutexLock lock(&s->mu);
+    MarkNames(s);
+  }
   if (!swapped.ok()) {
     log_.Error("session ", s->label,
                ": cannot move to storage: ", swapped.message());
@@ -167,6 +180,22 @@ absl::Status EngineImpl::Swap(Session* s) {
     failover_offset = std::max(
         s->ring.tail(), sample->AckedOffset(s->sent_to_socket, s->shut_wr));
     failover_offset = std::min(failover_offset, s->sent_to_socket);
+    const bool foreign_bytes =
+        s->maybe_shared.load() && s->resumes.load() == 0 &&
+        sample->WrittenBytes(s->role == Role::kClient, s->shut_wr) !=
+            s->sent_to_socket;
+    if (foreign_bytes ||
+        sample->AckedOffset(s->sent_to_socket, s->shut_wr) < s->ring.tail()) {
+      // Another process (a child that shares the socket) wrote bytes this
+      // ring does not hold: no exact failover is possible.
+      if (names.empty())
+        s->linger_fd = old_fd;
+      else
+        os_->Close(old_fd);
+      return absl::DataLossError(
+          "another process that shares the socket wrote bytes the peer may "
+          "lack and this process does not hold");
+    }
     delivered = sample->delivered() + s->in_adjust;
     if (sample->state == TCP_CLOSE && sample->bytes_received > sample->inq) {
       // The probe cannot see a FIN in TCP_CLOSE; a FIN counts one in

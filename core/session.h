@@ -74,8 +74,12 @@ struct Session {
   // claim yields it to a newer one. `maybe_shared`: a fork since adoption, or
   // inherited; its close then asks who else holds the socket before any FIN.
   std::atomic<bool> dormant{false};
+  // This process forked since it last sent or received: its next call
+  // re-reads what the socket has carried (the child may have written).
+  std::atomic<bool> resync{false};
   std::atomic<bool> maybe_shared{false};
   std::atomic<int64_t> claim_ns{0};  // realtime of this process's claim
+  bool cannot_claim ABSL_GUARDED_BY(send_mu) = false;
   // Bumped by every swap of the file behind the application's fd.
   std::atomic<uint32_t> generation{0};
 

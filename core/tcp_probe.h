@@ -80,6 +80,14 @@ struct TcpSample {
     if (fin_sent && unacked > 0) --unacked;  // Our FIN, not yet acked.
     return unacked < written ? written - unacked : 0;
   }
+  // Bytes written on the socket so far, by whichever process: acknowledged
+  // plus queued, less the connecting side's SYN and our FIN, which both
+  // count (tcp_probe_test.cc). For connections another process may write.
+  uint64_t WrittenBytes(bool connecting, bool fin_sent) const {
+    const uint64_t extra = (connecting ? 1 : 0) + (fin_sent ? 1 : 0);
+    const uint64_t total = bytes_acked + outq;
+    return total > extra ? total - extra : 0;
+  }
   StallSample stall_sample() const { return {bytes_acked, in_flight()}; }
 };
 

@@ -61,21 +61,21 @@ using diskwire::SysResult;
 using namespace diskwire::shim;  // NOLINT: hooks are extern "C".
 
 DW_HOOK(ssize_t, read, (int fd, void* buf, size_t len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().read(fd, buf, len);
   iovec iov{buf, len};
   return RecvOwned(engine, fd, &iov, 1, 0, nullptr, nullptr);
 }
 
 DW_HOOK(ssize_t, readv, (int fd, const iovec* iov, int iovcnt)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().readv(fd, iov, iovcnt);
   if (BadIovCount(iovcnt)) return -1;
   return RecvOwned(engine, fd, iov, iovcnt, 0, nullptr, nullptr);
 }
 
 DW_HOOK(ssize_t, recv, (int fd, void* buf, size_t len, int flags)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().recv(fd, buf, len, flags);
   iovec iov{buf, len};
   return RecvOwned(engine, fd, &iov, 1, flags, nullptr, nullptr);
@@ -84,7 +84,7 @@ DW_HOOK(ssize_t, recv, (int fd, void* buf, size_t len, int flags)) {
 DW_HOOK(ssize_t, recvfrom,
         (int fd, void* buf, size_t len, int flags, sockaddr* from,
          socklen_t* from_len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) {
     return Real().recvfrom(fd, buf, len, flags, from, from_len);
   }
@@ -93,7 +93,7 @@ DW_HOOK(ssize_t, recvfrom,
 }
 
 DW_HOOK(ssize_t, recvmsg, (int fd, msghdr* msg, int flags)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().recvmsg(fd, msg, flags);
   InsideDiskwire inside;
   return ReturnErrno(engine->RecvMsg(fd, msg, flags));
@@ -106,7 +106,7 @@ DW_HOOK(ssize_t, recvmsg, (int fd, msghdr* msg, int flags)) {
 DW_HOOK(int, recvmmsg,
         (int fd, mmsghdr* msgs, unsigned int vlen, int flags,
          timespec* timeout)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().recvmmsg(fd, msgs, vlen, flags, timeout);
   if (timeout != nullptr && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
                              timeout->tv_nsec >= 1000000000)) {
@@ -143,21 +143,21 @@ DW_HOOK(int, recvmmsg,
 }
 
 DW_HOOK(ssize_t, write, (int fd, const void* buf, size_t len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().write(fd, buf, len);
   iovec iov{const_cast<void*>(buf), len};
   return SendOwned(engine, fd, &iov, 1, 0, nullptr, 0);
 }
 
 DW_HOOK(ssize_t, writev, (int fd, const iovec* iov, int iovcnt)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().writev(fd, iov, iovcnt);
   if (BadIovCount(iovcnt)) return -1;
   return SendOwned(engine, fd, iov, iovcnt, 0, nullptr, 0);
 }
 
 DW_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().send(fd, buf, len, flags);
   iovec iov{const_cast<void*>(buf), len};
   return SendOwned(engine, fd, &iov, 1, flags, nullptr, 0);
@@ -166,14 +166,14 @@ DW_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
 DW_HOOK(ssize_t, sendto,
         (int fd, const void* buf, size_t len, int flags, const sockaddr* to,
          socklen_t to_len)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().sendto(fd, buf, len, flags, to, to_len);
   iovec iov{const_cast<void*>(buf), len};
   return SendOwned(engine, fd, &iov, 1, flags, to, to_len);
 }
 
 DW_HOOK(ssize_t, sendmsg, (int fd, const msghdr* msg, int flags)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().sendmsg(fd, msg, flags);
   InsideDiskwire inside;
   return ReturnErrno(engine->SendMsg(fd, msg, flags));
@@ -182,7 +182,7 @@ DW_HOOK(ssize_t, sendmsg, (int fd, const msghdr* msg, int flags)) {
 // One SendMsg per message; an error after the first message ends the batch and
 // the count is returned (sendmmsg(2)).
 DW_HOOK(int, sendmmsg, (int fd, mmsghdr* msgs, unsigned int vlen, int flags)) {
-  Engine* engine = OwningEngine(fd);
+  Engine* engine = DataEngine(fd);
   if (engine == nullptr) return Real().sendmmsg(fd, msgs, vlen, flags);
   InsideDiskwire inside;
   unsigned int done = 0;
@@ -200,7 +200,7 @@ DW_HOOK(int, sendmmsg, (int fd, mmsghdr* msgs, unsigned int vlen, int flags)) {
 // --- Fortified variants (-D_FORTIFY_SOURCE): check, then the plain hook. ---
 
 DW_HOOK(ssize_t, __read_chk, (int fd, void* buf, size_t len, size_t buflen)) {
-  if (OwningEngine(fd) == nullptr) {
+  if (DataEngine(fd) == nullptr) {
     return Real().__read_chk(fd, buf, len, buflen);
   }
   if (len > buflen) Real().__chk_fail();
@@ -209,7 +209,7 @@ DW_HOOK(ssize_t, __read_chk, (int fd, void* buf, size_t len, size_t buflen)) {
 
 DW_HOOK(ssize_t, __recv_chk,
         (int fd, void* buf, size_t len, size_t buflen, int flags)) {
-  if (OwningEngine(fd) == nullptr) {
+  if (DataEngine(fd) == nullptr) {
     return Real().__recv_chk(fd, buf, len, buflen, flags);
   }
   if (len > buflen) Real().__chk_fail();
@@ -219,7 +219,7 @@ DW_HOOK(ssize_t, __recv_chk,
 DW_HOOK(ssize_t, __recvfrom_chk,
         (int fd, void* buf, size_t len, size_t buflen, int flags,
          sockaddr* from, socklen_t* from_len)) {
-  if (OwningEngine(fd) == nullptr) {
+  if (DataEngine(fd) == nullptr) {
     return Real().__recvfrom_chk(fd, buf, len, buflen, flags, from, from_len);
   }
   if (len > buflen) Real().__chk_fail();

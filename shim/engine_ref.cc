@@ -2,7 +2,13 @@
 
 #include "shim/engine_ref.h"
 
+#include <dirent.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "shim/crash_handler.h"
 #include "shim/hook.h"
@@ -71,6 +77,70 @@ Engine* EnsureEngine() {
   pthread_once(&g_engine_once, &CreateEngine);
   t_creating_engine = false;
   return CurrentEngine();
+}
+
+namespace {
+
+bool DiskwireConfigured() {
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (strncmp(*e, "DISKWIRE_", 9) == 0) return true;
+  }
+  return false;
+}
+
+// A connected TCP socket (not listening): what a re-executed server or an
+// inetd child gets from its parent.
+bool IsConnectedTcp(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int value = 0;
+  socklen_t len = sizeof(value);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 ||
+      (value != AF_INET && value != AF_INET6))
+    return false;
+  len = sizeof(value);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 ||
+      value != SOCK_STREAM)
+    return false;
+  len = sizeof(value);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) != 0 ||
+      value != 0)
+    return false;
+  sockaddr_storage peer;
+  len = sizeof(peer);
+  return Real().getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0;
+}
+
+// At load, before main(): the connected sockets this program inherited across
+// exec (sshd re-executing itself for each connection, inetd) are handed to
+// the engine, which adopts the selected ones (dormant until used). Costs one
+// readdir of /proc/self/fd, and nothing when no DISKWIRE_ variable is set.
+__attribute__((constructor(103))) void OfferInheritedSockets() {
+  if (!DiskwireConfigured()) return;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  int found[64];
+  int count = 0;
+  while (dirent* e = readdir(dir)) {
+    const int fd = atoi(e->d_name);
+    if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(dir)) continue;
+    if (count < 64 && IsConnectedTcp(fd)) found[count++] = fd;
+  }
+  closedir(dir);
+  if (count == 0) return;
+  Engine* engine = EnsureEngine();
+  if (engine == nullptr) return;
+  InsideDiskwire inside;
+  KeepErrno keep;
+  for (int i = 0; i < count; ++i) engine->OnInherited(found[i]);
+}
+
+}  // namespace
+
+Engine* ClaimDormant(Engine* engine, int fd) {
+  InsideDiskwire inside;
+  KeepErrno keep;
+  return engine->Claim(fd) ? engine : nullptr;
 }
 
 void MarkEpollFd(int epfd) {

@@ -33,6 +33,15 @@ inline Engine* OwningEngine(int fd) {
   return engine != nullptr && engine->Owns(fd) ? engine : nullptr;
 }
 
+// OwningEngine(fd) for the data hooks: a dormant fd is claimed first, and its
+// call passes straight through when this process cannot carry it.
+Engine* ClaimDormant(Engine* engine, int fd);
+inline Engine* DataEngine(int fd) {
+  Engine* engine = OwningEngine(fd);
+  if (engine == nullptr || !engine->Dormant(fd)) return engine;
+  return ClaimDormant(engine, fd);
+}
+
 // The engine, unless `caller` (a hook's return address) lies inside
 // libdiskwire: diskwire's own calls by libc name (storage closing its files,
 // the engine opening a connection) then pass straight through, never back into
@@ -48,6 +57,10 @@ inline Engine* EngineFor(const void* caller) {
 inline Engine* OwningEngine(int fd, const void* caller) {
   Engine* engine = OwningEngine(fd);
   return engine != nullptr && !InDiskwireText(caller) ? engine : nullptr;
+}
+inline Engine* DataEngine(int fd, const void* caller) {
+  if (!OwningEngine(fd) || InDiskwireText(caller)) return nullptr;
+  return DataEngine(fd);
 }
 
 // Returns the engine, creating it on the first call (Engine::Get with the real

@@ -183,7 +183,7 @@ using namespace diskwire::shim;  // NOLINT: hooks are extern "C".
 
 DW_HOOK(ssize_t, sendfile64,
         (int out_fd, int in_fd, off64_t* offset, size_t count)) {
-  Engine* engine = OwningEngine(out_fd);
+  Engine* engine = DataEngine(out_fd);
   if (engine == nullptr) return Real().sendfile64(out_fd, in_fd, offset, count);
   if (count == 0) return 0;
   return SendFileOwned(engine, out_fd, in_fd, offset, count);
@@ -192,7 +192,7 @@ DW_HOOK(ssize_t, sendfile64,
 DW_HOOK(ssize_t, sendfile,
         (int out_fd, int in_fd, off_t* offset, size_t count)) {
   static_assert(sizeof(off_t) == sizeof(off64_t));
-  if (OwningEngine(out_fd) == nullptr) {
+  if (DataEngine(out_fd) == nullptr) {
     return Real().sendfile(out_fd, in_fd, offset, count);
   }
   return dw_hook_sendfile64(out_fd, in_fd, reinterpret_cast<off64_t*>(offset),
@@ -202,8 +202,8 @@ DW_HOOK(ssize_t, sendfile,
 DW_HOOK(ssize_t, splice,
         (int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
          unsigned int flags)) {
-  Engine* in_engine = OwningEngine(fd_in);
-  Engine* out_engine = OwningEngine(fd_out);
+  Engine* in_engine = DataEngine(fd_in);
+  Engine* out_engine = DataEngine(fd_out);
   if (in_engine == nullptr && out_engine == nullptr) {
     return Real().splice(fd_in, off_in, fd_out, off_out, len, flags);
   }

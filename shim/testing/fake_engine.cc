@@ -63,6 +63,8 @@ class FakeEngine final : public Engine {
       OwnIfSelected(fd, reinterpret_cast<sockaddr*>(&addr));
     }
   }
+  void OnInherited(int) override {}
+  bool Claim(int) override { return true; }
   void OnDup(int, int newfd) override {
     Count(kDups);
     if (newfd >= 0 && newfd < kMaxFds) owned_[newfd].store(1);
