@@ -329,6 +329,8 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     absl::MutexLock lock(&s->mu);
     s->names.push_back(fd);
   }
+  auto own = probe_.ReadTimeouts(fd);
+  if (own.ok()) s->app_timeouts = *own;
   absl::Status tuned = probe_.ConfigureSelectedSocket(fd, config_.detect_ms);
   // Keeps the kernel's send queue within half the ring, so that a trim always
   // makes room and a full ring never leaves a writable socket for the

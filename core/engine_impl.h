@@ -156,6 +156,8 @@ class EngineImpl final : public Engine {
   std::string MyChannel(const Session& s) const;
   std::string PeerChannel(const Session& s) const;
   std::string FindPeerProcess(const Session& s);
+  // No diskwire peer holds `s`: its socket gets its own timeouts back.
+  void UsePlainTcpTimeouts(Session* s);
   absl::Status Swap(Session* s);
   // dup3s one end of a new socket pair over each of `names`, keeping epoll
   // registrations.

@@ -94,10 +94,14 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     }
     peer_process = FindPeerProcess(*s);
     if (peer_process.empty()) {
-      log_.Warn("session ", s->label, ": ", reason,
-                "; no live diskwire peer holds this connection, so its error "
-                "goes to the "
-                "application as TCP gives it");
+      if (!s->plain_tcp) {
+        log_.Warn("session ", s->label, ": ", reason,
+                  "; no live diskwire peer holds this connection: it is plain "
+                  "TCP now, with the socket's own timeouts");
+        UsePlainTcpTimeouts(s);
+      } else {
+        log_.Debug("session ", s->label, ": ", reason, "; still no peer");
+      }
       s->no_peer_until_ns = now + config_.heartbeat_ms * 1'000'000;
       back_to_direct();
       return false;
@@ -142,6 +146,24 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
   }
   os_->Write(kick_fd_, &one, sizeof(one));
   return true;
+}
+
+void EngineImpl::UsePlainTcpTimeouts(Session* s) {
+  s->plain_tcp = true;
+  if (!s->app_timeouts.has_value()) return;
+  absl::MutexLock lock(&s->mu);
+  const int fd = !s->names.empty() ? s->names[0] : s->linger_fd;
+  if (fd < 0) return;
+  absl::Status restored = probe_.RestoreTimeouts(fd, *s->app_timeouts);
+  // What the application set itself since wins over what it had at first.
+  for (const auto& [option, bytes] : s->sockopts) {
+    os_->SetSockOpt(fd, option.first, option.second, bytes.data(),
+                    bytes.size());
+  }
+  if (!restored.ok()) {
+    log_.Warn("session ", s->label,
+              ": cannot restore its timeouts: ", restored.message());
+  }
 }
 
 absl::Status EngineImpl::Swap(Session* s) {

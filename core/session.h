@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "core/replay_ring.h"
 #include "core/resume_link.h"
 #include "core/session_report.h"
+#include "core/tcp_probe.h"
 #include "core/writer.h"
 #include "storage/volume.h"
 
@@ -130,6 +132,10 @@ struct Session {
       0;  // stream offset of the next byte read from the old socket
   bool shut_wr = false;  // the application shut down writing while DIRECT
   int64_t no_peer_until_ns = 0;  // don't look for a peer again before this
+  // The socket's own keepalive and user timeout, before diskwire tuned them;
+  // put back once no diskwire peer holds the connection (plain TCP then).
+  std::optional<TcpProbe::Timeouts> app_timeouts;
+  bool plain_tcp = false;  // they were put back
   // The application's call already took the socket's error (an abort): SO_ERROR
   // reads 0.
   std::atomic<bool> abort_consumed{false};

@@ -136,6 +136,50 @@ TcpProbe::KeepaliveSettings TcpProbe::SettingsFor(int64_t detect_ms) {
   return k;
 }
 
+namespace {
+
+// The options a selected socket is tuned with, in TcpProbe::Timeouts order.
+struct TunedOption {
+  int level, name;
+  const char* label;
+};
+constexpr TunedOption kTunedOptions[5] = {
+    {SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"},
+    {IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE"},
+    {IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL"},
+    {IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT"},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"},
+};
+
+}  // namespace
+
+absl::StatusOr<TcpProbe::Timeouts> TcpProbe::ReadTimeouts(int fd) const {
+  Timeouts t;
+  for (int i = 0; i < 5; ++i) {
+    const TunedOption& o = kTunedOptions[i];
+    socklen_t len = sizeof(t.values[i]);
+    SysResult r = os_->GetSockOpt(fd, o.level, o.name, &t.values[i], &len);
+    if (!r.ok()) {
+      return CallError(r, absl::StrCat("getsockopt(", o.label, ")"), fd);
+    }
+  }
+  return t;
+}
+
+absl::Status TcpProbe::RestoreTimeouts(int fd, const Timeouts& saved) const {
+  for (int i = 0; i < 5; ++i) {
+    const TunedOption& o = kTunedOptions[i];
+    SysResult r = os_->SetSockOpt(fd, o.level, o.name, &saved.values[i],
+                                  sizeof(saved.values[i]));
+    if (!r.ok()) {
+      return CallError(
+          r, absl::StrCat("setsockopt(", o.label, "=", saved.values[i], ")"),
+          fd);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TcpProbe::ConfigureSelectedSocket(int fd,
                                                int64_t detect_ms) const {
   if (detect_ms <= 0) {
@@ -143,26 +187,8 @@ absl::Status TcpProbe::ConfigureSelectedSocket(int fd,
         "detection bound must be positive, got ", detect_ms, " ms"));
   }
   const KeepaliveSettings k = SettingsFor(detect_ms);
-  struct Option {
-    int level, name, value;
-    const char* label;
-  };
-  const Option options[] = {
-      {SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
-      {IPPROTO_TCP, TCP_KEEPIDLE, k.idle_s, "TCP_KEEPIDLE"},
-      {IPPROTO_TCP, TCP_KEEPINTVL, k.interval_s, "TCP_KEEPINTVL"},
-      {IPPROTO_TCP, TCP_KEEPCNT, k.count, "TCP_KEEPCNT"},
-      {IPPROTO_TCP, TCP_USER_TIMEOUT, k.user_timeout_ms, "TCP_USER_TIMEOUT"},
-  };
-  for (const Option& o : options) {
-    SysResult r =
-        os_->SetSockOpt(fd, o.level, o.name, &o.value, sizeof(o.value));
-    if (!r.ok()) {
-      return CallError(
-          r, absl::StrCat("setsockopt(", o.label, "=", o.value, ")"), fd);
-    }
-  }
-  return absl::OkStatus();
+  return RestoreTimeouts(
+      fd, Timeouts{{1, k.idle_s, k.interval_s, k.count, k.user_timeout_ms}});
 }
 
 }  // namespace diskwire

@@ -140,6 +140,16 @@ class TcpProbe {
   // otherwise the errno of the first option that fails, naming it.
   absl::Status ConfigureSelectedSocket(int fd, int64_t detect_ms) const;
 
+  // The options ConfigureSelectedSocket sets, as the socket had them: read
+  // before it, and put back when no diskwire peer holds the connection, so
+  // that it lives and dies as plain TCP would (a cut longer than the user
+  // timeout diskwire sets must not kill it).
+  struct Timeouts {
+    int values[5] = {};
+  };
+  absl::StatusOr<Timeouts> ReadTimeouts(int fd) const;
+  absl::Status RestoreTimeouts(int fd, const Timeouts& saved) const;
+
  private:
   OsCalls* const os_;
 };

@@ -375,6 +375,36 @@ TEST_F(TcpProbeTest, SampleOfANonSocketNamesTheCall) {
                        testing::HasSubstr("Bad file descriptor")));
 }
 
+TEST_F(TcpProbeTest, RestoreTimeoutsPutsBackWhatTheSocketHadBeforeTuning) {
+  const int user_timeout = 123456, idle = 77;
+  ASSERT_EQ(Real().setsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT,
+                              &user_timeout, sizeof(user_timeout)),
+            0);
+  ASSERT_EQ(Real().setsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+                              sizeof(idle)),
+            0);
+  ASSERT_OK_AND_ASSIGN(TcpProbe::Timeouts own, probe_.ReadTimeouts(client_));
+  ASSERT_THAT(probe_.ConfigureSelectedSocket(client_, 1000), IsOk());
+  int value = 0;
+  socklen_t len = sizeof(value);
+  ASSERT_EQ(
+      Real().getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
+      0);
+  EXPECT_EQ(value, 3000);
+  ASSERT_THAT(probe_.RestoreTimeouts(client_, own), IsOk());
+  ASSERT_EQ(
+      Real().getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
+      0);
+  EXPECT_EQ(value, user_timeout);
+  ASSERT_EQ(Real().getsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len),
+            0);
+  EXPECT_EQ(value, idle);
+  ASSERT_EQ(Real().getsockopt(client_, SOL_SOCKET, SO_KEEPALIVE, &value, &len),
+            0);
+  EXPECT_EQ(value, 0) << "keepalive was off before the tuning";
+  EXPECT_FALSE(probe_.ReadTimeouts(-1).ok());
+}
+
 TEST_F(TcpProbeTest, ConfigureSelectedSocketSetsDerivedOptions) {
   ASSERT_THAT(probe_.ConfigureSelectedSocket(client_, 5000), IsOk());
   auto get = [&](int level, int name) {
