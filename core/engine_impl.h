@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -29,6 +30,7 @@
 #include "core/config.h"
 #include "core/engine.h"
 #include "core/failover_message.h"
+#include "core/host_identity.h"
 #include "core/log.h"
 #include "core/os_calls.h"
 #include "core/resume_handshake.h"
@@ -270,6 +272,9 @@ class EngineImpl final : public Engine {
   bool FinishLinger(Session* s);
   void CheckPeers();
   void PublishHeartbeat();
+  // Warns (once per other host) when another host's processes use this
+  // node's name: heartbeats, channels and inboxes would be mixed up.
+  void CheckNodeName();
   void UpdateEventMask(Session* s);
   void MaybeFinish(Session* s);
 
@@ -320,6 +325,9 @@ class EngineImpl final : public Engine {
   // when they came.
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
   int64_t next_heartbeat_ns_ = 0;
+  int64_t next_name_check_ns_ = 0;
+  HostIdentity host_;                   // read when the threads start
+  std::set<std::string> name_clashes_;  // other hosts' keys, warned about
   int64_t next_direct_check_ns_ = 0;
   int64_t next_dump_ns_ = 0;
   // Peers' heartbeats as last seen (loop): process id → "sequence#time", and

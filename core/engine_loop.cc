@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
 #include "core/socket_holders.h"
@@ -67,6 +68,9 @@ void EngineImpl::StartThreadsOnce() {
     log_.Error("cannot watch the volume: ", watcher.status().message());
   }
   next_heartbeat_ns_ = clock_->NowNs();
+  host_ = CurrentHost();
+  next_name_check_ns_ =
+      clock_->NowNs() + 2 * config_.heartbeat_ms * int64_t{1'000'000};
   StartResumeListener();
   for (int listener : resume_listeners_) {
     ev.data.u64 = kResumeListenerTag + static_cast<uint64_t>(listener);
@@ -255,6 +259,12 @@ void EngineImpl::Tick() {
     next_heartbeat_ns_ = now + config_.heartbeat_ms * 1'000'000;
     PublishHeartbeat();
     CheckPeers();
+  }
+  if (now >= next_name_check_ns_) {
+    // A clash of node names is a configuration error, not an event: checked
+    // soon after the start (StartThreadsOnce), then at a slow cadence.
+    next_name_check_ns_ = now + int64_t{30'000'000'000};
+    CheckNodeName();
   }
 }
 
@@ -538,6 +548,34 @@ void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
   }
 }
 
+void EngineImpl::CheckNodeName() {
+  if (host_.key.empty()) return;
+  auto listing = recv()->ListHeartbeats();
+  if (!listing.ok()) return;
+  const std::string prefix = absl::StrCat(config_.node, ".");
+  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    if (!absl::StartsWith(hb.process_id, prefix) ||
+        hb.process_id == process_id_ ||
+        now - static_cast<int64_t>(hb.time_ns) >
+            config_.peer_timeout_ms * 1'000'000) {
+      continue;
+    }
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok() || report->host.empty() || report->host == host_.key ||
+        !name_clashes_.insert(report->host).second) {
+      continue;
+    }
+    log_.Error("node name \"", config_.node,
+               "\" is used by two hosts: this one (addresses ",
+               host_.addresses.empty() ? "unknown" : host_.addresses,
+               ") and the host of process ", hb.process_id, " (addresses ",
+               report->addresses.empty() ? "unknown" : report->addresses,
+               "); give each host its own DISKWIRE_NODE, or failovers "
+               "between them go to the wrong process");
+  }
+}
+
 void EngineImpl::PublishHeartbeat() {
   ProcessReport report;
   std::vector<std::shared_ptr<Session>> all;
@@ -595,6 +633,8 @@ void EngineImpl::PublishHeartbeat() {
   }
   report.resume_port = resume_port_;
   report.resume_nonce = resume_nonce_;
+  report.host = host_.key;
+  report.addresses = host_.addresses;
   absl::Status st =
       send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
   if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());

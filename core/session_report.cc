@@ -77,10 +77,13 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
 
 std::string EncodeProcessReport(const ProcessReport& report) {
   std::string out = absl::StrCat(kMagicLine, "\n");
-  if (report.resume_port != 0) {
+  if (report.resume_port != 0 || !report.host.empty()) {
     absl::StrAppend(&out, "process resume_port=", report.resume_port,
-                    " nonce=", absl::BytesToHexString(report.resume_nonce),
-                    "\n");
+                    " nonce=", absl::BytesToHexString(report.resume_nonce));
+    if (!report.host.empty()) absl::StrAppend(&out, " host=", report.host);
+    if (!report.addresses.empty())
+      absl::StrAppend(&out, " addrs=", report.addresses);
+    absl::StrAppend(&out, "\n");
   }
   for (const SessionReport& s : report.sessions) {
     absl::StrAppend(&out, "session ", SessionIdHex(s.id),
@@ -126,6 +129,10 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
                kv.second.find_first_not_of("0123456789abcdef") ==
                    absl::string_view::npos;
           if (ok) report.resume_nonce = absl::HexStringToBytes(kv.second);
+        } else if (kv.first == "host") {
+          report.host = std::string(kv.second);
+        } else if (kv.first == "addrs") {
+          report.addresses = std::string(kv.second);
         }
         if (!ok) {
           return absl::InvalidArgumentError(

@@ -55,6 +55,10 @@ struct ProcessReport {
   // nonce both ends' resume secret is derived from (core/resume_handshake.h).
   uint16_t resume_port = 0;
   std::string resume_nonce;  // raw bytes; hex in the encoding
+  // Which host the process runs on (core/host_identity.h), to catch two
+  // hosts that use one node name.
+  std::string host;
+  std::string addresses;
   bool operator==(const ProcessReport&) const = default;
 };
 

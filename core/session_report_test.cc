@@ -41,6 +41,8 @@ TEST(SessionReport, ResumeEndpointRoundTrips) {
   ProcessReport r;
   r.resume_port = 40123;
   r.resume_nonce = std::string("\x00\xff\x10 nonce", 9);
+  r.host = "0b5e1d2c-6c1f-4e4f-9d7a-3f2b1c0d9e8f/4026531840";
+  r.addresses = "10.77.0.2,fd00::2";
   r.sessions.push_back(Sample());
   const std::string text = EncodeProcessReport(r);
   EXPECT_THAT(text,
