@@ -265,6 +265,9 @@ class EngineImpl final : public Engine {
   // writer thread.
   void SubmitToWriter(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   void HandleInbox();
+  // Writes a reset into this side's channel of a session the peer announced
+  // and this process does not have.
+  void AnswerUnknownSession(const FailoverMessage& m);
   void Tick();
   void CheckDirectSessions();
   // A closed DIRECT session whose bytes and FIN the peer kernel now holds is

@@ -204,6 +204,34 @@ void EngineImpl::LoopMain() {
   }
 }
 
+void EngineImpl::AnswerUnknownSession(const FailoverMessage& m) {
+  const Role mine =
+      m.sender_role == Role::kClient ? Role::kServer : Role::kClient;
+  const std::string channel =
+      ChannelName(m.session, SendDirection(mine), std::max(m.episode, 1u));
+  storage::Record rst;
+  rst.header.type = storage::RecordType::kRst;
+  rst.header.session_id = m.session;
+  rst.header.direction = SendDirection(mine);
+  // The peer reads from what its application has read on.
+  rst.header.stream_offset = m.delivered;
+  absl::Status st = send_volume_->RemoveChannel(channel);
+  absl::StatusOr<std::unique_ptr<storage::ChannelWriter>> writer =
+      st.ok() ? send_volume_->OpenWriter(channel, storage::WriterOptions{})
+              : absl::StatusOr<std::unique_ptr<storage::ChannelWriter>>(st);
+  if (writer.ok()) st = (*writer)->Append({rst});
+  if (writer.ok() && st.ok()) st = (*writer)->Close();
+  if (!writer.ok()) st = writer.status();
+  if (!st.ok()) {
+    log_.Warn("session ", SessionIdHex(m.session), ": cannot answer ",
+              m.from_process, " with a reset: ", st.message());
+    return;
+  }
+  log_.Info("session ", SessionIdHex(m.session), ": ", m.from_process,
+            " announced a failover of a connection this process no longer "
+            "has; answered with a reset");
+}
+
 void EngineImpl::Tick() {
   std::vector<std::shared_ptr<Session>> all;
   {
@@ -235,6 +263,9 @@ void EngineImpl::Tick() {
     ExpireResumes();
     ReleaseEndedSessions();
     DialResumes();
+    // Announcements waiting for their session: matched, or answered, even
+    // when nothing more changes on the volume.
+    if (!unmatched_.empty()) HandleInbox();
   }
   if (log_.Enabled(LogLevel::kDebug) && now >= next_dump_ns_) {
     next_dump_ns_ = now + 1'000'000'000;
@@ -451,9 +482,14 @@ void EngineImpl::HandleInbox() {
     }
     if (s == nullptr) {
       // The announcement can overtake our own accept(); give the session a
-      // moment to appear.
-      if (now - since < config_.peer_timeout_ms * 1'000'000)
+      // moment to appear. Then it is one this process no longer has (it
+      // ended here): TCP answers a segment for it with a reset, and so do we,
+      // or the peer would wait for this process to die.
+      if (now - since < config_.peer_timeout_ms * 1'000'000) {
         keep.push_back({m, since});
+      } else {
+        AnswerUnknownSession(m);
+      }
       continue;
     }
     const SessionState st = s->state.load();

@@ -222,6 +222,34 @@ int KernelDomain(int fd) {
   return domain;
 }
 
+TEST_F(EngineTest, AnnouncementOfAnUnknownSessionIsAnsweredWithAReset) {
+  Connect();  // b_ runs, with a heartbeat and an inbox
+  FailoverMessage m;
+  m.session = SessionId{0x1234, 0x5678};
+  m.sender_role = Role::kClient;
+  m.failover_offset = 10;
+  m.delivered = 20;
+  m.from_process = a_->process_id();
+  m.episode = 1;
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  ASSERT_THAT(
+      (*volume)->PostToInbox(b_->process_id(), "fo-unknown", EncodeFailover(m)),
+      IsOk());
+  auto reader = (*volume)->OpenReader(
+      ChannelName(m.session, SendDirection(Role::kServer), 1), 0);
+  ASSERT_THAT(reader, IsOk());
+  std::vector<storage::Record> records;
+  const auto deadline = absl::Now() + absl::Seconds(10);
+  while (records.empty() && absl::Now() < deadline) {
+    ASSERT_THAT((*reader)->ReadAvailable(&records, 1 << 20), IsOk());
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(records.size(), 1u) << "no answer within 10 s";
+  EXPECT_EQ(records[0].header.type, storage::RecordType::kRst);
+  EXPECT_EQ(records[0].header.stream_offset, 20u);
+}
+
 TEST_F(EngineTest, HealthyPathWritesNoChannel) {
   Connect();
   const std::string data = RandomBytes(1 << 20, 7);
