@@ -451,6 +451,7 @@ SysResult EngineImpl::Close(int fd) {
       s->names.erase(std::remove(s->names.begin(), s->names.end(), fd),
                      s->names.end());
       last = s->names.empty();
+      if (last && AbortsOnClose(*s)) s->app_aborted = true;
     }
     if (last) {
       pending_.erase(
@@ -461,6 +462,13 @@ SysResult EngineImpl::Close(int fd) {
       if (it != sessions_.end() && it->second.get() == s && s->dormant.load()) {
         // Another process carries the connection: its end is theirs (the
         // kernel's FIN comes with the last close anywhere).
+        graveyard_.push_back({it->second, clock_->NowNs()});
+        sessions_.erase(it);
+      } else if (s->state.load() == SessionState::kDirect &&
+                 it != sessions_.end() && it->second.get() == s &&
+                 s->app_aborted) {
+        // An abortive close: the kernel's reset goes with this close, which
+        // a duplicate kept for lingering would hold back.
         graveyard_.push_back({it->second, clock_->NowNs()});
         sessions_.erase(it);
       } else if (s->state.load() == SessionState::kDirect &&
@@ -496,6 +504,18 @@ SysResult EngineImpl::Close(int fd) {
     os_->Write(kick_fd_, &one, sizeof(one));
   }
   return r;
+}
+
+bool EngineImpl::AbortsOnClose(const Session& s) {
+  for (const auto& [option, bytes] : s.sockopts) {
+    if (option != std::make_pair(SOL_SOCKET, SO_LINGER) ||
+        bytes.size() < sizeof(linger))
+      continue;
+    linger l;
+    std::memcpy(&l, bytes.data(), sizeof(l));
+    return l.l_onoff != 0 && l.l_linger == 0;
+  }
+  return false;
 }
 
 bool EngineImpl::IsNonBlocking(int fd, int flags) const {

@@ -125,6 +125,9 @@ class EngineImpl final : public Engine {
   // Waits while the session `fd` names is being swapped.
   void WaitForStableNames(int fd);
   bool IsNonBlocking(int fd, int flags) const;
+  // Did the application ask for an abortive close (SO_LINGER {1, 0})?
+  // REQUIRES: s->mu held.
+  static bool AbortsOnClose(const Session& s);
   void TrimByKernelAck(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   // Writes the ring from sent_to_socket to head() on the TCP socket `fd`
   // without blocking, then the FIN when one is owed. Returns the first error
@@ -265,6 +268,9 @@ class EngineImpl final : public Engine {
   // writer thread.
   void SubmitToWriter(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   void HandleInbox();
+  // The application closed a session in STORAGE abortively: a reset record
+  // instead of the FIN, and the session ends.
+  void AbortOverStorage(Session* s);
   // Writes a reset into this side's channel of a session the peer announced
   // and this process does not have.
   void AnswerUnknownSession(const FailoverMessage& m);

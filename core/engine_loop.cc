@@ -232,6 +232,19 @@ void EngineImpl::AnswerUnknownSession(const FailoverMessage& m) {
             "has; answered with a reset");
 }
 
+void EngineImpl::AbortOverStorage(Session* s) {
+  {
+    absl::MutexLock lock(&s->send_mu);
+    s->app_wrote_eof = true;
+    s->fin_sent = true;  // a reset instead
+    absl::Status rst =
+        s->out->SubmitControl(storage::RecordType::kRst, s->ring.head());
+    if (!rst.ok())
+      log_.Error("session ", s->label, ": writer: ", rst.message());
+  }
+  EndSession(s, 0, "the application aborted it (SO_LINGER 0): reset sent");
+}
+
 void EngineImpl::Tick() {
   std::vector<std::shared_ptr<Session>> all;
   {
@@ -241,6 +254,7 @@ void EngineImpl::Tick() {
   for (auto& s : all) {
     SessionState st = s->state.load();
     if (st == SessionState::kStorage) {
+      bool aborted = false;
       if (s->app_end >= 0 && s->link == nullptr) {
         absl::MutexLock lock(&s->mu);
         if (s->names.empty()) {
@@ -249,7 +263,12 @@ void EngineImpl::Tick() {
           private_[s->app_end].store(0);
           os_->Close(s->app_end);
           s->app_end = -1;
+          aborted = s->app_aborted;
         }
+      }
+      if (aborted) {
+        AbortOverStorage(s.get());
+        continue;
       }
       ReadPeerChannel(s.get());
       PumpAppToVolume(s.get());

@@ -478,6 +478,37 @@ TEST_F(EngineTest, WarnsWhenTheStorageLagBoundIsBroken) {
   std::filesystem::remove(base_config_.log_path);
 }
 
+// SO_LINGER {1, 0} then close: the peer sees a reset, not an end of file,
+// on the healthy path (the kernel's, not held back by a lingering
+// duplicate) and on the storage path (a reset record).
+void ExpectAbortiveCloseIsAReset(EngineImpl* a, int client, EngineImpl* b,
+                                 int server) {
+  const linger abortive{1, 0};
+  ASSERT_EQ(
+      a->SetSockOpt(client, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive))
+          .value,
+      0);
+  ASSERT_EQ(a->Close(client).value, 0);
+  char buf[16];
+  iovec iov{buf, sizeof(buf)};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  SysResult r = b->RecvMsg(server, &m, 0);
+  EXPECT_FALSE(r.ok()) << "read " << r.value << " bytes: an end of file";
+  EXPECT_EQ(r.error, ECONNRESET);
+}
+
+TEST_F(EngineTest, AbortiveCloseOnTheHealthyPathIsAReset) {
+  Connect();
+  ExpectAbortiveCloseIsAReset(a_.get(), client_, b_.get(), server_);
+}
+
+TEST_F(EngineTest, AbortiveCloseOnTheStoragePathIsAReset) {
+  Connect(Mode::kStorage);
+  ExpectAbortiveCloseIsAReset(a_.get(), client_, b_.get(), server_);
+}
+
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   Connect();
   ForceFailover(a_.get(), client_);

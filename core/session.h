@@ -164,6 +164,8 @@ struct Session {
   // acknowledged or the session fails over.
   int linger_fd = -1;
   bool eng_in_loop = true;  // eng_end is in the loop's epoll
+  // The application closed with SO_LINGER {1, 0}: its end is a reset.
+  bool app_aborted = false;
   bool app_wrote_eof =
       false;              // eng_end read EOF: the application shut down writing
   bool fin_sent = false;  // FIN record submitted at ring.head()
