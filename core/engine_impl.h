@@ -113,6 +113,9 @@ class EngineImpl final : public Engine {
   std::optional<Role> InferRole(int fd);
   // Goes dormant where another process claimed a shared session later.
   void YieldToNewerClaims(const storage::HeartbeatListing& listing);
+  // Removes this process's channels of released sessions whose peer process
+  // no longer lists the session (it read them to the end, or it died).
+  void RemoveRetired(const storage::HeartbeatListing& listing);
   // Completes a session adopted during a non-blocking connect; false while
   // still connecting.
   bool FinishAdoption(Session* s, int fd);
@@ -335,6 +338,14 @@ class EngineImpl final : public Engine {
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_name_check_ns_ = 0;
+  // Channels of released sessions, kept while the peer may still read them.
+  struct Retired {
+    std::string channel;
+    SessionId session;
+    Role peer_role;
+    std::string peer_process;
+  };
+  std::vector<Retired> retired_;
   HostIdentity host_;                   // read when the threads start
   std::set<std::string> name_clashes_;  // other hosts' keys, warned about
   int64_t next_direct_check_ns_ = 0;

@@ -340,7 +340,14 @@ void EngineImpl::ReleaseEndedSessions() {
     }
   }
   for (auto& s : ended) {
-    // The channel stays on the volume: the peer may still be reading it.
+    // The channel stays on the volume while the peer may still read it: it
+    // goes once the peer has let go of the session too (RemoveRetired).
+    if (s->episode >= 1 && !s->label.empty()) {
+      retired_.push_back(
+          {MyChannel(*s), s->id,
+           s->role == Role::kClient ? Role::kServer : Role::kClient,
+           s->peer_process});
+    }
     ReleaseStorageState(s.get(), /*remove_channel=*/false);
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(KeyOf(s->id, s->role));
@@ -541,9 +548,10 @@ void EngineImpl::CheckPeers() {
       shared = shared || (s->maybe_shared.load() && !s->dormant.load());
     }
   }
-  if (storage_sessions.empty() && !shared) return;
+  if (storage_sessions.empty() && !shared && retired_.empty()) return;
   auto listing = recv()->ListHeartbeats();
   if (!listing.ok()) return;
+  if (!retired_.empty()) RemoveRetired(*listing);
   if (shared) YieldToNewerClaims(*listing);
   const int64_t now = clock_->NowNs();
   NotePeerInfo(*listing);
@@ -570,6 +578,41 @@ void EngineImpl::CheckPeers() {
                               " stopped its heartbeat"));
     }
   }
+}
+
+void EngineImpl::RemoveRetired(const storage::HeartbeatListing& listing) {
+  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+  std::vector<Retired> keep;
+  for (Retired& r : retired_) {
+    bool held = false;
+    for (const storage::Heartbeat& hb : listing.heartbeats) {
+      if (hb.process_id != r.peer_process ||
+          now - static_cast<int64_t>(hb.time_ns) >
+              config_.peer_timeout_ms * 1'000'000) {
+        continue;  // another process, or a dead one
+      }
+      auto report = DecodeProcessReport(hb.payload);
+      if (!report.ok()) {
+        held = true;  // cannot tell: keep the channel
+        continue;
+      }
+      for (const SessionReport& sr : report->sessions)
+        held = held || (sr.id == r.session && sr.role == r.peer_role);
+    }
+    if (held) {
+      keep.push_back(std::move(r));
+      continue;
+    }
+    absl::Status removed = send_volume_->RemoveChannel(r.channel);
+    if (!removed.ok()) {
+      log_.Warn("cannot remove the channel ", r.channel, ": ",
+                removed.message());
+    } else {
+      log_.Debug("removed the channel ", r.channel,
+                 ": its reader let go of the session");
+    }
+  }
+  retired_.swap(keep);
 }
 
 void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {

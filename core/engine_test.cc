@@ -509,6 +509,26 @@ TEST_F(EngineTest, AbortiveCloseOnTheStoragePathIsAReset) {
   ExpectAbortiveCloseIsAReset(a_.get(), client_, b_.get(), server_);
 }
 
+TEST_F(EngineTest, ChannelsOfEndedSessionsLeaveTheVolume) {
+  Connect(Mode::kStorage);
+  RunBothWays(256 << 10, 0, /*cut_on_server=*/false);
+  ASSERT_EQ(a_->Close(client_).value, 0);
+  ASSERT_EQ(b_->Close(server_).value, 0);
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  auto channels = (*volume)->ListChannels();
+  ASSERT_THAT(channels, IsOk());
+  EXPECT_EQ(channels->size(), 2u) << "both directions went over the volume";
+  // Released 5 s after the end, removed once the other side let go too.
+  const auto deadline = absl::Now() + absl::Seconds(20);
+  while (!channels->empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    channels = (*volume)->ListChannels();
+    ASSERT_THAT(channels, IsOk());
+  }
+  EXPECT_TRUE(channels->empty()) << (*channels)[0];
+}
+
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   Connect();
   ForceFailover(a_.get(), client_);
