@@ -11,6 +11,7 @@
 #include "absl/types/span.h"
 #include "cli/check_command.h"
 #include "cli/mirror_command.h"
+#include "cli/prune_command.h"
 #include "cli/run_command.h"
 #include "cli/status_command.h"
 #include "core/config.h"
@@ -30,6 +31,7 @@ const Subcommand kSubcommands[] = {
     {"check", "whether a volume will serve, and the settings it supports",
      CheckCommand},
     {"mirror", "copy a send volume to a receive volume", MirrorCommand},
+    {"prune", "remove what no live process needs from a volume", PruneCommand},
 };
 
 std::string MainHelp() {

@@ -287,6 +287,9 @@ class EngineImpl final : public Engine {
   // Warns (once per other host) when another host's processes use this
   // node's name: heartbeats, channels and inboxes would be mixed up.
   void CheckNodeName();
+  // Reclaims heartbeats, inboxes and channels of processes long dead
+  // (core/volume_prune.h).
+  void PruneDeadProcesses();
   void UpdateEventMask(Session* s);
   void MaybeFinish(Session* s);
 
@@ -338,6 +341,8 @@ class EngineImpl final : public Engine {
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_name_check_ns_ = 0;
+  static constexpr int64_t kPruneIntervalNs = 60'000'000'000;
+  int64_t next_prune_ns_ = 0;
   // Channels of released sessions, kept while the peer may still read them.
   struct Retired {
     std::string channel;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
 #include "core/socket_holders.h"
+#include "core/volume_prune.h"
 
 namespace diskwire {
 namespace {
@@ -69,6 +70,7 @@ void EngineImpl::StartThreadsOnce() {
   }
   next_heartbeat_ns_ = clock_->NowNs();
   host_ = CurrentHost();
+  next_prune_ns_ = clock_->NowNs() + kPruneIntervalNs;
   next_name_check_ns_ =
       clock_->NowNs() + 2 * config_.heartbeat_ms * int64_t{1'000'000};
   StartResumeListener();
@@ -309,6 +311,12 @@ void EngineImpl::Tick() {
     next_heartbeat_ns_ = now + config_.heartbeat_ms * 1'000'000;
     PublishHeartbeat();
     CheckPeers();
+  }
+  if (now >= next_prune_ns_) {
+    // The survivors clean up after processes that died: a long-lived cluster
+    // keeps a bounded volume without an operator.
+    next_prune_ns_ = now + kPruneIntervalNs;
+    PruneDeadProcesses();
   }
   if (now >= next_name_check_ns_) {
     // A clash of node names is a configuration error, not an event: checked
@@ -566,8 +574,13 @@ void EngineImpl::CheckPeers() {
     }
   }
   for (auto& s : storage_sessions) {
-    if (s->peer_process.empty()) s->peer_process = FindPeerProcess(*s);
-    if (s->peer_process.empty()) continue;
+    if (s->peer_process.empty()) {
+      // A session that failed over before its peer's heartbeat listed it (a
+      // young connection, storage mode): the peer learns of it now.
+      s->peer_process = FindPeerProcess(*s);
+      if (s->peer_process.empty()) continue;
+      Announce(s.get());
+    }
     auto seen = peer_seen_ns_.find(s->peer_process);
     const int64_t since =
         seen == peer_seen_ns_.end() ? s->detected_ns : seen->second;
@@ -644,6 +657,24 @@ void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
       }
     }
   }
+}
+
+void EngineImpl::PruneDeadProcesses() {
+  const int64_t stale_after_ms =
+      std::max<int64_t>(60'000, 10 * config_.peer_timeout_ms);
+  auto report = PruneVolume(config_.send_volume, *send_volume_,
+                            clock_->RealtimeNs(), stale_after_ms);
+  if (!report.ok()) {
+    log_.Warn("pruning the volume: ", report.status().message());
+    return;
+  }
+  if (!report->removed.empty()) {
+    log_.Info("pruned ", report->removed.size(),
+              " leftovers of processes gone for over ", stale_after_ms / 1000,
+              " s (first: ", report->removed[0], ")");
+  }
+  for (const std::string& problem : report->problems)
+    log_.Debug("pruning: ", problem);
 }
 
 void EngineImpl::CheckNodeName() {

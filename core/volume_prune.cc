@@ -1,0 +1,42 @@
+#include "core/volume_prune.h"
+
+#include <set>
+
+#include "core/identity.h"
+#include "core/session_report.h"
+
+namespace diskwire {
+
+absl::StatusOr<storage::PruneReport> PruneVolume(const std::string& root,
+                                                 storage::Volume& volume,
+                                                 uint64_t now_ns,
+                                                 int64_t stale_after_ms) {
+  absl::StatusOr<storage::HeartbeatListing> listing = volume.ListHeartbeats();
+  if (!listing.ok()) return listing.status();
+  // Sessions a live process lists: "s-<id>-" prefixes of their channels.
+  std::set<std::string> listed;
+  const uint64_t stale_ns = static_cast<uint64_t>(stale_after_ms) * 1'000'000;
+  bool unreadable = false;
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    if (now_ns > hb.time_ns && now_ns - hb.time_ns > stale_ns) continue;
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok()) {
+      unreadable = true;  // a live process we cannot read: keep every channel
+      continue;
+    }
+    for (const SessionReport& s : report->sessions)
+      listed.insert("s-" + SessionIdHex(s.id) + "-");
+  }
+  storage::PruneOptions options;
+  options.stale_after_ms = stale_after_ms;
+  options.now_ns = now_ns;
+  options.channel_in_use = [&](absl::string_view channel) {
+    if (unreadable) return true;
+    const size_t prefix = 2 + 32 + 1;  // "s-" hex "-"
+    return channel.size() >= prefix &&
+           listed.count(std::string(channel.substr(0, prefix))) > 0;
+  };
+  return storage::PruneDirVolume(root, volume, options);
+}
+
+}  // namespace diskwire
