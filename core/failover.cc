@@ -339,6 +339,8 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   if (!reader.ok()) return reader.status();
   s->reader = std::move(*reader);
   s->out = writer_->AddChannel(s->id, SendDirection(s->role), s->channel.get());
+  if (config_.durability == Durability::kInterval)
+    s->out->SetIdleSync(config_.fsync_interval_ms * 1'000'000);
   s->out->SetRoomCallback(
       [this] {  // buffer room again: the loop resumes reading the pair
         uint64_t one = 1;

@@ -152,6 +152,11 @@ int64_t OutboundChannel::DueNs(int64_t now) const {
   return std::max(due, retry_at_ns_);
 }
 
+void OutboundChannel::SetIdleSync(int64_t interval_ns) {
+  absl::MutexLock lock(&mu_);
+  idle_sync_ns_ = interval_ns;
+}
+
 int64_t OutboundChannel::FlushIfDue(int64_t now) {
   storage::ChannelWriter* sink;
   uint64_t ack;
@@ -159,6 +164,19 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
     absl::MutexLock lock(&mu_);
     if (flushing_) return INT64_MAX;  // Another RunOnce() is on it.
     int64_t due = DueNs(now);
+    if (due == INT64_MAX && sync_due_ns_ >= 0 && !removed_) {
+      // Idle with unsynced appends: sync once the interval has passed.
+      if (sync_due_ns_ > now) return sync_due_ns_;
+      sync_due_ns_ = -1;
+      flushing_ = true;
+      sink = sink_;
+      mu_.Unlock();
+      absl::Status synced = sink->Sync();
+      mu_.Lock();
+      flushing_ = false;
+      if (!synced.ok()) status_ = synced;
+      return DueNs(now);
+    }
     if (due > now) return due;
     if (inflight_.empty()) {
       for (Record& r : queue_) inflight_.push_back(std::move(r));
@@ -206,6 +224,7 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
       retry_at_ns_ = 0;
       status_ = absl::OkStatus();
       if (data_bytes > 0) room_callback = room_callback_;
+      if (idle_sync_ns_ > 0) sync_due_ns_ = now + idle_sync_ns_;
       if (PendingLocked()) NotePending(now);
     } else {
       ++stats_.failed_appends;
@@ -219,6 +238,7 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
                        backoff_ns_ / kNsPerMs, " ms): ", status.message()));
     }
     next_due = DueNs(now);
+    if (sync_due_ns_ >= 0) next_due = std::min(next_due, sync_due_ns_);
   }
   if (status.ok()) {
     uint64_t trim;

@@ -90,6 +90,12 @@ class OutboundChannel {
   // buffer room (lets an event loop resume reading a socket pair).
   void SetRoomCallback(std::function<void()> callback);
 
+  // DISKWIRE_DURABILITY=interval: the sink syncs inside an Append once the
+  // interval has passed, so the last batch before a pause would wait for the
+  // next Append. With an interval set, the channel syncs that long after its
+  // last append when nothing more came.
+  void SetIdleSync(int64_t interval_ns);
+
   // DATA bytes queued or being appended.
   size_t buffered_bytes() const;
   // End of the DATA appended successfully so far.
@@ -136,7 +142,9 @@ class OutboundChannel {
   // thread touches it, without the lock.
   std::vector<storage::Record> inflight_;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
-  bool urgent_ ABSL_GUARDED_BY(mu_) = false;  // control record queued
+  bool urgent_ ABSL_GUARDED_BY(mu_) = false;       // control record queued
+  int64_t idle_sync_ns_ ABSL_GUARDED_BY(mu_) = 0;  // 0: never
+  int64_t sync_due_ns_ ABSL_GUARDED_BY(mu_) = -1;  // -1: nothing unsynced
   bool data_started_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t data_end_ ABSL_GUARDED_BY(mu_) = 0;       // next DATA offset
   uint64_t control_floor_ ABSL_GUARDED_BY(mu_) = 0;  // last control offset

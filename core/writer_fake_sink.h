@@ -29,7 +29,15 @@ class FakeSink final : public storage::ChannelWriter {
     batches_.emplace_back(records.begin(), records.end());
     return absl::OkStatus();
   }
-  absl::Status Sync() override { return absl::OkStatus(); }
+  absl::Status Sync() override {
+    absl::MutexLock lock(&mu_);
+    ++syncs_;
+    return absl::OkStatus();
+  }
+  int syncs() const {
+    absl::MutexLock lock(&mu_);
+    return syncs_;
+  }
   absl::Status TrimBelow(uint64_t) override { return absl::OkStatus(); }
   absl::Status Close() override { return absl::OkStatus(); }
   std::optional<storage::RecordHeader> last_record() const override {
@@ -78,6 +86,7 @@ class FakeSink final : public storage::ChannelWriter {
 
  private:
   mutable absl::Mutex mu_;
+  int syncs_ ABSL_GUARDED_BY(mu_) = 0;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<absl::Status> failures_ ABSL_GUARDED_BY(mu_);
   std::vector<std::vector<storage::Record>> batches_ ABSL_GUARDED_BY(mu_);

@@ -92,6 +92,34 @@ TEST_F(WriterTest, DeadlineCountsFromTheFirstPendingByte) {
   EXPECT_EQ(sink_.data(), "ab");
 }
 
+TEST_F(WriterTest, IntervalDurabilitySyncsAnIdleChannel) {
+  channel_->SetIdleSync(50 * kNsPerMs);
+  Send("last batch before a pause");
+  clock_.AdvanceUs(200);
+  const int64_t appended_at = clock_.NowNs();
+  EXPECT_EQ(writer_.RunOnce(), appended_at + 50 * kNsPerMs)
+      << "the writer must wake for the sync";
+  EXPECT_EQ(sink_.syncs(), 0);
+  clock_.AdvanceMs(49);
+  writer_.RunOnce();
+  EXPECT_EQ(sink_.syncs(), 0) << "synced before the interval";
+  clock_.AdvanceMs(1);
+  EXPECT_EQ(writer_.RunOnce(), INT64_MAX);
+  EXPECT_EQ(sink_.syncs(), 1);
+  clock_.AdvanceMs(500);
+  writer_.RunOnce();
+  EXPECT_EQ(sink_.syncs(), 1) << "nothing new to sync";
+}
+
+TEST_F(WriterTest, WithoutAnIntervalAnIdleChannelIsNeverSynced) {
+  Send("x");
+  clock_.AdvanceMs(1);
+  writer_.RunOnce();
+  clock_.AdvanceMs(1000);
+  EXPECT_EQ(writer_.RunOnce(), INT64_MAX);
+  EXPECT_EQ(sink_.syncs(), 0);
+}
+
 TEST(WriterDefaultsTest, ZeroDelayFlushesOnTheNextPass) {
   FakeClock clock;
   FakeSink sink;
