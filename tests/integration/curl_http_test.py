@@ -1,9 +1,6 @@
 """Stock curl downloads a large file from Python's http.server, both under
 diskwire; the link is cut silently mid-download and left cut."""
 
-import os
-import sys
-
 import dwharness as h
 import shim_testbase as base
 
@@ -13,15 +10,7 @@ RATE = 8 * h.MiB  # curl --limit-rate, bytes/s
 
 class CurlHttpTest(base.ShimTestCase):
     def test_download_survives_a_silent_cut(self):
-        root = self.net.path("www")
-        os.mkdir(root)
-        sha_sent = h.make_data(f"{root}/data.bin", SIZE, seed=3)
-        server = self.net.b.popen(
-            "http", [sys.executable, "-m", "http.server", str(base.PORT),
-                     "--bind", self.net.b.addr, "--directory", root],
-            env=h.clean_env(self.dw.env("b")))
-        h.wait_for(lambda: self.net.b.listening(base.PORT), 30,
-                   "http.server to listen", last=server.describe)
+        server, sha_sent = self.start_http_server(SIZE)
         out = self.net.path("download.bin")
         curl = self.net.a.popen(
             "curl", ["curl", "-sS", "--fail", "--limit-rate", str(RATE), "-o", out,

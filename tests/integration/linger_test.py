@@ -104,15 +104,7 @@ class LingerHttpTest(base.ShimTestCase):
 
     def test_http_server_closes_then_cut(self):
         h.hold_data_in_sender(self.net, sender="b")
-        root = self.net.path("www")
-        os.mkdir(root)
-        sha_sent = h.make_data(f"{root}/data.bin", SIZE, seed=3)
-        server = self.net.b.popen(
-            "http", [sys.executable, "-m", "http.server", str(base.PORT),
-                     "--bind", self.net.b.addr, "--directory", root],
-            env=h.clean_env(self.dw.env("b")))
-        h.wait_for(lambda: self.net.b.listening(base.PORT), 30,
-                   "http.server to listen", last=server.describe)
+        server, sha_sent = self.start_http_server(SIZE)
         out = self.net.path("download.bin")
         sink = open(out, "wb")
         try:  # curl's --limit-rate reads ahead: a slow pipe holds it back.

@@ -59,6 +59,20 @@ class ShimTestCase(unittest.TestCase):
         return PeerStream(self.net, size=size, rate=rate, env_sender=self.dw.env("a"),
                           env_receiver=self.dw.env("b"), **kwargs)
 
+    def start_http_server(self, size):
+        """Stock `python3 -m http.server` on b under diskwire, serving
+        /data.bin of `size` bytes; returns (server, sha256 of the file)."""
+        root = self.net.path("www")
+        os.mkdir(root)
+        sha = h.make_data(f"{root}/data.bin", size, seed=3)
+        server = self.net.b.popen(
+            "http", [sys.executable, "-m", "http.server", str(PORT),
+                     "--bind", self.net.b.addr, "--directory", root],
+            env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(PORT), 30,
+                   "http.server to listen", last=server.describe)
+        return server, sha
+
     def context(self, xfer=None):
         parts = [xfer.describe()] if xfer else []
         parts.append(f"cuts: {[what for _, what in self.net.cuts.log]}")
