@@ -243,17 +243,16 @@ bool EngineImpl::Activate(Session* s, int fd) {
   {
     absl::MutexLock send_lock(&s->send_mu);
     if (!s->dormant.load() && !s->resync.load()) return true;  // done already
-    if (s->cannot_claim) return false;
-    // A child that chrooted, dropped privileges or entered a seccomp sandbox
-    // (sshd's network child) cannot carry the session, and must see no call
-    // of ours beyond this one: it stays dormant, its I/O passes through.
-    const int probe =
-        open(config_.send_volume.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (probe < 0) {
-      s->cannot_claim = true;
-      return false;
+    if (s->dormant.load()) {
+      // A child that chrooted, dropped privileges or entered a seccomp
+      // sandbox (sshd's network child) cannot carry the session, and must see
+      // no call of ours beyond this one: it stays dormant, its I/O passes
+      // through.
+      const int probe =
+          open(config_.send_volume.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (probe < 0) return false;
+      close(probe);
     }
-    close(probe);
     auto sample = probe_.Sample(fd);
     if (sample.ok() && s->resumes.load() == 0 &&
         (sample->state == TCP_ESTABLISHED || sample->state == TCP_CLOSE_WAIT)) {

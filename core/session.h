@@ -81,7 +81,6 @@ struct Session {
   std::atomic<bool> resync{false};
   std::atomic<bool> maybe_shared{false};
   std::atomic<int64_t> claim_ns{0};  // realtime of this process's claim
-  bool cannot_claim ABSL_GUARDED_BY(send_mu) = false;
   // Bumped by every swap of the file behind the application's fd.
   std::atomic<uint32_t> generation{0};
 

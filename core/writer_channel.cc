@@ -157,26 +157,33 @@ void OutboundChannel::SetIdleSync(int64_t interval_ns) {
   idle_sync_ns_ = interval_ns;
 }
 
+std::optional<int64_t> OutboundChannel::SyncIfIdle(int64_t now) {
+  storage::ChannelWriter* sink;
+  {
+    absl::MutexLock lock(&mu_);
+    if (flushing_ || removed_ || sync_due_ns_ < 0 || DueNs(now) != INT64_MAX)
+      return std::nullopt;
+    if (sync_due_ns_ > now) return sync_due_ns_;
+    sync_due_ns_ = -1;
+    flushing_ = true;
+    sink = sink_;
+  }
+  absl::Status synced = sink->Sync();
+  absl::MutexLock lock(&mu_);
+  flushing_ = false;
+  if (!synced.ok()) status_ = synced;
+  return DueNs(now);
+}
+
 int64_t OutboundChannel::FlushIfDue(int64_t now) {
+  // Idle with unsynced appends: sync once the interval has passed.
+  if (std::optional<int64_t> next = SyncIfIdle(now)) return *next;
   storage::ChannelWriter* sink;
   uint64_t ack;
   {
     absl::MutexLock lock(&mu_);
     if (flushing_) return INT64_MAX;  // Another RunOnce() is on it.
     int64_t due = DueNs(now);
-    if (due == INT64_MAX && sync_due_ns_ >= 0 && !removed_) {
-      // Idle with unsynced appends: sync once the interval has passed.
-      if (sync_due_ns_ > now) return sync_due_ns_;
-      sync_due_ns_ = -1;
-      flushing_ = true;
-      sink = sink_;
-      mu_.Unlock();
-      absl::Status synced = sink->Sync();
-      mu_.Lock();
-      flushing_ = false;
-      if (!synced.ok()) status_ = synced;
-      return DueNs(now);
-    }
     if (due > now) return due;
     if (inflight_.empty()) {
       for (Record& r : queue_) inflight_.push_back(std::move(r));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -142,7 +143,10 @@ class OutboundChannel {
   // thread touches it, without the lock.
   std::vector<storage::Record> inflight_;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
-  bool urgent_ ABSL_GUARDED_BY(mu_) = false;       // control record queued
+  bool urgent_ ABSL_GUARDED_BY(mu_) = false;  // control record queued
+  // SetIdleSync's sync when it is due (when to look again), or nullopt when
+  // the channel is not idle with unsynced appends.
+  std::optional<int64_t> SyncIfIdle(int64_t now);
   int64_t idle_sync_ns_ ABSL_GUARDED_BY(mu_) = 0;  // 0: never
   int64_t sync_due_ns_ ABSL_GUARDED_BY(mu_) = -1;  // -1: nothing unsynced
   bool data_started_ ABSL_GUARDED_BY(mu_) = false;

@@ -18,14 +18,8 @@ class CurlHttpTest(base.ShimTestCase):
             env=h.clean_env(self.dw.env("a")))
         h.wait_file_size(out, SIZE // 4, 30)
         self.net.cuts.link_down("a")
-        try:
-            status = h.wait_exit(curl, base.transfer_bound(SIZE, RATE))
-        except h.WaitTimeout as e:
-            self.fail(f"{e}: received {h.file_size(out)} of {SIZE}\n"
-                      f"{curl.describe()}\n{self.context()}")
-        self.assertEqual(status, 0, f"{curl.describe()}\n{self.context()}")
-        self.assertEqual(h.file_size(out), SIZE)
-        self.assertEqual(h.sha256_file(out), sha_sent)
+        self.assert_received(curl, out, SIZE, sha_sent,
+                             base.transfer_bound(SIZE, RATE))
 
 
 if __name__ == "__main__":

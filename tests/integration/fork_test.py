@@ -38,14 +38,8 @@ class ForkingServerTest(base.ShimTestCase):
         if cut:
             h.wait_file_size(out, SIZE // 4, 30)
             cut()
-        try:
-            status = h.wait_exit(client, base.transfer_bound(SIZE, RATE))
-        except h.WaitTimeout as e:
-            self.fail(f"{e}: received {h.file_size(out)} of {SIZE}\n"
-                      f"{client.describe()}\n{self.context()}")
-        self.assertEqual(status, 0, f"{client.describe()}\n{self.context()}")
-        self.assertEqual(h.file_size(out), SIZE, self.context())
-        self.assertEqual(h.sha256_file(out), sha_sent)
+        self.assert_received(client, out, SIZE, sha_sent,
+                             base.transfer_bound(SIZE, RATE))
 
     def test_parent_close_does_not_end_the_childs_connection(self):
         self.fetch()
@@ -114,18 +108,16 @@ class SshdTest(base.ShimTestCase):
         out = self.net.path("ssh.out")
         client = self.ssh(f"/usr/bin/python3 {PACER} --rate {RATE} "
                           f"--input {source}", out)
-        try:
-            if cut:
+        if cut:
+            try:
                 h.wait_file_size(out, SIZE // 4, 60)
-                cut()
-            status = h.wait_exit(client, base.transfer_bound(SIZE, RATE))
-        except h.WaitTimeout as e:
-            self.fail(f"{e}: received {h.file_size(out)} of {SIZE}\n"
-                      f"{client.describe()}\n{self.sshd.describe()}\n{self.context()}")
-        self.assertEqual(status, 0, f"{client.describe()}\n{self.sshd.describe()}\n"
-                         f"{self.context()}")
-        self.assertEqual(h.file_size(out), SIZE, self.context())
-        self.assertEqual(h.sha256_file(out), sha_sent)
+            except h.WaitTimeout as e:
+                self.fail(f"{e}\n{client.describe()}\n{self.sshd.describe()}\n"
+                          f"{self.context()}")
+            cut()
+        self.assert_received(client, out, SIZE, sha_sent,
+                             base.transfer_bound(SIZE, RATE),
+                             describe=lambda: self.sshd.describe() + "\n")
 
     def test_login_works(self):
         out = self.net.path("hello.out")

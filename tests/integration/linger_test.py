@@ -61,16 +61,8 @@ class LingerTest(base.ShimTestCase):
                         "the client read too fast for the cut to matter")
         self.net.cuts.link_down("a")
         after_cut()
-        bound = SIZE / READ_RATE + base.SLACK_S
-        try:
-            status = h.wait_exit(self.client, bound)
-            h.wait_exit(self.reader, 30)
-        except h.WaitTimeout as e:
-            self.fail(f"{e}: received {h.file_size(self.out)} of {SIZE}\n"
-                      f"{self.client.describe()}\n{self.context()}")
-        self.assertEqual(status, 0, f"{self.client.describe()}\n{self.context()}")
-        self.assertEqual(h.file_size(self.out), SIZE, self.context())
-        self.assertEqual(h.sha256_file(self.out), self.sha_sent)
+        self.assert_received(self.client, self.out, SIZE, self.sha_sent,
+                             SIZE / READ_RATE + base.SLACK_S, also=[self.reader])
 
     def test_closed_connection_fails_over_and_delivers_everything(self):
         self.start_server()
@@ -124,15 +116,8 @@ class LingerHttpTest(base.ShimTestCase):
                    last=lambda: self.net.b.tcp_sockets(base.PORT))
         self.assertLess(h.file_size(out), SIZE // 2)
         self.net.cuts.link_down("a")
-        try:
-            status = h.wait_exit(curl, SIZE / READ_RATE + base.SLACK_S)
-            h.wait_exit(reader, 30)
-        except h.WaitTimeout as e:
-            self.fail(f"{e}: received {h.file_size(out)} of {SIZE}\n"
-                      f"{curl.describe()}\n{self.context()}")
-        self.assertEqual(status, 0, f"{curl.describe()}\n{self.context()}")
-        self.assertEqual(h.file_size(out), SIZE)
-        self.assertEqual(h.sha256_file(out), sha_sent)
+        self.assert_received(curl, out, SIZE, sha_sent,
+                             SIZE / READ_RATE + base.SLACK_S, also=[reader])
 
 
 if __name__ == "__main__":

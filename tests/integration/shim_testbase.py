@@ -90,6 +90,23 @@ class ShimTestCase(unittest.TestCase):
         self.assertEqual(xfer.received(), xfer.size, self.context(xfer))
         self.assertEqual(xfer.sha_received(), xfer.sha_sent, self.context(xfer))
 
+    def assert_received(self, client, out, size, sha, timeout, also=(),
+                        describe=lambda: ""):
+        """`client` exits 0 within `timeout` s (then each of `also`, the
+        processes its output goes through, within 30 s more), and `out` holds
+        `size` bytes with sha256 `sha`."""
+        try:
+            status = h.wait_exit(client, timeout)
+            for proc in also:
+                h.wait_exit(proc, 30)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}: received {h.file_size(out)} of {size}\n"
+                      f"{client.describe()}\n{describe()}{self.context()}")
+        self.assertEqual(status, 0,
+                         f"{client.describe()}\n{describe()}{self.context()}")
+        self.assertEqual(h.file_size(out), size, self.context())
+        self.assertEqual(h.sha256_file(out), sha)
+
     def peer_report(self, stream, key, timeout):
         """The JSON report of stream_peer "send" or "recv" once it exits."""
         try:
