@@ -82,6 +82,8 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
     absl::StatusOr<ProcessReport> report = DecodeProcessReport(hb.payload);
     if (report.ok()) {
       p.sessions = report->sessions.size();
+      p.listeners = report->listeners;
+      p.addresses = report->addresses;
       reports.push_back(*std::move(report));
     } else {
       p.problem = std::string(report.status().message());

@@ -40,6 +40,10 @@ struct ProcessStatus {
   int64_t age_ms = 0;            // now - heartbeat time (clocks may differ)
   bool alive = false;
   size_t sessions = 0;
+  // Its listening sockets that diskwire covers, and its host's addresses (what
+  // a wildcard bind stands for).
+  std::vector<std::string> listeners;
+  std::string addresses;
   std::string problem;  // why its payload could not be decoded; "" if fine
 };
 

@@ -157,6 +157,16 @@ std::string FormatStatusText(const VolumeStatus& s) {
     }
     absl::StrAppend(&out, "\n", Table(rows));
   }
+  std::vector<Row> listening = {
+      {"LISTENING", "NODE:PID", "", "HOST ADDRESSES"}};
+  for (const ProcessStatus& p : s.processes) {
+    for (const std::string& l : p.listeners) {
+      listening.push_back({l,
+                           absl::StrCat(p.heartbeat.node, ":", p.heartbeat.pid),
+                           p.alive ? "covered" : "STALE", p.addresses});
+    }
+  }
+  if (listening.size() > 1) absl::StrAppend(&out, "\n", Table(listening));
   if (!s.sessions.empty()) {
     std::vector<Row> rows = {{"SESSION", "ROLE", "NODE:PID", "STATE",
                               "LOCAL > REMOTE", "NET OUT", "NET IN", "STO OUT",
@@ -214,7 +224,12 @@ std::string FormatStatusJson(const VolumeStatus& s) {
         ", \"heartbeat_time_ns\": ", p.heartbeat.time_ns,
         ", \"heartbeat_age_ms\": ", p.age_ms,
         ", \"sequence\": ", p.heartbeat.sequence,
-        ", \"alive\": ", p.alive ? "true" : "false", ", \"sessions\": ",
+        ", \"alive\": ", p.alive ? "true" : "false", ", \"listening\": [",
+        absl::StrJoin(p.listeners, ", ",
+                      [](std::string* out, const std::string& l) {
+                        out->append(Quote(l));
+                      }),
+        "], \"addresses\": ", Quote(p.addresses), ", \"sessions\": ",
         p.problem.empty() ? absl::StrCat(p.sessions) : "null",
         ", \"problem\": ", p.problem.empty() ? "null" : Quote(p.problem), "}"));
   }

@@ -308,6 +308,32 @@ TEST_F(StatusTest, BothEndsOfALiveSessionAreMatched) {
   EXPECT_THAT(text, HasSubstr("1300 ms   0.3/1.2/4.0 ms"));
 }
 
+TEST_F(StatusTest, CoveredListenersAreListedWithTheirHost) {
+  ProcessReport report;
+  report.addresses = "10.0.0.2,fd00::2";
+  report.listeners = {"0.0.0.0:5001", "10.0.0.2:22"};
+  ASSERT_THAT(
+      Host("b")->PublishHeartbeat("b.20.2", EncodeProcessReport(report)),
+      IsOk());
+  VolumeStatus s = Collect(Now());
+  ASSERT_EQ(s.processes.size(), 1u);
+  EXPECT_THAT(s.processes[0].listeners,
+              testing::ElementsAre("0.0.0.0:5001", "10.0.0.2:22"));
+  std::vector<std::vector<std::string>> rows;
+  for (absl::string_view line : absl::StrSplit(FormatStatusText(s), '\n')) {
+    if (absl::StartsWith(line, "0.0.0.0:") || absl::StartsWith(line, "10."))
+      rows.push_back(absl::StrSplit(line, ' ', absl::SkipEmpty()));
+  }
+  ASSERT_EQ(rows.size(), 2u) << FormatStatusText(s);
+  EXPECT_EQ(rows[0][0], "0.0.0.0:5001");
+  EXPECT_TRUE(absl::StartsWith(rows[0][1], "b:"));
+  EXPECT_EQ(rows[0][2], "covered");
+  EXPECT_EQ(rows[0][3], "10.0.0.2,fd00::2");
+  EXPECT_THAT(FormatStatusJson(s),
+              HasSubstr("\"listening\": [\"0.0.0.0:5001\", \"10.0.0.2:22\"], "
+                        "\"addresses\": \"10.0.0.2,fd00::2\""));
+}
+
 TEST_F(StatusTest, DeadNodeIsStale) {
   const uint64_t now = Now();
   Publish("a", "a.10.1", {End(Role::kClient, "STORAGE")});

@@ -64,6 +64,9 @@ class Engine {
   // (the session is adopted then and finishes its setup when the connection
   // completes). Selects by `addr`.
   virtual void OnConnect(int fd, const sockaddr* addr, socklen_t len) = 0;
+  // listen(fd) succeeded on a TCP socket, or the process inherited a
+  // listening socket: a selected one is advertised in the heartbeat.
+  virtual void OnListen(int fd) = 0;
   // accept()/accept4() returned `fd` on `listen_fd`. Selects by the local
   // address.
   virtual void OnAccept(int listen_fd, int fd) = 0;

@@ -73,6 +73,7 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
       clock_(clock),
       probe_(os),
       log_(config),
+      listeners_(os),
       resume_nonce_(RandomBytes(kResumeNonceBytes)) {}
 
 absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
@@ -183,6 +184,28 @@ bool EngineImpl::Claim(int fd) {
 
 void EngineImpl::OnConnect(int fd, const sockaddr* addr, socklen_t len) {
   Adopt(fd, Role::kClient, addr, len);
+}
+
+void EngineImpl::OnListen(int fd) {
+  sockaddr_storage local = {};
+  socklen_t len = sizeof(local);
+  MappedAddress m;
+  if (!os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&local), &len).ok() ||
+      !ToMapped(local, &m) || !config_.select.MayAcceptOn(m.port)) {
+    return;
+  }
+  if (!OpenVolumesOnce().ok()) return;
+  listeners_.Add(fd);
+  log_.Info("listening on ", FormatAddress(local),
+            ": advertised, so that peers can connect over the volume");
+  StartThreadsOnce();
+  {
+    absl::MutexLock lock(&mu_);
+    next_heartbeat_ns_ =
+        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
+  }
+  uint64_t one = 1;
+  if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
 }
 
 void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {

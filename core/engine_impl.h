@@ -31,6 +31,7 @@
 #include "core/engine.h"
 #include "core/failover_message.h"
 #include "core/host_identity.h"
+#include "core/listeners.h"
 #include "core/log.h"
 #include "core/os_calls.h"
 #include "core/resume_handshake.h"
@@ -55,6 +56,7 @@ class EngineImpl final : public Engine {
   ~EngineImpl() override;
 
   void OnConnect(int fd, const sockaddr* addr, socklen_t len) override;
+  void OnListen(int fd) override;
   void OnAccept(int listen_fd, int fd) override;
   void OnInherited(int fd) override;
   bool Claim(int fd) override;
@@ -351,7 +353,8 @@ class EngineImpl final : public Engine {
     std::string peer_process;
   };
   std::vector<Retired> retired_;
-  HostIdentity host_;                   // read when the threads start
+  HostIdentity host_;        // read when the threads start
+  ListenerTable listeners_;  // selected listening sockets (advertised)
   std::set<std::string> name_clashes_;  // other hosts' keys, warned about
   int64_t next_direct_check_ns_ = 0;
   int64_t next_dump_ns_ = 0;

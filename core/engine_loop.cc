@@ -760,6 +760,8 @@ void EngineImpl::PublishHeartbeat() {
       report.sessions.push_back(std::move(r));
     }
   }
+  for (const ListenAddress& l : listeners_.Current())
+    report.listeners.push_back(FormatListenAddress(l));
   report.resume_port = resume_port_;
   report.resume_nonce = resume_nonce_;
   report.host = host_.key;

@@ -7,8 +7,10 @@
 #include <cstring>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 
 namespace diskwire {
 namespace {
@@ -103,6 +105,57 @@ std::string FormatAddress(const sockaddr_storage& addr) {
     return absl::StrCat("[", buf, "]:", ntohs(in6->sin6_port));
   }
   return absl::StrCat("family-", addr.ss_family);
+}
+
+absl::StatusOr<sockaddr_storage> ParseAddress(absl::string_view text) {
+  auto bad = [&]() {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an address:port: \"", text, "\""));
+  };
+  sockaddr_storage out = {};
+  const size_t colon = text.rfind(':');
+  if (colon == absl::string_view::npos) return bad();
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port > 65535)
+    return bad();
+  absl::string_view host = text.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) {
+    if (!absl::ConsumeSuffix(&host, "]")) return bad();
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
+    const std::string h(host);
+    if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) != 1) return bad();
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    return out;
+  }
+  auto* in = reinterpret_cast<sockaddr_in*>(&out);
+  const std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), &in->sin_addr) != 1) return bad();
+  in->sin_family = AF_INET;
+  in->sin_port = htons(static_cast<uint16_t>(port));
+  return out;
+}
+
+bool MappedAddress::IsUnspecified() const {
+  static constexpr std::array<uint8_t, 16> kAny = {};
+  static constexpr std::array<uint8_t, 16> kAnyV4 = {0, 0, 0, 0, 0,    0,
+                                                     0, 0, 0, 0, 0xff, 0xff};
+  return bytes == kAny || bytes == kAnyV4;
+}
+
+bool MappedAddress::IsV4() const {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0,    0,
+                                          0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(bytes.data(), kPrefix, sizeof(kPrefix)) == 0;
+}
+
+bool ToMapped(const sockaddr_storage& addr, MappedAddress* out) {
+  std::string bytes;
+  if (!AppendEndpoint(addr, &bytes).ok()) return false;
+  std::memcpy(out->bytes.data(), bytes.data(), 16);
+  out->port = static_cast<uint16_t>((static_cast<uint8_t>(bytes[16]) << 8) |
+                                    static_cast<uint8_t>(bytes[17]));
+  return true;
 }
 
 }  // namespace diskwire

@@ -9,6 +9,8 @@
 
 #include <sys/socket.h>
 
+#include <array>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -50,6 +52,20 @@ std::string ChannelName(const SessionId& id, uint8_t direction,
 
 // "10.0.0.1:7000" or "[fd00::1]:7000", for logs and status.
 std::string FormatAddress(const sockaddr_storage& addr);
+// The inverse of FormatAddress; InvalidArgument naming the text otherwise.
+absl::StatusOr<sockaddr_storage> ParseAddress(absl::string_view text);
+
+// An endpoint's address as 16 bytes, IPv4 in its mapped form (::ffff:a.b.c.d),
+// and its port: how addresses of either family compare.
+struct MappedAddress {
+  std::array<uint8_t, 16> bytes = {};
+  uint16_t port = 0;
+  bool operator==(const MappedAddress&) const = default;
+  bool IsUnspecified() const;  // 0.0.0.0 or ::
+  bool IsV4() const;           // ::ffff:a.b.c.d
+};
+// False for a family other than AF_INET and AF_INET6.
+bool ToMapped(const sockaddr_storage& addr, MappedAddress* out);
 
 }  // namespace diskwire
 

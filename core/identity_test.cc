@@ -84,5 +84,23 @@ TEST(Identity, FormatsAddresses) {
   EXPECT_EQ(FormatAddress(V6("fd00::1", 443)), "[fd00::1]:443");
 }
 
+TEST(Identity, ParsesWhatItFormats) {
+  for (const sockaddr_storage& a : {V4("10.1.2.3", 80), V6("fd00::1", 443)}) {
+    ASSERT_OK_AND_ASSIGN(sockaddr_storage back, ParseAddress(FormatAddress(a)));
+    EXPECT_EQ(FormatAddress(back), FormatAddress(a));
+  }
+  for (const char* bad : {"", "10.1.2.3", "10.1.2.3:", "10.1.2:80",
+                          "fd00::1:80", "[fd00::1:80", "10.1.2.3:65536"}) {
+    EXPECT_THAT(ParseAddress(bad), StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+  MappedAddress v4, v6;
+  ASSERT_TRUE(ToMapped(V4("0.0.0.0", 5), &v4));
+  EXPECT_TRUE(v4.IsUnspecified() && v4.IsV4());
+  EXPECT_EQ(v4.port, 5);
+  ASSERT_TRUE(ToMapped(V6("fd00::1", 6), &v6));
+  EXPECT_FALSE(v6.IsUnspecified() || v6.IsV4());
+}
+
 }  // namespace
 }  // namespace diskwire

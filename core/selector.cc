@@ -246,6 +246,13 @@ bool Selector::Matches(const sockaddr* local, const sockaddr* remote,
   return false;
 }
 
+bool Selector::MayAcceptOn(uint16_t port) const {
+  for (const Rule& r : rules_) {
+    if (port >= r.port_lo && port <= r.port_hi) return true;
+  }
+  return false;
+}
+
 std::string Selector::ToString() const {
   return absl::StrJoin(rules_, ",", [](std::string* out, const Rule& r) {
     out->append(RuleToString(r));

@@ -70,6 +70,10 @@ class Selector {
   // number of rules.
   bool Matches(const sockaddr* local, const sockaddr* remote, Role role) const;
 
+  // Could a connection accepted on a socket listening on `port` match (some
+  // rule's PORT takes it, whatever its HOST says of the peer)?
+  bool MayAcceptOn(uint16_t port) const;
+
   const std::vector<Rule>& rules() const { return rules_; }
 
   // The canonical text of the rules: "7000, [::ffff:10.0.0.0/104]:*" prints

@@ -250,5 +250,14 @@ TEST_F(SelectorTest, MalformedRulesNameTheBadToken) {
   }
 }
 
+TEST(SelectorPorts, MayAcceptOnLooksAtPortsOnly) {
+  auto s = Selector::Parse("10.0.0.0/8:7000,[fd00::/8]:8000-8010");
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->MayAcceptOn(7000));
+  EXPECT_TRUE(s->MayAcceptOn(8005));
+  EXPECT_FALSE(s->MayAcceptOn(7001));
+  EXPECT_FALSE(Selector().MayAcceptOn(7000));
+}
+
 }  // namespace
 }  // namespace diskwire

@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/listeners.h"
 
 namespace diskwire {
 namespace {
@@ -77,7 +78,8 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
 
 std::string EncodeProcessReport(const ProcessReport& report) {
   std::string out = absl::StrCat(kMagicLine, "\n");
-  if (report.resume_port != 0 || !report.host.empty()) {
+  if (report.resume_port != 0 || !report.host.empty() ||
+      !report.addresses.empty()) {
     absl::StrAppend(&out, "process resume_port=", report.resume_port,
                     " nonce=", absl::BytesToHexString(report.resume_nonce));
     if (!report.host.empty()) absl::StrAppend(&out, " host=", report.host);
@@ -85,6 +87,8 @@ std::string EncodeProcessReport(const ProcessReport& report) {
       absl::StrAppend(&out, " addrs=", report.addresses);
     absl::StrAppend(&out, "\n");
   }
+  for (const std::string& listener : report.listeners)
+    absl::StrAppend(&out, "listen ", listener, "\n");
   for (const SessionReport& s : report.sessions) {
     absl::StrAppend(&out, "session ", SessionIdHex(s.id),
                     " role=", s.role == Role::kClient ? "client" : "server",
@@ -140,6 +144,15 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
                            kv.second, "\" for ", kv.first));
         }
       }
+      continue;
+    }
+    if (!words.empty() && words[0] == "listen") {
+      if (words.size() < 2 || !ParseListenAddress(words[1]).ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "session report line ", i + 1, ": bad listening address \"",
+            words.size() < 2 ? "" : words[1], "\""));
+      }
+      report.listeners.emplace_back(words[1]);
       continue;
     }
     if (words.size() < 2 || words[0] != "session")

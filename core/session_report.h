@@ -59,6 +59,10 @@ struct ProcessReport {
   // hosts that use one node name.
   std::string host;
   std::string addresses;
+  // The process's selected listening sockets (core/listeners.h), as
+  // FormatListenAddress writes them: a peer that cannot reach one over the
+  // network opens its connection over the volume.
+  std::vector<std::string> listeners;
   bool operator==(const ProcessReport&) const = default;
 };
 

@@ -55,6 +55,19 @@ TEST(SessionReport, ResumeEndpointRoundTrips) {
                testing::HasSubstr("line 2: bad value \"xyz\" for nonce")));
 }
 
+TEST(SessionReport, ListenersRoundTripAndAreChecked) {
+  ProcessReport r;
+  r.addresses = "10.77.0.2";
+  r.listeners = {"10.77.0.2:5001", "[::]:22/v6only"};
+  const std::string text = EncodeProcessReport(r);
+  EXPECT_THAT(text, testing::HasSubstr("\nlisten 10.77.0.2:5001\n"));
+  ASSERT_OK_AND_ASSIGN(ProcessReport back, DecodeProcessReport(text));
+  EXPECT_EQ(back, r);
+  EXPECT_THAT(DecodeProcessReport("diskwire-sessions 1\nlisten 10.0.0.1\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       testing::HasSubstr("line 2: bad listening address")));
+}
+
 TEST(SessionReport, EmptyReportRoundTrips) {
   ASSERT_OK_AND_ASSIGN(ProcessReport back,
                        DecodeProcessReport(EncodeProcessReport({})));

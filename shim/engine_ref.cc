@@ -88,43 +88,52 @@ bool DiskwireConfigured() {
   return false;
 }
 
-// A connected TCP socket (not listening): what a re-executed server or an
-// inetd child gets from its parent.
-bool IsConnectedTcp(int fd) {
+// What an inherited descriptor is to the engine.
+enum class Inherited { kOther, kConnectedTcp, kListeningTcp };
+
+Inherited Classify(int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return Inherited::kOther;
   int value = 0;
   socklen_t len = sizeof(value);
   if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0 ||
       (value != AF_INET && value != AF_INET6))
-    return false;
+    return Inherited::kOther;
   len = sizeof(value);
   if (Real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0 ||
       value != SOCK_STREAM)
-    return false;
+    return Inherited::kOther;
   len = sizeof(value);
-  if (Real().getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) != 0 ||
-      value != 0)
-    return false;
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) != 0)
+    return Inherited::kOther;
+  if (value != 0) return Inherited::kListeningTcp;
   sockaddr_storage peer;
   len = sizeof(peer);
-  return Real().getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0;
+  return Real().getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0
+             ? Inherited::kConnectedTcp
+             : Inherited::kOther;
 }
 
 // At load, before main(): the connected sockets this program inherited across
 // exec (sshd re-executing itself for each connection, inetd) are handed to
-// the engine, which adopts the selected ones (dormant until used). Costs one
+// the engine, which adopts the selected ones (dormant until used); so are the
+// listening ones (systemd socket activation), which it advertises. Costs one
 // readdir of /proc/self/fd, and nothing when no DISKWIRE_ variable is set.
 __attribute__((constructor(103))) void OfferInheritedSockets() {
   if (!DiskwireConfigured()) return;
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return;
   int found[64];
+  Inherited kind[64];
   int count = 0;
   while (dirent* e = readdir(dir)) {
     const int fd = atoi(e->d_name);
     if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(dir)) continue;
-    if (count < 64 && IsConnectedTcp(fd)) found[count++] = fd;
+    const Inherited k = count < 64 ? Classify(fd) : Inherited::kOther;
+    if (k != Inherited::kOther) {
+      found[count] = fd;
+      kind[count++] = k;
+    }
   }
   closedir(dir);
   if (count == 0) return;
@@ -132,7 +141,13 @@ __attribute__((constructor(103))) void OfferInheritedSockets() {
   if (engine == nullptr) return;
   InsideDiskwire inside;
   KeepErrno keep;
-  for (int i = 0; i < count; ++i) engine->OnInherited(found[i]);
+  for (int i = 0; i < count; ++i) {
+    if (kind[i] == Inherited::kListeningTcp) {
+      engine->OnListen(found[i]);
+    } else {
+      engine->OnInherited(found[i]);
+    }
+  }
 }
 
 }  // namespace

@@ -86,7 +86,14 @@ DW_HOOK(int, bind, (int fd, const sockaddr* addr, socklen_t len)) {
 }
 
 DW_HOOK(int, listen, (int fd, int backlog)) {
-  return Real().listen(fd, backlog);
+  const int result = Real().listen(fd, backlog);
+  if (result != 0 || InDiskwireText(DW_CALLER)) return result;
+  Engine* engine = EnsureEngine();
+  if (engine == nullptr || !IsTcp(fd)) return result;
+  InsideDiskwire inside;
+  KeepErrno keep;
+  engine->OnListen(fd);
+  return result;
 }
 
 DW_HOOK(int, connect, (int fd, const sockaddr* addr, socklen_t len)) {

@@ -64,6 +64,7 @@ class FakeEngine final : public Engine {
     }
   }
   void OnInherited(int) override {}
+  void OnListen(int) override {}
   bool Claim(int) override { return true; }
   void OnDup(int, int newfd) override {
     Count(kDups);
