@@ -57,18 +57,24 @@ class Engine {
   // is no longer owned: the call goes straight to libc.
   virtual bool Claim(int fd) = 0;
 
-  // --- Lifecycle notifications. The shim calls them after the real call
-  // succeeded. ---
+  // --- Lifecycle: connect() is the engine's; the rest are notifications the
+  // shim sends after the real call succeeded. ---
 
-  // connect(fd, addr, len) on a TCP socket returned 0, or -1 with EINPROGRESS
-  // (the session is adopted then and finishes its setup when the connection
-  // completes). Selects by `addr`.
-  virtual void OnConnect(int fd, const sockaddr* addr, socklen_t len) = 0;
+  // connect(fd, addr, len) on an IP TCP socket, made by the engine. An
+  // unselected destination is a plain connect(). A selected one is adopted
+  // when the connect succeeds or is under way (EINPROGRESS: the session
+  // finishes its setup when the connection completes); when the network
+  // cannot reach a destination that a live peer process listens on, the
+  // connection opens over the volume instead (docs/ARCHITECTURE.md, "Opening
+  // over storage"). Returns what connect() returns.
+  virtual SysResult Connect(int fd, const sockaddr* addr, socklen_t len) = 0;
   // listen(fd) succeeded on a TCP socket, or the process inherited a
   // listening socket: a selected one is advertised in the heartbeat.
   virtual void OnListen(int fd) = 0;
   // accept()/accept4() returned `fd` on `listen_fd`. Selects by the local
-  // address.
+  // address. A connection that a peer opened over the volume is recognised
+  // here and carried in STORAGE; the shim then reports the peer address from
+  // GetPeerName(), not the one the kernel gave.
   virtual void OnAccept(int listen_fd, int fd) = 0;
   // `fd` is a connected TCP socket this process got from the program that
   // exec'd it (a re-executing server such as sshd, inetd): adopted dormant

@@ -182,10 +182,6 @@ bool EngineImpl::Claim(int fd) {
   return false;
 }
 
-void EngineImpl::OnConnect(int fd, const sockaddr* addr, socklen_t len) {
-  Adopt(fd, Role::kClient, addr, len);
-}
-
 void EngineImpl::OnListen(int fd) {
   sockaddr_storage local = {};
   socklen_t len = sizeof(local);
@@ -209,6 +205,7 @@ void EngineImpl::OnListen(int fd) {
 }
 
 void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {
+  if (AcceptOverStorage(fd)) return;
   Adopt(fd, Role::kServer, nullptr, 0);
 }
 
@@ -337,6 +334,7 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     if (remote_hint == nullptr || hint_len > sizeof(s->endpoints.remote))
       return;
     std::memcpy(&s->endpoints.remote, remote_hint, hint_len);
+    s->connect_started_ns = clock_->NowNs();
   }
   const Selector::Role sel_role = role == Role::kClient
                                       ? Selector::Role::kConnect

@@ -55,7 +55,7 @@ class EngineImpl final : public Engine {
       const Config& config, OsCalls* os, const Clock* clock);
   ~EngineImpl() override;
 
-  void OnConnect(int fd, const sockaddr* addr, socklen_t len) override;
+  SysResult Connect(int fd, const sockaddr* addr, socklen_t len) override;
   void OnListen(int fd) override;
   void OnAccept(int listen_fd, int fd) override;
   void OnInherited(int fd) override;
@@ -234,6 +234,56 @@ class EngineImpl final : public Engine {
   bool CanResume(Session* s);
   std::optional<PeerInfo> PeerInfoFor(const std::string& process);
 
+  // --- open_over_storage.cc: connections opened while the network is down
+  // (docs/ARCHITECTURE.md, "Opening over storage") ---
+  struct OpenTarget {
+    std::string process;  // the peer process that advertises the listener
+    bool alive = false;   // its heartbeat is within the peer timeout
+  };
+  // A connection this process queued on its own listener for a peer's
+  // request, until the application accepts it (or the listener goes away).
+  struct OpenDial {
+    int fd;
+    FailoverMessage request;
+  };
+  // Waits for a blocking connect() made non-blocking, up to SO_SNDTIMEO;
+  // returns connect()'s errno (0, EINPROGRESS when SO_SNDTIMEO ran out,
+  // ETIMEDOUT with *blackholed when the SYN got no answer within the
+  // detection bound and a live peer listens at `dest`).
+  int AwaitConnect(int fd, const sockaddr_storage& dest, bool* blackholed);
+  // The peer process whose heartbeat advertises a listener that a connection
+  // to `dest` would reach: a live one first. None when nobody advertises one.
+  std::optional<OpenTarget> FindListener(const sockaddr_storage& dest);
+  // An address of this host of `dest`'s family, for a socket never bound.
+  bool ChooseLocalAddress(const sockaddr_storage& dest,
+                          sockaddr_storage* local);
+  // Opens the connection `fd` could not make over the volume: what connect()
+  // returns then, or nullopt when no live peer listens at `dest` (the caller
+  // returns `tcp_error`, as TCP would).
+  std::optional<SysResult> OpenOverStorage(int fd, const sockaddr_storage& dest,
+                                           bool nonblocking, int tcp_error);
+  // Keeps the application's end of the pair unwritable while a non-blocking
+  // connect waits for its answer, as a connecting socket is; and lets go.
+  void HoldUnwritable(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  void ReleaseHold(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  // The listener's process answered: the connect() completes, or fails.
+  void CompleteOpen(Session* s, const FailoverMessage& answer);
+  void FailOpen(Session* s, int error, const std::string& why);
+  void PostOpenAnswer(const FailoverMessage& request, const char* answer);
+  // A peer asks to open a connection to a listener of this process.
+  void HandleOpenRequest(const FailoverMessage& m);
+  void HandleOpenAnswer(const FailoverMessage& m);
+  // Closes the dials whose connection the application accepted, and resets
+  // those its listener will never accept.
+  void CheckOpenDials();
+  // accept() returned one of our dials: carries it in STORAGE (true), or
+  // false when `fd` is an ordinary connection.
+  bool AcceptOverStorage(int fd);
+  // Times out opening connections, and opens over the volume a non-blocking
+  // connect whose SYN went unanswered for the detection bound.
+  void CheckOpening();
+  void TakeOverConnecting(Session* s);
+
   // --- engine_loop.cc ---
   // Opens the volumes on the first selected socket: a process that selects
   // nothing never touches the volume. Thread-safe; the first error is kept and
@@ -341,6 +391,7 @@ class EngineImpl final : public Engine {
   // Failover announcements for sessions this process does not (yet) know, with
   // when they came.
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
+  std::vector<OpenDial> open_dials_;  // loop thread only
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_name_check_ns_ = 0;
   static constexpr int64_t kPruneIntervalNs = 60'000'000'000;

@@ -255,7 +255,9 @@ void EngineImpl::Tick() {
   }
   for (auto& s : all) {
     SessionState st = s->state.load();
-    if (st == SessionState::kStorage) {
+    // An opening connection's pair holds filler, not stream bytes, until the
+    // listener's process answers (CheckOpening).
+    if (st == SessionState::kStorage && !s->opening.load()) {
       bool aborted = false;
       if (s->app_end >= 0 && s->link == nullptr) {
         absl::MutexLock lock(&s->mu);
@@ -287,6 +289,8 @@ void EngineImpl::Tick() {
     // Announcements waiting for their session: matched, or answered, even
     // when nothing more changes on the volume.
     if (!unmatched_.empty()) HandleInbox();
+    CheckOpening();
+    if (!open_dials_.empty()) CheckOpenDials();
   }
   if (log_.Enabled(LogLevel::kDebug) && now >= next_dump_ns_) {
     next_dump_ns_ = now + 1'000'000'000;
@@ -357,6 +361,11 @@ void EngineImpl::ReleaseEndedSessions() {
            s->peer_process});
     }
     ReleaseStorageState(s.get(), /*remove_channel=*/false);
+    if (s->reserve_fd >= 0) {  // the port of a connection opened over storage
+      private_[s->reserve_fd].store(0);
+      os_->Close(s->reserve_fd);
+      s->reserve_fd = -1;
+    }
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(KeyOf(s->id, s->role));
     if (it != sessions_.end() && it->second == s) {
@@ -502,7 +511,13 @@ void EngineImpl::HandleInbox() {
       log_.Warn("inbox message ", msg.name, ": ", m.status().message());
       continue;
     }
-    unmatched_.push_back({*m, now});
+    if (m->IsOpenRequest()) {
+      HandleOpenRequest(*m);
+    } else if (!m->answer.empty()) {
+      HandleOpenAnswer(*m);
+    } else {
+      unmatched_.push_back({*m, now});
+    }
   }
   std::vector<std::pair<FailoverMessage, int64_t>> keep;
   for (auto& [m, since] : unmatched_) {
@@ -531,7 +546,12 @@ void EngineImpl::HandleInbox() {
       TriggerFailover(s.get(), "the peer announced a failover", m.from_process,
                       m.episode);
     } else if (st == SessionState::kStorage || st == SessionState::kResuming) {
-      if (s->peer_process.empty()) s->peer_process = m.from_process;
+      // A connection opened over the volume learns which process accepted
+      // it (a forked child, perhaps) from that process's announcement.
+      if (s->peer_process.empty() ||
+          (s->opened_over_storage && m.episode == 1 && s->episode == 1)) {
+        s->peer_process = m.from_process;
+      }
       if (m.episode > s->episode) {
         // The peer left an episode this side is still in (it gave up a
         // resume, or failed over again while this side was resuming).

@@ -81,9 +81,9 @@ class EngineTest : public testing::Test {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(port_);
-    ASSERT_EQ(
-        connect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    a_->OnConnect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ASSERT_TRUE(
+        a_->Connect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+            .ok());
     server_ = accept(listener_, nullptr, nullptr);
     ASSERT_GE(server_, 0);
     b_->OnAccept(listener_, server_);

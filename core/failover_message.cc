@@ -9,10 +9,15 @@
 namespace diskwire {
 
 std::string EncodeFailover(const FailoverMessage& m) {
-  return absl::StrCat("failover 1 session=", SessionIdHex(m.session), " role=",
-                      m.sender_role == Role::kClient ? "client" : "server",
-                      " offset=", m.failover_offset, " delivered=", m.delivered,
-                      " from=", m.from_process, " episode=", m.episode);
+  std::string out = absl::StrCat(
+      "failover 1 session=", SessionIdHex(m.session),
+      " role=", m.sender_role == Role::kClient ? "client" : "server",
+      " offset=", m.failover_offset, " delivered=", m.delivered,
+      " from=", m.from_process, " episode=", m.episode);
+  if (m.IsOpenRequest())
+    absl::StrAppend(&out, " open_from=", m.open_from, " open_to=", m.open_to);
+  if (!m.answer.empty()) absl::StrAppend(&out, " answer=", m.answer);
+  return out;
 }
 
 absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
@@ -45,6 +50,15 @@ absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
       ok = absl::SimpleAtoi(kv.second, &m.delivered);
     } else if (kv.first == "episode") {
       ok = absl::SimpleAtoi(kv.second, &m.episode) && m.episode > 0;
+    } else if (kv.first == "open_from") {
+      m.open_from = std::string(kv.second);
+      ok = !m.open_from.empty();
+    } else if (kv.first == "open_to") {
+      m.open_to = std::string(kv.second);
+      ok = !m.open_to.empty();
+    } else if (kv.first == "answer") {
+      m.answer = std::string(kv.second);
+      ok = m.answer == "accepted" || m.answer == "refused";
     } else if (kv.first == "from") {
       m.from_process = std::string(kv.second);
       have_from = !m.from_process.empty();
@@ -57,6 +71,10 @@ absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
   if (!have_session || !have_role || !have_offset || !have_from) {
     return absl::InvalidArgumentError(
         "failover message lacks one of session, role, offset, from");
+  }
+  if (m.open_from.empty() != m.open_to.empty()) {
+    return absl::InvalidArgumentError(
+        "failover message has one of open_from, open_to without the other");
   }
   return m;
 }

@@ -25,6 +25,14 @@ struct FailoverMessage {
       0;  // bytes of the reverse direction the sender has delivered
   std::string from_process;  // the sender's process id (where to answer)
   uint32_t episode = 1;  // which failover of the session (absent: the first)
+  // Opening a connection over the volume (core/open_over_storage.cc): a
+  // client's request names its two endpoints; the listener's process answers
+  // "accepted" (the connection waits in the listener's queue, as TCP's
+  // handshake would leave it) or "refused".
+  std::string open_from;  // the client's address:port, in a request
+  std::string open_to;    // the address:port it connected to
+  std::string answer;     // "accepted" or "refused", in an answer
+  bool IsOpenRequest() const { return !open_to.empty(); }
 
   bool operator==(const FailoverMessage&) const = default;
 };

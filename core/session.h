@@ -66,7 +66,10 @@ struct Session {
   Role role = Role::kClient;
   Endpoints endpoints;
   bool endpoints_known = false;  // false until a non-blocking connect completes
-  std::string label;             // "10.0.0.1:4000->10.0.0.2:7000" for logs
+  // When a non-blocking connect() began (monotonic); 0 once the engine
+  // looked at it (core/open_over_storage.cc).
+  int64_t connect_started_ns = 0;
+  std::string label;  // "10.0.0.1:4000->10.0.0.2:7000" for logs
 
   std::atomic<SessionState> state{SessionState::kDirect};
   // Shared with other processes (docs/ARCHITECTURE.md, "Forks and
@@ -83,6 +86,19 @@ struct Session {
   std::atomic<int64_t> claim_ns{0};  // realtime of this process's claim
   // Bumped by every swap of the file behind the application's fd.
   std::atomic<uint32_t> generation{0};
+
+  // Opened over the volume while the network was down
+  // (core/open_over_storage.cc): the connect() waits for the listener's
+  // answer. Meanwhile the session is in STORAGE but the loop neither reads
+  // nor writes for it, and for a non-blocking connect the application's end
+  // of the pair is held unwritable by `held_bytes` of filler.
+  std::atomic<bool> opening{false};
+  bool opened_over_storage = false;  // it began on the volume, no TCP yet
+  int64_t open_deadline_ns = 0;
+  int open_error = 0;  // what connect() fails with if no answer comes
+  size_t held_bytes = 0;
+  // Holds the client's port while the connection has no TCP socket.
+  int reserve_fd = -1;
 
   // --- Send direction. ---
   absl::Mutex send_mu;

@@ -29,39 +29,40 @@ bool IsTcp(int fd) {
 }
 
 // Offers a freshly accepted socket to the engine, unless diskwire itself
-// accepted it.
-void OfferAccepted(int listen_fd, int fd, const void* caller) {
+// accepted it. The peer address the application asked for comes from the
+// engine: a connection opened over the volume arrives from the loopback.
+void OfferAccepted(int listen_fd, int fd, sockaddr* addr, socklen_t* len,
+                   const void* caller) {
   if (fd < 0 || InDiskwireText(caller)) return;
   Engine* engine = EnsureEngine();
   if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return;
   InsideDiskwire inside;
   KeepErrno keep;
   engine->OnAccept(listen_fd, fd);
+  if (addr != nullptr && len != nullptr && engine->Owns(fd)) {
+    engine->GetPeerName(fd, addr, len);
+  }
 }
 
 }  // namespace
 
 int ConnectCall(int fd, const sockaddr* addr, socklen_t len,
                 const void* caller) {
-  const int result = Real().connect(fd, addr, len);
-  if (result != 0 && errno != EINPROGRESS) return result;
   if (addr == nullptr ||
       (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
       InDiskwireText(caller)) {
-    return result;
+    return Real().connect(fd, addr, len);
   }
   Engine* engine = EnsureEngine();
-  if (engine == nullptr || engine->Owns(fd) || !IsTcp(fd)) return result;
+  if (engine == nullptr || !IsTcp(fd)) return Real().connect(fd, addr, len);
   InsideDiskwire inside;
-  KeepErrno keep;
-  engine->OnConnect(fd, addr, len);
-  return result;
+  return static_cast<int>(ReturnErrno(engine->Connect(fd, addr, len)));
 }
 
 int Accept4Call(int fd, sockaddr* addr, socklen_t* len, int flags,
                 const void* caller) {
   const int accepted = Real().accept4(fd, addr, len, flags);
-  OfferAccepted(fd, accepted, caller);
+  OfferAccepted(fd, accepted, addr, len, caller);
   return accepted;
 }
 
@@ -102,7 +103,7 @@ DW_HOOK(int, connect, (int fd, const sockaddr* addr, socklen_t len)) {
 
 DW_HOOK(int, accept, (int fd, sockaddr* addr, socklen_t* len)) {
   const int accepted = Real().accept(fd, addr, len);
-  OfferAccepted(fd, accepted, DW_CALLER);
+  OfferAccepted(fd, accepted, addr, len, DW_CALLER);
   return accepted;
 }
 

@@ -51,9 +51,12 @@ class FakeEngine final : public Engine {
     if (wake_ >= 0) private_[wake_].store(1);
   }
 
-  void OnConnect(int fd, const sockaddr* addr, socklen_t) override {
+  SysResult Connect(int fd, const sockaddr* addr, socklen_t len) override {
+    SysResult r = os_->Connect(fd, addr, len);
+    if (!r.ok() && r.error != EINPROGRESS) return r;
     Count(kConnects);
     OwnIfSelected(fd, addr);
+    return r;
   }
   void OnAccept(int, int fd) override {
     Count(kAccepts);
@@ -227,7 +230,7 @@ diskwire_fake_close_private_by_name() {
 }
 
 // Connects to 127.0.0.1:port with libc's socket()/connect(), by name, from
-// inside diskwire; returns how many OnConnect calls that caused (the shim must
+// inside diskwire; returns how many Connect calls that caused (the shim must
 // not offer diskwire's own connections: 0).
 __attribute__((visibility("default"))) long diskwire_fake_connect_by_name(
     int port) {

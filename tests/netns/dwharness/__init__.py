@@ -13,7 +13,7 @@ from .cuts import Cuts
 from .hosts import TwoHosts, list_namespaces, own_namespaces
 from .procs import Proc, clean_env
 from .requirements import missing_requirement, skip_unless_netns
-from .transfer import (MiB, NcTransfer, hold_data_in_sender, make_data,
+from .transfer import (MiB, NcTransfer, hold_data_in_sender, make_data, pacer_argv,
                        sha256_file, wait_sender_fin)
 from .wait import (WaitTimeout, file_size, still_running_after, wait_exit,
                    wait_file_size, wait_for, wait_stable)

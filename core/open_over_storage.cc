@@ -1,0 +1,766 @@
+// Opening a connection over the volume while the network is down
+// (docs/ARCHITECTURE.md, "Opening over storage").
+//
+// The client side: a connect() to a selected destination that the network
+// cannot reach (no route, or a SYN that gets no answer within the detection
+// bound) looks for a live peer process that advertises a listener for it. If
+// one does, the application's fd becomes one end of a socket pair, exactly as
+// after a failover, and a request goes to that process's inbox.
+//
+// The listener's side: the process that got the request dials its own
+// listener through the loopback and writes the request down that connection.
+// The connection waits in the listener's queue as a TCP handshake would leave
+// it; the answer "accepted" lets the client's connect() complete. Whichever
+// process then accept()s it (the one that listened, or a forked child) reads
+// the request, swaps the accepted fd onto a socket pair and carries the
+// session in STORAGE from stream offset 0. From there on the session is like
+// any other: it moves to TCP when the network heals (resume).
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/engine_impl.h"
+
+namespace diskwire {
+namespace {
+
+// The first line the listener's process writes on its loopback connection.
+constexpr absl::string_view kOpenPreamble = "diskwire-open 1 ";
+constexpr size_t kMaxPreamble = 4096;
+// How long an accept() waits for the request line of a connection that came
+// from the loopback to a non-loopback address (written right after connect).
+constexpr int kPreambleWaitMs = 1000;
+// How long the listener's process waits for its loopback connect().
+constexpr int kDialWaitMs = 500;
+// A connect() that failed with one of these, to a listener a live peer
+// advertises, opens over the volume. ECONNREFUSED too: a middlebox's reset
+// (the listener is known to be there); a listener that is really gone gets
+// the same answer from its process.
+bool Unreachable(int error) {
+  return error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN ||
+         error == ECONNREFUSED || error == ETIMEDOUT;
+}
+
+// The listener's process dials its own listener from this loopback address
+// (IPv4; ::1 for IPv6), which no ordinary client uses, so that accept() tells
+// our dials from the application's clients without reading a byte of theirs.
+constexpr uint32_t kDialSourceV4 = 0x7fde4901;  // 127.222.73.1
+
+bool IsLoopback(const sockaddr_storage& addr) {
+  MappedAddress m;
+  if (!ToMapped(addr, &m)) return false;
+  static constexpr std::array<uint8_t, 16> kLoop6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 1};
+  return m.bytes == kLoop6 || (m.IsV4() && m.bytes[12] == 127);
+}
+
+bool IsDialSource(const sockaddr_storage& addr) {
+  MappedAddress m;
+  if (!ToMapped(addr, &m)) return false;
+  if (!m.IsV4()) return IsLoopback(addr);
+  uint32_t v4;
+  std::memcpy(&v4, m.bytes.data() + 12, 4);
+  return ntohl(v4) == kDialSourceV4;
+}
+
+// `addr` in its plain family: an IPv4-mapped IPv6 address as AF_INET.
+sockaddr_storage Unmapped(const sockaddr_storage& addr) {
+  MappedAddress m;
+  if (addr.ss_family != AF_INET6 || !ToMapped(addr, &m) || !m.IsV4())
+    return addr;
+  sockaddr_storage out = {};
+  auto* in = reinterpret_cast<sockaddr_in*>(&out);
+  in->sin_family = AF_INET;
+  std::memcpy(&in->sin_addr, m.bytes.data() + 12, 4);
+  in->sin_port = htons(m.port);
+  return out;
+}
+
+socklen_t LengthOf(const sockaddr_storage& addr) {
+  return addr.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+void SetPort(sockaddr_storage* addr, uint16_t port) {
+  if (addr->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(addr)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(addr)->sin6_port = htons(port);
+  }
+}
+
+}  // namespace
+
+SysResult EngineImpl::Connect(int fd, const sockaddr* addr, socklen_t len) {
+  if (fd < 0 || fd >= kMaxFds || addr == nullptr ||
+      len > sizeof(sockaddr_storage) ||
+      !config_.select.Matches(nullptr, addr, Selector::Role::kConnect)) {
+    return os_->Connect(fd, addr, len);
+  }
+  if (Session* s = SessionFor(fd);
+      s != nullptr && s->state.load() != SessionState::kDirect) {
+    // connect() again on a connection opened over the volume: what the
+    // kernel says of a socket still connecting, or connected.
+    return SysResult::Fail(s->opening.load() ? EALREADY : EISCONN);
+  }
+  sockaddr_storage dest = {};
+  std::memcpy(&dest, addr, len);
+  SysResult got = os_->Fcntl(fd, F_GETFL, 0);
+  if (!got.ok()) return os_->Connect(fd, addr, len);
+  const int status_flags = static_cast<int>(got.value);
+  const bool nonblocking = (status_flags & O_NONBLOCK) != 0;
+  // A blocking connect() is made without blocking, so that a blackhole is
+  // known within the detection bound rather than after the kernel's SYN
+  // retries (about two minutes).
+  if (!nonblocking) os_->Fcntl(fd, F_SETFL, status_flags | O_NONBLOCK);
+  SysResult r = os_->Connect(fd, addr, len);
+  int error = r.ok() ? 0 : r.error;
+  bool blackholed = false;
+  if (error == EINPROGRESS && !nonblocking)
+    error = AwaitConnect(fd, dest, &blackholed);
+  if (!nonblocking) os_->Fcntl(fd, F_SETFL, status_flags);
+  if (error == 0 || error == EINPROGRESS || error == EINTR) {
+    // Connected, or still connecting (a non-blocking connect, a signal, an
+    // SO_SNDTIMEO that ran out), as the kernel would leave it.
+    Adopt(fd, Role::kClient, addr, len);
+    return error == 0 ? SysResult::Ok(0) : SysResult::Fail(error);
+  }
+  if (blackholed || Unreachable(error)) {
+    std::optional<SysResult> opened =
+        OpenOverStorage(fd, dest, nonblocking, blackholed ? ETIMEDOUT : error);
+    if (opened.has_value()) return *opened;
+  }
+  return SysResult::Fail(error);
+}
+
+int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
+                             bool* blackholed) {
+  timeval sndtimeo = {};
+  socklen_t len = sizeof(sndtimeo);
+  os_->GetSockOpt(fd, SOL_SOCKET, SO_SNDTIMEO, &sndtimeo, &len);
+  const int64_t start = clock_->NowNs();
+  const int64_t limit_ns = sndtimeo.tv_sec > 0 || sndtimeo.tv_usec > 0
+                               ? start + sndtimeo.tv_sec * 1'000'000'000LL +
+                                     sndtimeo.tv_usec * 1000LL
+                               : -1;
+  bool asked = false;
+  while (true) {
+    const int64_t now = clock_->NowNs();
+    if (limit_ns >= 0 && now >= limit_ns) return EINPROGRESS;
+    int64_t wait_ns = limit_ns >= 0 ? limit_ns - now : 1'000'000'000;
+    if (!asked)
+      wait_ns = std::min(wait_ns, start + config_.detect_ms * 1'000'000 - now);
+    pollfd p{fd, POLLOUT, 0};
+    SysResult polled = os_->Poll(
+        &p, 1, static_cast<int>(std::max<int64_t>(wait_ns / 1'000'000, 1)));
+    if (!polled.ok()) return polled.error;  // EINTR: as the kernel's connect
+    if (polled.value > 0) {
+      int error = 0;
+      len = sizeof(error);
+      os_->GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+      return error;
+    }
+    if (!asked && clock_->NowNs() >= start + config_.detect_ms * 1'000'000) {
+      // No answer to the SYN within the bound: the rendezvous, if a live
+      // listener is advertised. Otherwise TCP's own patience.
+      asked = true;
+      std::optional<OpenTarget> target = FindListener(dest);
+      if (target.has_value()) {
+        *blackholed = target->alive;
+        if (!target->alive) {
+          log_.Info("connect to ", FormatAddress(dest),
+                    ": no answer, and the process that listened there (",
+                    target->process, ") is dead");
+        }
+        return ETIMEDOUT;
+      }
+    }
+  }
+}
+
+std::optional<EngineImpl::OpenTarget> EngineImpl::FindListener(
+    const sockaddr_storage& dest) {
+  if (!OpenVolumesOnce().ok()) return std::nullopt;
+  auto listing = recv()->ListHeartbeats();
+  if (!listing.ok()) {
+    log_.Warn("cannot list heartbeats: ", listing.status().message());
+    return std::nullopt;
+  }
+  std::optional<OpenTarget> best;
+  uint64_t best_time = 0;
+  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok() || report->listeners.empty()) continue;
+    const std::vector<MappedAddress> host =
+        ParseHostAddresses(report->addresses);
+    for (const std::string& text : report->listeners) {
+      auto listener = ParseListenAddress(text);
+      if (!listener.ok() || !ListenerAccepts(*listener, host, dest)) continue;
+      const bool alive = now - static_cast<int64_t>(hb.time_ns) <=
+                         config_.peer_timeout_ms * 1'000'000;
+      // A live process first; of those, the freshest heartbeat.
+      if (!best.has_value() || (alive && !best->alive) ||
+          (alive == best->alive && hb.time_ns > best_time)) {
+        best = OpenTarget{hb.process_id, alive};
+        best_time = hb.time_ns;
+      }
+    }
+  }
+  return best;
+}
+
+bool EngineImpl::ChooseLocalAddress(const sockaddr_storage& dest,
+                                    sockaddr_storage* local) {
+  MappedAddress d;
+  if (!ToMapped(dest, &d)) return false;
+  for (const MappedAddress& a : ParseHostAddresses(CurrentHost().addresses)) {
+    if (a.IsV4() != d.IsV4()) continue;
+    *local = {};
+    if (dest.ss_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(local);
+      in->sin_family = AF_INET;
+      std::memcpy(&in->sin_addr, a.bytes.data() + 12, 4);
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(local);
+      in6->sin6_family = AF_INET6;
+      std::memcpy(&in6->sin6_addr, a.bytes.data(), 16);
+    }
+    return true;
+  }
+  return false;
+}
+
+std::optional<SysResult> EngineImpl::OpenOverStorage(
+    int fd, const sockaddr_storage& dest, bool nonblocking, int tcp_error) {
+  std::optional<OpenTarget> target = FindListener(dest);
+  if (!target.has_value() || !target->alive) return std::nullopt;
+  // The client's end: the address and port the socket was bound to, else an
+  // address of this host of the destination's family, with a port of ours.
+  sockaddr_storage local = {};
+  socklen_t len = sizeof(local);
+  os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  MappedAddress bound;
+  const bool bound_address = ToMapped(local, &bound) && !bound.IsUnspecified();
+  const uint16_t bound_port = bound.port;
+  if (!bound_address && !ChooseLocalAddress(dest, &local)) {
+    log_.Warn("connect to ", FormatAddress(dest),
+              ": this host has no address to open it over the volume from");
+    return std::nullopt;
+  }
+  SysResult reserve =
+      os_->Socket(local.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!reserve.ok()) return std::nullopt;
+  const int reserve_fd = static_cast<int>(reserve.value);
+  if (bound_port == 0) {
+    // Not bound yet (no route: the kernel picks the port only later): the
+    // reservation picks one now.
+    SetPort(&local, 0);
+    len = sizeof(local);
+    if (!os_->Bind(reserve_fd, reinterpret_cast<sockaddr*>(&local),
+                   LengthOf(local))
+             .ok() ||
+        !os_->GetSockName(reserve_fd, reinterpret_cast<sockaddr*>(&local), &len)
+             .ok()) {
+      os_->Close(reserve_fd);
+      return std::nullopt;
+    }
+  }
+  auto s =
+      std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
+  s->role = Role::kClient;
+  s->endpoints.local = local;
+  s->endpoints.remote = dest;
+  auto id = SessionIdFor(s->endpoints, s->role);
+  if (!id.ok()) {
+    os_->Close(reserve_fd);
+    return std::nullopt;
+  }
+  s->id = *id;
+  s->label = absl::StrCat(FormatAddress(local), "->", FormatAddress(dest));
+  s->endpoints_known = true;
+  s->claim_ns.store(clock_->RealtimeNs());
+  s->opening.store(true);
+  s->opened_over_storage = true;
+  s->open_error = tcp_error;
+  s->open_deadline_ns =
+      clock_->NowNs() +
+      std::max(config_.detect_ms, config_.peer_timeout_ms) * 1'000'000;
+  s->reserve_fd = reserve_fd;
+  private_[reserve_fd].store(1, std::memory_order_release);
+  s->peer_process = target->process;
+  s->detected_ns = clock_->NowNs();
+  s->episode = 1;
+  s->state.store(SessionState::kFailingOver);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->names.push_back(fd);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    sessions_[KeyOf(s->id, s->role)] = s;
+    SetOwner(fd, s.get());
+    next_heartbeat_ns_ =
+        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
+  }
+  StartThreadsOnce();
+  absl::Status started;
+  if (bound_port != 0) {
+    // The application's socket keeps its port until its last reference goes,
+    // which a thread of the application blocked in poll() on it may hold for
+    // a while yet: both sockets allow the other's bind.
+    const int on = 1;
+    os_->SetSockOpt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    os_->SetSockOpt(reserve_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  }
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    absl::MutexLock recv_lock(&s->recv_mu);
+    started = InstallSocketPair(s.get(), {fd});
+    if (started.ok()) {
+      s->generation.fetch_add(1);
+      s->on_tcp = false;
+      if (nonblocking) HoldUnwritable(s.get());
+    }
+  }
+  if (started.ok() && bound_port != 0) {
+    // The port stays this connection's while it has no TCP socket.
+    SysResult kept = os_->Bind(reserve_fd, reinterpret_cast<sockaddr*>(&local),
+                               LengthOf(local));
+    if (!kept.ok()) {
+      started = absl::ErrnoToStatus(kept.error,
+                                    absl::StrCat("keeping port ", bound_port));
+    }
+  }
+  if (started.ok()) started = StartStoragePath(s.get(), 0, 0);
+  FailoverMessage request;
+  request.session = s->id;
+  request.sender_role = Role::kClient;
+  request.from_process = process_id_;
+  request.episode = 1;
+  request.open_from = FormatAddress(local);
+  request.open_to = FormatAddress(dest);
+  if (started.ok()) {
+    started = send_volume_->PostToInbox(
+        target->process,
+        absl::StrCat("op-", SessionIdHex(s->id), "-", clock_->RealtimeNs()),
+        EncodeFailover(request));
+  }
+  {
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kStorage);
+    s->state_changed.SignalAll();
+  }
+  if (!started.ok()) {
+    FailOpen(
+        s.get(), tcp_error,
+        absl::StrCat("cannot open it over the volume: ", started.message()));
+  } else {
+    log_.Info("connect to ", FormatAddress(dest), " failed (",
+              strerror(tcp_error), "): opening ", s->label,
+              " over the volume with ", target->process, "'s listener");
+  }
+  if (nonblocking) return SysResult::Fail(EINPROGRESS);
+  int error = 0;
+  {
+    absl::MutexLock lock(&s->mu);
+    while (s->opening.load() && s->state.load() != SessionState::kClosed) {
+      const int64_t left = s->open_deadline_ns - clock_->NowNs();
+      if (left <= 0) break;
+      s->state_changed.WaitWithTimeout(&s->mu, absl::Nanoseconds(left));
+    }
+    if (s->opening.load() || s->error != 0 ||
+        s->state.load() == SessionState::kClosed) {
+      error = s->error != 0 ? s->error : tcp_error;
+    }
+  }
+  if (error == 0) return SysResult::Ok(0);
+  FailOpen(s.get(), error, "no answer from the listener's process");
+  return SysResult::Fail(error);
+}
+
+void EngineImpl::HoldUnwritable(Session* s) {
+  // A socket pair end is writable at once; a connecting TCP socket is not.
+  // Filling the application's end (shrunk to the minimum) keeps poll, select
+  // and epoll from reporting it writable until the answer comes.
+  const int tiny = 1;
+  os_->SetSockOpt(s->app_end, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+  char filler[4096] = {};
+  while (true) {
+    SysResult w = os_->Write(s->app_end, filler, sizeof(filler));
+    if (!w.ok() || w.value <= 0) break;
+    s->held_bytes += static_cast<size_t>(w.value);
+  }
+}
+
+void EngineImpl::ReleaseHold(Session* s) {
+  if (s->held_bytes == 0 || s->app_end < 0) return;
+  const int size = 1 << 20;
+  os_->SetSockOpt(s->app_end, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  char sink[4096];
+  while (s->held_bytes > 0) {
+    SysResult r =
+        os_->Read(s->eng_end, sink, std::min(sizeof(sink), s->held_bytes));
+    if (!r.ok() || r.value <= 0) break;
+    s->held_bytes -= static_cast<size_t>(r.value);
+  }
+}
+
+void EngineImpl::CompleteOpen(Session* s, const FailoverMessage& m) {
+  bool expected = true;
+  if (!s->opening.compare_exchange_strong(expected, false)) return;
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    ReleaseHold(s);
+  }
+  log_.Info("session ", s->label, " opened over the volume: ", m.from_process,
+            " has it in its listener's queue");
+  {
+    absl::MutexLock lock(&s->mu);
+    s->state_changed.SignalAll();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    to_register_.push_back(sessions_[KeyOf(s->id, s->role)]);
+  }
+  uint64_t one = 1;
+  os_->Write(kick_fd_, &one, sizeof(one));
+}
+
+void EngineImpl::FailOpen(Session* s, int error, const std::string& why) {
+  bool expected = true;
+  if (!s->opening.compare_exchange_strong(expected, false)) return;
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    ReleaseHold(s);
+  }
+  EndSession(s, error, absl::StrCat("connect over the volume: ", why));
+}
+
+void EngineImpl::PostOpenAnswer(const FailoverMessage& request,
+                                const char* answer) {
+  FailoverMessage m;
+  m.session = request.session;
+  m.sender_role = Role::kServer;
+  m.from_process = process_id_;
+  m.episode = 1;
+  m.answer = answer;
+  absl::Status posted = send_volume_->PostToInbox(
+      request.from_process,
+      absl::StrCat("oa-", SessionIdHex(m.session), "-", clock_->RealtimeNs()),
+      EncodeFailover(m));
+  if (!posted.ok()) {
+    log_.Warn("cannot answer ", request.from_process, "'s connect to ",
+              request.open_to, ": ", posted.message());
+  }
+}
+
+void EngineImpl::HandleOpenAnswer(const FailoverMessage& m) {
+  std::shared_ptr<Session> s;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(KeyOf(m.session, Role::kClient));
+    if (it != sessions_.end()) s = it->second;
+  }
+  if (s == nullptr || !s->opening.load()) return;  // late: it gave up
+  if (m.answer == "accepted") {
+    CompleteOpen(s.get(), m);
+  } else {
+    FailOpen(s.get(), ECONNREFUSED,
+             absl::StrCat(m.from_process, " has no listener there"));
+  }
+}
+
+void EngineImpl::HandleOpenRequest(const FailoverMessage& m) {
+  for (const OpenDial& d : open_dials_) {
+    if (d.request.session == m.session) return;  // already under way
+  }
+  auto dest = ParseAddress(m.open_to);
+  if (!dest.ok() || !ParseAddress(m.open_from).ok()) {
+    log_.Warn("connect request from ", m.from_process,
+              ": bad address: ", dest.status().message());
+    return;
+  }
+  std::optional<ListenAddress> listener =
+      listeners_.Find(*dest, ParseHostAddresses(host_.addresses));
+  if (!listener.has_value()) {
+    log_.Info(m.from_process, " connects to ", m.open_to,
+              " over the volume: nothing listens there here; refused");
+    PostOpenAnswer(m, "refused");
+    return;
+  }
+  // The listener's own queue holds the connection: dial it from the loopback
+  // (which only a connection of ours has, towards a non-loopback address).
+  const sockaddr_storage target = Unmapped(*dest);
+  sockaddr_storage source = {};
+  source.ss_family = target.ss_family;
+  if (target.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&source)->sin_addr.s_addr =
+        htonl(kDialSourceV4);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&source)->sin6_addr = in6addr_loopback;
+  }
+  int error = 0;
+  SysResult sock = os_->Socket(target.ss_family,
+                               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = sock.ok() ? static_cast<int>(sock.value) : -1;
+  if (fd < 0) {
+    error = sock.error;
+  } else if (SysResult b =
+                 os_->Bind(fd, reinterpret_cast<const sockaddr*>(&source),
+                           LengthOf(source));
+             !b.ok()) {
+    error = b.error;
+  } else if (SysResult c =
+                 os_->Connect(fd, reinterpret_cast<const sockaddr*>(&target),
+                              LengthOf(target));
+             !c.ok() && c.error != EINPROGRESS) {
+    error = c.error;
+  } else if (!c.ok()) {
+    pollfd p{fd, POLLOUT, 0};
+    SysResult polled = os_->Poll(&p, 1, kDialWaitMs);
+    socklen_t len = sizeof(error);
+    if (!polled.ok() || polled.value == 0) {
+      error = ETIMEDOUT;  // the listener's queue is full
+    } else {
+      os_->GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    }
+  }
+  const std::string line = absl::StrCat(kOpenPreamble, EncodeFailover(m), "\n");
+  if (error == 0 && SendAllNoSignal(fd, line) != line.size()) error = EPIPE;
+  if (error != 0) {
+    if (fd >= 0) os_->Close(fd);
+    log_.Info(m.from_process, " connects to ", m.open_to,
+              " over the volume: the listener takes no connection (",
+              strerror(error), "); refused");
+    PostOpenAnswer(m, "refused");
+    return;
+  }
+  private_[fd].store(1, std::memory_order_release);
+  open_dials_.push_back({fd, m});
+  log_.Info(m.from_process, " connects to ", m.open_to,
+            " over the volume: queued on the listener ",
+            FormatListenAddress(*listener));
+  PostOpenAnswer(m, "accepted");
+}
+
+void EngineImpl::CheckOpenDials() {
+  std::vector<OpenDial> keep;
+  for (OpenDial& d : open_dials_) {
+    char c = 0;
+    SysResult r = os_->Read(d.fd, &c, 1);
+    if (!r.ok() && r.error == EAGAIN) {
+      keep.push_back(std::move(d));
+      continue;
+    }
+    private_[d.fd].store(0, std::memory_order_release);
+    os_->Close(d.fd);
+    if (r.ok() && r.value == 1 && c == 'A') continue;  // accepted
+    // The listener closed with the connection still in its queue: TCP resets
+    // it, and so does the volume.
+    AnswerUnknownSession(d.request);
+  }
+  open_dials_.swap(keep);
+}
+
+bool EngineImpl::AcceptOverStorage(int fd) {
+  sockaddr_storage local = {}, peer = {};
+  socklen_t len = sizeof(local);
+  if (!os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&local), &len).ok())
+    return false;
+  len = sizeof(peer);
+  if (!os_->GetPeerName(fd, reinterpret_cast<sockaddr*>(&peer), &len).ok())
+    return false;
+  MappedAddress local_m;
+  if (!ToMapped(local, &local_m) || !config_.select.MayAcceptOn(local_m.port) ||
+      !IsDialSource(peer) || IsLoopback(local)) {
+    return false;
+  }
+  // The request line, written right after the loopback connect. It is read
+  // by peeking until it is whole, so that nothing is consumed from a
+  // connection that turns out to be an ordinary client's.
+  std::string line;
+  const int64_t deadline = clock_->NowNs() + kPreambleWaitMs * 1'000'000LL;
+  while (true) {
+    char buf[kMaxPreamble];
+    iovec iov{buf, sizeof(buf)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    SysResult r = os_->RecvMsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+    if (r.ok() && r.value == 0) return false;
+    if (!r.ok() && r.error != EAGAIN && r.error != EWOULDBLOCK) return false;
+    const absl::string_view seen(buf,
+                                 r.ok() ? static_cast<size_t>(r.value) : 0);
+    const size_t want = std::min(seen.size(), kOpenPreamble.size());
+    if (seen.substr(0, want) != kOpenPreamble.substr(0, want))
+      return false;  // a local client of the application's
+    const size_t nl = seen.find('\n');
+    if (nl != absl::string_view::npos) {
+      line.assign(nl + 1, '\0');
+      iovec ci{line.data(), line.size()};
+      msghdr cm{};
+      cm.msg_iov = &ci;
+      cm.msg_iovlen = 1;
+      SysResult got = os_->RecvMsg(fd, &cm, MSG_DONTWAIT);
+      if (!got.ok() || static_cast<size_t>(got.value) != line.size())
+        return false;
+      break;
+    }
+    const int64_t left = deadline - clock_->NowNs();
+    if (seen.size() == sizeof(buf) || left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    os_->Poll(&p, 1, static_cast<int>(std::max<int64_t>(left / 1'000'000, 1)));
+  }
+  auto m = DecodeFailover(absl::string_view(line).substr(
+      kOpenPreamble.size(), line.size() - kOpenPreamble.size() - 1));
+  auto client = m.ok() ? ParseAddress(m->open_from)
+                       : absl::StatusOr<sockaddr_storage>(m.status());
+  auto server = m.ok() ? ParseAddress(m->open_to)
+                       : absl::StatusOr<sockaddr_storage>(m.status());
+  if (!client.ok() || !server.ok()) {
+    log_.Warn("accepted a connection with a bad request line: ",
+              client.status().message());
+    return false;
+  }
+  auto s =
+      std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
+  s->role = Role::kServer;
+  s->endpoints.local = *server;
+  s->endpoints.remote = *client;
+  auto id = SessionIdFor(s->endpoints, s->role);
+  if (!id.ok() || !(*id == m->session)) {
+    log_.Warn("accepted a connection whose request names session ",
+              SessionIdHex(m->session), " for other endpoints");
+    return false;
+  }
+  s->id = *id;
+  s->label = absl::StrCat(m->open_from, "->", m->open_to);
+  s->endpoints_known = true;
+  s->claim_ns.store(clock_->RealtimeNs());
+  s->peer_process = m->from_process;
+  s->detected_ns = clock_->NowNs();
+  s->episode = 1;
+  s->state.store(SessionState::kFailingOver);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->names.push_back(fd);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    sessions_[KeyOf(s->id, s->role)] = s;
+    SetOwner(fd, s.get());
+    next_heartbeat_ns_ =
+        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
+  }
+  StartThreadsOnce();
+  SysResult kept = os_->Fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  absl::Status started =
+      kept.ok() ? absl::OkStatus() : absl::ErrnoToStatus(kept.error, "dup");
+  {
+    absl::MutexLock send_lock(&s->send_mu);
+    absl::MutexLock recv_lock(&s->recv_mu);
+    if (started.ok()) started = InstallSocketPair(s.get(), {fd});
+    if (started.ok()) {
+      s->generation.fetch_add(1);
+      s->on_tcp = false;
+    }
+  }
+  if (kept.ok()) {
+    // Tells the dialing process that the application took the connection.
+    SendAllNoSignal(static_cast<int>(kept.value), "A");
+    os_->Close(static_cast<int>(kept.value));
+  }
+  if (started.ok()) started = StartStoragePath(s.get(), 0, 0);
+  {
+    absl::MutexLock lock(&s->mu);
+    s->state.store(SessionState::kStorage);
+    s->state_changed.SignalAll();
+  }
+  if (!started.ok()) {
+    EndSession(
+        s.get(), ECONNRESET,
+        absl::StrCat("cannot carry it over the volume: ", started.message()));
+    return true;
+  }
+  Announce(s.get());
+  log_.Info("accepted ", s->label, " session ", SessionIdHex(s->id),
+            " over the volume (opened while the network was down)");
+  {
+    absl::MutexLock lock(&mu_);
+    to_register_.push_back(s);
+  }
+  uint64_t one = 1;
+  os_->Write(kick_fd_, &one, sizeof(one));
+  return true;
+}
+
+void EngineImpl::CheckOpening() {
+  std::vector<std::shared_ptr<Session>> opening, blackholed;
+  const int64_t now = clock_->NowNs();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->opening.load()) opening.push_back(s);
+    }
+    for (auto& s : pending_) {
+      if (!s->dormant.load() && s->connect_started_ns > 0 &&
+          now - s->connect_started_ns > config_.detect_ms * 1'000'000) {
+        blackholed.push_back(s);
+      }
+    }
+  }
+  for (auto& s : opening) {
+    bool closed;
+    {
+      absl::MutexLock lock(&s->mu);
+      closed = s->names.empty();
+    }
+    if (closed) {
+      // Closed while connecting: whoever accepts it gets a reset.
+      s->opening.store(false);
+      AbortOverStorage(s.get());
+    } else if (now > s->open_deadline_ns) {
+      FailOpen(s.get(), s->open_error, "no answer from the listener's process");
+    }
+  }
+  for (auto& s : blackholed) TakeOverConnecting(s.get());
+}
+
+void EngineImpl::TakeOverConnecting(Session* s) {
+  s->connect_started_ns = 0;  // asked once
+  int fd;
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->names.empty()) return;
+    fd = s->names[0];
+  }
+  auto sample = probe_.Sample(fd);
+  if (!sample.ok() || sample->state != TCP_SYN_SENT) return;
+  const sockaddr_storage dest = s->endpoints.remote;
+  std::optional<OpenTarget> target = FindListener(dest);
+  if (!target.has_value() || !target->alive) return;  // TCP's own patience
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                  [s](const auto& p) { return p.get() == s; }),
+                   pending_.end());
+    SetOwner(fd, nullptr);
+  }
+  if (!OpenOverStorage(fd, dest, /*nonblocking=*/true, ETIMEDOUT).has_value()) {
+    log_.Warn("connect to ", FormatAddress(dest),
+              ": cannot open it over the volume; left to TCP");
+  }
+  uint64_t one = 1;
+  os_->Write(wake_fd_, &one, sizeof(one));  // the application waits on fd
+}
+
+}  // namespace diskwire
