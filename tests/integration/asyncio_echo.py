@@ -1,10 +1,13 @@
 """An asyncio echo server and client (non-blocking connect, epoll), for the
 tests of connections opened while the network is down.
 
-  asyncio_echo.py server --listen ADDR:PORT
-  asyncio_echo.py client --connect ADDR:PORT --conns N --size BYTES
+  asyncio_echo.py server --listen ADDR:PORT [--names FILE]
+  asyncio_echo.py client --connect ADDR:PORT --conns N --size BYTES [--rate B/s]
 
-The server echoes every connection until its end of file. The client opens
+The server echoes every connection until its end of file. With --names,
+each side appends a line per connection to FILE: the server
+"server local=ADDR:PORT peer=ADDR:PORT" from getsockname/getpeername of the
+accepted socket, the client "client local=... peer=..." of its own. The client opens
 N connections one after another and, on each, sends BYTES of deterministic
 data and reads them back; it prints one JSON line: {"ok": N, "errors": [...],
 "connect_ms": [...]} and exits 0 only when every echo was exact.
@@ -23,7 +26,19 @@ def split(addr):
     return host, int(port)
 
 
+NAMES = None
+
+
+def note_names(role, writer):
+    if NAMES:
+        sock = writer.get_extra_info("socket")
+        local, peer = sock.getsockname()[:2], sock.getpeername()[:2]
+        with open(NAMES, "a") as f:
+            f.write(f"{role} local={local[0]}:{local[1]} peer={peer[0]}:{peer[1]}\n")
+
+
 async def echo(reader, writer):
+    note_names("server", writer)
     while data := await reader.read(65536):
         writer.write(data)
         await writer.drain()
@@ -37,12 +52,13 @@ async def serve(addr):
         await server.serve_forever()
 
 
-async def one(addr, size, seed):
+async def one(addr, size, seed, rate):
     host, port = split(addr)
     data = random.Random(seed).randbytes(size)
     started = time.monotonic()
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 60)
     connect_ms = (time.monotonic() - started) * 1000
+    note_names("client", writer)
     got = bytearray()
 
     async def read_back():
@@ -53,8 +69,12 @@ async def one(addr, size, seed):
             got.extend(chunk)
 
     reading = asyncio.create_task(read_back())
-    writer.write(data)
-    await writer.drain()
+    chunk = 64 * 1024 if rate else size
+    for offset in range(0, size, chunk):
+        writer.write(data[offset:offset + chunk])
+        await writer.drain()
+        if rate:
+            await asyncio.sleep(chunk / rate)
     await asyncio.wait_for(reading, 60)
     writer.close()
     await writer.wait_closed()
@@ -63,11 +83,11 @@ async def one(addr, size, seed):
     return connect_ms
 
 
-async def client(addr, conns, size):
+async def client(addr, conns, size, rate):
     report = {"ok": 0, "errors": [], "connect_ms": []}
     for i in range(conns):
         try:
-            report["connect_ms"].append(round(await one(addr, size, seed=i), 1))
+            report["connect_ms"].append(round(await one(addr, size, seed=i, rate=rate), 1))
             report["ok"] += 1
         except Exception as e:  # reported, and the exit status says it
             report["errors"].append(f"connection {i}: {type(e).__name__}: {e}")
@@ -82,11 +102,15 @@ def main():
     parser.add_argument("--connect")
     parser.add_argument("--conns", type=int, default=1)
     parser.add_argument("--size", type=int, default=65536)
+    parser.add_argument("--rate", type=int, default=0, help="bytes/s; 0: at once")
+    parser.add_argument("--names")
     args = parser.parse_args()
+    global NAMES
+    NAMES = args.names
     if args.role == "server":
         asyncio.run(serve(args.listen))
         return 0
-    return 0 if asyncio.run(client(args.connect, args.conns, args.size)) else 1
+    return 0 if asyncio.run(client(args.connect, args.conns, args.size, args.rate)) else 1
 
 
 if __name__ == "__main__":

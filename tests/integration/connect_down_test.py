@@ -7,6 +7,7 @@ volume, cuts the link, and only then starts the client."""
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -18,12 +19,15 @@ import shim_testbase as base
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(HERE, "asyncio_echo.py")
 OTHER_PORT = 5002  # selected, and nobody listens there
+# Cuts at random moments of a connection's first second: seeds per kind of
+# cut (DW_YOUNG_SEEDS=N runs more).
+YOUNG_SEEDS = int(os.environ.get("DW_YOUNG_SEEDS", "3"))
 
 
 class ConnectWhileDownTest(base.ShimTestCase):
     select = f"{base.PORT},{OTHER_PORT}"
 
-    def advertised(self, port):
+    def advertised(self, port, alive=True):
         status = subprocess.run(
             [cli_path(), "status", "--volume", self.net.volume, "--json"],
             capture_output=True, text=True, timeout=30)
@@ -31,7 +35,7 @@ class ConnectWhileDownTest(base.ShimTestCase):
             return False
         return any(address.endswith(f":{port}")
                    for process in json.loads(status.stdout).get("processes", [])
-                   if process.get("alive")
+                   if process.get("alive") == alive
                    for address in process.get("listening", []))
 
     def wait_advertised(self, port=base.PORT):
@@ -115,31 +119,107 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.assertIsNone(server.poll(), "http.server still serves")
 
     def test_asyncio_connections_open_during_the_outage(self):
-        server = self.net.b.popen(
-            "echo-server", [sys.executable, ECHO, "server", "--listen",
-                            f"{self.net.b.addr}:{base.PORT}"],
-            env=h.clean_env(self.dw.env("b")))
-        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "the echo server")
-        self.wait_advertised()
+        server_names, client_names = self.net.path("server.names"), self.net.path("client.names")
+        server = self.start_echo_server(names=server_names)
         for cut in ("down", "drop"):
             if cut == "down":
                 self.net.cuts.link_down("a")
             else:
                 self.net.cuts.blackhole("b")
-            report = self.net.path(f"client-{cut}.json")
-            with open(report, "wb") as f:
-                client = self.net.a.popen(
-                    f"echo-client-{cut}", [sys.executable, ECHO, "client", "--connect",
-                                           f"{self.net.b.addr}:{base.PORT}", "--conns", "3",
-                                           "--size", str(512 * 1024)],
-                    env=h.clean_env(self.dw.env("a")), stdout=f)
-            status = h.wait_exit(client, 120)
-            with open(report) as f:
-                text = f.read()
-            self.assertEqual(status, 0, f"{cut}: {text}\n{self.context()}")
-            self.assertEqual(json.loads(text)["ok"], 3, text)
+            self.run_echo_client(f"echo-client-{cut}", 3, 512 * 1024, names=client_names)
             self.net.cuts.restore()
         self.assertIsNone(server.poll(), "the server still runs")
+        # getsockname/getpeername: each end names the other as it sees itself.
+        server_view = sorted(pair for role, pair in self.read_names(server_names))
+        client_view = sorted((peer, local) for role, (local, peer)
+                             in self.read_names(client_names))
+        self.assertEqual(len(client_view), 6, client_view)
+        self.assertEqual(server_view, client_view, self.context())
+        for listener, client in client_view:
+            self.assertEqual(listener, f"{self.net.b.addr}:{base.PORT}")
+            self.assertTrue(client.startswith(f"{self.net.a.addr}:"), client)
+
+    @staticmethod
+    def read_names(path):
+        """[(role, (local, peer))] from an asyncio_echo.py --names file."""
+        with open(path) as f:
+            return [(words[0], (words[1].removeprefix("local="),
+                                words[2].removeprefix("peer=")))
+                    for words in (line.split() for line in f)]
+
+    def start_echo_server(self, names=None):
+        server = self.net.b.popen(
+            "echo-server", [sys.executable, ECHO, "server", "--listen",
+                            f"{self.net.b.addr}:{base.PORT}"]
+            + (["--names", names] if names else []),
+            env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "the echo server")
+        self.wait_advertised()
+        return server
+
+    def run_echo_client(self, name, conns, size, rate=0, cut=None, timeout=120,
+                        names=None):
+        """Runs the asyncio echo client on a; `cut` (a function) runs once the
+        client has started. Returns its JSON report, asserting it succeeded."""
+        report = self.net.path(f"{name}.json")
+        with open(report, "wb") as f:
+            client = self.net.a.popen(
+                name, [sys.executable, ECHO, "client", "--connect",
+                       f"{self.net.b.addr}:{base.PORT}", "--conns", str(conns),
+                       "--size", str(size), "--rate", str(rate)]
+                + (["--names", names] if names else []),
+                env=h.clean_env(self.dw.env("a")), stdout=f)
+        if cut is not None:
+            cut()
+        try:
+            status = h.wait_exit(client, timeout)
+        except h.WaitTimeout as e:
+            self.fail(f"{name}: {e}\n{self.context()}")
+        with open(report) as f:
+            text = f.read()
+        self.assertEqual(status, 0, f"{name}: {text}\n{self.context()}")
+        self.assertEqual(json.loads(text)["ok"], conns, text)
+        return json.loads(text)
+
+    def test_cuts_in_the_first_second_of_a_connection(self):
+        server = self.start_echo_server()
+        cuts = {"down": lambda: self.net.cuts.link_down("a"),
+                "drop": lambda: self.net.cuts.blackhole("b"),
+                "reset": lambda: self.net.cuts.reset("b")}
+        for seed in range(YOUNG_SEEDS):
+            for kind, cut in cuts.items():
+                delay = random.Random(f"{kind}{seed}").uniform(0, 1)
+
+                def later(cut=cut, delay=delay):
+                    time.sleep(delay)  # the moment of the cut is the test's input
+                    cut()
+
+                with self.subTest(kind=kind, seed=seed, delay=round(delay, 3)):
+                    # 1.5 MiB echoed at 1 MiB/s: the cut falls in its first second.
+                    self.run_echo_client(f"young-{kind}-{seed}", 1, 3 * h.MiB // 2,
+                                         rate=h.MiB, cut=later)
+                self.net.cuts.restore()
+        self.assertIsNone(server.poll(), "the server still runs")
+
+    def test_blackholed_connect_to_a_dead_listener_fails_within_the_bound(self):
+        server = self.nc_listener(self.net.path("out"))
+        server.kill()
+        h.wait_for(lambda: self.advertised(base.PORT, alive=False), 30,
+                   "the listener's process to be seen dead", last=self.dw.logs)
+        self.net.cuts.blackhole("b")
+        source = self.net.path("in")
+        h.make_data(source, 1024)
+        started = time.monotonic()
+        with open(source, "rb") as f:
+            run = subprocess.run(
+                self.net.a.argv(["nc", "-v", "-N", self.net.b.addr, str(base.PORT)]),
+                env=h.clean_env(self.dw.env("a")), stdin=f, capture_output=True,
+                timeout=120)
+        took = time.monotonic() - started
+        # TCP would retry its SYN for about two minutes.
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("Connection timed out", run.stderr.decode(), f"{took:.1f} s\n{self.context()}")
+        self.assertLess(took, base.DETECT_MS / 1000 + 5, self.context())
 
     def test_connect_to_a_port_nobody_listens_on_fails_as_tcp_does(self):
         self.nc_listener(self.net.path("out"))  # a listener, but on another port
@@ -151,7 +231,7 @@ class ConnectWhileDownTest(base.ShimTestCase):
             started = time.monotonic()
             with open(source, "rb") as f:
                 run = subprocess.run(
-                    self.net.a.argv(["nc", "-N", self.net.b.addr, str(OTHER_PORT)]),
+                    self.net.a.argv(["nc", "-v", "-N", self.net.b.addr, str(OTHER_PORT)]),
                     env=h.clean_env(env), stdin=f, capture_output=True, timeout=60)
             outcomes[name] = (run.returncode, run.stderr.decode().strip(),
                               time.monotonic() - started)
