@@ -406,6 +406,7 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
     sessions_[key] = shared;
     s->endpoints_known = true;
     s->claim_ns.store(clock_->RealtimeNs());
+    s->adopted_ns = clock_->NowNs();
     // A new session should be visible to its peer's failover soon, not a whole
     // interval later.
     next_heartbeat_ns_ =

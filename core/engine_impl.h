@@ -165,7 +165,15 @@ class EngineImpl final : public Engine {
   // This side's and the peer's channel in the session's current episode.
   std::string MyChannel(const Session& s) const;
   std::string PeerChannel(const Session& s) const;
-  std::string FindPeerProcess(const Session& s);
+  // The live process that holds the other end of `s`, from the heartbeats;
+  // "" when none does (logged when `report`).
+  std::string FindPeerProcess(const Session& s, bool report = true);
+  // How long after its start a session may wait for its peer's heartbeat
+  // to name it, when it fails before that.
+  static constexpr int64_t kYoungSessionNs = 500'000'000;
+  // For a session younger than that: sleeps a little (true), so that the
+  // caller looks for the peer again. False once it is older.
+  bool YoungSessionWait(const Session& s);
   // No diskwire peer holds `s`: its socket gets its own timeouts back.
   void UsePlainTcpTimeouts(Session* s);
   absl::Status Swap(Session* s);
@@ -254,6 +262,7 @@ class EngineImpl final : public Engine {
   // The peer process whose heartbeat advertises a listener that a connection
   // to `dest` would reach: a live one first. None when nobody advertises one.
   std::optional<OpenTarget> FindListener(const sockaddr_storage& dest);
+  bool ListenerAlive(const sockaddr_storage& dest);
   // An address of this host of `dest`'s family, for a socket never bound.
   bool ChooseLocalAddress(const sockaddr_storage& dest,
                           sockaddr_storage* local);

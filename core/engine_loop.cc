@@ -597,8 +597,19 @@ void EngineImpl::CheckPeers() {
     if (s->peer_process.empty()) {
       // A session that failed over before its peer's heartbeat listed it (a
       // young connection, storage mode): the peer learns of it now.
-      s->peer_process = FindPeerProcess(*s);
-      if (s->peer_process.empty()) continue;
+      s->peer_process = FindPeerProcess(*s, /*report=*/false);
+      if (s->peer_process.empty()) {
+        // Nobody takes it: a peer without diskwire, or one that died before
+        // its heartbeat named the session. A client whose server's listener
+        // is still advertised waits for the accept, as TCP's queue would.
+        if (now - s->detected_ns > config_.peer_timeout_ms * 1'000'000 &&
+            !(s->role == Role::kClient && ListenerAlive(s->endpoints.remote))) {
+          EndSession(s.get(), ETIMEDOUT,
+                     absl::StrCat("no diskwire peer took the connection in ",
+                                  config_.peer_timeout_ms, " ms"));
+        }
+        continue;
+      }
       Announce(s.get());
     }
     auto seen = peer_seen_ns_.find(s->peer_process);

@@ -161,7 +161,10 @@ class EngineTest : public testing::Test {
     }
   }
 
-  void RunBothWays(size_t bytes, size_t cut_after, bool cut_on_server) {
+  // Streams `bytes` each way at once; once `cut_after` bytes went up, one
+  // side is forced to fail over (none with `force` false: the test did).
+  void RunBothWays(size_t bytes, size_t cut_after, bool cut_on_server,
+                   bool force = true) {
     const std::string up = RandomBytes(bytes, 1), down = RandomBytes(bytes, 2);
     std::atomic<size_t> up_progress{0}, down_progress{0};
     std::string got_up, got_down;
@@ -175,7 +178,8 @@ class EngineTest : public testing::Test {
       absl::SleepFor(
           absl::Milliseconds(1));  // polling a byte count, not synchronising
     }
-    if (cut_on_server) {
+    if (!force) {
+    } else if (cut_on_server) {
       ForceFailover(b_.get(), server_);
     } else {
       ForceFailover(a_.get(), client_);
@@ -283,6 +287,26 @@ TEST_F(EngineTest, ServerFailoverMidStreamDeliversBothWaysExactlyOnce) {
 TEST_F(EngineTest, FailoverBeforeTheFirstByte) {
   Connect();
   RunBothWays(2 << 20, 0, /*cut_on_server=*/false);
+}
+
+// A connection that fails at once, before the peer's next heartbeat (due 50 ms
+// after its accept) names it: both roles fail over at the first attempt.
+TEST_F(EngineTest, FailoverBeforeThePeersHeartbeatNamesTheSession) {
+  for (const bool cut_on_server : {false, true}) {
+    SCOPED_TRACE(cut_on_server ? "the server fails first" : "the client");
+    Connect();  // the engines' first heartbeats are out of the way
+    const int first_client = client_, first_server = server_;
+    ConnectEngines();
+    EXPECT_TRUE(cut_on_server ? b_->FailOver(server_, "cut at once")
+                              : a_->FailOver(client_, "cut at once"));
+    RunBothWays(1 << 20, 0, cut_on_server, /*force=*/false);
+    EXPECT_GE(a_->SessionFor(client_)->episode, 1u);
+    EXPECT_GE(b_->SessionFor(server_)->episode, 1u);
+    for (int fd : {first_client, client_}) a_->Close(fd);
+    for (int fd : {first_server, server_}) b_->Close(fd);
+    a_.reset();
+    b_.reset();
+  }
 }
 
 TEST_F(EngineTest, StorageModeCarriesEveryByteOverTheVolume) {

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/engine_impl.h"
 #include "core/failover_message.h"
 
@@ -22,7 +23,7 @@ constexpr int kPairBufferBytes = 1 << 20;
 
 }  // namespace
 
-std::string EngineImpl::FindPeerProcess(const Session& s) {
+std::string EngineImpl::FindPeerProcess(const Session& s, bool report) {
   auto listing = recv()->ListHeartbeats();
   if (!listing.ok()) {
     log_.Warn("cannot list heartbeats: ", listing.status().message());
@@ -57,8 +58,10 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
     }
   }
   if (best.empty()) {
-    log_.Info("session ", s.label, ": none of ", listing->heartbeats.size(),
-              " heartbeats (", listed, " sessions) holds its other end");
+    if (report) {
+      log_.Info("session ", s.label, ": none of ", listing->heartbeats.size(),
+                " heartbeats (", listed, " sessions) holds its other end");
+    }
     return best;
   }
   // A heartbeat older than the peer timeout belongs to a dead process.
@@ -71,6 +74,14 @@ std::string EngineImpl::FindPeerProcess(const Session& s) {
     return "";
   }
   return best;
+}
+
+bool EngineImpl::YoungSessionWait(const Session& s) {
+  const int64_t age_ns = clock_->NowNs() - s.adopted_ns;
+  if (s.adopted_ns == 0 || age_ns >= kYoungSessionNs) return false;
+  absl::SleepFor(absl::Nanoseconds(
+      std::min<int64_t>(kYoungSessionNs - age_ns, 25'000'000)));
+  return true;
 }
 
 bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
@@ -92,7 +103,14 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
       back_to_direct();
       return false;
     }
-    peer_process = FindPeerProcess(*s);
+    peer_process = FindPeerProcess(*s, /*report=*/false);
+    // The peer's heartbeat names a new session within 50 ms of its accept
+    // or connect (FinishAdoption): a young session waits for it rather than
+    // take a peer that runs diskwire for one that does not.
+    while (peer_process.empty() && YoungSessionWait(*s)) {
+      peer_process = FindPeerProcess(*s, /*report=*/false);
+    }
+    if (peer_process.empty()) peer_process = FindPeerProcess(*s);
     if (peer_process.empty()) {
       if (!s->plain_tcp) {
         log_.Warn("session ", s->label, ": ", reason,

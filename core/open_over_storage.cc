@@ -218,6 +218,11 @@ std::optional<EngineImpl::OpenTarget> EngineImpl::FindListener(
   return best;
 }
 
+bool EngineImpl::ListenerAlive(const sockaddr_storage& dest) {
+  std::optional<OpenTarget> target = FindListener(dest);
+  return target.has_value() && target->alive;
+}
+
 bool EngineImpl::ChooseLocalAddress(const sockaddr_storage& dest,
                                     sockaddr_storage* local) {
   MappedAddress d;

@@ -69,6 +69,9 @@ struct Session {
   // When a non-blocking connect() began (monotonic); 0 once the engine
   // looked at it (core/open_over_storage.cc).
   int64_t connect_started_ns = 0;
+  // When the connection was established and the session got its id
+  // (monotonic); a failure soon after may precede the peer's heartbeat.
+  int64_t adopted_ns = 0;
   std::string label;  // "10.0.0.1:4000->10.0.0.2:7000" for logs
 
   std::atomic<SessionState> state{SessionState::kDirect};

@@ -1,6 +1,10 @@
 """DISKWIRE_MODE=storage: the same nc transfer with every byte over the volume.
 The veth link carries at most a small fraction of the stream (connection
-setup, ACK-free control traffic), and a cut makes no difference."""
+setup, ACK-free control traffic), and a cut makes no difference. With no
+diskwire peer, the connection fails as TCP would instead of swallowing bytes."""
+
+import subprocess
+import time
 
 import dwharness as h
 import shim_testbase as base
@@ -25,6 +29,27 @@ class StorageModeTest(base.ShimTestCase):
         xfer.wait_received(SIZE // 4, 30)
         self.net.cuts.link_down("a")
         self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
+
+    def test_no_diskwire_peer_fails_within_the_peer_timeout(self):
+        with open(self.net.path("out"), "wb") as out:
+            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
+                             env=h.clean_env({}), stdout=out)
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+        started = time.monotonic()
+        # A client that sends and then waits for an answer that never comes
+        # (no -N: it does not exit at its input's end).
+        client = self.net.a.popen(
+            "nc-send", ["sh", "-c", "head -c 65536 /dev/zero; sleep 60"],
+            stdout=subprocess.PIPE)
+        sender = self.net.a.popen("nc", ["nc", self.net.b.addr, str(base.PORT)],
+                                  env=h.clean_env(self.dw.env("a")),
+                                  stdin=client.popen.stdout)
+        client.popen.stdout.close()
+        status = h.wait_exit(sender, base.PEER_TIMEOUT_MS / 1000 + 20)
+        took = time.monotonic() - started
+        self.assertLess(took, base.PEER_TIMEOUT_MS / 1000 + 10, self.context())
+        self.assertIn("no diskwire peer took the connection", self.dw.logs(),
+                      f"nc exited {status}")
 
 
 if __name__ == "__main__":
