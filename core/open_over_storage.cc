@@ -161,7 +161,10 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
     pollfd p{fd, POLLOUT, 0};
     SysResult polled = os_->Poll(
         &p, 1, static_cast<int>(std::max<int64_t>(wait_ns / 1'000'000, 1)));
-    if (!polled.ok()) return polled.error;  // EINTR: as the kernel's connect
+    // A signal does not end the wait, as the data path's waits: the kernel
+    // restarts a blocking connect() under SA_RESTART, glibc's default.
+    if (!polled.ok() && polled.error == EINTR) continue;
+    if (!polled.ok()) return polled.error;
     if (polled.value > 0) {
       int error = 0;
       len = sizeof(error);
