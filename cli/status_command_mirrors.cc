@@ -2,7 +2,9 @@
 // is storage::MirrorStatusText (storage/mirror_lag.h, docs/REPLICATION.md).
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -100,8 +102,15 @@ absl::Status ParseMirrorStatus(const std::string& text, const std::string& name,
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::ErrnoToStatus(errno, "cannot open");
+  // O_NOFOLLOW: a link planted in the volume is never followed.
+  const int fd =
+      open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "cannot open");
+  FILE* f = fdopen(fd, "rb");
+  if (f == nullptr) {
+    close(fd);
+    return absl::ErrnoToStatus(errno, "cannot open");
+  }
   std::string text(kMaxMirrorStatusBytes + 1, '\0');
   text.resize(std::fread(text.data(), 1, text.size(), f));
   const bool failed = std::ferror(f);
@@ -120,11 +129,15 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
 void CollectMirrorStatus(const std::string& volume_path,
                          const StatusLimits& limits, VolumeStatus* out) {
   const std::string dir = volume_path + "/mirror";
-  DIR* d = opendir(dir.c_str());
+  const int dir_fd =
+      open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR* d = dir_fd >= 0 ? fdopendir(dir_fd) : nullptr;
+  const int err = errno;
+  if (d == nullptr && dir_fd >= 0) close(dir_fd);
   if (d == nullptr) {
-    if (errno != ENOENT) {
+    if (err != ENOENT) {
       out->problems.push_back(
-          absl::StrCat("mirror/: cannot list: ", std::strerror(errno)));
+          absl::StrCat("mirror/: cannot list: ", std::strerror(err)));
     }
     return;
   }

@@ -16,8 +16,11 @@ namespace diskwire::storage {
 
 // What the directory backend's parts share. `ops` outlives them all.
 struct DirContext {
-  std::string root;     // volume directory, no trailing '/'
-  FileOps* ops;         // never null
+  std::string root;  // volume directory, no trailing '/'
+  FileOps* ops;      // never null
+  // Keeps `ops` alive in every copy when the volume made them (confined to
+  // `root`).
+  std::shared_ptr<FileOps> owned_ops;
   std::string mac_key;  // empty, or kMacKeySize bytes
   std::string node;     // this host's name on the volume
   // A network or FUSE filesystem (IsNetworkFilesystem): readers revalidate

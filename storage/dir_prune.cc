@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 uint64_t MtimeNs(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return 0;
+  if (lstat(path.c_str(), &st) != 0) return 0;
   return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
          static_cast<uint64_t>(st.st_mtim.tv_nsec);
 }
@@ -26,7 +26,7 @@ uint64_t MtimeNs(const std::string& path) {
 // cannot be read.
 uint64_t NewestWriteNs(const fs::path& dir) {
   uint64_t newest = MtimeNs(dir.string());
-  if (newest == 0) return 0;
+  if (newest == 0 || fs::is_symlink(dir)) return newest;  // never followed
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     newest = std::max(newest, MtimeNs(entry.path().string()));

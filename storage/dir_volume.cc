@@ -182,7 +182,6 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
   DirContext ctx;
   ctx.root = root;
   while (ctx.root.size() > 1 && ctx.root.back() == '/') ctx.root.pop_back();
-  ctx.ops = options.file_ops != nullptr ? options.file_ops : FileOps::Default();
   ctx.mac_key = options.mac_key;
   ctx.node = options.node;
   if (ctx.node.empty()) {
@@ -190,7 +189,18 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
     gethostname(host, sizeof(host) - 1);
     ctx.node = host;
   }
-  DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root));
+  if (options.file_ops != nullptr) {
+    ctx.ops = options.file_ops;
+    DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root));
+  } else {
+    // The volume's own directory may be reached through a link (the
+    // operator's choice); nothing inside it is.
+    DW_RETURN_IF_ERROR(FileOps::Default()->MakeDir(ctx.root));
+    DW_ASSIGN_OR_RETURN(std::unique_ptr<FileOps> confined,
+                        FileOps::Confined({ctx.root}));
+    ctx.owned_ops = std::move(confined);
+    ctx.ops = ctx.owned_ops.get();
+  }
   DW_RETURN_IF_ERROR(CheckMarker(ctx));
   DW_ASSIGN_OR_RETURN(ctx.network_fs, IsNetworkFilesystem(ctx.root));
   for (const char* sub : {kChannelsDir, kHeartbeatsDir, kInboxDir}) {

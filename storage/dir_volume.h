@@ -21,7 +21,8 @@ struct DirVolumeOptions {
   // every record written carries a keyed BLAKE2b MAC and every record read
   // must carry a valid one.
   std::string mac_key;
-  // Filesystem calls; nullptr for FileOps::Default(). Must outlive the volume.
+  // Filesystem calls; nullptr for FileOps::Confined() to the volume (no link
+  // inside it is followed). Must outlive the volume.
   FileOps* file_ops = nullptr;
 };
 

@@ -122,7 +122,8 @@ class DirVolumeWatcher final : public VolumeWatcher {
 
  private:
   absl::StatusOr<int> AddWatch(const std::string& path, uint32_t mask) {
-    const int wd = inotify_add_watch(fd_, path.c_str(), mask);
+    // A link planted in the volume is never followed, not even to watch it.
+    const int wd = inotify_add_watch(fd_, path.c_str(), mask | IN_DONT_FOLLOW);
     if (wd >= 0) return wd;
     if (errno == ENOSPC) {
       return absl::ResourceExhaustedError(absl::StrCat(

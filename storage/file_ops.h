@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,13 @@ class FileOps {
 
   // The POSIX implementation; never deleted.
   static FileOps* Default();
+  // POSIX calls confined to the directories `roots` (each may itself be
+  // reached through links): paths must lie below one of them, and no
+  // component below it may be a symbolic link (FailedPrecondition naming the
+  // path). Names are created and removed relative to their parent directory,
+  // never through a link. The roots must exist.
+  static absl::StatusOr<std::unique_ptr<FileOps>> Confined(
+      const std::vector<std::string>& roots);
 
   /** @see man 2 open. Returns the fd. O_CLOEXEC and O_NONBLOCK are always
    * added (the latter so that a FIFO planted in a volume cannot block). */

@@ -61,11 +61,13 @@ struct Mirror::ChannelCopy {
 };
 
 Mirror::Mirror(std::string from, std::string to, MirrorOptions options,
+               std::unique_ptr<FileOps> owned_ops,
                std::unique_ptr<Volume> source, std::unique_ptr<Volume> target)
     : from_(std::move(from)),
       to_(std::move(to)),
       options_(std::move(options)),
-      ops_(options_.file_ops ? options_.file_ops : FileOps::Default()),
+      owned_ops_(std::move(owned_ops)),
+      ops_(options_.file_ops ? options_.file_ops : owned_ops_.get()),
       source_(std::move(source)),
       target_(std::move(target)),
       mailbox_(ops_, from_, to_, options_.mac_key,
@@ -82,8 +84,14 @@ absl::StatusOr<std::unique_ptr<Mirror>> Mirror::Open(
   v.file_ops = options.file_ops;
   DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> source, OpenDirVolume(from, v));
   DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> target, OpenDirVolume(to, v));
-  return std::unique_ptr<Mirror>(
-      new Mirror(from, to, options, std::move(source), std::move(target)));
+  std::unique_ptr<FileOps> owned;
+  if (options.file_ops == nullptr) {
+    // No link inside either volume is followed (storage/file_ops.h).
+    DW_ASSIGN_OR_RETURN(owned, FileOps::Confined({from, to}));
+  }
+  return std::unique_ptr<Mirror>(new Mirror(from, to, options, std::move(owned),
+                                            std::move(source),
+                                            std::move(target)));
 }
 
 void Mirror::Warn(const std::string& line) {
@@ -105,7 +113,8 @@ uint64_t Mirror::SourceChannelId(const std::string& name) const {
   // not.
   struct statx stx;
   const std::string dir = from_ + "/" + kChannelsDir + "/" + name;
-  if (statx(AT_FDCWD, dir.c_str(), 0, STATX_INO | STATX_BTIME, &stx) != 0) {
+  if (statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME,
+            &stx) != 0) {
     return 0;
   }
   uint64_t id = stx.stx_ino * 0x9E3779B97F4A7C15ull;

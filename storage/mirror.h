@@ -111,7 +111,8 @@ class Mirror {
  private:
   struct ChannelCopy;
   Mirror(std::string from, std::string to, MirrorOptions options,
-         std::unique_ptr<Volume> source, std::unique_ptr<Volume> target);
+         std::unique_ptr<FileOps> owned_ops, std::unique_ptr<Volume> source,
+         std::unique_ptr<Volume> target);
 
   // Copies one channel until nothing is available. Returns the pass totals;
   // a target write error is returned, a source error stops the channel.
@@ -136,6 +137,8 @@ class Mirror {
 
   const std::string from_, to_;
   const MirrorOptions options_;
+  // Confined to the two volumes when options_.file_ops is null.
+  const std::unique_ptr<FileOps> owned_ops_;
   FileOps* const ops_;
   std::unique_ptr<Volume> source_, target_;
   MailboxCopier mailbox_;

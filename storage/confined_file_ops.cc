@@ -1,0 +1,256 @@
+// FileOps confined to a volume's directory: no path inside the volume may
+// pass through a symbolic link (docs/FORMAT.md, "Links"). Every path is
+// resolved from the volume's directory fd with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS), and names are created, linked and removed relative to
+// their parent directory's fd, so that a link planted anywhere in the volume
+// (a channel directory pointing at /etc, say) is refused, never followed.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "storage/file_ops.h"
+
+namespace diskwire::storage {
+namespace {
+
+constexpr uint64_t kResolve =
+    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+absl::Status PathError(int err, absl::string_view what,
+                       const std::string& path) {
+  if (err == ELOOP || err == EXDEV) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", path,
+                     ": passes through a symbolic link, which diskwire never "
+                     "follows inside a volume"));
+  }
+  return ErrnoError(err, absl::StrCat(what, " ", path));
+}
+
+// An fd that closes itself.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct Root {
+  std::string path;  // no trailing '/'
+  int fd;            // O_PATH of the directory
+};
+
+// A path below one of the roots: that root's fd, and the path relative to it.
+struct Beneath {
+  int root_fd;
+  std::string rel;
+};
+
+class ConfinedFileOps final : public FileOps {
+ public:
+  explicit ConfinedFileOps(std::vector<Root> roots)
+      : roots_(std::move(roots)), posix_(FileOps::Default()) {}
+  ~ConfinedFileOps() override {
+    for (const Root& r : roots_) ::close(r.fd);
+  }
+
+  absl::StatusOr<int> Open(const std::string& path, int flags,
+                           mode_t mode) override {
+    DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
+    return OpenBeneath(b, flags | O_CLOEXEC | O_NONBLOCK, mode, "open", path);
+  }
+  absl::Status Close(int fd) override { return posix_->Close(fd); }
+  absl::StatusOr<size_t> WriteV(int fd, const iovec* iov, int iovcnt) override {
+    return posix_->WriteV(fd, iov, iovcnt);
+  }
+  absl::StatusOr<size_t> PRead(int fd, char* buf, size_t n,
+                               uint64_t offset) override {
+    return posix_->PRead(fd, buf, n, offset);
+  }
+  absl::Status Sync(int fd) override { return posix_->Sync(fd); }
+  absl::Status Truncate(int fd, uint64_t size) override {
+    return posix_->Truncate(fd, size);
+  }
+  absl::StatusOr<uint64_t> Size(int fd) override { return posix_->Size(fd); }
+  absl::StatusOr<uint64_t> LinkCount(int fd) override {
+    return posix_->LinkCount(fd);
+  }
+  absl::StatusOr<uint64_t> Revalidate(int fd) override {
+    return posix_->Revalidate(fd);
+  }
+  absl::Status Lock(int fd) override { return posix_->Lock(fd); }
+
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    std::string from_name, to_name;
+    DW_ASSIGN_OR_RETURN(int from_dir, OpenParent(from, &from_name, "rename"));
+    Fd from_fd(from_dir);
+    DW_ASSIGN_OR_RETURN(int to_dir, OpenParent(to, &to_name, "rename"));
+    Fd to_fd(to_dir);
+    if (::renameat(from_dir, from_name.c_str(), to_dir, to_name.c_str()) != 0)
+      return ErrnoError(errno, absl::StrCat("rename ", from, " to ", to));
+    return absl::OkStatus();
+  }
+  absl::Status Link(const std::string& from, const std::string& to) override {
+    std::string from_name, to_name;
+    DW_ASSIGN_OR_RETURN(int from_dir, OpenParent(from, &from_name, "link"));
+    Fd from_fd(from_dir);
+    DW_ASSIGN_OR_RETURN(int to_dir, OpenParent(to, &to_name, "link"));
+    Fd to_fd(to_dir);
+    // No AT_SYMLINK_FOLLOW: a link is linked as itself, never its target.
+    if (::linkat(from_dir, from_name.c_str(), to_dir, to_name.c_str(), 0) != 0)
+      return ErrnoError(errno, absl::StrCat("link ", from, " to ", to));
+    return absl::OkStatus();
+  }
+  absl::Status Unlink(const std::string& path) override {
+    return AtParent(path, "unlink", [](int dir, const char* name) {
+      return ::unlinkat(dir, name, 0);
+    });
+  }
+  absl::Status MakeDir(const std::string& path) override {
+    std::string name;
+    DW_ASSIGN_OR_RETURN(int dir, OpenParent(path, &name, "mkdir"));
+    Fd dir_fd(dir);
+    if (name == "." || ::mkdirat(dir, name.c_str(), 0777) == 0)
+      return absl::OkStatus();
+    const int err = errno;
+    struct stat st;
+    if (err == EEXIST &&
+        ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+      if (S_ISLNK(st.st_mode)) return PathError(ELOOP, "mkdir", path);
+    }
+    return ErrnoError(err, absl::StrCat("mkdir ", path));
+  }
+  absl::Status RemoveDir(const std::string& path) override {
+    return AtParent(path, "rmdir", [](int dir, const char* name) {
+      return ::unlinkat(dir, name, AT_REMOVEDIR);
+    });
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& path) override {
+    DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
+    DW_ASSIGN_OR_RETURN(
+        int fd,
+        OpenBeneath(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, "list", path));
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), &::closedir);
+    if (dir == nullptr) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError(err, absl::StrCat("list ", path));
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* e = ::readdir(dir.get())) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..")) {
+        names.emplace_back(e->d_name);
+      }
+    }
+    if (errno != 0) return ErrnoError(errno, absl::StrCat("list ", path));
+    return names;
+  }
+  absl::Status SyncDir(const std::string& path) override {
+    DW_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY | O_DIRECTORY, 0));
+    absl::Status s = posix_->Sync(fd);
+    ::close(fd);
+    return s;
+  }
+
+ private:
+  // `path` relative to the root it lies below ("." for a root itself).
+  absl::StatusOr<Beneath> Relative(const std::string& path) const {
+    for (const Root& r : roots_) {
+      if (path == r.path) return Beneath{r.fd, "."};
+      if (absl::StartsWith(path, r.path) && path.size() > r.path.size() + 1 &&
+          path[r.path.size()] == '/') {
+        return Beneath{r.fd, path.substr(r.path.size() + 1)};
+      }
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is outside the volume ", roots_.front().path));
+  }
+
+  absl::StatusOr<int> OpenBeneath(const Beneath& b, int flags, mode_t mode,
+                                  absl::string_view what,
+                                  const std::string& path) const {
+    open_how how = {};
+    how.flags = static_cast<uint64_t>(flags);
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = kResolve;
+    long fd;
+    do {
+      fd = ::syscall(SYS_openat2, b.root_fd, b.rel.c_str(), &how, sizeof(how));
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    if (fd < 0) return PathError(errno, what, path);
+    return static_cast<int>(fd);
+  }
+
+  // Opens the directory that holds `path`'s last component; *name is that
+  // component ("." for the volume's directory itself).
+  absl::StatusOr<int> OpenParent(const std::string& path, std::string* name,
+                                 absl::string_view what) const {
+    DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
+    const size_t slash = b.rel.rfind('/');
+    *name = slash == std::string::npos ? b.rel : b.rel.substr(slash + 1);
+    b.rel = slash == std::string::npos ? "." : b.rel.substr(0, slash);
+    return OpenBeneath(b, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, what, path);
+  }
+
+  template <typename Call>
+  absl::Status AtParent(const std::string& path, absl::string_view what,
+                        Call call) const {
+    std::string name;
+    DW_ASSIGN_OR_RETURN(int dir, OpenParent(path, &name, what));
+    Fd dir_fd(dir);
+    if (call(dir, name.c_str()) != 0)
+      return ErrnoError(errno, absl::StrCat(what, " ", path));
+    return absl::OkStatus();
+  }
+
+  const std::vector<Root> roots_;
+  FileOps* const posix_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileOps>> FileOps::Confined(
+    const std::vector<std::string>& roots) {
+  std::vector<Root> opened;
+  absl::Status status;
+  for (const std::string& root : roots) {
+    const int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      status = ErrnoError(errno, absl::StrCat("open ", root));
+      break;
+    }
+    std::string trimmed = root;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    opened.push_back({trimmed, fd});
+  }
+  if (status.ok() && opened.empty())
+    status = absl::InvalidArgumentError("no volume directory to confine to");
+  if (!status.ok()) {
+    for (const Root& r : opened) ::close(r.fd);
+    return status;
+  }
+  return std::unique_ptr<FileOps>(new ConfinedFileOps(std::move(opened)));
+}
+
+}  // namespace diskwire::storage
