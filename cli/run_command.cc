@@ -147,6 +147,8 @@ absl::StatusOr<RunPlan> PlanRun(absl::Span<const std::string> args,
       plan.path, ResolveCommand(flags.positional[0], GetEnv(plan.env, "PATH")));
   plan.argv = flags.positional;
   plan.warnings = PreloadWarnings(plan.path);
+  plan.warnings.insert(plan.warnings.end(), config->warnings.begin(),
+                       config->warnings.end());
   return plan;
 }
 

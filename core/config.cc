@@ -123,6 +123,11 @@ absl::Status ParseVolumes(const EnvLookup& env, Config* c) {
   if (!both && !send) {
     std::vector<std::string> names;
     for (const auto& [name, value] : env.vars()) names.push_back(name);
+    if (names.empty()) {  // `diskwire run` with no settings at all
+      return absl::InvalidArgumentError(
+          "DISKWIRE_VOLUME: not set (diskwire needs a volume, and a "
+          "selection of the connections it carries)");
+    }
     return absl::InvalidArgumentError(absl::StrCat(
         "DISKWIRE_VOLUME: not set, but ", absl::StrJoin(names, ", "),
         names.size() == 1 ? " is" : " are",
@@ -214,6 +219,8 @@ absl::Status ParseRest(const EnvLookup& env, Config* c) {
   if (auto v = env.Get("DISKWIRE_KEY_FILE")) {
     c->key_file = *v;
     DW_ASSIGN_OR_RETURN(c->key, ReadKeyFile("DISKWIRE_KEY_FILE", *v));
+    if (std::optional<std::string> w = KeyFileWarning("DISKWIRE_KEY_FILE", *v))
+      c->warnings.push_back(*w);
   }
   if (auto v = env.Get("DISKWIRE_NODE")) {
     DW_ASSIGN_OR_RETURN(c->node, ParseNodeName("DISKWIRE_NODE", *v));

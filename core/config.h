@@ -87,6 +87,9 @@ struct Config {
   // DISKWIRE_ON_ERROR=passthrough: a process whose configuration is invalid
   // runs without diskwire (after the error line) instead of failing.
   bool passthrough_on_error = false;
+  // Settings that work but deserve a word (a key file others can read):
+  // logged once by the engine, printed by `diskwire run`.
+  std::vector<std::string> warnings;
 
   // Is any DISKWIRE_* variable set? None means diskwire is absent.
   static bool Present(const EnvLookup& env);

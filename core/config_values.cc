@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 
@@ -248,10 +249,18 @@ absl::StatusOr<std::string> ParseVolumePath(absl::string_view name,
   std::string path(value);
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return FileError(name, path, errno);
-  if (!S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
-    return Invalid(name, absl::StrCat("\"", path,
-                                      "\" is not a directory, block device "
-                                      "or regular file"));
+  if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode)) {
+    // The block backend (a SAN LUN, or an image file formatted for it) is
+    // not in this build: refused here, rather than fail at the first
+    // connection.
+    return Invalid(name, absl::StrCat("\"", path, "\" is a ",
+                                      S_ISBLK(st.st_mode) ? "block device"
+                                                          : "regular file",
+                                      "; this build needs a directory (the "
+                                      "block backend is not available yet)"));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Invalid(name, absl::StrCat("\"", path, "\" is not a directory"));
   }
   return path;
 }
@@ -260,7 +269,9 @@ absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
                                         absl::string_view path) {
   DW_RETURN_IF_ERROR(RequireAbsolute(name, path));
   std::string p(path);
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) must not block the program;
+  // anything but a regular file is refused right after.
+  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return FileError(name, path, errno);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -300,6 +311,18 @@ absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
                    "(make one with: head -c 32 /dev/urandom > FILE)"));
 }
 
+std::optional<std::string> KeyFileWarning(absl::string_view name,
+                                          absl::string_view path) {
+  struct stat st;
+  if (stat(std::string(path).c_str(), &st) != 0 ||
+      (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) {
+    return std::nullopt;
+  }
+  return absl::StrCat(name, ": \"", path, "\" is readable by others (mode ",
+                      absl::StrFormat("%04o", st.st_mode & 07777),
+                      "): whoever reads it can forge records; chmod 600 it");
+}
+
 absl::StatusOr<std::string> ParseNodeName(absl::string_view name,
                                           absl::string_view value) {
   if (value.empty() || value.size() > kMaxNodeName) {
@@ -311,8 +334,9 @@ absl::StatusOr<std::string> ParseNodeName(absl::string_view name,
       return BadValue(name, value, "1 to 64 of A-Z a-z 0-9 . _ -");
     }
   }
-  if (value == "." || value == "..") {
-    return BadValue(name, value, "a name, not . or ..");
+  if (value.front() == '.') {
+    // Names starting with "." are reserved on the volume (temporary files).
+    return BadValue(name, value, "a name that does not start with \".\"");
   }
   return std::string(value);
 }

@@ -13,6 +13,7 @@
 #define DISKWIRE_CORE_CONFIG_VALUES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -66,6 +67,10 @@ absl::StatusOr<std::string> ReadKeyFile(absl::string_view name,
                                         absl::string_view path);
 
 // 1 to 64 characters of [A-Za-z0-9._-].
+// A warning for a key file that its group or others may read or write;
+// nullopt when only its owner can.
+std::optional<std::string> KeyFileWarning(absl::string_view name,
+                                          absl::string_view path);
 absl::StatusOr<std::string> ParseNodeName(absl::string_view name,
                                           absl::string_view value);
 // The host name, checked as a node name (the error names DISKWIRE_NODE).

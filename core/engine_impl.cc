@@ -60,6 +60,10 @@ Engine* Engine::Get(OsCalls* os) {
           absl::StrCat("diskwire: ", created.status().message(), "\n");
       os->Write(2, line.data(), line.size());
       if (config->passthrough_on_error) return nullptr;
+      std::string hint =
+          "diskwire: stopping (set DISKWIRE_ON_ERROR=passthrough to run "
+          "without diskwire)\n";
+      os->Write(2, hint.data(), hint.size());
       std::exit(78);
     }
     return created->release();  // Lives as long as the process.
@@ -85,6 +89,20 @@ absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
   if (!wake.ok()) return absl::ErrnoToStatus(wake.error, "eventfd");
   e->wake_fd_ = static_cast<int>(wake.value);
   e->private_[e->wake_fd_].store(1, std::memory_order_release);
+  for (const std::string& warning : config.warnings) e->log_.Warn(warning);
+  if (!config.passthrough_on_error) {
+    // "fail" means fail: a volume that cannot serve stops the program now,
+    // not at its first connection, which would otherwise run without
+    // diskwire. Read-only: a process that selects nothing writes nothing.
+    for (const std::string& volume : {config.send_volume, config.recv_volume}) {
+      absl::Status usable = storage::CheckDirVolume(volume);
+      if (!usable.ok()) {
+        return absl::Status(
+            usable.code(),
+            absl::StrCat("cannot use the volume: ", usable.message()));
+      }
+    }
+  }
   return e;
 }
 
@@ -113,8 +131,11 @@ absl::Status EngineImpl::OpenVolumesOnce() {
   }
   if (!st.ok()) {
     volumes_status_ = st;
-    log_.Error("cannot open the volume: ", st.message(),
-               "; selected connections run without diskwire");
+    if (config_.passthrough_on_error) {
+      log_.Error("cannot open the volume: ", st.message(),
+                 "; selected connections run without diskwire "
+                 "(DISKWIRE_ON_ERROR=passthrough)");
+    }
     return st;
   }
   volumes_open_.store(true, std::memory_order_release);

@@ -4,6 +4,7 @@
 // must leave the volume untouched (DESIGN.md invariant 6).
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -26,6 +27,20 @@ TEST_F(PreloadTest, UnselectedSocketsCreateNothingOnTheVolume) {
     created += " " + e.path().lexically_relative(volume_).string();
   }
   EXPECT_EQ(created, "") << "created on the volume by an unselected process";
+}
+
+TEST_F(PreloadTest, AVolumeThatCannotServeStopsTheProgramUnlessPassthrough) {
+  std::ofstream(volume_ + "/somebody-elses-data") << "x";
+  Result failed = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=1"});
+  EXPECT_TRUE(Exited(failed, 78)) << failed.err;
+  EXPECT_THAT(failed.err, HasSubstr("cannot use the volume: "));
+  EXPECT_THAT(failed.err, HasSubstr("is not a diskwire volume"));
+  EXPECT_THAT(failed.err, HasSubstr("stopping"));
+  Result base = Probe("transcript", {});
+  Result passed = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=1",
+                                       "DISKWIRE_ON_ERROR=passthrough"});
+  EXPECT_TRUE(Exited(passed, 0)) << passed.err;
+  EXPECT_EQ(passed.out, base.out);
 }
 
 TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {

@@ -1,6 +1,7 @@
 #include "storage/dir_volume.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,38 +118,48 @@ class DirVolume final : public Volume {
   std::atomic<uint64_t> heartbeat_sequence_{0};
 };
 
+// Reads the VOLUME marker: OK when it is ours, NotFound when the directory
+// has none and may become a volume (it holds nothing but a volume's own
+// entries), FailedPrecondition otherwise.
+absl::Status ReadMarker(const DirContext& ctx) {
+  const std::string marker = ctx.root + "/" + kVolumeMarker;
+  absl::StatusOr<std::string> text = ReadSmallFile(*ctx.ops, marker, 4096);
+  if (text.ok()) {
+    if (*text == kVolumeMarkerText) return absl::OkStatus();
+    if (absl::StartsWith(*text, "diskwire volume\nformat ")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(ctx.root, " is a diskwire volume of another format (",
+                       absl::CHexEscape(absl::StripAsciiWhitespace(*text)),
+                       "); this build reads format 1"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(marker, " is not a diskwire volume marker"));
+  }
+  if (!absl::IsNotFound(text.status())) return text.status();
+  DW_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                      ctx.ops->ListDir(ctx.root));
+  for (const std::string& n : names) {
+    if (n == kVolumeMarker) {
+      // Published by another process since we read: read it again.
+      return absl::AbortedError("the marker appeared");
+    }
+    if (n != kChannelsDir && n != kHeartbeatsDir && n != kInboxDir &&
+        !absl::StartsWith(n, ".")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          ctx.root, " is not a diskwire volume (no ", kVolumeMarker,
+          " file) and is not empty (it holds \"", absl::CHexEscape(n), "\")"));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(marker, " is absent"));
+}
+
 // Checks or creates the VOLUME marker.
 absl::Status CheckMarker(const DirContext& ctx) {
   const std::string marker = ctx.root + "/" + kVolumeMarker;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<std::string> text = ReadSmallFile(*ctx.ops, marker, 4096);
-    if (text.ok()) {
-      if (*text == kVolumeMarkerText) return absl::OkStatus();
-      if (absl::StartsWith(*text, "diskwire volume\nformat ")) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(ctx.root, " is a diskwire volume of another format (",
-                         absl::CHexEscape(absl::StripAsciiWhitespace(*text)),
-                         "); this build reads format 1"));
-      }
-      return absl::FailedPreconditionError(
-          absl::StrCat(marker, " is not a diskwire volume marker"));
-    }
-    if (!absl::IsNotFound(text.status())) return text.status();
-    DW_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                        ctx.ops->ListDir(ctx.root));
-    // Another process may have published the marker since we read: read it
-    // again.
-    if (std::find(names.begin(), names.end(), kVolumeMarker) != names.end())
-      continue;
-    for (const std::string& n : names) {
-      if (n != kChannelsDir && n != kHeartbeatsDir && n != kInboxDir &&
-          !absl::StartsWith(n, ".")) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(ctx.root, " is not a diskwire volume (no ",
-                         kVolumeMarker, " file) and is not empty (it holds \"",
-                         absl::CHexEscape(n), "\")"));
-      }
-    }
+    absl::Status read = ReadMarker(ctx);
+    if (absl::IsAborted(read)) continue;
+    if (!absl::IsNotFound(read)) return read;
     // Publish the marker without replacing one another process wrote.
     const std::string hidden = ctx.root + "/.marker-" +
                                std::to_string(getpid()) + "-" +
@@ -207,6 +218,29 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
     DW_RETURN_IF_ERROR(ctx.ops->MakeDir(ctx.root + "/" + sub));
   }
   return std::make_unique<DirVolume>(std::move(ctx));
+}
+
+absl::Status CheckDirVolume(const std::string& root) {
+  struct stat st;
+  if (stat(root.c_str(), &st) != 0) {
+    return ErrnoError(errno, absl::StrCat("stat ", root));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(root, " is not a directory"));
+  }
+  DirContext ctx;
+  ctx.root = root;
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<FileOps> confined,
+                      FileOps::Confined({root}));
+  ctx.ops = confined.get();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::Status read = ReadMarker(ctx);
+    if (absl::IsAborted(read)) continue;
+    if (absl::IsNotFound(read)) return absl::OkStatus();  // made on first use
+    return read;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> LoadMacKeyFile(const std::string& path,

@@ -36,6 +36,11 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
 // Reads a MAC key file: exactly kMacKeySize raw bytes, or 2*kMacKeySize hex
 // digits (a trailing newline allowed). InvalidArgument naming the file
 // otherwise.
+// Would OpenDirVolume(root) succeed, as far as reading can tell? OK for a
+// volume of this format, and for an empty directory (it becomes one on first
+// use); FailedPrecondition naming what is wrong otherwise. Writes nothing.
+absl::Status CheckDirVolume(const std::string& root);
+
 absl::StatusOr<std::string> LoadMacKeyFile(const std::string& path,
                                            FileOps* ops = nullptr);
 
