@@ -188,6 +188,10 @@ class EngineImpl final : public Engine {
   void ReplaceFile(Session* s, const std::vector<int>& names, int fd);
   void Announce(Session* s);
   void EndSession(Session* s, int error, const std::string& why);
+  // Ends a session in STORAGE that cannot go on (its peer's channel is
+  // corrupt): a reset record tells the peer at once, rather than leave it
+  // waiting out the peer timeout.
+  void ResetOverStorage(Session* s, int error, const std::string& why);
 
   // --- resume.cc: back to the network (docs/ARCHITECTURE.md, "Resume") ---
   static constexpr int64_t kResumeDialIntervalMs = 100;

@@ -238,13 +238,8 @@ void EngineImpl::AbortOverStorage(Session* s) {
   {
     absl::MutexLock lock(&s->send_mu);
     s->app_wrote_eof = true;
-    s->fin_sent = true;  // a reset instead
-    absl::Status rst =
-        s->out->SubmitControl(storage::RecordType::kRst, s->ring.head());
-    if (!rst.ok())
-      log_.Error("session ", s->label, ": writer: ", rst.message());
   }
-  EndSession(s, 0, "the application aborted it (SO_LINGER 0): reset sent");
+  ResetOverStorage(s, 0, "the application aborted it (SO_LINGER 0)");
 }
 
 void EngineImpl::Tick() {

@@ -553,6 +553,38 @@ TEST_F(EngineTest, ChannelsOfEndedSessionsLeaveTheVolume) {
   EXPECT_TRUE(channels->empty()) << (*channels)[0];
 }
 
+// A side whose peer's channel turns out corrupt cannot go on: it ends the
+// session and tells the peer with a reset, which ends there at once (not a
+// peer timeout later, nor never: the corrupt side's process lives on).
+TEST_F(EngineTest, CorruptPeerChannelEndsBothSidesWithAReset) {
+  base_config_.peer_timeout_ms = 60'000;
+  Connect(Mode::kStorage);
+  char byte = 'x';
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  ASSERT_EQ(Send(b_.get(), server_, &byte, 1), 1);
+  ASSERT_EQ(Recv(a_.get(), client_, &byte, 1), 1);
+  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
+  const SessionId id = a_->SessionFor(client_)->id;
+  std::ofstream(absl::StrCat(dir_, "/channels/",
+                             ChannelName(id, SendDirection(Role::kServer), 1),
+                             "/0000000000000001.seg"),
+                std::ios::app)
+      << "not a record";
+  iovec iov{&byte, 1};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  SysResult r = SysResult::Fail(EAGAIN);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!r.ok() && r.error == EAGAIN && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));  // polling a non-blocking read
+    r = b_->RecvMsg(server_, &m, MSG_DONTWAIT);
+  }
+  EXPECT_FALSE(r.ok()) << "read " << r.value;
+  EXPECT_EQ(r.error, ECONNRESET) << strerror(r.error);
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kClosed);
+}
+
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   Connect();
   ForceFailover(a_.get(), client_);

@@ -215,14 +215,29 @@ void EngineImpl::DrainOldSocket(Session* s) {
   PumpVolumeToApp(s);
 }
 
+void EngineImpl::ResetOverStorage(Session* s, int error,
+                                  const std::string& why) {
+  {
+    absl::MutexLock lock(&s->send_mu);
+    if (s->out != nullptr) {
+      s->fin_sent = true;  // a reset instead, or after it
+      absl::Status rst =
+          s->out->SubmitControl(storage::RecordType::kRst, s->ring.head());
+      if (!rst.ok())
+        log_.Error("session ", s->label, ": writer: ", rst.message());
+    }
+  }
+  EndSession(s, error, absl::StrCat(why, "; reset sent to the peer"));
+}
+
 void EngineImpl::ReadPeerChannel(Session* s) {
   if (s->reader == nullptr || s->state.load() != SessionState::kStorage) return;
   std::vector<storage::Record> records;
   absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
   if (!got.ok()) {
-    EndSession(s, EIO,
-               absl::StrCat("the peer's channel is unreadable: ",
-                            got.status().message()));
+    ResetOverStorage(s, EIO,
+                     absl::StrCat("the peer's channel is unreadable: ",
+                                  got.status().message()));
     return;
   }
   const uint8_t peer_dir =
@@ -262,7 +277,8 @@ void EngineImpl::ReadPeerChannel(Session* s) {
         absl::Status offered =
             s->reassembly->Offer(r.header.stream_offset, r.payload);
         if (!offered.ok()) {
-          EndSession(s, EIO, absl::StrCat("reassembly: ", offered.message()));
+          ResetOverStorage(s, EIO,
+                           absl::StrCat("reassembly: ", offered.message()));
           return;
         }
         const uint64_t after = s->reassembly->contiguous_end();
