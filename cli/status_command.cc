@@ -114,6 +114,17 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
         if (end->process->age_ms <= out.processes[i].age_ms) continue;
       }
       end = SessionEnd{&out.processes[i], r};
+      if (!r.problem.empty()) {
+        out.problems.push_back(absl::StrCat(
+            "session ", s.id, " (",
+            r.role == Role::kClient ? "client" : "server", " ",
+            out.processes[i].heartbeat.process_id, "): ",
+            r.problem == "volume-full"
+                ? "the volume is full: its writes wait for space"
+            : r.problem == "volume-error"
+                ? "cannot append to the volume (see that process's log)"
+                : r.problem));
+      }
     }
   }
   for (auto& [id, s] : by_id) {

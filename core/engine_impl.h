@@ -343,6 +343,9 @@ class EngineImpl final : public Engine {
   // and this process does not have.
   void AnswerUnknownSession(const FailoverMessage& m);
   void Tick();
+  // Says once when appends of the session's records start failing (a full
+  // or failing volume) and once when they go through again.
+  void NoteVolumeWrites(Session* s);
   void CheckDirectSessions();
   // A closed DIRECT session whose bytes and FIN the peer kernel now holds is
   // let go (true).

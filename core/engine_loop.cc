@@ -271,6 +271,7 @@ void EngineImpl::Tick() {
       }
       ReadPeerChannel(s.get());
       PumpAppToVolume(s.get());
+      NoteVolumeWrites(s.get());
       MaybeFinish(s.get());
     }
   }
@@ -322,6 +323,22 @@ void EngineImpl::Tick() {
     // soon after the start (StartThreadsOnce), then at a slow cadence.
     next_name_check_ns_ = now + int64_t{30'000'000'000};
     CheckNodeName();
+  }
+}
+
+void EngineImpl::NoteVolumeWrites(Session* s) {
+  if (s->out == nullptr) return;
+  const absl::Status written = s->out->status();
+  if (written.ok() == s->volume_writes_ok) return;
+  s->volume_writes_ok = written.ok();
+  if (written.ok()) {
+    log_.Info("session ", s->label, ": writes to the volume go through again");
+  } else {
+    // Backpressure holds the application's writes meanwhile: nothing is
+    // lost, but nothing moves either, and the operator must know why.
+    log_.Warn("session ", s->label, ": ",
+              absl::IsResourceExhausted(written) ? "the volume is full: " : "",
+              written.message(), "; the application's writes wait");
   }
 }
 
@@ -783,6 +800,13 @@ void EngineImpl::PublishHeartbeat() {
               ? (s->first_storage_byte_ns - s->detected_ns) / 1'000'000
               : -1;
       s->lag.Fill(&r);
+      if (s->out != nullptr) {
+        const absl::Status written = s->out->status();
+        if (!written.ok()) {
+          r.problem = absl::IsResourceExhausted(written) ? "volume-full"
+                                                         : "volume-error";
+        }
+      }
       report.sessions.push_back(std::move(r));
     }
   }

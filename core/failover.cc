@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -350,6 +351,11 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
                            ? storage::Durability::kInterval
                            : storage::Durability::kNone;
   options.sync_interval = absl::Milliseconds(config_.fsync_interval_ms);
+  // Space comes back a whole segment at a time, once the peer has every byte
+  // in it: segments of a quarter of the replay cap keep a channel's footprint
+  // near the bytes it must hold (at most the cap, plus one segment).
+  options.segment_bytes = std::clamp<uint64_t>(config_.replay_cap / 4, 1 << 20,
+                                               options.segment_bytes);
   auto writer = send_volume_->OpenWriter(mine, options);
   if (!writer.ok()) return writer.status();
   s->channel = std::move(*writer);

@@ -353,6 +353,7 @@ void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
   s->old_close_orderly = -1;
   s->abort_consumed = false;
   s->first_storage_byte_ns = 0;
+  s->volume_writes_ok = true;
 }
 
 void EngineImpl::AbandonResume(Session* s, const std::string& why,

@@ -187,6 +187,7 @@ struct Session {
   bool app_wrote_eof =
       false;              // eng_end read EOF: the application shut down writing
   bool fin_sent = false;  // FIN record submitted at ring.head()
+  bool volume_writes_ok = true;  // as last logged (NoteVolumeWrites)
   bool want_eng_out = false;     // waiting for room in eng_end
   uint64_t failover_offset = 0;  // F: our first byte written to the volume
   uint64_t next_to_volume = 0;   // next ring offset to submit as DATA

@@ -66,6 +66,8 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
     ok = ParseInt(value, &s->lag_max_us);
   } else if (key == "claim") {
     ok = ParseInt(value, &s->claim_ns);
+  } else if (key == "problem") {
+    s->problem = std::string(value);
   }  // Unknown keys come from newer writers: skipped.
   if (!ok) {
     return absl::InvalidArgumentError(
@@ -103,7 +105,9 @@ std::string EncodeProcessReport(const ProcessReport& report) {
         " peer_ack=", s.peer_ack_offset, " failover_ms=", s.failover_ms);
     absl::StrAppend(&out, " lag_p50_us=", s.lag_p50_us,
                     " lag_p99_us=", s.lag_p99_us, " lag_max_us=", s.lag_max_us,
-                    " claim=", s.claim_ns, "\n");
+                    " claim=", s.claim_ns);
+    if (!s.problem.empty()) absl::StrAppend(&out, " problem=", s.problem);
+    absl::StrAppend(&out, "\n");
   }
   return out;
 }

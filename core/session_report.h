@@ -45,6 +45,10 @@ struct SessionReport {
   // list one session (a forking server and its child), the newer claim holds
   // it. 0 from a writer that predates claims.
   int64_t claim_ns = 0;
+  // What keeps the session from moving, as one word; "" when nothing does.
+  // "volume-full": its records wait for space on the send volume;
+  // "volume-error": appending them fails otherwise (the log says why).
+  std::string problem;
 
   bool operator==(const SessionReport&) const = default;
 };

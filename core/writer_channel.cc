@@ -208,6 +208,17 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
     sink = sink_;
   }
 
+  // Trimming first: on a full volume the space the peer's acknowledgements
+  // free is what lets this append (and its retries) go through.
+  uint64_t trim;
+  {
+    absl::MutexLock lock(&mu_);
+    trim = trim_below_;
+  }
+  if (trim > trimmed_) {
+    absl::Status trimmed = sink->TrimBelow(trim);
+    if (trimmed.ok()) trimmed_ = trim;
+  }
   absl::Status status = sink->Append(inflight_);
 
   std::function<void()> room_callback;
@@ -246,17 +257,6 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
     }
     next_due = DueNs(now);
     if (sync_due_ns_ >= 0) next_due = std::min(next_due, sync_due_ns_);
-  }
-  if (status.ok()) {
-    uint64_t trim;
-    {
-      absl::MutexLock lock(&mu_);
-      trim = trim_below_;
-    }
-    if (trim > trimmed_) {
-      absl::Status trimmed = sink->TrimBelow(trim);
-      if (trimmed.ok()) trimmed_ = trim;
-    }
   }
   if (room_callback) room_callback();
   return next_due;

@@ -38,7 +38,15 @@ class FakeSink final : public storage::ChannelWriter {
     absl::MutexLock lock(&mu_);
     return syncs_;
   }
-  absl::Status TrimBelow(uint64_t) override { return absl::OkStatus(); }
+  absl::Status TrimBelow(uint64_t offset) override {
+    absl::MutexLock lock(&mu_);
+    trimmed_below_ = offset;
+    return absl::OkStatus();
+  }
+  uint64_t trimmed_below() const {
+    absl::MutexLock lock(&mu_);
+    return trimmed_below_;
+  }
   absl::Status Close() override { return absl::OkStatus(); }
   std::optional<storage::RecordHeader> last_record() const override {
     return std::nullopt;
@@ -87,6 +95,7 @@ class FakeSink final : public storage::ChannelWriter {
  private:
   mutable absl::Mutex mu_;
   int syncs_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t trimmed_below_ ABSL_GUARDED_BY(mu_) = 0;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<absl::Status> failures_ ABSL_GUARDED_BY(mu_);
   std::vector<std::vector<storage::Record>> batches_ ABSL_GUARDED_BY(mu_);

@@ -259,6 +259,22 @@ TEST_F(WriterTest, StorageErrorsAreRetriedWithBackoffAndReported) {
   EXPECT_EQ(channel_->appended_offset(), 13u);
 }
 
+// On a full volume the peer's acknowledgements must free space even while
+// every append fails: otherwise nothing ever moves again.
+TEST_F(WriterTest, TrimsWhileAppendsFail) {
+  Send("first");
+  clock_.AdvanceUs(200);
+  writer_.RunOnce();
+  for (int i = 0; i < 3; ++i)
+    sink_.FailNext(absl::ResourceExhaustedError("ENOSPC"));
+  Send("second");
+  channel_->RequestTrim(5);  // the peer has "first"
+  clock_.AdvanceUs(200);
+  writer_.RunOnce();  // Fails: ENOSPC.
+  EXPECT_THAT(channel_->status(), StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_EQ(sink_.trimmed_below(), 5u);
+}
+
 TEST_F(WriterTest, BackoffIsCapped) {
   for (int i = 0; i < 5; ++i) sink_.FailNext(absl::UnavailableError("EIO"));
   Send("x");
