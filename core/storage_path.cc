@@ -233,6 +233,9 @@ void EngineImpl::ResetOverStorage(Session* s, int error,
 void EngineImpl::ReadPeerChannel(Session* s) {
   if (s->reader == nullptr || s->state.load() != SessionState::kStorage) return;
   std::vector<storage::Record> records;
+  // Bytes that came over the old socket may already be trimmed from the
+  // channel: the peer acknowledged them.
+  s->reader->SkipTo(s->reassembly->contiguous_end());
   absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
   if (!got.ok()) {
     ResetOverStorage(s, EIO,

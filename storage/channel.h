@@ -81,6 +81,12 @@ class ChannelReader {
   // Unauthenticated on a bad MAC.
   virtual absl::StatusOr<size_t> ReadAvailable(std::vector<Record>* out,
                                                size_t max_bytes) = 0;
+
+  // The consumer holds every byte below `stream_offset` (it came another way,
+  // e.g. over the old TCP socket): segments entirely below it may have been
+  // trimmed by the writer, and are skipped rather than reported as a gap.
+  // Records below it may still be delivered.
+  virtual void SkipTo(uint64_t stream_offset) = 0;
 };
 
 }  // namespace diskwire::storage

@@ -26,6 +26,9 @@ class DirChannelReader final : public ChannelReader {
 
   absl::StatusOr<size_t> ReadAvailable(std::vector<Record>* out,
                                        size_t max_bytes) override;
+  void SkipTo(uint64_t stream_offset) override {
+    skip_to_ = std::max(skip_to_, stream_offset);
+  }
 
  private:
   std::string SegPath(uint64_t index) const {
@@ -41,6 +44,10 @@ class DirChannelReader final : public ChannelReader {
   // Opens segment `index` (NotFound when absent) and checks its header.
   absl::StatusOr<int> OpenSegment(uint64_t index, uint64_t* first_offset);
   void UseSegment(uint64_t index, int fd);
+  // The segment after this one is gone (trimmed): moves to the oldest later
+  // segment when it starts at or below skip_to_ (true); false when there is
+  // none, or it would leave a gap the consumer lacks.
+  absl::StatusOr<bool> JumpPastTrimmed();
   // Reads what the segment holds past the buffer; sets eof_.
   absl::Status Fill();
   absl::Status Fail(absl::Status s) {
@@ -57,6 +64,7 @@ class DirChannelReader final : public ChannelReader {
   FileOps& ops_;
   const std::string dir_;
   const uint64_t from_;
+  uint64_t skip_to_ = 0;  // the consumer has everything below (SkipTo)
   absl::Status failed_;
   bool started_ = false;
   uint64_t index_ = 0;
@@ -118,7 +126,7 @@ absl::Status DirChannelReader::Start() {
       ops_.Close(*fd).IgnoreError();
       break;
     }
-    if (chosen_fd < 0 && first > from_ && index > 1) {
+    if (chosen_fd < 0 && first > std::max(from_, skip_to_) && index > 1) {
       ops_.Close(*fd).IgnoreError();
       return Fail(absl::DataLossError(absl::StrCat(
           dir_, ": stream offset ", from_, " was trimmed (oldest segment ",
@@ -132,6 +140,24 @@ absl::Status DirChannelReader::Start() {
   UseSegment(chosen, chosen_fd);
   started_ = true;
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> DirChannelReader::JumpPastTrimmed() {
+  DW_ASSIGN_OR_RETURN(std::vector<std::string> names, ops_.ListDir(dir_));
+  for (uint64_t index : SegmentIndexes(names, nullptr)) {
+    if (index <= index_) continue;
+    uint64_t first = 0;
+    absl::StatusOr<int> fd = OpenSegment(index, &first);
+    if (absl::IsNotFound(fd.status())) continue;  // trimmed meanwhile
+    if (!fd.ok()) return fd.status();
+    if (first > skip_to_) {
+      ops_.Close(*fd).IgnoreError();
+      return false;
+    }
+    UseSegment(index, *fd);
+    return true;
+  }
+  return false;
 }
 
 absl::Status DirChannelReader::Fill() {
@@ -228,13 +254,28 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
                        "segment that has a successor");
       }
       uint64_t first = 0;
-      DW_ASSIGN_OR_RETURN(int fd, OpenSegment(index_ + 1, &first));
-      UseSegment(index_ + 1, fd);
+      absl::StatusOr<int> fd = OpenSegment(index_ + 1, &first);
       next_seen = false;
-      continue;
+      if (fd.ok()) {
+        UseSegment(index_ + 1, *fd);
+        continue;
+      }
+      if (!absl::IsNotFound(fd.status())) return Fail(fd.status());
+      absl::StatusOr<bool> jumped = JumpPastTrimmed();  // trimmed meanwhile
+      if (!jumped.ok()) return Fail(jumped.status());
+      if (*jumped) continue;
+      return Fail(absl::DataLossError(
+          absl::StrCat(SegPath(index_ + 1), " was trimmed past this reader")));
     }
     uint64_t first = 0;
     absl::StatusOr<int> next = OpenSegment(index_ + 1, &first);
+    if (absl::IsNotFound(next.status()) && skip_to_ > 0) {
+      // The next segment may be trimmed while a later one exists, when the
+      // consumer got those bytes another way.
+      absl::StatusOr<bool> jumped = JumpPastTrimmed();
+      if (!jumped.ok()) return Fail(jumped.status());
+      if (*jumped) continue;
+    }
     if (absl::IsNotFound(next.status())) {
       // The writer's tail, unless this segment was deleted under us (the
       // channel removed, or trimmed past this reader): never wait forever.

@@ -124,6 +124,36 @@ TEST_F(DirChannelTest, TrimDeletesOnlyWholeAckedSegments) {
   EXPECT_FALSE(std::filesystem::exists(SegPath(3)));
 }
 
+// The consumer got the first bytes another way (the old TCP socket) and
+// acknowledged them, so the writer trimmed their segments before this reader
+// reached them: SkipTo lets it start, or go on, past the gap.
+TEST_F(DirChannelTest, ReaderSkipsSegmentsTrimmedBelowWhatTheConsumerHas) {
+  WriterOptions o;
+  o.segment_bytes = 150;  // one 74-byte record per segment
+  auto w = Writer(o);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(w->Append({DataRecord(i * 10, std::string(10, 'a' + i))}),
+                IsOk());
+  }
+  auto fresh = Reader(0);
+  auto running = Reader(0);
+  std::vector<Record> first;
+  ASSERT_THAT(running->ReadAvailable(&first, 1), IsOk());  // one record
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_THAT(w->TrimBelow(30), IsOk());  // segments 1..3: [0,30)
+  EXPECT_THAT(Reader(0)->ReadAvailable(new std::vector<Record>, 10),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("trimmed")));
+  fresh->SkipTo(30);
+  EXPECT_EQ(ReadAll(*fresh), "dddddddddd|eeeeeeeeee");
+  running->SkipTo(30);
+  EXPECT_EQ(ReadAll(*running), "dddddddddd|eeeeeeeeee");
+  // Skipping never hides a gap the consumer lacks.
+  auto behind = Reader(0);
+  behind->SkipTo(20);
+  EXPECT_THAT(behind->ReadAvailable(new std::vector<Record>, 10),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("trimmed")));
+}
+
 TEST_F(DirChannelTest, TrimAfterReopenScansOldSegments) {
   WriterOptions o;
   o.segment_bytes = 150;
