@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -367,6 +368,12 @@ TEST_F(ConfigTest, VolumeCombinations) {
             absl::StrCat("DISKWIRE_VOLUME: \"", Path("lun.img"),
                          "\" is a regular file; this build needs a directory "
                          "(the block backend is not available yet)"));
+  const std::string long_path = "/" + std::string(PATH_MAX - 200, 'v');
+  EXPECT_EQ(Error({{"DISKWIRE_VOLUME", long_path}}),
+            absl::StrCat("DISKWIRE_VOLUME: the path is ", long_path.size(),
+                         " characters long; paths inside the volume would "
+                         "pass PATH_MAX (",
+                         PATH_MAX, "): use a shorter one"));
   // `diskwire run -- CMD` with no settings at all.
   EXPECT_EQ(std::string(Parse({}).status().message()),
             "DISKWIRE_VOLUME: not set (diskwire needs a volume, and a "

@@ -247,6 +247,15 @@ absl::StatusOr<std::string> ParseVolumePath(absl::string_view name,
                                             absl::string_view value) {
   DW_RETURN_IF_ERROR(RequireAbsolute(name, value));
   std::string path(value);
+  // Names inside the volume add up to ~200 characters (a channel, a segment,
+  // a temporary name): the whole must stay below PATH_MAX.
+  constexpr size_t kLongestInside = 256;
+  if (path.size() + kLongestInside >= PATH_MAX) {
+    return Invalid(name, absl::StrCat("the path is ", path.size(),
+                                      " characters long; paths inside the "
+                                      "volume would pass PATH_MAX (",
+                                      PATH_MAX, "): use a shorter one"));
+  }
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return FileError(name, path, errno);
   if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode)) {

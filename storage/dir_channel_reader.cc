@@ -286,6 +286,17 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
             " was deleted while being read and has no "
             "successor (channel removed, or trimmed past this reader)")));
       }
+      // Nor when the file was cut below what was already read: the writer
+      // appends past the cut, and the reader would wait for bytes that never
+      // come. A network client's size may be stale: ask the server first.
+      absl::StatusOr<uint64_t> size = ops_.Size(fd_);
+      if (size.ok() && *size < pos_ && ctx_.network_fs)
+        size = ops_.Revalidate(fd_);
+      if (size.ok() && *size < pos_) {
+        return Fail(absl::DataLossError(
+            absl::StrCat(SegPath(index_), " was truncated to ", *size,
+                         " bytes, below the ", pos_, " this reader had read")));
+      }
       return count;
     }
     if (!next.ok()) return Fail(next.status());

@@ -154,6 +154,18 @@ TEST_F(DirChannelTest, ReaderSkipsSegmentsTrimmedBelowWhatTheConsumerHas) {
               StatusIs(StatusCode::kDataLoss, HasSubstr("trimmed")));
 }
 
+// Someone cut the segment below what the reader had read: reported, never a
+// wait for bytes that will not come.
+TEST_F(DirChannelTest, SegmentTruncatedBehindTheReaderIsDataLoss) {
+  auto w = Writer();
+  ASSERT_THAT(w->Append({DataRecord(0, "0123456789")}), IsOk());
+  auto r = Reader(0);
+  EXPECT_EQ(ReadAll(*r), "0123456789");
+  std::filesystem::resize_file(SegPath(1), 40);
+  EXPECT_THAT(r->ReadAvailable(new std::vector<Record>, 10),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("truncated to 40")));
+}
+
 TEST_F(DirChannelTest, TrimAfterReopenScansOldSegments) {
   WriterOptions o;
   o.segment_bytes = 150;
