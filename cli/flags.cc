@@ -67,8 +67,21 @@ absl::StatusOr<ParsedFlags> ParseFlags(absl::Span<const std::string> args,
     }
     if (!absl::StartsWith(arg, "-") || arg == "-") break;
     if (!absl::StartsWith(arg, "--")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown option ", arg, " (flags are long: --name VALUE)"));
+      auto spec =
+          std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) {
+            return arg.size() == 2 && s.short_name != 0 &&
+                   arg[1] == s.short_name && !s.takes_value;
+          });
+      if (spec == specs.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "unknown option ", arg, " (flags are long: --name VALUE)"));
+      }
+      if (out.Has(spec->name)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", spec->name, " given twice"));
+      }
+      out.flags.emplace_back(spec->name, "true");
+      continue;
     }
     absl::string_view body = arg.substr(2);
     std::optional<std::string> inline_value;

@@ -24,8 +24,9 @@
 namespace diskwire {
 
 struct FlagSpec {
-  const char* name;  // Without the leading "--".
-  bool takes_value;  // false: a switch, whose value is "true".
+  const char* name;     // Without the leading "--".
+  bool takes_value;     // false: a switch, whose value is "true".
+  char short_name = 0;  // also given as "-x" (a switch only); 0: none
 };
 
 struct ParsedFlags {
@@ -40,8 +41,8 @@ struct ParsedFlags {
 };
 
 // Parses `args` (without the program and subcommand names). A flag given
-// twice, an unknown flag, a value missing or given to a switch, and a lone
-// "-x" short option are InvalidArgument errors naming the flag.
+// twice, an unknown flag, a value missing or given to a switch, and a "-x"
+// short option that no switch has are InvalidArgument errors naming the flag.
 absl::StatusOr<ParsedFlags> ParseFlags(absl::Span<const std::string> args,
                                        absl::Span<const FlagSpec> specs);
 

@@ -32,7 +32,8 @@ std::string FlagNameFor(absl::string_view var) {
   return flag;
 }
 
-// One flag per variable, plus --shim and --help. Built once; never freed.
+// One flag per variable, plus --shim, --help and --quiet (-q). Built once;
+// never freed.
 const std::vector<FlagSpec>& Specs() {
   static const std::vector<FlagSpec>* specs = [] {
     auto* names = new std::vector<std::string>();
@@ -42,6 +43,7 @@ const std::vector<FlagSpec>& Specs() {
     for (const std::string& n : *names) s->push_back({n.c_str(), true});
     s->push_back({"shim", true});
     s->push_back({"help", false});
+    s->push_back({"quiet", false, 'q'});
     return s;
   }();
   return *specs;
@@ -129,6 +131,12 @@ absl::StatusOr<RunPlan> PlanRun(absl::Span<const std::string> args,
     if (std::optional<std::string> value = flags.Get(FlagNameFor(v.name))) {
       SetEnv(&plan.env, v.name, EnvValue(v, *value, context.cwd));
     }
+  }
+  if (flags.Has("quiet")) {
+    if (flags.Has("log")) {
+      return absl::InvalidArgumentError("--quiet and --log contradict");
+    }
+    SetEnv(&plan.env, "DISKWIRE_LOG", "off");  // not a line, anywhere
   }
   std::vector<const char*> envp;
   for (const std::string& e : plan.env) envp.push_back(e.c_str());
@@ -226,6 +234,8 @@ std::string RunHelp() {
       "      <dir>/libdiskwire.so, <dir>/../lib/diskwire/libdiskwire.so, "
       "where <dir>\n"
       "      holds the diskwire executable.\n"
+      "  -q, --quiet\n"
+      "      Not a line from diskwire, anywhere (DISKWIRE_LOG=off).\n"
       "  --help\n"
       "      This text.\n"
       "\n"

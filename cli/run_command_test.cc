@@ -24,6 +24,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 struct Outcome {
   int exit_code = -1;
@@ -139,6 +140,22 @@ TEST_F(RunCommandTest, KeywordLogValuesStayAsGiven) {
   EXPECT_THAT(plan.env, Contains("DISKWIRE_LOG=off"));
 }
 
+TEST_F(RunCommandTest, QuietSilencesEveryLine) {
+  for (const char* quiet : {"-q", "--quiet"}) {
+    ASSERT_OK_AND_ASSIGN(RunPlan plan,
+                         PlanRun({"--shim", standin_, "--volume", volume_,
+                                  "--select", "1", quiet, "true"},
+                                 Context({"DISKWIRE_LOG=stderr"})));
+    EXPECT_THAT(plan.env, Contains("DISKWIRE_LOG=off")) << quiet;
+    EXPECT_THAT(plan.env, Not(Contains("DISKWIRE_LOG=stderr"))) << quiet;
+  }
+  EXPECT_THAT(PlanRun({"--shim", standin_, "--volume", volume_, "--select", "1",
+                       "-q", "--log", "off", "true"},
+                      Context()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--quiet and --log contradict")));
+}
+
 TEST_F(RunCommandTest, PreloadIsAppendedOnce) {
   Args flags = {"--shim",   standin_, "--volume", volume_,
                 "--select", "1",      "true"};
@@ -211,13 +228,26 @@ TEST_F(RunCommandTest, HelpListsEveryVariableFlag) {
   ASSERT_OK_AND_ASSIGN(RunPlan plan, PlanRun({"--help"}, Context()));
   EXPECT_TRUE(plan.help);
   std::string help = RunHelp();
-  for (const char* flag :
-       {"--volume PATH", "--send-volume PATH", "--recv-volume PATH",
-        "--select RULES", "--mode failover|storage", "--detect-ms MS",
-        "--peer-timeout-ms MS", "--max-lag-ms MS", "--heartbeat-ms MS",
-        "--poll-ms MS", "--replay-cap SIZE", "--durability", "--key-file PATH",
-        "--node NAME", "--log stderr|off|/PATH", "--log-level", "--on-error",
-        "--shim PATH", "--help"}) {
+  for (const char* flag : {"--volume PATH",
+                           "--send-volume PATH",
+                           "--recv-volume PATH",
+                           "--select RULES",
+                           "--mode failover|storage",
+                           "--detect-ms MS",
+                           "--peer-timeout-ms MS",
+                           "--max-lag-ms MS",
+                           "--heartbeat-ms MS",
+                           "--poll-ms MS",
+                           "--replay-cap SIZE",
+                           "--durability",
+                           "--key-file PATH",
+                           "--node NAME",
+                           "--log stderr|syslog|off|/PATH",
+                           "--log-level",
+                           "--on-error",
+                           "--shim PATH",
+                           "-q, --quiet",
+                           "--help"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
 }

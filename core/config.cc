@@ -18,7 +18,7 @@ constexpr absl::string_view kPrefix = "DISKWIRE_";
 
 constexpr VariableInfo kVariables[] = {
     {"DISKWIRE_VOLUME", "PATH", "(required)",
-     "Shared volume (directory, or device/file) both hosts write and read; "
+     "Shared volume directory both hosts write and read; "
      "shorthand for SEND_VOLUME and RECV_VOLUME being the same."},
     {"DISKWIRE_SEND_VOLUME", "PATH", "(unset)",
      "Where this host writes records, when storage replicates it elsewhere; "
@@ -62,9 +62,12 @@ constexpr VariableInfo kVariables[] = {
      "File holding the secret key (32 raw bytes, or 64 hex digits): records "
      "are authenticated with it, not only checksummed."},
     {"DISKWIRE_NODE", "NAME", "hostname",
-     "This host's name on the volume: 1 to 64 of A-Z a-z 0-9 . _ -"},
-    {"DISKWIRE_LOG", "stderr|off|/PATH", "stderr",
-     "Where diskwire's log lines go; a file is appended to."},
+     "This host's name on the volume: 1 to 64 of A-Z a-z 0-9 . _ -, not "
+     "starting with ."},
+    {"DISKWIRE_LOG", "stderr|syslog|off|/PATH", "(unset)",
+     "Where diskwire's log lines go. Unset: warnings and errors to stderr, "
+     "events to the system log. stderr or syslog: every line there; a file "
+     "is appended to."},
     {"DISKWIRE_LOG_LEVEL", "error|warn|info|debug", "info",
      "The least severe log lines written."},
     {"DISKWIRE_ON_ERROR", "fail|passthrough", "fail",

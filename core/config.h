@@ -57,7 +57,9 @@ struct VariableInfo {
 
 enum class Mode { kFailover, kStorage };
 enum class Durability { kNone, kInterval, kBatch };
-enum class LogSink { kStderr, kFile, kOff };
+// kDefault: warnings and errors to stderr, events to the system log, so that
+// an application's own output stays its own.
+enum class LogSink { kDefault, kStderr, kSyslog, kFile, kOff };
 enum class LogLevel { kError, kWarn, kInfo, kDebug };
 
 struct Config {
@@ -81,7 +83,7 @@ struct Config {
   std::string key_file;             // Empty: records are checksummed only.
   std::string key;                  // The 32-byte key from key_file.
   std::string node;                 // Validated [A-Za-z0-9._-]{1,64}.
-  LogSink log_sink = LogSink::kStderr;
+  LogSink log_sink = LogSink::kDefault;
   std::string log_path;  // For LogSink::kFile: an absolute path.
   LogLevel log_level = LogLevel::kInfo;
   // DISKWIRE_ON_ERROR=passthrough: a process whose configuration is invalid

@@ -102,7 +102,7 @@ TEST_F(ConfigTest, DefaultsOfTheMinimalConfiguration) {
   EXPECT_EQ(c.durability, Durability::kNone);
   EXPECT_EQ(c.key_file, "");
   EXPECT_EQ(c.node, "node-a");
-  EXPECT_EQ(c.log_sink, LogSink::kStderr);
+  EXPECT_EQ(c.log_sink, LogSink::kDefault);
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
   EXPECT_FALSE(c.passthrough_on_error);
 }
@@ -201,6 +201,7 @@ TEST_F(ConfigTest, ValidValueForms) {
       {"DISKWIRE_DURABILITY", "NONE", dur, "none"},
       {"DISKWIRE_LOG", "off", log, "off"},
       {"DISKWIRE_LOG", "stderr", log, "stderr"},
+      {"DISKWIRE_LOG", "SysLog", log, "syslog"},
       {"DISKWIRE_LOG_LEVEL", "warning", level, "warn"},
       {"DISKWIRE_LOG_LEVEL", "error", level, "error"},
       {"DISKWIRE_DETECT_MS", " 50 ", detect, "50"},
@@ -287,9 +288,9 @@ TEST_F(ConfigTest, MalformedValuesNameTheVariableAndToken) {
       {{{"DISKWIRE_NODE", ".db1"}},
        "DISKWIRE_NODE: bad value \".db1\" (want a name that does not start "
        "with \".\")"},
-      {{{"DISKWIRE_LOG", "syslog"}},
-       "DISKWIRE_LOG: bad value \"syslog\" (want stderr, off or an absolute "
-       "file path)"},
+      {{{"DISKWIRE_LOG", "journal"}},
+       "DISKWIRE_LOG: bad value \"journal\" (want stderr, syslog, off or an "
+       "absolute file path)"},
       {{{"DISKWIRE_LOG", "/nonexistent-dir/x.log"}},
        "DISKWIRE_LOG: cannot use \"/nonexistent-dir\": No such file or "
        "directory"},

@@ -213,8 +213,13 @@ absl::Status ParseLog(absl::string_view name, absl::string_view value,
     *sink = LogSink::kOff;
     return absl::OkStatus();
   }
+  if (k == "syslog") {
+    *sink = LogSink::kSyslog;
+    return absl::OkStatus();
+  }
   if (value.empty() || value.front() != '/') {
-    return BadValue(name, value, "stderr, off or an absolute file path");
+    return BadValue(name, value,
+                    "stderr, syslog, off or an absolute file path");
   }
   if (value.back() == '/') {
     return Invalid(name, absl::StrCat("\"", value, "\" names a directory"));
@@ -383,8 +388,12 @@ std::string DurabilityName(Durability durability, int64_t interval_ms) {
 
 const char* LogSinkName(LogSink sink) {
   switch (sink) {
+    case LogSink::kDefault:
+      return "default";
     case LogSink::kStderr:
       return "stderr";
+    case LogSink::kSyslog:
+      return "syslog";
     case LogSink::kFile:
       return "file";
     case LogSink::kOff:

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/uio.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "storage/file_ops.h"
@@ -25,7 +26,8 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-Logger::Logger(const Config& config) : level_(config.log_level) {
+Logger::Logger(const Config& config)
+    : sink_(config.log_sink), level_(config.log_level) {
   if (config.log_sink == LogSink::kOff) {
     fd_ = -1;
   } else if (config.log_sink == LogSink::kFile) {
@@ -48,6 +50,18 @@ Logger::~Logger() {
 
 void Logger::Emit(LogLevel level, const std::string& message) {
   if (fd_ < 0) return;
+  if (sink_ == LogSink::kSyslog ||
+      (sink_ == LogSink::kDefault && level > LogLevel::kWarn)) {
+    // No openlog(): the application's own ident and options stay as they
+    // are.
+    syslog(LOG_DAEMON | (level == LogLevel::kError  ? LOG_ERR
+                         : level == LogLevel::kWarn ? LOG_WARNING
+                         : level == LogLevel::kInfo ? LOG_INFO
+                                                    : LOG_DEBUG),
+           "diskwire[%d] %s: %s", static_cast<int>(getpid()), LevelName(level),
+           message.c_str());
+    return;
+  }
   std::string line = absl::StrCat("diskwire[", getpid(), "] ", LevelName(level),
                                   ": ", message, "\n");
   iovec iov{line.data(), line.size()};

@@ -45,6 +45,7 @@ class Logger {
  private:
   void Emit(LogLevel level, const std::string& message);
 
+  LogSink sink_ = LogSink::kDefault;
   int fd_ = 2;
   bool own_fd_ = false;
   LogLevel level_;

@@ -49,6 +49,11 @@ TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {
   EXPECT_TRUE(Exited(real, 0)) << real.err;
   EXPECT_EQ(real.out, base.out);
   EXPECT_THAT(real.err, Not(HasSubstr("diskwire: fatal")));
+  // Events stay out of the application's stderr unless asked for.
+  EXPECT_THAT(real.err, Not(HasSubstr(" INFO: ")));
+  Result loud = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=*",
+                                     "DISKWIRE_LOG=stderr"});
+  EXPECT_THAT(loud.err, HasSubstr(" INFO: selected "));
 }
 
 }  // namespace
