@@ -15,6 +15,7 @@
 #include "cli/run_command.h"
 #include "cli/status_command.h"
 #include "core/config.h"
+#include "core/version.h"
 
 namespace diskwire {
 namespace {
@@ -49,6 +50,7 @@ std::string MainHelp() {
   absl::StrAppend(
       &text,
       "  help [COMMAND]\tthis text, or a command's own\n"
+      "  version\tdiskwire's version (also --version)\n"
       "\n"
       "Environment variables read by libdiskwire.so (docs/CONFIG.md; "
       "with none set,\n"
@@ -78,6 +80,10 @@ int Usage(const std::string& message) {
 int Main(const std::vector<std::string>& args) {
   if (args.empty()) return Usage("missing command");
   const std::string& first = args[0];
+  if (first == "--version" || first == "version") {
+    std::printf("diskwire %s\n", kVersion);
+    return 0;
+  }
   if (first == "--help" || first == "-h" || first == "help") {
     if (first == "help" && args.size() > 1) {
       const Subcommand* c = Find(args[1]);

@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cli/flags.h"
 #include "core/config_values.h"
 #include "storage/dir_volume.h"
@@ -84,6 +86,7 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
       p.sessions = report->sessions.size();
       p.listeners = report->listeners;
       p.addresses = report->addresses;
+      p.version = report->version;
       reports.push_back(*std::move(report));
     } else {
       p.problem = std::string(report.status().message());
@@ -126,6 +129,15 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
                 : r.problem));
       }
     }
+  }
+  std::set<std::string> versions;
+  for (const ProcessStatus& p : out.processes) {
+    if (p.alive) versions.insert(p.version.empty() ? "(older)" : p.version);
+  }
+  if (versions.size() > 1) {
+    out.problems.push_back(
+        absl::StrCat("live processes run different diskwire versions: ",
+                     absl::StrJoin(versions, ", ")));
   }
   for (auto& [id, s] : by_id) {
     Summarise(&s);

@@ -44,6 +44,7 @@ struct ProcessStatus {
   // a wildcard bind stands for).
   std::vector<std::string> listeners;
   std::string addresses;
+  std::string version;  // diskwire's; "" from a version that did not say
   std::string problem;  // why its payload could not be decoded; "" if fine
 };
 

@@ -146,14 +146,15 @@ std::string FormatStatusText(const VolumeStatus& s) {
       s.limits.stale_after_ms, " ms), ", s.sessions.size(), " sessions (", over,
       " over max lag ", s.limits.max_lag_ms, " ms)\n");
   if (!s.processes.empty()) {
-    std::vector<Row> rows = {
-        {"NODE", "PID", "PROCESS", "HEARTBEAT", "", "SEQ", "SESSIONS"}};
+    std::vector<Row> rows = {{"NODE", "PID", "PROCESS", "HEARTBEAT", "", "SEQ",
+                              "SESSIONS", "VERSION"}};
     for (const ProcessStatus& p : s.processes) {
       rows.push_back({p.heartbeat.node, absl::StrCat(p.heartbeat.pid),
                       p.heartbeat.process_id, Age(p.age_ms),
                       p.alive ? "alive" : "STALE",
                       absl::StrCat(p.heartbeat.sequence),
-                      p.problem.empty() ? absl::StrCat(p.sessions) : "?"});
+                      p.problem.empty() ? absl::StrCat(p.sessions) : "?",
+                      p.version.empty() ? "-" : p.version});
     }
     absl::StrAppend(&out, "\n", Table(rows));
   }
@@ -229,7 +230,8 @@ std::string FormatStatusJson(const VolumeStatus& s) {
                       [](std::string* out, const std::string& l) {
                         out->append(Quote(l));
                       }),
-        "], \"addresses\": ", Quote(p.addresses), ", \"sessions\": ",
+        "], \"addresses\": ", Quote(p.addresses), ", \"version\": ",
+        p.version.empty() ? "null" : Quote(p.version), ", \"sessions\": ",
         p.problem.empty() ? absl::StrCat(p.sessions) : "null",
         ", \"problem\": ", p.problem.empty() ? "null" : Quote(p.problem), "}"));
   }

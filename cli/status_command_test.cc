@@ -334,6 +334,35 @@ TEST_F(StatusTest, CoveredListenersAreListedWithTheirHost) {
                         "\"addresses\": \"10.0.0.2,fd00::2\""));
 }
 
+TEST_F(StatusTest, VersionsAreShownAndADifferenceIsAProblem) {
+  for (const auto& [node, id, version] :
+       {std::tuple("a", "a.1.1", "0.2.0"), std::tuple("b", "b.2.2", "0.1.9")}) {
+    ProcessReport report;
+    report.version = version;
+    ASSERT_THAT(Host(node)->PublishHeartbeat(id, EncodeProcessReport(report)),
+                IsOk());
+  }
+  VolumeStatus s = Collect(Now());
+  ASSERT_EQ(s.processes.size(), 2u);
+  EXPECT_EQ(s.processes[0].version, "0.2.0");
+  EXPECT_THAT(s.problems,
+              testing::Contains(
+                  "live processes run different diskwire versions: 0.1.9, "
+                  "0.2.0"));
+  EXPECT_THAT(FormatStatusText(s), HasSubstr("VERSION"));
+  EXPECT_THAT(FormatStatusJson(s), HasSubstr("\"version\": \"0.1.9\""));
+}
+
+TEST_F(StatusTest, SessionProblemsAreListed) {
+  SessionReport full = End(Role::kClient, "STORAGE");
+  full.problem = "volume-full";
+  Publish("a", "a.1.1", {full});
+  VolumeStatus s = Collect(Now());
+  EXPECT_THAT(s.problems,
+              testing::Contains(HasSubstr(
+                  "a.1.1): the volume is full: its writes wait for space")));
+}
+
 TEST_F(StatusTest, DeadNodeIsStale) {
   const uint64_t now = Now();
   Publish("a", "a.10.1", {End(Role::kClient, "STORAGE")});

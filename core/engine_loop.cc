@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
 #include "core/socket_holders.h"
+#include "core/version.h"
 #include "core/volume_prune.h"
 
 namespace diskwire {
@@ -816,6 +817,7 @@ void EngineImpl::PublishHeartbeat() {
   report.resume_nonce = resume_nonce_;
   report.host = host_.key;
   report.addresses = host_.addresses;
+  report.version = kVersion;
   absl::Status st =
       send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
   if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());

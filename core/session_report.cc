@@ -81,12 +81,14 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
 std::string EncodeProcessReport(const ProcessReport& report) {
   std::string out = absl::StrCat(kMagicLine, "\n");
   if (report.resume_port != 0 || !report.host.empty() ||
-      !report.addresses.empty()) {
+      !report.addresses.empty() || !report.version.empty()) {
     absl::StrAppend(&out, "process resume_port=", report.resume_port,
                     " nonce=", absl::BytesToHexString(report.resume_nonce));
     if (!report.host.empty()) absl::StrAppend(&out, " host=", report.host);
     if (!report.addresses.empty())
       absl::StrAppend(&out, " addrs=", report.addresses);
+    if (!report.version.empty())
+      absl::StrAppend(&out, " version=", report.version);
     absl::StrAppend(&out, "\n");
   }
   for (const std::string& listener : report.listeners)
@@ -141,6 +143,8 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
           report.host = std::string(kv.second);
         } else if (kv.first == "addrs") {
           report.addresses = std::string(kv.second);
+        } else if (kv.first == "version") {
+          report.version = std::string(kv.second);
         }
         if (!ok) {
           return absl::InvalidArgumentError(

@@ -63,6 +63,7 @@ struct ProcessReport {
   // hosts that use one node name.
   std::string host;
   std::string addresses;
+  std::string version;  // diskwire's (core/version.h); "" from older ones
   // The process's selected listening sockets (core/listeners.h), as
   // FormatListenAddress writes them: a peer that cannot reach one over the
   // network opens its connection over the volume.

@@ -43,8 +43,12 @@ TEST(SessionReport, ResumeEndpointRoundTrips) {
   r.resume_nonce = std::string("\x00\xff\x10 nonce", 9);
   r.host = "0b5e1d2c-6c1f-4e4f-9d7a-3f2b1c0d9e8f/4026531840";
   r.addresses = "10.77.0.2,fd00::2";
+  r.version = "0.2.0";
   r.sessions.push_back(Sample());
+  r.sessions.back().problem = "volume-full";
   const std::string text = EncodeProcessReport(r);
+  EXPECT_THAT(text, testing::HasSubstr(" version=0.2.0\n"));
+  EXPECT_THAT(text, testing::HasSubstr(" problem=volume-full\n"));
   EXPECT_THAT(text,
               testing::HasSubstr("process resume_port=40123 nonce=00ff10"));
   ASSERT_OK_AND_ASSIGN(ProcessReport back, DecodeProcessReport(text));
