@@ -16,100 +16,23 @@
 #include "cli/elf_check.h"
 #include "cli/exec_paths.h"
 #include "cli/flags.h"
+#include "cli/settings.h"
 #include "core/config.h"
 
 namespace diskwire {
 namespace {
 
-constexpr absl::string_view kVarPrefix = "DISKWIRE_";
-
-// DISKWIRE_PEER_TIMEOUT_MS → peer-timeout-ms.
-std::string FlagNameFor(absl::string_view var) {
-  std::string flag = absl::AsciiStrToLower(var.substr(kVarPrefix.size()));
-  for (char& c : flag) {
-    if (c == '_') c = '-';
-  }
-  return flag;
-}
-
 // One flag per variable, plus --shim, --help and --quiet (-q). Built once;
 // never freed.
 const std::vector<FlagSpec>& Specs() {
   static const std::vector<FlagSpec>* specs = [] {
-    auto* names = new std::vector<std::string>();
-    for (const VariableInfo& v : Variables())
-      names->push_back(FlagNameFor(v.name));
-    auto* s = new std::vector<FlagSpec>();
-    for (const std::string& n : *names) s->push_back({n.c_str(), true});
+    auto* s = new std::vector<FlagSpec>(VariableFlagSpecs());
     s->push_back({"shim", true});
     s->push_back({"help", false});
     s->push_back({"quiet", false, 'q'});
     return s;
   }();
   return *specs;
-}
-
-// The value of a flag as it goes into the environment: relative paths made
-// absolute, since the program may change directory.
-std::string EnvValue(const VariableInfo& v, const std::string& value,
-                     const std::string& cwd) {
-  absl::string_view syntax = v.syntax;
-  if (syntax == "PATH") return Absolute(value, cwd);
-  if (absl::StrContains(syntax, "/PATH") &&
-      value.find('/') != std::string::npos) {
-    return Absolute(value, cwd);
-  }
-  return value;
-}
-
-// Sets NAME=value in `env`, replacing an earlier value.
-void SetEnv(std::vector<std::string>* env, absl::string_view name,
-            const std::string& value) {
-  std::string prefix = absl::StrCat(name, "=");
-  for (std::string& entry : *env) {
-    if (absl::StartsWith(entry, prefix)) {
-      entry = prefix + value;
-      return;
-    }
-  }
-  env->push_back(prefix + value);
-}
-
-std::optional<std::string> GetEnv(const std::vector<std::string>& env,
-                                  absl::string_view name) {
-  std::string prefix = absl::StrCat(name, "=");
-  for (const std::string& entry : env) {
-    if (absl::StartsWith(entry, prefix)) return entry.substr(prefix.size());
-  }
-  return std::nullopt;
-}
-
-// Appends `shim` to an LD_PRELOAD list unless it is already there.
-std::string AppendPreload(const std::optional<std::string>& existing,
-                          const std::string& shim) {
-  if (!existing || existing->empty()) return shim;
-  for (absl::string_view item :
-       absl::StrSplit(*existing, absl::ByAnyChar(": "), absl::SkipEmpty())) {
-    if (item == shim) return *existing;
-  }
-  return absl::StrCat(*existing, ":", shim);
-}
-
-// "DISKWIRE_X: msg" → "DISKWIRE_X (--x): msg", so the user sees the flag.
-absl::Status WithFlagName(const absl::Status& s) {
-  absl::string_view msg = s.message();
-  size_t colon = msg.find(':');
-  if (colon == absl::string_view::npos) {
-    return absl::InvalidArgumentError(msg);
-  }
-  absl::string_view var = msg.substr(0, colon);
-  for (const VariableInfo& v : Variables()) {
-    if (var == v.name) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(var, " (--", FlagNameFor(var), ")", msg.substr(colon)));
-    }
-  }
-  return absl::InvalidArgumentError(msg);
 }
 
 }  // namespace
@@ -127,23 +50,8 @@ absl::StatusOr<RunPlan> PlanRun(absl::Span<const std::string> args,
         "missing the program to run (diskwire run [FLAGS] -- CMD [ARGS...])");
   }
   plan.env = context.environ;
-  for (const VariableInfo& v : Variables()) {
-    if (std::optional<std::string> value = flags.Get(FlagNameFor(v.name))) {
-      SetEnv(&plan.env, v.name, EnvValue(v, *value, context.cwd));
-    }
-  }
-  if (flags.Has("quiet")) {
-    if (flags.Has("log")) {
-      return absl::InvalidArgumentError("--quiet and --log contradict");
-    }
-    SetEnv(&plan.env, "DISKWIRE_LOG", "off");  // not a line, anywhere
-  }
-  std::vector<const char*> envp;
-  for (const std::string& e : plan.env) envp.push_back(e.c_str());
-  envp.push_back(nullptr);
-  absl::StatusOr<Config> config =
-      Config::FromEnvironment(EnvLookup::FromEnviron(envp.data()));
-  if (!config.ok()) return WithFlagName(config.status());
+  DW_RETURN_IF_ERROR(ApplySettingFlags(flags, context.cwd, &plan.env));
+  DW_ASSIGN_OR_RETURN(Config config, CheckSettings(plan.env));
 
   DW_ASSIGN_OR_RETURN(
       std::string shim,
@@ -155,8 +63,8 @@ absl::StatusOr<RunPlan> PlanRun(absl::Span<const std::string> args,
       plan.path, ResolveCommand(flags.positional[0], GetEnv(plan.env, "PATH")));
   plan.argv = flags.positional;
   plan.warnings = PreloadWarnings(plan.path);
-  plan.warnings.insert(plan.warnings.end(), config->warnings.begin(),
-                       config->warnings.end());
+  plan.warnings.insert(plan.warnings.end(), config.warnings.begin(),
+                       config.warnings.end());
   return plan;
 }
 
