@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "cli/check_command.h"
+#include "cli/enable_command.h"
 #include "cli/mirror_command.h"
 #include "cli/prune_command.h"
 #include "cli/run_command.h"
@@ -33,6 +34,9 @@ const Subcommand kSubcommands[] = {
      CheckCommand},
     {"mirror", "copy a send volume to a receive volume", MirrorCommand},
     {"prune", "remove what no live process needs from a volume", PruneCommand},
+    {"enable", "put a systemd service under diskwire (a drop-in)",
+     EnableCommand},
+    {"disable", "remove the drop-in that enable wrote", DisableCommand},
 };
 
 std::string MainHelp() {
