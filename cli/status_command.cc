@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,9 +24,9 @@ namespace diskwire {
 namespace {
 
 const FlagSpec kFlags[] = {
-    {"volume", true},     {"watch", false},       {"json", false},
-    {"max-lag-ms", true}, {"heartbeat-ms", true}, {"peer-timeout-ms", true},
-    {"key-file", true},   {"help", false},
+    {"volume", true},          {"watch", false},     {"json", false},
+    {"format", true},          {"max-lag-ms", true}, {"heartbeat-ms", true},
+    {"peer-timeout-ms", true}, {"key-file", true},   {"help", false},
 };
 
 // Folds one end's counts into the session's totals (see SessionStatus).
@@ -53,6 +54,7 @@ void Summarise(SessionStatus* s) {
     s->lag_p50_us = std::max(s->lag_p50_us, r->lag_p50_us);
     s->lag_p99_us = std::max(s->lag_p99_us, r->lag_p99_us);
     s->lag_max_us = std::max(s->lag_max_us, r->lag_max_us);
+    s->resumes = std::max(s->resumes, r->resumes);
   }
 }
 
@@ -145,13 +147,19 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
     out.sessions.push_back(std::move(s));
   }
   CollectMirrorStatus(volume_path, limits, &out);
+  struct statvfs fs;
+  if (statvfs(volume_path.c_str(), &fs) == 0) {
+    out.volume_free_bytes = static_cast<int64_t>(fs.f_bavail * fs.f_frsize);
+    out.volume_size_bytes = static_cast<int64_t>(fs.f_blocks * fs.f_frsize);
+  }
   return out;
 }
 
 namespace {
 
 std::string Help() {
-  return "usage: diskwire status [--volume V] [--json] [--watch [SECONDS]]\n"
+  return "usage: diskwire status [--volume V] [--json | --format F]\n"
+         "                       [--watch [SECONDS]]\n"
          "                       [--max-lag-ms N] [--heartbeat-ms N]\n"
          "                       [--peer-timeout-ms N] [--key-file F]\n"
          "\n"
@@ -171,6 +179,11 @@ std::string Help() {
          "DISKWIRE_VOLUME\n"
          "  --json              one JSON object (schema in "
          "docs/OPERATIONS.md)\n"
+         "  --format F          text (default), json, or prometheus: the "
+         "text\n"
+         "                      exposition format for node_exporter's "
+         "textfile\n"
+         "                      collector (metrics in docs/OPERATIONS.md)\n"
          "  --watch [SECONDS]   redraw every SECONDS (default 2) until "
          "interrupted\n"
          "  --max-lag-ms N      default: DISKWIRE_MAX_LAG_MS, else 1000\n"
@@ -201,6 +214,7 @@ struct Options {
   std::string key;
   StatusLimits limits;
   bool json = false;
+  bool prometheus = false;
   bool watch = false;
   int64_t interval_ms = 2000;
 };
@@ -208,6 +222,21 @@ struct Options {
 absl::StatusOr<Options> ParseOptions(const ParsedFlags& flags) {
   Options o;
   o.json = flags.Has("json");
+  if (std::optional<std::string> format = flags.Get("format")) {
+    if (*format == "json") {
+      o.json = true;
+    } else if (*format == "prometheus") {
+      o.prometheus = true;
+    } else if (*format != "text") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--format: bad value \"", *format,
+                       "\" (want text, json or prometheus)"));
+    }
+    if (o.json && o.prometheus) {
+      return absl::InvalidArgumentError(
+          "--json and --format prometheus contradict");
+    }
+  }
   o.watch = flags.Has("watch");
   // `--watch [SECONDS]`: the optional period arrives as the one positional.
   if (!flags.positional.empty()) {
@@ -276,8 +305,9 @@ bool ShowOnce(storage::Volume& volume, const Options& o) {
                  std::string(status.status().message()).c_str());
     return false;
   }
-  std::string text =
-      o.json ? FormatStatusJson(*status) : FormatStatusText(*status);
+  std::string text = o.json         ? FormatStatusJson(*status)
+                     : o.prometheus ? FormatStatusPrometheus(*status)
+                                    : FormatStatusText(*status);
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);
   return true;

@@ -67,6 +67,7 @@ struct SessionStatus {
   int64_t failover_ms = -1;  // largest of the ends'; -1 if none
   int64_t lag_p50_us = -1, lag_p99_us = -1, lag_max_us = -1;  // worst end
   bool lag_over_max = false;  // lag_max_us above the limit
+  uint64_t resumes = 0;       // back on the network, as its ends count
 };
 
 // One `diskwire mirror` copying into this volume, from its
@@ -90,6 +91,8 @@ struct VolumeStatus {
   std::vector<SessionStatus> sessions;   // by id
   std::vector<MirrorStatus> mirrors;     // by name
   std::vector<std::string> problems;     // foreign/corrupt files, payloads
+  // The filesystem holding the volume (statvfs); -1 when it cannot be read.
+  int64_t volume_free_bytes = -1, volume_size_bytes = -1;
 };
 
 // Lists `volume`'s heartbeats and `volume_path`/mirror/*.status at
@@ -113,6 +116,9 @@ void CollectMirrorStatus(const std::string& volume_path,
 std::string FormatStatusText(const VolumeStatus& status);
 // One JSON object (schema "diskwire-status 1"), ending in a newline.
 std::string FormatStatusJson(const VolumeStatus& status);
+// The Prometheus text exposition format (version 0.0.4), for
+// node_exporter's textfile collector (docs/OPERATIONS.md lists the metrics).
+std::string FormatStatusPrometheus(const VolumeStatus& status);
 
 // "1.5 KiB", "12.0 MiB", "17 B".
 std::string HumanBytes(uint64_t bytes);

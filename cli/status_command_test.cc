@@ -10,6 +10,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/match.h"
@@ -361,6 +363,62 @@ TEST_F(StatusTest, SessionProblemsAreListed) {
   EXPECT_THAT(s.problems,
               testing::Contains(HasSubstr(
                   "a.1.1): the volume is full: its writes wait for space")));
+}
+
+// The exposition parsed by Prometheus's own Python parser (Debian's
+// python3-prometheus-client), with the values checked.
+TEST_F(StatusTest, PrometheusExpositionParsesWithTheRealParser) {
+  SessionReport c = End(Role::kClient, "STORAGE");
+  c.failover_ms = 1012;
+  c.resumes = 2;
+  SessionReport v = End(Role::kServer, "STORAGE");
+  v.bytes_in_network = 17 << 20;
+  v.bytes_in_storage = 47 << 20;
+  v.lag_p50_us = 300;
+  v.lag_p99_us = 1200;
+  v.lag_max_us = 4000;
+  Publish("a", "a.10.1", {c});
+  Publish("b", "b.20.2", {v});
+  VolumeStatus s = Collect(Now());
+  const std::string text = FormatStatusPrometheus(s);
+  EXPECT_THAT(text, HasSubstr("diskwire_session_bytes{volume=\""));
+  if (system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null") !=
+      0) {
+    GTEST_SKIP() << "SKIPPED: python3-prometheus-client is not installed "
+                    "(apt-get install python3-prometheus-client)";
+  }
+  const std::string in = dir_.path() + "/metrics.prom";
+  const std::string out = dir_.path() + "/parsed.txt";
+  std::ofstream(in) << text;
+  const std::string script =
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+      "  for x in f.samples:\n"
+      "    labels = ','.join(k + '=' + v for k, v in sorted(x.labels.items())\n"
+      "                      if k != 'volume')\n"
+      "    print(x.name, labels, repr(x.value))\n";
+  const std::string py = dir_.path() + "/parse.py";
+  std::ofstream(py) << script;
+  ASSERT_EQ(
+      system(
+          absl::StrCat("/usr/bin/python3 ", py, " ", in, " > ", out).c_str()),
+      0)
+      << text;
+  std::ifstream parsed_in(out);
+  std::stringstream parsed;
+  parsed << parsed_in.rdbuf();
+  const std::string p = parsed.str();
+  EXPECT_THAT(p, HasSubstr("diskwire_processes state=alive 2.0"));
+  EXPECT_THAT(p, HasSubstr("diskwire_sessions state=STORAGE 1.0"));
+  EXPECT_THAT(p, HasSubstr("diskwire_sessions_failed_over  1.0"));
+  EXPECT_THAT(p, HasSubstr("diskwire_resumes  2.0"));
+  EXPECT_THAT(p, HasSubstr(absl::StrCat("diskwire_session_bytes path=storage ",
+                                        47 << 20, ".0")));
+  EXPECT_THAT(p, HasSubstr(absl::StrCat("diskwire_storage_lag_seconds "
+                                        "quantile=0.99,session=",
+                                        kSessionHex, " 0.0012")));
+  EXPECT_THAT(p, HasSubstr("diskwire_volume_free_bytes"));
 }
 
 TEST_F(StatusTest, DeadNodeIsStale) {

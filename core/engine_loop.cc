@@ -801,6 +801,7 @@ void EngineImpl::PublishHeartbeat() {
               ? (s->first_storage_byte_ns - s->detected_ns) / 1'000'000
               : -1;
       s->lag.Fill(&r);
+      r.resumes = s->resumes.load(std::memory_order_relaxed);
       if (s->out != nullptr) {
         const absl::Status written = s->out->status();
         if (!written.ok()) {

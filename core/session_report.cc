@@ -68,6 +68,8 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
     ok = ParseInt(value, &s->claim_ns);
   } else if (key == "problem") {
     s->problem = std::string(value);
+  } else if (key == "resumes") {
+    ok = ParseInt(value, &s->resumes);
   }  // Unknown keys come from newer writers: skipped.
   if (!ok) {
     return absl::InvalidArgumentError(
@@ -108,6 +110,7 @@ std::string EncodeProcessReport(const ProcessReport& report) {
     absl::StrAppend(&out, " lag_p50_us=", s.lag_p50_us,
                     " lag_p99_us=", s.lag_p99_us, " lag_max_us=", s.lag_max_us,
                     " claim=", s.claim_ns);
+    if (s.resumes > 0) absl::StrAppend(&out, " resumes=", s.resumes);
     if (!s.problem.empty()) absl::StrAppend(&out, " problem=", s.problem);
     absl::StrAppend(&out, "\n");
   }

@@ -49,6 +49,7 @@ struct SessionReport {
   // "volume-full": its records wait for space on the send volume;
   // "volume-error": appending them fails otherwise (the log says why).
   std::string problem;
+  uint64_t resumes = 0;  // times the session went back to the network
 
   bool operator==(const SessionReport&) const = default;
 };
