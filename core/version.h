@@ -1,7 +1,7 @@
 // File: core/version.h
 // diskwire's version: `diskwire --version`, each process's heartbeat (so that
 // `diskwire status` shows hosts that run different versions), and the Debian
-// package's version (debian/changelog must agree: a test checks it).
+// package's version (cli/packaging/changelog must agree: a test checks it).
 
 #ifndef DISKWIRE_CORE_VERSION_H_
 #define DISKWIRE_CORE_VERSION_H_

@@ -3,7 +3,7 @@
 `diskwire` binary's own help texts, the one source: `diskwire --help` (the
 commands and every DISKWIRE_* variable) and `diskwire help CMD` (each
 command's flags). So --help, the man pages and the completion cannot drift
-apart; tests/packaging/docs_test.py also holds docs/CONFIG.md to the same
+apart; tests/packaging/package_test.sh also holds docs/CONFIG.md to the same
 variables and defaults.
 
   gen_docs.py DISKWIRE_BINARY OUT_DIR
