@@ -89,6 +89,7 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
       p.listeners = report->listeners;
       p.addresses = report->addresses;
       p.version = report->version;
+      p.rejected_records = report->rejected_records;
       reports.push_back(*std::move(report));
     } else {
       p.problem = std::string(report.status().message());

@@ -45,6 +45,7 @@ struct ProcessStatus {
   std::vector<std::string> listeners;
   std::string addresses;
   std::string version;  // diskwire's; "" from a version that did not say
+  uint64_t rejected_records = 0;  // what it read from the volume and refused
   std::string problem;  // why its payload could not be decoded; "" if fine
 };
 

@@ -81,6 +81,17 @@ std::string FormatStatusPrometheus(const VolumeStatus& s) {
         p.age_ms / 1000.0);
   }
 
+  e.Family("diskwire_records_rejected",
+           "Records and messages each process read from the volume and "
+           "refused (checksum, MAC, foreign, misplaced): never delivered.");
+  for (const ProcessStatus& p : s.processes) {
+    e.Sample(
+        "diskwire_records_rejected",
+        with(absl::StrCat("node=\"", Label(p.heartbeat.node), "\",process=\"",
+                          Label(p.heartbeat.process_id), "\"")),
+        static_cast<int64_t>(p.rejected_records));
+  }
+
   e.Family("diskwire_sessions", "Sessions by state (both ends agreeing).");
   std::map<std::string, size_t> by_state;
   for (const SessionStatus& x : s.sessions) ++by_state[x.state];

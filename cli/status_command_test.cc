@@ -378,7 +378,11 @@ TEST_F(StatusTest, PrometheusExpositionParsesWithTheRealParser) {
   v.lag_p99_us = 1200;
   v.lag_max_us = 4000;
   Publish("a", "a.10.1", {c});
-  Publish("b", "b.20.2", {v});
+  ProcessReport b;
+  b.sessions = {v};
+  b.rejected_records = 3;
+  ASSERT_THAT(Host("b")->PublishHeartbeat("b.20.2", EncodeProcessReport(b)),
+              IsOk());
   VolumeStatus s = Collect(Now());
   const std::string text = FormatStatusPrometheus(s);
   EXPECT_THAT(text, HasSubstr("diskwire_session_bytes{volume=\""));
@@ -419,6 +423,8 @@ TEST_F(StatusTest, PrometheusExpositionParsesWithTheRealParser) {
                                         "quantile=0.99,session=",
                                         kSessionHex, " 0.0012")));
   EXPECT_THAT(p, HasSubstr("diskwire_volume_free_bytes"));
+  EXPECT_THAT(p,
+              HasSubstr("diskwire_records_rejected node=b,process=b.20.2 3.0"));
 }
 
 TEST_F(StatusTest, DeadNodeIsStale) {

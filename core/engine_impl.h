@@ -408,6 +408,9 @@ class EngineImpl final : public Engine {
   // when they came.
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
   std::vector<OpenDial> open_dials_;  // loop thread only
+  // Records and messages read from the volume and rejected (checksum, MAC,
+  // foreign or misplaced), for the heartbeat and `diskwire status`.
+  std::atomic<uint64_t> rejected_records_{0};
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_name_check_ns_ = 0;
   static constexpr int64_t kPruneIntervalNs = 60'000'000'000;

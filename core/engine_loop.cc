@@ -515,6 +515,8 @@ void EngineImpl::HandleInbox() {
     log_.Warn("reading the inbox: ", inbox.status().message());
     return;
   }
+  rejected_records_.fetch_add(inbox->problems.size(),
+                              std::memory_order_relaxed);
   for (const std::string& problem : inbox->problems)
     log_.Warn("inbox: ", problem);
   const int64_t now = clock_->NowNs();
@@ -522,6 +524,7 @@ void EngineImpl::HandleInbox() {
     auto m = DecodeFailover(msg.payload);
     if (!m.ok()) {
       log_.Warn("inbox message ", msg.name, ": ", m.status().message());
+      rejected_records_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (m->IsOpenRequest()) {
@@ -819,6 +822,7 @@ void EngineImpl::PublishHeartbeat() {
   report.host = host_.key;
   report.addresses = host_.addresses;
   report.version = kVersion;
+  report.rejected_records = rejected_records_.load(std::memory_order_relaxed);
   absl::Status st =
       send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
   if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());

@@ -583,6 +583,22 @@ TEST_F(EngineTest, CorruptPeerChannelEndsBothSidesWithAReset) {
   EXPECT_FALSE(r.ok()) << "read " << r.value;
   EXPECT_EQ(r.error, ECONNRESET) << strerror(r.error);
   EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kClosed);
+  // Counted for `diskwire status` in a's heartbeat.
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  uint64_t rejected = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (rejected == 0 && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(50));  // the next heartbeat
+    auto listing = (*volume)->ListHeartbeats();
+    ASSERT_THAT(listing, IsOk());
+    for (const storage::Heartbeat& hb : listing->heartbeats) {
+      auto report = DecodeProcessReport(hb.payload);
+      if (report.ok() && hb.process_id == a_->process_id())
+        rejected = report->rejected_records;
+    }
+  }
+  EXPECT_EQ(rejected, 1u);
 }
 
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {

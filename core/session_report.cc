@@ -83,7 +83,8 @@ absl::Status ApplyField(absl::string_view key, absl::string_view value,
 std::string EncodeProcessReport(const ProcessReport& report) {
   std::string out = absl::StrCat(kMagicLine, "\n");
   if (report.resume_port != 0 || !report.host.empty() ||
-      !report.addresses.empty() || !report.version.empty()) {
+      !report.addresses.empty() || !report.version.empty() ||
+      report.rejected_records > 0) {
     absl::StrAppend(&out, "process resume_port=", report.resume_port,
                     " nonce=", absl::BytesToHexString(report.resume_nonce));
     if (!report.host.empty()) absl::StrAppend(&out, " host=", report.host);
@@ -91,6 +92,8 @@ std::string EncodeProcessReport(const ProcessReport& report) {
       absl::StrAppend(&out, " addrs=", report.addresses);
     if (!report.version.empty())
       absl::StrAppend(&out, " version=", report.version);
+    if (report.rejected_records > 0)
+      absl::StrAppend(&out, " rejected=", report.rejected_records);
     absl::StrAppend(&out, "\n");
   }
   for (const std::string& listener : report.listeners)
@@ -148,6 +151,8 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
           report.addresses = std::string(kv.second);
         } else if (kv.first == "version") {
           report.version = std::string(kv.second);
+        } else if (kv.first == "rejected") {
+          ok = absl::SimpleAtoi(kv.second, &report.rejected_records);
         }
         if (!ok) {
           return absl::InvalidArgumentError(

@@ -65,6 +65,7 @@ struct ProcessReport {
   std::string host;
   std::string addresses;
   std::string version;  // diskwire's (core/version.h); "" from older ones
+  uint64_t rejected_records = 0;  // read from the volume and rejected
   // The process's selected listening sockets (core/listeners.h), as
   // FormatListenAddress writes them: a peer that cannot reach one over the
   // network opens its connection over the volume.

@@ -238,6 +238,8 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   s->reader->SkipTo(s->reassembly->contiguous_end());
   absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
   if (!got.ok()) {
+    // A corrupt, foreign or unauthenticated record: never delivered.
+    rejected_records_.fetch_add(1, std::memory_order_relaxed);
     ResetOverStorage(s, EIO,
                      absl::StrCat("the peer's channel is unreadable: ",
                                   got.status().message()));
@@ -251,6 +253,7 @@ void EngineImpl::ReadPeerChannel(Session* s) {
     if (!(r.header.session_id == s->id) || r.header.direction != peer_dir) {
       log_.Error("session ", s->label,
                  ": rejected a record of another session or direction");
+      rejected_records_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     peer_ack = std::max(peer_ack, r.header.ack_offset);
