@@ -167,7 +167,17 @@ class EngineImpl final : public Engine {
   std::string PeerChannel(const Session& s) const;
   // The live process that holds the other end of `s`, from the heartbeats;
   // "" when none does (logged when `report`).
-  std::string FindPeerProcess(const Session& s, bool report = true);
+  // *claim_ns, when given, gets that process's claim of the session.
+  // `closed_too`: a process whose end is closed already counts (for a
+  // session on the volume: its channel holds its last records).
+  std::string FindPeerProcess(const Session& s, bool report = true,
+                              int64_t* claim_ns = nullptr,
+                              bool closed_too = false);
+  // Is the peer's process and claim known, which name its channel?
+  static bool PeerKnown(const Session& s);
+  // Opens (and watches) the peer's channel of a session in STORAGE whose
+  // peer has just become known. Loop thread.
+  void OpenPeerReader(Session* s);
   // How long after its start a session may wait for its peer's heartbeat
   // to name it, when it fails before that.
   static constexpr int64_t kYoungSessionNs = 500'000'000;

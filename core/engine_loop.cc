@@ -183,7 +183,7 @@ void EngineImpl::LoopMain() {
       if (s->state.load() != SessionState::kStorage) continue;
       if (s->eng_end >= 0 && s->eng_in_loop)
         LoopAdd(s->eng_end, s.get(), EPOLLIN);
-      if (watcher_ != nullptr) {
+      if (watcher_ != nullptr && s->reader != nullptr) {
         const std::string theirs = PeerChannel(*s);
         absl::Status w = watcher_->Watch(theirs);
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
@@ -210,8 +210,11 @@ void EngineImpl::LoopMain() {
 void EngineImpl::AnswerUnknownSession(const FailoverMessage& m) {
   const Role mine =
       m.sender_role == Role::kClient ? Role::kServer : Role::kClient;
+  // Named as the announcer expects this side's channel: this process, and
+  // the claim the announcer knew of it.
   const std::string channel =
-      ChannelName(m.session, SendDirection(mine), std::max(m.episode, 1u));
+      ChannelName(m.session, SendDirection(mine), std::max(m.episode, 1u),
+                  IncarnationTag(process_id_, m.to_claim));
   storage::Record rst;
   rst.header.type = storage::RecordType::kRst;
   rst.header.session_id = m.session;
@@ -559,6 +562,7 @@ void EngineImpl::HandleInbox() {
     }
     const SessionState st = s->state.load();
     if (st == SessionState::kDirect) {
+      s->peer_claim_ns = m.claim;
       TriggerFailover(s.get(), "the peer announced a failover", m.from_process,
                       m.episode);
     } else if (st == SessionState::kStorage || st == SessionState::kResuming) {
@@ -567,6 +571,10 @@ void EngineImpl::HandleInbox() {
       if (s->peer_process.empty() ||
           (s->opened_over_storage && m.episode == 1 && s->episode == 1)) {
         s->peer_process = m.from_process;
+      }
+      if (s->peer_process == m.from_process && s->peer_claim_ns == 0) {
+        s->peer_claim_ns = m.claim;
+        OpenPeerReader(s.get());
       }
       if (m.episode > s->episode) {
         // The peer left an episode this side is still in (it gave up a
@@ -613,7 +621,8 @@ void EngineImpl::CheckPeers() {
     if (s->peer_process.empty()) {
       // A session that failed over before its peer's heartbeat listed it (a
       // young connection, storage mode): the peer learns of it now.
-      s->peer_process = FindPeerProcess(*s, /*report=*/false);
+      s->peer_process = FindPeerProcess(*s, /*report=*/false, &s->peer_claim_ns,
+                                        /*closed_too=*/true);
       if (s->peer_process.empty()) {
         // Nobody takes it: a peer without diskwire, or one that died before
         // its heartbeat named the session. A client whose server's listener
@@ -627,6 +636,20 @@ void EngineImpl::CheckPeers() {
         continue;
       }
       Announce(s.get());
+      OpenPeerReader(s.get());
+    } else if (s->peer_claim_ns == 0) {
+      // Its process is known (the listener's, for a connection opened over
+      // the volume) but not its claim, which names its channel: the
+      // heartbeat that lists the session has it, should the announcement
+      // be late.
+      int64_t claim = 0;
+      const std::string holder =
+          FindPeerProcess(*s, /*report=*/false, &claim, /*closed_too=*/true);
+      if (!holder.empty()) {
+        s->peer_process = holder;
+        s->peer_claim_ns = claim;
+        OpenPeerReader(s.get());
+      }
     }
     auto seen = peer_seen_ns_.find(s->peer_process);
     const int64_t since =

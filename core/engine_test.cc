@@ -235,13 +235,16 @@ TEST_F(EngineTest, AnnouncementOfAnUnknownSessionIsAnsweredWithAReset) {
   m.delivered = 20;
   m.from_process = a_->process_id();
   m.episode = 1;
+  m.to_claim = 4242;
   auto volume = storage::OpenDirVolume(dir_, {});
   ASSERT_THAT(volume, IsOk());
   ASSERT_THAT(
       (*volume)->PostToInbox(b_->process_id(), "fo-unknown", EncodeFailover(m)),
       IsOk());
   auto reader = (*volume)->OpenReader(
-      ChannelName(m.session, SendDirection(Role::kServer), 1), 0);
+      ChannelName(m.session, SendDirection(Role::kServer), 1,
+                  IncarnationTag(b_->process_id(), m.to_claim)),
+      0);
   ASSERT_THAT(reader, IsOk());
   std::vector<storage::Record> records;
   const auto deadline = absl::Now() + absl::Seconds(10);
@@ -565,9 +568,11 @@ TEST_F(EngineTest, CorruptPeerChannelEndsBothSidesWithAReset) {
   ASSERT_EQ(Recv(a_.get(), client_, &byte, 1), 1);
   ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
   const SessionId id = a_->SessionFor(client_)->id;
-  std::ofstream(absl::StrCat(dir_, "/channels/",
-                             ChannelName(id, SendDirection(Role::kServer), 1),
-                             "/0000000000000001.seg"),
+  const std::string s2c =
+      ChannelName(id, SendDirection(Role::kServer), 1,
+                  IncarnationTag(b_->process_id(),
+                                 b_->SessionFor(server_)->claim_ns.load()));
+  std::ofstream(absl::StrCat(dir_, "/channels/", s2c, "/0000000000000001.seg"),
                 std::ios::app)
       << "not a record";
   iovec iov{&byte, 1};
@@ -599,6 +604,62 @@ TEST_F(EngineTest, CorruptPeerChannelEndsBothSidesWithAReset) {
     }
   }
   EXPECT_EQ(rejected, 1u);
+}
+
+// Issue 13, case 1: a connection with the four-tuple of an earlier one (a
+// fixed source port) whose channels are still on the volume, one of them
+// held by a live writer (a second tenant, a stuck process). The new
+// connection gets channels of its own incarnation and never reads the old
+// bytes (before: its client could not move to storage, and its server
+// delivered the stale bytes).
+TEST_F(EngineTest, ALaterConnectionNeverReadsAnEarlierOnesChannel) {
+  a_ = MakeEngine("a", Mode::kStorage);
+  b_ = MakeEngine("b", Mode::kStorage);
+  client_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(client_, reinterpret_cast<sockaddr*>(&local), sizeof(local)),
+            0);
+  socklen_t len = sizeof(local);
+  getsockname(client_, reinterpret_cast<sockaddr*>(&local), &len);
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  server.sin_port = htons(port_);
+  Endpoints e;
+  std::memcpy(&e.local, &local, sizeof(local));
+  std::memcpy(&e.remote, &server, sizeof(server));
+  auto id = SessionIdFor(e, Role::kClient);
+  ASSERT_THAT(id, IsOk());
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  std::vector<std::unique_ptr<storage::ChannelWriter>> stale;
+  for (const std::string& name :
+       {ChannelName(*id, SendDirection(Role::kClient), 1),
+        ChannelName(*id, SendDirection(Role::kClient), 1,
+                    IncarnationTag(a_->process_id(), 1234))}) {
+    auto w = (*volume)->OpenWriter(name, storage::WriterOptions{});
+    ASSERT_THAT(w, IsOk());
+    storage::Record r;
+    r.header.session_id = *id;
+    r.header.direction = SendDirection(Role::kClient);
+    r.payload = "STALE bytes of an earlier connection";
+    ASSERT_THAT((*w)->Append({r}), IsOk());
+    stale.push_back(std::move(*w));  // its lock stays held
+  }
+  ASSERT_TRUE(
+      a_->Connect(client_, reinterpret_cast<sockaddr*>(&server), sizeof(server))
+          .ok());
+  server_ = accept(listener_, nullptr, nullptr);
+  ASSERT_GE(server_, 0);
+  b_->OnAccept(listener_, server_);
+  const std::string fresh = "FRESH bytes of this connection";
+  ASSERT_EQ(Send(a_.get(), client_, fresh.data(), fresh.size()),
+            static_cast<ssize_t>(fresh.size()));
+  ASSERT_EQ(a_->Shutdown(client_, SHUT_WR).value, 0);
+  std::atomic<size_t> progress{0};
+  EXPECT_EQ(RecvAll(b_.get(), server_, &progress), fresh);
 }
 
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,8 @@ constexpr int kPairBufferBytes = 1 << 20;
 
 }  // namespace
 
-std::string EngineImpl::FindPeerProcess(const Session& s, bool report) {
+std::string EngineImpl::FindPeerProcess(const Session& s, bool report,
+                                        int64_t* claim_ns, bool closed_too) {
   auto listing = recv()->ListHeartbeats();
   if (!listing.ok()) {
     log_.Warn("cannot list heartbeats: ", listing.status().message());
@@ -37,6 +39,7 @@ std::string EngineImpl::FindPeerProcess(const Session& s, bool report) {
   std::string best;
   uint64_t best_time = 0;
   int64_t best_claim = -1;
+  bool best_open = false;
   size_t listed = 0;
   for (const storage::Heartbeat& hb : listing->heartbeats) {
     auto report = DecodeProcessReport(hb.payload);
@@ -48,13 +51,17 @@ std::string EngineImpl::FindPeerProcess(const Session& s, bool report) {
     listed += report->sessions.size();
     for (const SessionReport& r : report->sessions) {
       // Of two processes that list it (a forking server and its child), the
-      // newer claim holds it.
-      if (r.id == s.id && r.role == peer_role && r.state != "CLOSED" &&
-          std::pair(r.claim_ns, hb.time_ns) >=
-              std::pair(best_claim, best_time)) {
+      // one that still carries it, then the newer claim, holds it. With
+      // `closed_too`, a peer that already closed it counts: its channel
+      // holds its last words (a FIN, a reset) for a while.
+      const bool open = r.state != "CLOSED";
+      if (r.id == s.id && r.role == peer_role && (open || closed_too) &&
+          std::tuple(open, r.claim_ns, hb.time_ns) >=
+              std::tuple(best_open, best_claim, best_time)) {
         best = hb.process_id;
         best_time = hb.time_ns;
         best_claim = r.claim_ns;
+        best_open = open;
       }
     }
   }
@@ -65,6 +72,7 @@ std::string EngineImpl::FindPeerProcess(const Session& s, bool report) {
     }
     return best;
   }
+  if (claim_ns != nullptr) *claim_ns = best_claim;
   // A heartbeat older than the peer timeout belongs to a dead process.
   const int64_t age_ms = (static_cast<int64_t>(clock_->RealtimeNs()) -
                           static_cast<int64_t>(best_time)) /
@@ -104,14 +112,16 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
       back_to_direct();
       return false;
     }
-    peer_process = FindPeerProcess(*s, /*report=*/false);
+    int64_t claim = 0;
+    peer_process = FindPeerProcess(*s, /*report=*/false, &claim);
     // The peer's heartbeat names a new session within 50 ms of its accept
     // or connect (FinishAdoption): a young session waits for it rather than
     // take a peer that runs diskwire for one that does not.
     while (peer_process.empty() && YoungSessionWait(*s)) {
-      peer_process = FindPeerProcess(*s, /*report=*/false);
+      peer_process = FindPeerProcess(*s, /*report=*/false, &claim);
     }
-    if (peer_process.empty()) peer_process = FindPeerProcess(*s);
+    if (peer_process.empty()) peer_process = FindPeerProcess(*s, true, &claim);
+    s->peer_claim_ns = claim;
     if (peer_process.empty()) {
       if (!s->plain_tcp) {
         log_.Warn("session ", s->label, ": ", reason,
@@ -359,9 +369,11 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   auto writer = send_volume_->OpenWriter(mine, options);
   if (!writer.ok()) return writer.status();
   s->channel = std::move(*writer);
-  auto reader = recv()->OpenReader(theirs, delivered);
-  if (!reader.ok()) return reader.status();
-  s->reader = std::move(*reader);
+  if (PeerKnown(*s)) {
+    auto reader = recv()->OpenReader(theirs, delivered);
+    if (!reader.ok()) return reader.status();
+    s->reader = std::move(*reader);
+  }  // else: opened once the peer is known (OpenPeerReader)
   s->out = writer_->AddChannel(s->id, SendDirection(s->role), s->channel.get());
   if (config_.durability == Durability::kInterval)
     s->out->SetIdleSync(config_.fsync_interval_ms * 1'000'000);
@@ -377,6 +389,30 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   return absl::OkStatus();
 }
 
+bool EngineImpl::PeerKnown(const Session& s) {
+  return !s.peer_process.empty() && s.peer_claim_ns != 0;
+}
+
+void EngineImpl::OpenPeerReader(Session* s) {
+  if (s->reader != nullptr || s->reassembly == nullptr || !PeerKnown(*s) ||
+      s->state.load() != SessionState::kStorage) {
+    return;
+  }
+  const std::string theirs = PeerChannel(*s);
+  auto reader = recv()->OpenReader(theirs, s->reassembly->contiguous_end());
+  if (!reader.ok()) {
+    log_.Error("session ", s->label, ": cannot read ", theirs, ": ",
+               reader.status().message());
+    return;
+  }
+  s->reader = std::move(*reader);
+  if (watcher_ != nullptr) {
+    absl::Status w = watcher_->Watch(theirs);
+    if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
+  }
+  ReadPeerChannel(s);
+}
+
 void EngineImpl::Announce(Session* s) {
   FailoverMessage m;
   m.session = s->id;
@@ -385,6 +421,8 @@ void EngineImpl::Announce(Session* s) {
   m.delivered = s->delivered;
   m.from_process = process_id_;
   m.episode = s->episode;
+  m.claim = s->claim_ns.load();
+  m.to_claim = s->peer_claim_ns;
   const std::string name = absl::StrCat("fo-", SessionIdHex(s->id), "-",
                                         s->role == Role::kClient ? "c" : "s",
                                         "-", clock_->RealtimeNs());

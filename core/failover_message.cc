@@ -14,6 +14,8 @@ std::string EncodeFailover(const FailoverMessage& m) {
       " role=", m.sender_role == Role::kClient ? "client" : "server",
       " offset=", m.failover_offset, " delivered=", m.delivered,
       " from=", m.from_process, " episode=", m.episode);
+  if (m.claim != 0) absl::StrAppend(&out, " claim=", m.claim);
+  if (m.to_claim != 0) absl::StrAppend(&out, " to_claim=", m.to_claim);
   if (m.IsOpenRequest())
     absl::StrAppend(&out, " open_from=", m.open_from, " open_to=", m.open_to);
   if (!m.answer.empty()) absl::StrAppend(&out, " answer=", m.answer);
@@ -50,6 +52,10 @@ absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
       ok = absl::SimpleAtoi(kv.second, &m.delivered);
     } else if (kv.first == "episode") {
       ok = absl::SimpleAtoi(kv.second, &m.episode) && m.episode > 0;
+    } else if (kv.first == "claim") {
+      ok = absl::SimpleAtoi(kv.second, &m.claim);
+    } else if (kv.first == "to_claim") {
+      ok = absl::SimpleAtoi(kv.second, &m.to_claim);
     } else if (kv.first == "open_from") {
       m.open_from = std::string(kv.second);
       ok = !m.open_from.empty();

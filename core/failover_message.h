@@ -25,6 +25,11 @@ struct FailoverMessage {
       0;  // bytes of the reverse direction the sender has delivered
   std::string from_process;  // the sender's process id (where to answer)
   uint32_t episode = 1;  // which failover of the session (absent: the first)
+  // The sender's claim of the session (when it adopted it) and the claim it
+  // knows of the receiver's: together with the process ids they name both
+  // channels of this incarnation (core/identity.h, IncarnationTag).
+  int64_t claim = 0;
+  int64_t to_claim = 0;
   // Opening a connection over the volume (core/open_over_storage.cc): a
   // client's request names its two endpoints; the listener's process answers
   // "accepted" (the connection waits in the listener's queue, as TCP's

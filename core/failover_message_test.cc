@@ -19,6 +19,8 @@ FailoverMessage Message(Role role, uint64_t offset, uint64_t delivered,
 
 TEST(FailoverMessage, RoundTrips) {
   FailoverMessage m = Message(Role::kServer, 4096, 77, "hostb.123.456");
+  m.claim = 1796405733585962383;
+  m.to_claim = 1796405733585962999;
   ASSERT_OK_AND_ASSIGN(FailoverMessage back, DecodeFailover(EncodeFailover(m)));
   EXPECT_EQ(back, m);
 }

@@ -83,12 +83,19 @@ uint8_t SendDirection(Role role) {
                                : storage::kServerToClient;
 }
 
+std::string IncarnationTag(absl::string_view process_id, int64_t claim_ns) {
+  const std::string key =
+      absl::StrCat("diskwire-incarnation-v1|", process_id, "|", claim_ns);
+  return absl::StrFormat("%016x", XXH3_64bits(key.data(), key.size()));
+}
+
 std::string ChannelName(const SessionId& id, uint8_t direction,
-                        uint32_t episode) {
+                        uint32_t episode, absl::string_view tag) {
   std::string name =
       absl::StrCat("s-", SessionIdHex(id),
                    direction == storage::kClientToServer ? "-c2s" : "-s2c");
   if (episode > 1) absl::StrAppend(&name, "-e", episode);
+  if (!tag.empty()) absl::StrAppend(&name, "-i", tag);
   return name;
 }
 

@@ -43,12 +43,20 @@ absl::StatusOr<SessionId> ParseSessionIdHex(absl::string_view hex);
 // The direction of the bytes a side of the given role sends.
 uint8_t SendDirection(Role role);
 
+// Which incarnation of a connection a writer's channel belongs to: 16 hex
+// digits from the writing process's id and its claim of the session (the
+// time it adopted it, which its heartbeat and announcements publish). Two
+// connections with the same four-tuple, one after the other or in two
+// tenants, never share a channel.
+std::string IncarnationTag(absl::string_view process_id, int64_t claim_ns);
+
 // The channel that carries one direction of a session in its failover
 // `episode` (1 for the first): "s-<hex>-c2s" or "s-<hex>-s2c", with "-e<N>"
 // appended from the second episode on, so that a reader never meets a record
-// of an episode that ended with a resume.
+// of an episode that ended with a resume, then "-i<tag>" (IncarnationTag of
+// its writer) when `tag` is given.
 std::string ChannelName(const SessionId& id, uint8_t direction,
-                        uint32_t episode = 1);
+                        uint32_t episode = 1, absl::string_view tag = "");
 
 // "10.0.0.1:7000" or "[fd00::1]:7000", for logs and status.
 std::string FormatAddress(const sockaddr_storage& addr);

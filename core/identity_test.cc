@@ -77,6 +77,13 @@ TEST(Identity, HexRoundTripAndChannelNames) {
             "s-0123456789abcdeffedcba9876543210-c2s");
   EXPECT_EQ(ChannelName(id, SendDirection(Role::kServer)),
             "s-0123456789abcdeffedcba9876543210-s2c");
+  const std::string tag = IncarnationTag("node-a.123.456", 789);
+  EXPECT_EQ(tag.size(), 16u);
+  EXPECT_EQ(ChannelName(id, SendDirection(Role::kClient), 2, tag),
+            "s-0123456789abcdeffedcba9876543210-c2s-e2-i" + tag);
+  // Another claim, or another process, is another incarnation.
+  EXPECT_NE(IncarnationTag("node-a.123.456", 790), tag);
+  EXPECT_NE(IncarnationTag("node-a.123.457", 789), tag);
 }
 
 TEST(Identity, FormatsAddresses) {

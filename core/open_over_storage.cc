@@ -356,6 +356,7 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
   request.episode = 1;
   request.open_from = FormatAddress(local);
   request.open_to = FormatAddress(dest);
+  request.claim = s->claim_ns.load();
   if (started.ok()) {
     started = send_volume_->PostToInbox(
         target->process,
@@ -655,6 +656,7 @@ bool EngineImpl::AcceptOverStorage(int fd) {
   s->endpoints_known = true;
   s->claim_ns.store(clock_->RealtimeNs());
   s->peer_process = m->from_process;
+  s->peer_claim_ns = m->claim;
   s->detected_ns = clock_->NowNs();
   s->episode = 1;
   s->state.store(SessionState::kFailingOver);

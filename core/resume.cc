@@ -337,7 +337,8 @@ void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
                 ": cannot remove its channel: ", removed.message());
     }
   }
-  if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+  if (watcher_ != nullptr && s->reader != nullptr)
+    (void)watcher_->Unwatch(PeerChannel(*s));
   s->reader.reset();
   s->reassembly.reset();
   s->eng_in_loop = true;
@@ -430,14 +431,15 @@ void EngineImpl::ReFailover(Session* s, uint32_t episode,
 }
 
 std::string EngineImpl::MyChannel(const Session& s) const {
-  return ChannelName(s.id, SendDirection(s.role), s.episode);
+  return ChannelName(s.id, SendDirection(s.role), s.episode,
+                     IncarnationTag(process_id_, s.claim_ns.load()));
 }
 
 std::string EngineImpl::PeerChannel(const Session& s) const {
   return ChannelName(
       s.id,
       SendDirection(s.role == Role::kClient ? Role::kServer : Role::kClient),
-      s.episode);
+      s.episode, IncarnationTag(s.peer_process, s.peer_claim_ns));
 }
 
 }  // namespace diskwire

@@ -193,8 +193,9 @@ struct Session {
   uint64_t next_to_volume = 0;   // next ring offset to submit as DATA
   std::unique_ptr<storage::ChannelWriter> channel;
   std::shared_ptr<OutboundChannel>
-      out;                   // the writer thread's queues for `channel`
-  std::string peer_process;  // who holds the other end, once known
+      out;                    // the writer thread's queues for `channel`
+  std::string peer_process;   // who holds the other end, once known
+  int64_t peer_claim_ns = 0;  // its claim: names its channel (0: unknown)
   std::unique_ptr<storage::ChannelReader> reader;
   std::unique_ptr<Reassembly> reassembly;
   bool peer_announced = false;  // the peer's FAILOVER record was read
