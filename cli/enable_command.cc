@@ -264,6 +264,25 @@ std::string Help(bool enable) {
          ".service.\n";
 }
 
+// Reloads systemd after a change to `plan`'s drop-in and says what is left
+// to do; the exit status.
+int Reload(const UnitPlan& plan, const char* command) {
+  bool reloaded = false;
+  absl::Status reload = ReloadSystemd(plan, &reloaded);
+  if (!reload.ok()) {
+    std::fprintf(stderr, "diskwire %s: %s\n", command,
+                 std::string(reload.message()).c_str());
+    return 1;
+  }
+  std::printf("%s; restart it to apply: systemctl restart %s\n",
+              reloaded ? "systemd reloaded"
+              : plan.root != "/"
+                  ? "systemd not reloaded (--root)"
+                  : "systemd is not running here: nothing to reload",
+              plan.unit.c_str());
+  return 0;
+}
+
 }  // namespace
 
 absl::StatusOr<UnitPlan> PlanEnable(absl::Span<const std::string> args,
@@ -381,20 +400,7 @@ int EnableCommand(absl::Span<const std::string> args) {
     return 1;
   }
   std::printf("wrote %s:\n%s", plan->dropin.c_str(), plan->content.c_str());
-  bool reloaded = false;
-  absl::Status reload = ReloadSystemd(*plan, &reloaded);
-  if (!reload.ok()) {
-    std::fprintf(stderr, "diskwire enable: %s\n",
-                 std::string(reload.message()).c_str());
-    return 1;
-  }
-  std::printf("%s; restart it to apply: systemctl restart %s\n",
-              reloaded ? "systemd reloaded"
-              : plan->root != "/"
-                  ? "systemd not reloaded (--root)"
-                  : "systemd is not running here: nothing to reload",
-              plan->unit.c_str());
-  return 0;
+  return Reload(*plan, "enable");
 }
 
 int DisableCommand(absl::Span<const std::string> args) {
@@ -414,20 +420,7 @@ int DisableCommand(absl::Span<const std::string> args) {
     return absl::IsNotFound(s) ? 0 : 1;
   }
   std::printf("removed %s\n", plan->dropin.c_str());
-  bool reloaded = false;
-  absl::Status reload = ReloadSystemd(*plan, &reloaded);
-  if (!reload.ok()) {
-    std::fprintf(stderr, "diskwire disable: %s\n",
-                 std::string(reload.message()).c_str());
-    return 1;
-  }
-  std::printf("%s; restart it to apply: systemctl restart %s\n",
-              reloaded ? "systemd reloaded"
-              : plan->root != "/"
-                  ? "systemd not reloaded (--root)"
-                  : "systemd is not running here: nothing to reload",
-              plan->unit.c_str());
-  return 0;
+  return Reload(*plan, "disable");
 }
 
 }  // namespace diskwire

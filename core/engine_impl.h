@@ -277,6 +277,13 @@ class EngineImpl final : public Engine {
   // to `dest` would reach: a live one first. None when nobody advertises one.
   std::optional<OpenTarget> FindListener(const sockaddr_storage& dest);
   bool ListenerAlive(const sockaddr_storage& dest);
+  // A session that begins on the volume, FAILING_OVER until the caller's
+  // swap; its id from the endpoints (InvalidArgument when they make none).
+  absl::StatusOr<std::shared_ptr<Session>> NewOpenedSession(
+      Role role, const sockaddr_storage& local, const sockaddr_storage& remote,
+      const std::string& peer_process, int64_t peer_claim_ns);
+  // Makes `fd` its name and the session the engine's.
+  void RegisterOpened(const std::shared_ptr<Session>& s, int fd);
   // An address of this host of `dest`'s family, for a socket never bound.
   bool ChooseLocalAddress(const sockaddr_storage& dest,
                           sockaddr_storage* local);

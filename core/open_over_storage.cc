@@ -221,6 +221,45 @@ std::optional<EngineImpl::OpenTarget> EngineImpl::FindListener(
   return best;
 }
 
+absl::StatusOr<std::shared_ptr<Session>> EngineImpl::NewOpenedSession(
+    Role role, const sockaddr_storage& local, const sockaddr_storage& remote,
+    const std::string& peer_process, int64_t peer_claim_ns) {
+  auto s =
+      std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
+  s->role = role;
+  s->endpoints.local = local;
+  s->endpoints.remote = remote;
+  absl::StatusOr<SessionId> id = SessionIdFor(s->endpoints, role);
+  if (!id.ok()) return id.status();
+  s->id = *id;
+  const sockaddr_storage& client = role == Role::kClient ? local : remote;
+  const sockaddr_storage& server = role == Role::kClient ? remote : local;
+  s->label = absl::StrCat(FormatAddress(client), "->", FormatAddress(server));
+  s->endpoints_known = true;
+  s->claim_ns.store(clock_->RealtimeNs());
+  s->peer_process = peer_process;
+  s->peer_claim_ns = peer_claim_ns;
+  s->detected_ns = clock_->NowNs();
+  s->episode = 1;
+  s->state.store(SessionState::kFailingOver);
+  return s;
+}
+
+void EngineImpl::RegisterOpened(const std::shared_ptr<Session>& s, int fd) {
+  {
+    absl::MutexLock lock(&s->mu);
+    s->names.push_back(fd);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    sessions_[KeyOf(s->id, s->role)] = s;
+    SetOwner(fd, s.get());
+    next_heartbeat_ns_ =
+        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
+  }
+  StartThreadsOnce();
+}
+
 bool EngineImpl::ListenerAlive(const sockaddr_storage& dest) {
   std::optional<OpenTarget> target = FindListener(dest);
   return target.has_value() && target->alive;
@@ -282,20 +321,12 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
       return std::nullopt;
     }
   }
-  auto s =
-      std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
-  s->role = Role::kClient;
-  s->endpoints.local = local;
-  s->endpoints.remote = dest;
-  auto id = SessionIdFor(s->endpoints, s->role);
-  if (!id.ok()) {
+  auto made = NewOpenedSession(Role::kClient, local, dest, target->process, 0);
+  if (!made.ok()) {
     os_->Close(reserve_fd);
     return std::nullopt;
   }
-  s->id = *id;
-  s->label = absl::StrCat(FormatAddress(local), "->", FormatAddress(dest));
-  s->endpoints_known = true;
-  s->claim_ns.store(clock_->RealtimeNs());
+  std::shared_ptr<Session> s = *std::move(made);
   s->opening.store(true);
   s->opened_over_storage = true;
   s->open_error = tcp_error;
@@ -304,22 +335,7 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
       std::max(config_.detect_ms, config_.peer_timeout_ms) * 1'000'000;
   s->reserve_fd = reserve_fd;
   private_[reserve_fd].store(1, std::memory_order_release);
-  s->peer_process = target->process;
-  s->detected_ns = clock_->NowNs();
-  s->episode = 1;
-  s->state.store(SessionState::kFailingOver);
-  {
-    absl::MutexLock lock(&s->mu);
-    s->names.push_back(fd);
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    sessions_[KeyOf(s->id, s->role)] = s;
-    SetOwner(fd, s.get());
-    next_heartbeat_ns_ =
-        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
-  }
-  StartThreadsOnce();
+  RegisterOpened(s, fd);
   absl::Status started;
   if (bound_port != 0) {
     // The application's socket keeps its port until its last reference goes,
@@ -640,38 +656,15 @@ bool EngineImpl::AcceptOverStorage(int fd) {
               client.status().message());
     return false;
   }
-  auto s =
-      std::make_shared<Session>(clock_, config_.detect_ms, config_.replay_cap);
-  s->role = Role::kServer;
-  s->endpoints.local = *server;
-  s->endpoints.remote = *client;
-  auto id = SessionIdFor(s->endpoints, s->role);
-  if (!id.ok() || !(*id == m->session)) {
+  auto made = NewOpenedSession(Role::kServer, *server, *client, m->from_process,
+                               m->claim);
+  if (!made.ok() || !((*made)->id == m->session)) {
     log_.Warn("accepted a connection whose request names session ",
               SessionIdHex(m->session), " for other endpoints");
     return false;
   }
-  s->id = *id;
-  s->label = absl::StrCat(m->open_from, "->", m->open_to);
-  s->endpoints_known = true;
-  s->claim_ns.store(clock_->RealtimeNs());
-  s->peer_process = m->from_process;
-  s->peer_claim_ns = m->claim;
-  s->detected_ns = clock_->NowNs();
-  s->episode = 1;
-  s->state.store(SessionState::kFailingOver);
-  {
-    absl::MutexLock lock(&s->mu);
-    s->names.push_back(fd);
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    sessions_[KeyOf(s->id, s->role)] = s;
-    SetOwner(fd, s.get());
-    next_heartbeat_ns_ =
-        std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
-  }
-  StartThreadsOnce();
+  std::shared_ptr<Session> s = *std::move(made);
+  RegisterOpened(s, fd);
   SysResult kept = os_->Fcntl(fd, F_DUPFD_CLOEXEC, 0);
   absl::Status started =
       kept.ok() ? absl::OkStatus() : absl::ErrnoToStatus(kept.error, "dup");

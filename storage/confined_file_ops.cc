@@ -150,21 +150,7 @@ class ConfinedFileOps final : public FileOps {
     DW_ASSIGN_OR_RETURN(
         int fd,
         OpenBeneath(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, "list", path));
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), &::closedir);
-    if (dir == nullptr) {
-      const int err = errno;
-      ::close(fd);
-      return ErrnoError(err, absl::StrCat("list ", path));
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* e = ::readdir(dir.get())) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..")) {
-        names.emplace_back(e->d_name);
-      }
-    }
-    if (errno != 0) return ErrnoError(errno, absl::StrCat("list ", path));
-    return names;
+    return ListDirFd(fd, path);
   }
   absl::Status SyncDir(const std::string& path) override {
     DW_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY | O_DIRECTORY, 0));

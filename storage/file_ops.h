@@ -87,6 +87,10 @@ class FileOps {
   virtual absl::Status SyncDir(const std::string& path) = 0;
 };
 
+// The entry names of the directory open as `fd` (which it takes and closes),
+// except "." and ".."; errors name `path`.
+absl::StatusOr<std::vector<std::string>> ListDirFd(int fd,
+                                                   const std::string& path);
 // Reads the whole small file at `path` (≤ max_bytes, else DataLoss).
 absl::StatusOr<std::string> ReadSmallFile(FileOps& ops, const std::string& path,
                                           size_t max_bytes);

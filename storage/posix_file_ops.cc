@@ -147,18 +147,9 @@ class PosixFileOps final : public FileOps {
   }
   absl::StatusOr<std::vector<std::string>> ListDir(
       const std::string& path) override {
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()),
-                                            &::closedir);
-    if (dir == nullptr) return ErrnoError(errno, absl::StrCat("list ", path));
-    std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* e = ::readdir(dir.get())) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..")) {
-        names.emplace_back(e->d_name);
-      }
-    }
-    if (errno != 0) return ErrnoError(errno, absl::StrCat("list ", path));
-    return names;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError(errno, absl::StrCat("list ", path));
+    return ListDirFd(fd, path);
   }
   absl::Status SyncDir(const std::string& path) override {
     DW_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY | O_DIRECTORY, 0));
@@ -178,6 +169,25 @@ class PosixFileOps final : public FileOps {
 FileOps* FileOps::Default() {
   static FileOps* const ops = new PosixFileOps();
   return ops;
+}
+
+absl::StatusOr<std::vector<std::string>> ListDirFd(int fd,
+                                                   const std::string& path) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), &::closedir);
+  if (dir == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoError(err, absl::StrCat("list ", path));
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* e = ::readdir(dir.get())) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..")) {
+      names.emplace_back(e->d_name);
+    }
+  }
+  if (errno != 0) return ErrnoError(errno, absl::StrCat("list ", path));
+  return names;
 }
 
 absl::StatusOr<std::string> ReadSmallFile(FileOps& ops, const std::string& path,
