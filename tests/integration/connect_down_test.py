@@ -42,13 +42,6 @@ class ConnectWhileDownTest(base.ShimTestCase):
         h.wait_for(lambda: self.advertised(port), 20,
                    f"the listener on port {port} to be advertised", last=self.dw.logs)
 
-    def log_count(self, node, needle):
-        path = self.dw.log_path(node)
-        if not h.file_size(path):
-            return 0
-        with open(path, errors="replace") as f:
-            return sum(1 for line in f if needle in line)
-
     def nc_listener(self, out, keep=False):
         argv = ["nc", "-d"] + (["-k"] if keep else []) + ["-l", str(base.PORT)]
         with open(out, "wb") as f:
@@ -83,7 +76,7 @@ class ConnectWhileDownTest(base.ShimTestCase):
             got = f.read()
         self.assertEqual(len(got), len(expected), self.context())
         self.assertEqual(got, expected, "both connections' bytes, in turn")
-        self.assertEqual(self.log_count("a", "opened over the volume"), 2, self.context())
+        self.assertEqual(self.log_lines("a", "opened over the volume"), 2, self.context())
 
     def test_blackholed_nc_stream_opens_over_the_volume_and_returns_to_tcp(self):
         size, rate = 12 * h.MiB, 2 * h.MiB
@@ -98,9 +91,9 @@ class ConnectWhileDownTest(base.ShimTestCase):
                                   env=h.clean_env(self.dw.env("a")), stdin=pacer.popen.stdout)
         pacer.popen.stdout.close()
         h.wait_file_size(out, 2 * h.MiB, 30)
-        self.assertEqual(self.log_count("a", "opened over the volume"), 1, self.context())
+        self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
         self.net.cuts.restore()
-        h.wait_for(lambda: self.log_count("a", "back on the network") >= 1, 30,
+        h.wait_for(lambda: self.log_lines("a", "back on the network") >= 1, 30,
                    "the connection to move to TCP after the heal", last=self.context)
         self.assert_received(client, out, size, sha, base.transfer_bound(size, rate),
                              also=[server])

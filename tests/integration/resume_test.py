@@ -18,14 +18,6 @@ RATE = 3 * h.MiB  # bytes/s: a 16 s transfer, long enough for two cycles.
 
 
 class ResumeTest(base.ShimTestCase):
-    def log_lines(self, node, needle):
-        """How many lines of host `node`'s diskwire log contain `needle`."""
-        path = self.dw.log_path(node)
-        if not h.file_size(path):
-            return 0
-        with open(path, errors="replace") as f:
-            return sum(1 for line in f if needle in line)
-
     def resumes(self, node):
         return self.log_lines(node, "back on the network")
 

@@ -73,6 +73,14 @@ class ShimTestCase(unittest.TestCase):
                    "http.server to listen", last=server.describe)
         return server, sha
 
+    def log_lines(self, node, needle):
+        """How many lines of host `node`'s diskwire log contain `needle`."""
+        path = self.dw.log_path(node)
+        if not h.file_size(path):
+            return 0
+        with open(path, errors="replace") as f:
+            return sum(1 for line in f if needle in line)
+
     def context(self, xfer=None):
         parts = [xfer.describe()] if xfer else []
         parts.append(f"cuts: {[what for _, what in self.net.cuts.log]}")
