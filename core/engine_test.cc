@@ -662,6 +662,40 @@ TEST_F(EngineTest, ALaterConnectionNeverReadsAnEarlierOnesChannel) {
   EXPECT_EQ(RecvAll(b_.get(), server_, &progress), fresh);
 }
 
+// The receiver's kernel had acknowledged a whole large receive queue that its
+// application had not read when the sender failed over: the sender writes to
+// the volume from beyond it, further ahead of the receiver's delivered offset
+// than twice the replay cap. The reassembly must hold those bytes while the
+// old socket drains (before: "ends beyond the window", the session ended with
+// EIO).
+TEST_F(EngineTest, FailoverBeyondALargeUnreadReceiveQueue) {
+  Connect();
+  const int big = 32 << 20;
+  if (setsockopt(server_, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
+    GTEST_SKIP() << "SKIPPED: SO_RCVBUFFORCE needs CAP_NET_ADMIN (run as root)";
+  }
+  const std::string before = RandomBytes(12 << 20, 5);
+  const std::string after = RandomBytes(1 << 20, 6);
+  // Into the receiver's kernel queue, unread: the sender's kernel sees it
+  // all acknowledged.
+  size_t off = 0;
+  while (off < before.size()) {
+    ssize_t n = Send(a_.get(), client_, before.data() + off,
+                     std::min<size_t>(65536, before.size() - off));
+    ASSERT_GT(n, 0) << strerror(errno);
+    off += static_cast<size_t>(n);
+  }
+  ForceFailover(a_.get(), client_);
+  std::atomic<size_t> progress{0};
+  std::string got;
+  std::thread rx([&] { got = RecvAll(b_.get(), server_, &progress); });
+  SendAll(a_.get(), client_, after, 7);
+  rx.join();
+  EXPECT_EQ(got.size(), before.size() + after.size());
+  EXPECT_TRUE(got == before + after)
+      << "differs at " << FirstDifference(got, before + after);
+}
+
 TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   Connect();
   ForceFailover(a_.get(), client_);

@@ -343,11 +343,23 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   s->failover_offset = failover_offset;
   s->next_to_volume = failover_offset;
   s->delivered = delivered;
-  // The peer may have up to its replay cap in flight beyond what this side
-  // consumed; twice ours leaves room for a peer configured larger.
-  s->reassembly = std::make_unique<Reassembly>(
-      delivered, std::max<size_t>(Reassembly::kDefaultWindow,
-                                  2 * static_cast<size_t>(config_.replay_cap)));
+  // The peer writes to the volume from its failover offset, which may lie a
+  // whole receive queue ahead of what this side delivered (bytes our kernel
+  // acknowledged, still to be drained from the old socket), and up to its
+  // replay cap beyond that; twice ours leaves room for a peer configured
+  // larger.
+  size_t window = std::max<size_t>(Reassembly::kDefaultWindow,
+                                   2 * static_cast<size_t>(config_.replay_cap));
+  if (s->old_sock_open) {
+    int rcvbuf = 0;
+    socklen_t len = sizeof(rcvbuf);
+    if (os_->GetSockOpt(s->old_sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len)
+            .ok() &&
+        rcvbuf > 0) {
+      window += static_cast<size_t>(rcvbuf);
+    }
+  }
+  s->reassembly = std::make_unique<Reassembly>(delivered, window);
   const std::string mine = MyChannel(*s);
   const std::string theirs = PeerChannel(*s);
   // A channel of the same name left by an earlier connection with the same
