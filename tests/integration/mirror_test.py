@@ -135,7 +135,7 @@ class MirrorTest(base.ShimTestCase):
             text = h.wait_for(copied_records, 5, "records in the mirror's status")
         except h.WaitTimeout as e:
             self.fail(f"{e}\n{self.context(xfer)}")
-        self.assertRegex(text, r"\nchannel s-[0-9a-f]{32}-c2s lag_ms p50 ", text)
+        self.assertRegex(text, r"\nchannel s-[0-9a-f]{32}-c2s-i[0-9a-f]{16} lag_ms p50 ", text)
 
     def test_mirror_killed_and_restarted_in_the_storage_phase(self):
         xfer = self.transfer()
