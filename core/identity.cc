@@ -99,6 +99,10 @@ std::string ChannelName(const SessionId& id, uint8_t direction,
   return name;
 }
 
+socklen_t AddressLength(const sockaddr_storage& addr) {
+  return addr.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
 std::string FormatAddress(const sockaddr_storage& addr) {
   char buf[INET6_ADDRSTRLEN] = "?";
   if (addr.ss_family == AF_INET) {

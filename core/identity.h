@@ -58,6 +58,9 @@ std::string IncarnationTag(absl::string_view process_id, int64_t claim_ns);
 std::string ChannelName(const SessionId& id, uint8_t direction,
                         uint32_t episode = 1, absl::string_view tag = "");
 
+// The length of `addr` for its family (sockaddr_in or sockaddr_in6).
+socklen_t AddressLength(const sockaddr_storage& addr);
+
 // "10.0.0.1:7000" or "[fd00::1]:7000", for logs and status.
 std::string FormatAddress(const sockaddr_storage& addr);
 // The inverse of FormatAddress; InvalidArgument naming the text otherwise.
