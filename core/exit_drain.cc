@@ -126,17 +126,18 @@ void EngineImpl::DrainAtExit() {
                     s->role == Role::kServer &&
                         s->link->phase == ResumeLink::Phase::kAwaitCommit);
     }
-    if (s->state.load() != SessionState::kStorage) continue;
-    {
-      absl::MutexLock lock(&s->mu);
-      s->names.clear();  // the application is gone with the process
-    }
-    PumpAppToVolume(s.get());  // what is left in the pair, before the FIN
-    {
+    if (s->state.load() == SessionState::kStorage) {
+      {
+        absl::MutexLock lock(&s->mu);
+        s->names.clear();  // the application is gone with the process
+      }
+      PumpAppToVolume(s.get());  // what is left in the pair, before the FIN
       absl::MutexLock lock(&s->send_mu);
       s->app_wrote_eof = true;
       SubmitToWriter(s.get());
     }
+    // A session that ended just now (CLOSED) may still have its last records,
+    // its FIN, in the writer's queue: they go out before the process does.
     absl::Status idle = s->out != nullptr ? s->out->AwaitIdle(absl::Seconds(5))
                                           : absl::OkStatus();
     if (!idle.ok()) {

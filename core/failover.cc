@@ -411,6 +411,8 @@ void EngineImpl::OpenPeerReader(Session* s) {
     return;
   }
   const std::string theirs = PeerChannel(*s);
+  log_.Debug("session ", s->label, ": reading ", theirs, " of ",
+             s->peer_process);
   auto reader = recv()->OpenReader(theirs, s->reassembly->contiguous_end());
   if (!reader.ok()) {
     log_.Error("session ", s->label, ": cannot read ", theirs, ": ",

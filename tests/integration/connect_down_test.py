@@ -214,6 +214,33 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.assertIn("Connection timed out", run.stderr.decode(), f"{took:.1f} s\n{self.context()}")
         self.assertLess(took, base.DETECT_MS / 1000 + 5, self.context())
 
+    def test_a_server_that_closes_and_exits_at_once(self):
+        """Issue 13, case 4: a server reads to the client's end of file and
+        exits at once. Its FIN was still in its writer's queue when its
+        session counted as ended, the exit drain skipped it, and the client
+        waited out the peer timeout (about 1 round in 5)."""
+        self.net.cuts.blackhole("b")
+        for round_ in range(10):
+            out = self.net.path(f"got{round_}")
+            with open(out, "wb") as f:
+                server = self.net.b.popen(f"nc-l{round_}", ["nc", "-d", "-l", str(base.PORT)],
+                                          env=h.clean_env(self.dw.env("b")), stdout=f)
+            h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+            self.wait_advertised()
+            started = time.monotonic()
+            run = subprocess.run(
+                self.net.a.argv(["sh", "-c",
+                                 f"echo hello-{round_} | nc -N {self.net.b.addr} {base.PORT}"]),
+                env=h.clean_env(self.dw.env("a")), capture_output=True, timeout=60)
+            took = time.monotonic() - started
+            self.assertEqual(run.returncode, 0, f"round {round_}: {run.stderr}")
+            h.wait_exit(server, 10)
+            with open(out, "rb") as f:
+                self.assertEqual(f.read(), f"hello-{round_}\n".encode(), f"round {round_}")
+            # The detection bound and the open; no wait for a peer timeout.
+            self.assertLess(took, base.DETECT_MS / 1000 + base.PEER_TIMEOUT_MS / 2000,
+                            f"round {round_}: {took:.1f} s\n{self.context()}")
+
     def test_connect_to_a_port_nobody_listens_on_fails_as_tcp_does(self):
         self.nc_listener(self.net.path("out"))  # a listener, but on another port
         self.net.cuts.link_down("a")
