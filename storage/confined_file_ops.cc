@@ -53,24 +53,19 @@ class Fd {
   int fd_;
 };
 
-struct Root {
-  std::string path;  // no trailing '/'
-  int fd;            // O_PATH of the directory
-};
-
-// A path below one of the roots: that root's fd, and the path relative to it.
+// A path below one of the roots: that root (no trailing '/'), and the path
+// relative to it. The root is opened afresh for each operation rather than
+// held open: a program under the shim may close every descriptor it did not
+// open itself (sshd and other daemons do), or reuse its number.
 struct Beneath {
-  int root_fd;
+  const std::string* root;
   std::string rel;
 };
 
 class ConfinedFileOps final : public FileOps {
  public:
-  explicit ConfinedFileOps(std::vector<Root> roots)
+  explicit ConfinedFileOps(std::vector<std::string> roots)
       : roots_(std::move(roots)), posix_(FileOps::Default()) {}
-  ~ConfinedFileOps() override {
-    for (const Root& r : roots_) ::close(r.fd);
-  }
 
   absl::StatusOr<int> Open(const std::string& path, int flags,
                            mode_t mode) override {
@@ -162,15 +157,15 @@ class ConfinedFileOps final : public FileOps {
  private:
   // `path` relative to the root it lies below ("." for a root itself).
   absl::StatusOr<Beneath> Relative(const std::string& path) const {
-    for (const Root& r : roots_) {
-      if (path == r.path) return Beneath{r.fd, "."};
-      if (absl::StartsWith(path, r.path) && path.size() > r.path.size() + 1 &&
-          path[r.path.size()] == '/') {
-        return Beneath{r.fd, path.substr(r.path.size() + 1)};
+    for (const std::string& r : roots_) {
+      if (path == r) return Beneath{&r, "."};
+      if (absl::StartsWith(path, r) && path.size() > r.size() + 1 &&
+          path[r.size()] == '/') {
+        return Beneath{&r, path.substr(r.size() + 1)};
       }
     }
     return absl::InvalidArgumentError(
-        absl::StrCat(path, " is outside the volume ", roots_.front().path));
+        absl::StrCat(path, " is outside the volume ", roots_.front()));
   }
 
   absl::StatusOr<int> OpenBeneath(const Beneath& b, int flags, mode_t mode,
@@ -180,11 +175,16 @@ class ConfinedFileOps final : public FileOps {
     how.flags = static_cast<uint64_t>(flags);
     how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
     how.resolve = kResolve;
+    // The volume's own directory may be reached through links.
+    const int root = ::open(b.root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return ErrnoError(errno, absl::StrCat(what, " ", *b.root));
     long fd;
     do {
-      fd = ::syscall(SYS_openat2, b.root_fd, b.rel.c_str(), &how, sizeof(how));
+      fd = ::syscall(SYS_openat2, root, b.rel.c_str(), &how, sizeof(how));
     } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-    if (fd < 0) return PathError(errno, what, path);
+    const int err = errno;
+    ::close(root);
+    if (fd < 0) return PathError(err, what, path);
     return static_cast<int>(fd);
   }
 
@@ -210,7 +210,7 @@ class ConfinedFileOps final : public FileOps {
     return absl::OkStatus();
   }
 
-  const std::vector<Root> roots_;
+  const std::vector<std::string> roots_;
   FileOps* const posix_;
 };
 
@@ -218,25 +218,18 @@ class ConfinedFileOps final : public FileOps {
 
 absl::StatusOr<std::unique_ptr<FileOps>> FileOps::Confined(
     const std::vector<std::string>& roots) {
-  std::vector<Root> opened;
-  absl::Status status;
+  std::vector<std::string> checked;
   for (const std::string& root : roots) {
     const int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      status = ErrnoError(errno, absl::StrCat("open ", root));
-      break;
-    }
+    if (fd < 0) return ErrnoError(errno, absl::StrCat("open ", root));
+    ::close(fd);
     std::string trimmed = root;
     while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
-    opened.push_back({trimmed, fd});
+    checked.push_back(std::move(trimmed));
   }
-  if (status.ok() && opened.empty())
-    status = absl::InvalidArgumentError("no volume directory to confine to");
-  if (!status.ok()) {
-    for (const Root& r : opened) ::close(r.fd);
-    return status;
-  }
-  return std::unique_ptr<FileOps>(new ConfinedFileOps(std::move(opened)));
+  if (checked.empty())
+    return absl::InvalidArgumentError("no volume directory to confine to");
+  return std::unique_ptr<FileOps>(new ConfinedFileOps(std::move(checked)));
 }
 
 }  // namespace diskwire::storage
