@@ -186,7 +186,15 @@ absl::Status DirChannelReader::Fill() {
       // The client may clamp reads at a cached file size: force it to
       // revalidate, then read again. The size itself is not trusted.
       refreshed = true;
-      DW_RETURN_IF_ERROR(ops_.Revalidate(fd_).status());
+      absl::StatusOr<uint64_t> size = ops_.Revalidate(fd_);
+      if (absl::IsNotFound(size.status())) {
+        // FUSE asks the server by path: the segment was deleted (trimmed
+        // or removed) and can no longer grow. The caller sees whether it
+        // has a successor.
+        eof_ = true;
+        break;
+      }
+      DW_RETURN_IF_ERROR(size.status());
       continue;
     }
     if (*n < kReadChunk) {
@@ -279,8 +287,13 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
     if (absl::IsNotFound(next.status())) {
       // The writer's tail, unless this segment was deleted under us (the
       // channel removed, or trimmed past this reader): never wait forever.
-      DW_ASSIGN_OR_RETURN(uint64_t links, ops_.LinkCount(fd_));
-      if (links == 0 && !pending) {
+      // Through FUSE a deleted file's attributes are NotFound.
+      absl::StatusOr<uint64_t> links = ops_.LinkCount(fd_);
+      if (!links.ok() && !absl::IsNotFound(links.status())) {
+        return links.status();
+      }
+      const bool deleted = !links.ok() || *links == 0;
+      if (deleted && !pending) {
         return Fail(absl::DataLossError(absl::StrCat(
             SegPath(index_),
             " was deleted while being read and has no "
@@ -289,6 +302,7 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
       // Nor when the file was cut below what was already read: the writer
       // appends past the cut, and the reader would wait for bytes that never
       // come. A network client's size may be stale: ask the server first.
+      if (deleted) return count;
       absl::StatusOr<uint64_t> size = ops_.Size(fd_);
       if (size.ok() && *size < pos_ && ctx_.network_fs)
         size = ops_.Revalidate(fd_);

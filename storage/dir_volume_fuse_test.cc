@@ -77,6 +77,25 @@ TEST_F(FuseVolumeTest, ReaderFollowsRotationAtOnce) {
   }
 }
 
+// The consumer acknowledged everything of a segment it had read to its end;
+// the writer rotated and trimmed it while the reader still held it. Through
+// FUSE a stat of the unlinked file asks the server by path and gets ENOENT:
+// that is the end of the segment, not a broken channel (seen as "statx fd:
+// No such file or directory" ending a session in nc_cut_test's FUSE case).
+TEST_F(FuseVolumeTest, ReaderMovesOnFromASegmentTrimmedUnderIt) {
+  WriterOptions o;
+  o.segment_bytes = 150;  // one record per segment
+  ASSERT_OK_AND_ASSIGN(auto writer, local_->OpenWriter("ch", o));
+  ASSERT_OK_AND_ASSIGN(auto reader, remote_->OpenReader("ch", 0));
+  ASSERT_THAT(writer->Append({DataRecord(0, "segment1")}), IsOk());
+  EXPECT_EQ(ReadAll(*reader), "segment1");
+  ASSERT_THAT(writer->Append({DataRecord(8, "segment2")}), IsOk());
+  ASSERT_THAT(writer->TrimBelow(8), IsOk());  // segment 1 is gone
+  EXPECT_EQ(ReadAll(*reader), "segment2");
+  ASSERT_THAT(writer->Append({DataRecord(16, "segment3")}), IsOk());
+  EXPECT_EQ(ReadAll(*reader), "segment3");
+}
+
 TEST_F(FuseVolumeTest, WatcherFallsBackToPolling) {
   ASSERT_OK_AND_ASSIGN(bool network, IsNetworkFilesystem(dst()));
   EXPECT_TRUE(network);
