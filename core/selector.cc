@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/status_macros.h"
 
 namespace diskwire {
@@ -109,8 +110,19 @@ absl::Status ParseHost(absl::string_view text, bool v6, absl::string_view rule,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Selector::Rule> ParseRule(absl::string_view rule) {
+absl::StatusOr<Selector::Rule> ParseRule(absl::string_view text) {
   Selector::Rule r;
+  absl::string_view rule = text;
+  if (absl::ConsumePrefix(&rule, "udp:")) {
+    r.protocol = Selector::Protocol::kUdp;
+  } else {
+    absl::ConsumePrefix(&rule, "tcp:");
+  }
+  if (rule.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("missing port in \"", text,
+                                                   "\" (write ", text,
+                                                   "PORT or ", text, "*)"));
+  }
   if (rule == "*") return r;
   absl::string_view host, port;
   bool v6 = false;
@@ -207,7 +219,8 @@ std::string RuleToString(const Selector::Rule& r) {
   } else if (r.port_lo != 1 || r.port_hi != 65535) {
     port = absl::StrCat(r.port_lo, "-", r.port_hi);
   }
-  return absl::StrCat(host, ":", port);
+  return absl::StrCat(r.protocol == Selector::Protocol::kUdp ? "udp:" : "",
+                      host, ":", port);
 }
 
 }  // namespace
@@ -224,6 +237,7 @@ absl::StatusOr<Selector> Selector::Parse(absl::string_view text) {
           absl::StrCat("empty rule in \"", text, "\""));
     }
     DW_ASSIGN_OR_RETURN(Rule r, ParseRule(rule));
+    s.has_udp_ = s.has_udp_ || r.protocol == Protocol::kUdp;
     s.rules_.push_back(r);
   }
   return s;
@@ -239,7 +253,8 @@ bool Selector::Matches(const sockaddr* local, const sockaddr* remote,
     if (!Unpack(local, local_addr, &port)) return false;
   }
   for (const Rule& r : rules_) {
-    if (port >= r.port_lo && port <= r.port_hi && HostMatches(r, addr)) {
+    if (r.protocol == Protocol::kTcp && port >= r.port_lo &&
+        port <= r.port_hi && HostMatches(r, addr)) {
       return true;
     }
   }
@@ -248,7 +263,35 @@ bool Selector::Matches(const sockaddr* local, const sockaddr* remote,
 
 bool Selector::MayAcceptOn(uint16_t port) const {
   for (const Rule& r : rules_) {
-    if (port >= r.port_lo && port <= r.port_hi) return true;
+    if (r.protocol == Protocol::kTcp && port >= r.port_lo && port <= r.port_hi)
+      return true;
+  }
+  return false;
+}
+
+bool Selector::MatchesDatagram(const sockaddr* local,
+                               const sockaddr* remote) const {
+  uint8_t addr[16];
+  uint16_t remote_port = 0;
+  if (!has_udp_ || !Unpack(remote, addr, &remote_port)) return false;
+  uint8_t local_addr[16];
+  uint16_t local_port = 0;
+  if (!Unpack(local, local_addr, &local_port)) local_port = 0;
+  for (const Rule& r : rules_) {
+    if (r.protocol != Protocol::kUdp || !HostMatches(r, addr)) continue;
+    if ((remote_port >= r.port_lo && remote_port <= r.port_hi) ||
+        (local_port != 0 && local_port >= r.port_lo &&
+         local_port <= r.port_hi)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Selector::MayReceiveDatagramsOn(uint16_t port) const {
+  for (const Rule& r : rules_) {
+    if (r.protocol == Protocol::kUdp && port >= r.port_lo && port <= r.port_hi)
+      return true;
   }
   return false;
 }

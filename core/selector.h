@@ -1,13 +1,15 @@
 // File: core/selector.h
-// Which TCP connections diskwire carries: the parsed form of DISKWIRE_SELECT
-// (grammar in docs/CONFIG.md).
+// Which TCP connections and UDP datagrams diskwire carries: the parsed form of
+// DISKWIRE_SELECT (grammar in docs/CONFIG.md).
 //
 //   ASSERT_OK_AND_ASSIGN(Selector s, Selector::Parse("7000,10.0.0.0/8:*"));
 //   if (s.Matches(local, remote, Selector::Role::kConnect)) { ... }
 //
 // A rule is HOST:PORT, where HOST is `*`, an IPv4 address or CIDR, or an IPv6
 // address or CIDR in brackets, and PORT is `*`, a port or a range `LO-HI`. A
-// bare PORT means `*:PORT`. Host names are not resolved.
+// bare PORT means `*:PORT`. Host names are not resolved. A rule may start
+// with its protocol, `tcp:` or `udp:`; without one it is a TCP rule, so that
+// every configuration written before UDP keeps its meaning.
 //
 // For a connection this process opened (Role::kConnect) a rule matches the
 // remote address and the remote port. For a connection it accepted
@@ -44,7 +46,10 @@ class Selector {
 
   // One parsed rule. Addresses are kept as 16-byte IPv6 addresses, IPv4 ones
   // in their mapped form (::ffff:a.b.c.d, prefix length + 96).
+  enum class Protocol : uint8_t { kTcp, kUdp };
+
   struct Rule {
+    Protocol protocol = Protocol::kTcp;
     std::array<uint8_t, 16> address = {};
     int prefix_bits = 0;  // 0: any host.
     uint16_t port_lo = 1;
@@ -74,14 +79,24 @@ class Selector {
   // rule's PORT takes it, whatever its HOST says of the peer)?
   bool MayAcceptOn(uint16_t port) const;
 
+  // Does a datagram between `local` (may be null: not bound yet) and
+  // `remote` match a UDP rule? Same cost as Matches().
+  bool MatchesDatagram(const sockaddr* local, const sockaddr* remote) const;
+  // Could a UDP socket bound to `port` receive selected datagrams?
+  bool MayReceiveDatagramsOn(uint16_t port) const;
+  // Is there a UDP rule at all (else UDP sockets are never looked at)?
+  bool has_udp() const { return has_udp_; }
+
   const std::vector<Rule>& rules() const { return rules_; }
 
   // The canonical text of the rules: "7000, [::ffff:10.0.0.0/104]:*" prints
-  // as "*:7000,10.0.0.0/8:*". Parse(ToString()) gives an equal Selector.
+  // as "*:7000,10.0.0.0/8:*", "tcp:7000,udp:5405" as "*:7000,udp:*:5405".
+  // Parse(ToString()) gives an equal Selector.
   std::string ToString() const;
 
  private:
   std::vector<Rule> rules_;
+  bool has_udp_ = false;
 };
 
 }  // namespace diskwire

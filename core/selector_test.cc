@@ -179,6 +179,9 @@ TEST_F(SelectorTest, CanonicalTextRoundTrips) {
       {"[::ffff:1.2.3.4]:9", "1.2.3.4:9"},
       {"0.0.0.0/0:1", "0.0.0.0/0:1"},
       {"1,2", "*:1,*:2"},
+      {"tcp:7000,udp:5405", "*:7000,udp:*:5405"},
+      {"udp:10.0.0.0/8:5405", "udp:10.0.0.0/8:5405"},
+      {"udp:[fd00::/8]:*", "udp:[fd00::/8]:*"},
   };
   for (const Case& c : cases) {
     ASSERT_OK_AND_ASSIGN(Selector s, Selector::Parse(c.in));
@@ -241,6 +244,11 @@ TEST_F(SelectorTest, MalformedRulesNameTheBadToken) {
       {"[fe80::1%eth0]:1",
        "bad IPv6 address \"fe80::1%eth0\" in \"[fe80::1%eth0]:1\" (zone ids "
        "are not supported)"},
+      {"udp:", "missing port in \"udp:\" (write udp:PORT or udp:*)"},
+      {"sctp:5",
+       "bad host \"sctp\" in \"sctp:5\" (want *, an IPv4 address "
+       "or CIDR, or an IPv6 one in brackets; names are not "
+       "resolved)"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(
@@ -257,6 +265,38 @@ TEST(SelectorPorts, MayAcceptOnLooksAtPortsOnly) {
   EXPECT_TRUE(s->MayAcceptOn(8005));
   EXPECT_FALSE(s->MayAcceptOn(7001));
   EXPECT_FALSE(Selector().MayAcceptOn(7000));
+}
+
+// A rule without a protocol is TCP: every configuration written before UDP
+// keeps its meaning, and UDP rules select no TCP connection.
+TEST_F(SelectorTest, ProtocolPrefixesKeepTcpAndUdpApart) {
+  EXPECT_TRUE(Connect("tcp:7000", "10.1.2.3", 7000));
+  EXPECT_FALSE(Connect("udp:7000", "10.1.2.3", 7000));
+  EXPECT_FALSE(Accept("udp:7000", 7000, "10.1.2.3", 40000));
+  ASSERT_OK_AND_ASSIGN(Selector tcp_only, Selector::Parse("7000,tcp:22"));
+  EXPECT_FALSE(tcp_only.has_udp());
+  EXPECT_FALSE(tcp_only.MatchesDatagram(nullptr, Addr("10.1.2.3", 7000).get()));
+  EXPECT_FALSE(tcp_only.MayReceiveDatagramsOn(7000));
+  ASSERT_OK_AND_ASSIGN(Selector udp, Selector::Parse("udp:5405"));
+  EXPECT_TRUE(udp.has_udp());
+  EXPECT_FALSE(udp.MayAcceptOn(5405));
+}
+
+TEST_F(SelectorTest, DatagramsMatchByRemotePortOrLocalPort) {
+  ASSERT_OK_AND_ASSIGN(Selector s, Selector::Parse("udp:10.0.0.0/8:5405"));
+  // To the service, from any port (or a socket not bound yet).
+  EXPECT_TRUE(s.MatchesDatagram(nullptr, Addr("10.0.0.2", 5405).get()));
+  EXPECT_TRUE(s.MatchesDatagram(Addr("10.0.0.1", 40000).get(),
+                                Addr("10.0.0.2", 5405).get()));
+  // The service's answer to a client's port.
+  EXPECT_TRUE(s.MatchesDatagram(Addr("10.0.0.1", 5405).get(),
+                                Addr("10.0.0.2", 40000).get()));
+  EXPECT_FALSE(s.MatchesDatagram(Addr("10.0.0.1", 40001).get(),
+                                 Addr("10.0.0.2", 40000).get()));
+  EXPECT_FALSE(s.MatchesDatagram(nullptr, Addr("11.0.0.2", 5405).get()));
+  EXPECT_TRUE(s.MatchesDatagram(nullptr, Addr("::ffff:10.0.0.2", 5405).get()));
+  EXPECT_TRUE(s.MayReceiveDatagramsOn(5405));
+  EXPECT_FALSE(s.MayReceiveDatagramsOn(5406));
 }
 
 }  // namespace
