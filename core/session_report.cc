@@ -98,6 +98,14 @@ std::string EncodeProcessReport(const ProcessReport& report) {
   }
   for (const std::string& listener : report.listeners)
     absl::StrAppend(&out, "listen ", listener, "\n");
+  if (!report.udp.tag.empty()) {
+    absl::StrAppend(
+        &out, "udp tag=", report.udp.tag, " probe_port=", report.udp.probe_port,
+        " out_sto=", report.udp.out_storage, " in_sto=", report.udp.in_storage,
+        " dropped=", report.udp.dropped, "\n");
+  }
+  for (const std::string& receiver : report.udp.receivers)
+    absl::StrAppend(&out, "udp_receiver ", receiver, "\n");
   for (const SessionReport& s : report.sessions) {
     absl::StrAppend(&out, "session ", SessionIdHex(s.id),
                     " role=", s.role == Role::kClient ? "client" : "server",
@@ -169,6 +177,44 @@ absl::StatusOr<ProcessReport> DecodeProcessReport(absl::string_view payload) {
             words.size() < 2 ? "" : words[1], "\""));
       }
       report.listeners.emplace_back(words[1]);
+      continue;
+    }
+    if (!words.empty() && words[0] == "udp") {
+      for (size_t w = 1; w < words.size(); ++w) {
+        std::pair<absl::string_view, absl::string_view> kv =
+            absl::StrSplit(words[w], '=');
+        bool ok = true;
+        if (kv.first == "tag") {
+          ok = kv.second.size() == 16 &&
+               kv.second.find_first_not_of("0123456789abcdef") ==
+                   absl::string_view::npos;
+          report.udp.tag = std::string(kv.second);
+        } else if (kv.first == "probe_port") {
+          uint32_t port = 0;
+          ok = absl::SimpleAtoi(kv.second, &port) && port <= 65535;
+          report.udp.probe_port = static_cast<uint16_t>(port);
+        } else if (kv.first == "out_sto") {
+          ok = absl::SimpleAtoi(kv.second, &report.udp.out_storage);
+        } else if (kv.first == "in_sto") {
+          ok = absl::SimpleAtoi(kv.second, &report.udp.in_storage);
+        } else if (kv.first == "dropped") {
+          ok = absl::SimpleAtoi(kv.second, &report.udp.dropped);
+        }
+        if (!ok) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("session report line ", i + 1, ": bad value \"",
+                           kv.second, "\" for ", kv.first));
+        }
+      }
+      continue;
+    }
+    if (!words.empty() && words[0] == "udp_receiver") {
+      if (words.size() < 2 || !ParseListenAddress(words[1]).ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "session report line ", i + 1, ": bad UDP receiver address \"",
+            words.size() < 2 ? "" : words[1], "\""));
+      }
+      report.udp.receivers.emplace_back(words[1]);
       continue;
     }
     if (words.size() < 2 || words[0] != "session")

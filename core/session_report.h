@@ -70,6 +70,18 @@ struct ProcessReport {
   // FormatListenAddress writes them: a peer that cannot reach one over the
   // network opens its connection over the volume.
   std::vector<std::string> listeners;
+  // The UDP relay (core/datagram_relay.h), when the process has one.
+  struct Udp {
+    std::string tag;           // names its channels ("" when it has none)
+    uint16_t probe_port = 0;   // where its liveness probe answers
+    uint64_t out_storage = 0;  // datagrams sent over the volume
+    uint64_t in_storage = 0;   // and received from it
+    uint64_t dropped = 0;      // lost: queue full, or undeliverable
+    // The UDP sockets that take selected datagrams, as listeners are written.
+    std::vector<std::string> receivers;
+    bool operator==(const Udp&) const = default;
+  };
+  Udp udp;
   bool operator==(const ProcessReport&) const = default;
 };
 

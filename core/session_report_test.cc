@@ -72,6 +72,28 @@ TEST(SessionReport, ListenersRoundTripAndAreChecked) {
                        testing::HasSubstr("line 2: bad listening address")));
 }
 
+TEST(SessionReport, UdpRelayRoundTripsAndIsChecked) {
+  ProcessReport r;
+  r.udp.tag = "0123456789abcdef";
+  r.udp.probe_port = 40001;
+  r.udp.out_storage = 7;
+  r.udp.in_storage = 9;
+  r.udp.dropped = 1;
+  r.udp.receivers = {"10.77.0.2:5405", "[::]:5405"};
+  const std::string text = EncodeProcessReport(r);
+  EXPECT_THAT(text, testing::HasSubstr("\nudp_receiver 10.77.0.2:5405\n"));
+  ASSERT_OK_AND_ASSIGN(ProcessReport back, DecodeProcessReport(text));
+  EXPECT_EQ(back, r);
+  EXPECT_THAT(
+      DecodeProcessReport("diskwire-sessions 1\nudp tag=xyz\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               testing::HasSubstr("line 2: bad value \"xyz\" for tag")));
+  EXPECT_THAT(
+      DecodeProcessReport("diskwire-sessions 1\nudp_receiver nowhere\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               testing::HasSubstr("line 2: bad UDP receiver address")));
+}
+
 TEST(SessionReport, EmptyReportRoundTrips) {
   ASSERT_OK_AND_ASSIGN(ProcessReport back,
                        DecodeProcessReport(EncodeProcessReport({})));
