@@ -117,6 +117,25 @@ class Engine {
            private_[fd].load(std::memory_order_acquire) != 0;
   }
 
+  // --- UDP (core/datagram_relay.h): datagrams are never taken over; sends on
+  // a candidate socket ask the engine which path they take. ---
+
+  // Is `fd` an IP UDP socket the engine looks at? Lock-free and O(1).
+  bool CarriesDatagrams(int fd) const {
+    return fd >= 0 && fd < kMaxFds &&
+           datagram_[fd].load(std::memory_order_acquire) != 0;
+  }
+  // socket() returned an IP UDP socket: a candidate when a UDP rule exists.
+  virtual void OnDatagramSocket(int fd) = 0;
+  // bind() or connect() succeeded on a candidate.
+  virtual void OnDatagramAddressChange(int fd) = 0;
+  // The candidate is being closed (close, close_range, dup2 onto it).
+  virtual void OnDatagramClose(int fd) = 0;
+  // send/sendto/sendmsg/write/writev on a candidate: over the network (the
+  // real call) or, when its path is down, over the volume. Returns what the
+  // call returns.
+  virtual SysResult SendDatagram(int fd, const msghdr* msg, int flags) = 0;
+
   // --- Waiting. ---
 
   // An eventfd that becomes readable whenever an owned fd changes the file it
@@ -149,6 +168,7 @@ class Engine {
   static constexpr uint8_t kOwnedDormant = 2;  // owned_: 0 no, 1 yes
   std::atomic<uint8_t> owned_[kMaxFds] = {};
   std::atomic<uint8_t> private_[kMaxFds] = {};
+  std::atomic<uint8_t> datagram_[kMaxFds] = {};
 };
 
 }  // namespace diskwire

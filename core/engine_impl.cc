@@ -78,7 +78,16 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
       probe_(os),
       log_(config),
       listeners_(os),
-      resume_nonce_(RandomBytes(kResumeNonceBytes)) {}
+      resume_nonce_(RandomBytes(kResumeNonceBytes)) {
+  if (config.select.has_udp()) {
+    DatagramRelay::Options o;
+    o.select = config.select;
+    o.storage_mode = config.mode == Mode::kStorage;
+    o.detect_ms = config.detect_ms;
+    o.peer_timeout_ms = config.peer_timeout_ms;
+    relay_ = std::make_unique<DatagramRelay>(o, os, clock, &log_);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
     const Config& config, OsCalls* os, const Clock* clock) {
@@ -223,6 +232,48 @@ void EngineImpl::OnListen(int fd) {
   }
   uint64_t one = 1;
   if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
+}
+
+bool EngineImpl::StartRelayOnce() {
+  if (relay_ == nullptr) return false;
+  if (relay_started_.load(std::memory_order_acquire)) return true;
+  if (!OpenVolumesOnce().ok()) return false;
+  StartThreadsOnce();  // the heartbeat advertises the relay
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = process_id_;
+  }
+  relay_->Start(send_volume_.get(), recv(), id, [this] {
+    heartbeat_due_.store(true, std::memory_order_release);
+    uint64_t one = 1;
+    if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
+  });
+  relay_started_.store(true, std::memory_order_release);
+  return true;
+}
+
+void EngineImpl::OnDatagramSocket(int fd) {
+  if (fd < 0 || fd >= kMaxFds || !StartRelayOnce()) return;
+  datagram_[fd].store(1, std::memory_order_release);
+}
+
+void EngineImpl::OnDatagramAddressChange(int fd) {
+  if (StartRelayOnce()) relay_->OnAddressChange(fd);
+}
+
+void EngineImpl::OnDatagramClose(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return;
+  datagram_[fd].store(0, std::memory_order_release);
+  if (relay_ != nullptr) relay_->OnClose(fd);
+}
+
+SysResult EngineImpl::SendDatagram(int fd, const msghdr* msg, int flags) {
+  if (StartRelayOnce()) {
+    if (std::optional<SysResult> carried = relay_->Carry(fd, msg, flags))
+      return *carried;
+  }
+  return os_->SendMsg(fd, msg, flags);
 }
 
 void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {
@@ -582,7 +633,10 @@ void EngineImpl::OnEpollCtl(int epfd, int op, int fd,
   if (event != nullptr) epoll_regs_[fd][epfd] = *event;
 }
 
-void EngineImpl::BeforeFork() { mu_.Lock(); }
+void EngineImpl::BeforeFork() {
+  mu_.Lock();
+  if (relay_ != nullptr) relay_->BeforeFork();
+}
 
 void EngineImpl::AfterForkParent() {
   // The child holds every socket now too: a close here must ask first, and
@@ -591,6 +645,7 @@ void EngineImpl::AfterForkParent() {
     s->maybe_shared.store(true);
     s->resync.store(true);
   }
+  if (relay_ != nullptr) relay_->AfterForkParent();
   mu_.Unlock();
 }
 
@@ -630,6 +685,8 @@ void EngineImpl::AfterForkChild() {
   resume_listeners_.clear();
   resume_port_ = 0;
   resume_nonce_ = RandomBytes(kResumeNonceBytes);
+  if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
+  relay_started_.store(false);
   mu_.Unlock();  // taken by BeforeFork
   std::map<Session*, int> first_name;
   for (auto& [fd, who] : inherited) {

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/datagram_relay.h"
 #include "core/engine.h"
 #include "core/failover_message.h"
 #include "core/host_identity.h"
@@ -57,6 +58,10 @@ class EngineImpl final : public Engine {
 
   SysResult Connect(int fd, const sockaddr* addr, socklen_t len) override;
   void OnListen(int fd) override;
+  void OnDatagramSocket(int fd) override;
+  void OnDatagramAddressChange(int fd) override;
+  void OnDatagramClose(int fd) override;
+  SysResult SendDatagram(int fd, const msghdr* msg, int flags) override;
   void OnAccept(int listen_fd, int fd) override;
   void OnInherited(int fd) override;
   bool Claim(int fd) override;
@@ -320,6 +325,9 @@ class EngineImpl final : public Engine {
   // returned again.
   absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
+  // Starts the UDP relay (with the volumes and threads it needs); false when
+  // it cannot run.
+  bool StartRelayOnce();
   // Stops the loop and, on the calling thread, writes what sessions in STORAGE
   // still hold: the bytes left in their socket pairs and a FIN for each (the
   // process is going away, as TCP's kernel would keep sending after it). Runs
@@ -464,6 +472,13 @@ class EngineImpl final : public Engine {
   int64_t next_resume_dial_ns_ = 0;
   absl::Mutex peers_mu_;
   std::map<std::string, PeerInfo> peer_info_ ABSL_GUARDED_BY(peers_mu_);
+
+  // The UDP relay, when a rule selects UDP (null otherwise). Declared last:
+  // its thread stops before the volumes it uses close.
+  std::unique_ptr<DatagramRelay> relay_;
+  std::atomic<bool> relay_started_{false};
+  // The relay wants the heartbeat published soon (a new receiver).
+  std::atomic<bool> heartbeat_due_{false};
 };
 
 }  // namespace diskwire

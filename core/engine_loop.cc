@@ -311,7 +311,8 @@ void EngineImpl::Tick() {
         now + std::max<int64_t>(config_.detect_ms / 25, 10) * 1'000'000;
     CheckDirectSessions();
   }
-  if (now >= next_heartbeat_ns_) {
+  if (now >= next_heartbeat_ns_ ||
+      heartbeat_due_.exchange(false, std::memory_order_acq_rel)) {
     next_heartbeat_ns_ = now + config_.heartbeat_ms * 1'000'000;
     PublishHeartbeat();
     CheckPeers();
@@ -840,6 +841,7 @@ void EngineImpl::PublishHeartbeat() {
   }
   for (const ListenAddress& l : listeners_.Current())
     report.listeners.push_back(FormatListenAddress(l));
+  if (relay_started_.load(std::memory_order_acquire)) relay_->Fill(&report.udp);
   report.resume_port = resume_port_;
   report.resume_nonce = resume_nonce_;
   report.host = host_.key;

@@ -1,6 +1,9 @@
 // File: shim/data_hooks.cc
 // The data path: every read/write-family call on an owned fd becomes one
-// Engine::SendMsg or Engine::RecvMsg; everything else passes straight through.
+// Engine::SendMsg or Engine::RecvMsg, and every send on a UDP socket the
+// engine looks at one Engine::SendDatagram (receives need nothing: datagrams
+// that crossed the volume arrive in the socket); everything else passes
+// straight through.
 
 #include <limits.h>
 #include <sys/socket.h>
@@ -39,6 +42,17 @@ ssize_t RecvOwned(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
     *from_len = msg.msg_namelen;
   }
   return n;
+}
+
+ssize_t SendDatagram(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
+                     int flags, const sockaddr* to, socklen_t to_len) {
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(to);
+  msg.msg_namelen = to == nullptr ? 0 : to_len;
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = iovcnt;
+  InsideDiskwire inside;
+  return ReturnErrno(engine->SendDatagram(fd, &msg, flags));
 }
 
 bool BadIovCount(int iovcnt) {
@@ -144,22 +158,35 @@ DW_HOOK(int, recvmmsg,
 
 DW_HOOK(ssize_t, write, (int fd, const void* buf, size_t len)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().write(fd, buf, len);
   iovec iov{const_cast<void*>(buf), len};
+  if (engine == nullptr) {
+    if (Engine* udp = DatagramEngine(fd))
+      return SendDatagram(udp, fd, &iov, 1, 0, nullptr, 0);
+    return Real().write(fd, buf, len);
+  }
   return SendOwned(engine, fd, &iov, 1, 0, nullptr, 0);
 }
 
 DW_HOOK(ssize_t, writev, (int fd, const iovec* iov, int iovcnt)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().writev(fd, iov, iovcnt);
+  if (engine == nullptr) {
+    Engine* udp = DatagramEngine(fd);
+    if (udp == nullptr) return Real().writev(fd, iov, iovcnt);
+    if (BadIovCount(iovcnt)) return -1;
+    return SendDatagram(udp, fd, iov, iovcnt, 0, nullptr, 0);
+  }
   if (BadIovCount(iovcnt)) return -1;
   return SendOwned(engine, fd, iov, iovcnt, 0, nullptr, 0);
 }
 
 DW_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().send(fd, buf, len, flags);
   iovec iov{const_cast<void*>(buf), len};
+  if (engine == nullptr) {
+    if (Engine* udp = DatagramEngine(fd))
+      return SendDatagram(udp, fd, &iov, 1, flags, nullptr, 0);
+    return Real().send(fd, buf, len, flags);
+  }
   return SendOwned(engine, fd, &iov, 1, flags, nullptr, 0);
 }
 
@@ -167,14 +194,23 @@ DW_HOOK(ssize_t, sendto,
         (int fd, const void* buf, size_t len, int flags, const sockaddr* to,
          socklen_t to_len)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().sendto(fd, buf, len, flags, to, to_len);
   iovec iov{const_cast<void*>(buf), len};
+  if (engine == nullptr) {
+    if (Engine* udp = DatagramEngine(fd))
+      return SendDatagram(udp, fd, &iov, 1, flags, to, to_len);
+    return Real().sendto(fd, buf, len, flags, to, to_len);
+  }
   return SendOwned(engine, fd, &iov, 1, flags, to, to_len);
 }
 
 DW_HOOK(ssize_t, sendmsg, (int fd, const msghdr* msg, int flags)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().sendmsg(fd, msg, flags);
+  if (engine == nullptr) {
+    Engine* udp = DatagramEngine(fd);
+    if (udp == nullptr) return Real().sendmsg(fd, msg, flags);
+    InsideDiskwire inside;
+    return ReturnErrno(udp->SendDatagram(fd, msg, flags));
+  }
   InsideDiskwire inside;
   return ReturnErrno(engine->SendMsg(fd, msg, flags));
 }
@@ -183,11 +219,16 @@ DW_HOOK(ssize_t, sendmsg, (int fd, const msghdr* msg, int flags)) {
 // the count is returned (sendmmsg(2)).
 DW_HOOK(int, sendmmsg, (int fd, mmsghdr* msgs, unsigned int vlen, int flags)) {
   Engine* engine = DataEngine(fd);
-  if (engine == nullptr) return Real().sendmmsg(fd, msgs, vlen, flags);
+  Engine* udp = engine == nullptr ? DatagramEngine(fd) : nullptr;
+  if (engine == nullptr && udp == nullptr) {
+    return Real().sendmmsg(fd, msgs, vlen, flags);
+  }
   InsideDiskwire inside;
   unsigned int done = 0;
   for (; done < vlen; ++done) {
-    SysResult r = engine->SendMsg(fd, &msgs[done].msg_hdr, flags);
+    SysResult r = udp != nullptr
+                      ? udp->SendDatagram(fd, &msgs[done].msg_hdr, flags)
+                      : engine->SendMsg(fd, &msgs[done].msg_hdr, flags);
     if (!r.ok()) {
       if (done == 0) return static_cast<int>(ReturnErrno(r));
       break;

@@ -42,6 +42,13 @@ inline Engine* DataEngine(int fd) {
   return ClaimDormant(engine, fd);
 }
 
+// The engine when `fd` is a UDP socket it looks at (core/engine.h): its sends
+// go through Engine::SendDatagram. Checked after DataEngine() found nothing.
+inline Engine* DatagramEngine(int fd) {
+  Engine* engine = CurrentEngine();
+  return engine != nullptr && engine->CarriesDatagrams(fd) ? engine : nullptr;
+}
+
 // The engine, unless `caller` (a hook's return address) lies inside
 // libdiskwire: diskwire's own calls by libc name (storage closing its files,
 // the engine opening a connection) then pass straight through, never back into

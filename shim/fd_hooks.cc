@@ -31,6 +31,11 @@ int CloseFd(Engine* engine, int fd) {
     errno = EBADF;  // As far as the application knows, it was never open.
     return -1;
   }
+  if (engine->CarriesDatagrams(fd)) {
+    InsideDiskwire inside;
+    KeepErrno keep;
+    engine->OnDatagramClose(fd);
+  }
   return Real().close(fd);
 }
 
@@ -59,6 +64,11 @@ bool PrepareDupOnto(int newfd, const void* caller) {
     KeepErrno keep;
     CloseFd(engine, newfd);
   }
+  if (engine->CarriesDatagrams(newfd)) {
+    InsideDiskwire inside;
+    KeepErrno keep;
+    engine->OnDatagramClose(newfd);
+  }
   return true;
 }
 
@@ -70,6 +80,10 @@ int CloseRange(Engine* engine, unsigned int first, unsigned int last,
   unsigned int run_start = first;
   for (unsigned int fd = first; fd <= top && fd >= first; ++fd) {
     const int ifd = static_cast<int>(fd);
+    if (engine->CarriesDatagrams(ifd) && (flags & CLOSE_RANGE_CLOEXEC) == 0) {
+      KeepErrno keep;
+      engine->OnDatagramClose(ifd);
+    }
     const bool special =
         engine->IsPrivate(ifd) || engine->Owns(ifd) || IsMarkedEpollFd(ifd);
     if (!special) continue;

@@ -54,6 +54,15 @@ int ConnectCall(int fd, const sockaddr* addr, socklen_t len,
     return Real().connect(fd, addr, len);
   }
   Engine* engine = EnsureEngine();
+  if (engine != nullptr && engine->CarriesDatagrams(fd)) {
+    const int result = Real().connect(fd, addr, len);
+    if (result == 0) {
+      InsideDiskwire inside;
+      KeepErrno keep;
+      engine->OnDatagramAddressChange(fd);
+    }
+    return result;
+  }
   if (engine == nullptr || !IsTcp(fd)) return Real().connect(fd, addr, len);
   InsideDiskwire inside;
   return static_cast<int>(ReturnErrno(engine->Connect(fd, addr, len)));
@@ -74,8 +83,19 @@ using namespace diskwire::shim;  // NOLINT: hooks are extern "C".
 DW_HOOK(int, socket, (int domain, int type, int protocol)) {
   // The first socket is where a configured process creates its engine, so that
   // its threads exist before the first connection is offered to it.
-  if (domain == AF_INET || domain == AF_INET6) EnsureEngine();
-  return Real().socket(domain, type, protocol);
+  if (domain != AF_INET && domain != AF_INET6) {
+    return Real().socket(domain, type, protocol);
+  }
+  Engine* engine = EnsureEngine();
+  const int fd = Real().socket(domain, type, protocol);
+  if (fd >= 0 && engine != nullptr && (type & 0xf) == SOCK_DGRAM &&
+      (protocol == 0 || protocol == IPPROTO_UDP) &&
+      !InDiskwireText(DW_CALLER)) {
+    InsideDiskwire inside;
+    KeepErrno keep;
+    engine->OnDatagramSocket(fd);
+  }
+  return fd;
 }
 
 DW_HOOK(int, socketpair, (int domain, int type, int protocol, int fds[2])) {
@@ -83,7 +103,14 @@ DW_HOOK(int, socketpair, (int domain, int type, int protocol, int fds[2])) {
 }
 
 DW_HOOK(int, bind, (int fd, const sockaddr* addr, socklen_t len)) {
-  return Real().bind(fd, addr, len);
+  const int result = Real().bind(fd, addr, len);
+  Engine* engine = result == 0 ? DatagramEngine(fd) : nullptr;
+  if (engine != nullptr && !InDiskwireText(DW_CALLER)) {
+    InsideDiskwire inside;
+    KeepErrno keep;
+    engine->OnDatagramAddressChange(fd);
+  }
+  return result;
 }
 
 DW_HOOK(int, listen, (int fd, int backlog)) {

@@ -68,6 +68,13 @@ class FakeEngine final : public Engine {
   }
   void OnInherited(int) override {}
   void OnListen(int) override {}
+  // UDP sockets are never candidates here: their calls pass straight through.
+  void OnDatagramSocket(int) override {}
+  void OnDatagramAddressChange(int) override {}
+  void OnDatagramClose(int) override {}
+  SysResult SendDatagram(int fd, const msghdr* msg, int flags) override {
+    return os_->SendMsg(fd, msg, flags);
+  }
   bool Claim(int) override { return true; }
   void OnDup(int, int newfd) override {
     Count(kDups);
