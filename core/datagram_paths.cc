@@ -30,6 +30,14 @@ bool DatagramPaths::IsDown(const Address& address) const {
   return it != paths_.end() && it->second.down;
 }
 
+bool DatagramPaths::MarkDown(const Address& address, int64_t now) {
+  NoteUse(address, now);
+  Path& p = paths_[address];
+  const bool was_up = !p.down;
+  p.down = true;
+  return was_up;
+}
+
 std::vector<DatagramPaths::Address> DatagramPaths::DueProbes(int64_t now) {
   std::vector<Address> due;
   for (auto it = paths_.begin(); it != paths_.end();) {

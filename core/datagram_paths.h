@@ -33,6 +33,9 @@ class DatagramPaths {
   // An answer came from `address`. True when the path was down.
   bool OnAnswer(const Address& address, int64_t now);
   bool IsDown(const Address& address) const;
+  // The network refused a send to `address` (no route, interface down):
+  // down at once. True when it was up.
+  bool MarkDown(const Address& address, int64_t now);
 
   // The paths to probe now; each is due again a quarter bound later. Paths
   // idle for Options::idle_ns are forgotten here.

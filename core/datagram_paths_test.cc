@@ -56,6 +56,17 @@ TEST(DatagramPathsTest, ANewPathCountsFromItsFirstUse) {
   EXPECT_FALSE(paths.IsDown(Ip(4)));  // unknown paths are up
 }
 
+TEST(DatagramPathsTest, ARefusedSendIsDownAtOnceUntilAnAnswer) {
+  DatagramPaths paths(Bound(1000));
+  paths.NoteUse(Ip(2), 0);
+  EXPECT_TRUE(paths.MarkDown(Ip(2), 10 * kMs));
+  EXPECT_FALSE(paths.MarkDown(Ip(2), 20 * kMs));
+  EXPECT_TRUE(paths.IsDown(Ip(2)));
+  EXPECT_TRUE(paths.Expire(5000 * kMs).empty());  // already down
+  EXPECT_TRUE(paths.OnAnswer(Ip(2), 5000 * kMs));
+  EXPECT_FALSE(paths.IsDown(Ip(2)));
+}
+
 TEST(DatagramPathsTest, IdlePathsAreForgotten) {
   DatagramPaths paths(Bound(1000));
   paths.NoteUse(Ip(2), 0);

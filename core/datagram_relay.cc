@@ -235,7 +235,7 @@ std::optional<MappedAddress> DatagramRelay::SourceFor(
 }
 
 std::optional<SysResult> DatagramRelay::Carry(int fd, const msghdr* msg,
-                                              int /*flags*/) {
+                                              int /*flags*/, int refused) {
   const int64_t now = clock_->NowNs();
   bool advertise = false;
   std::optional<SysResult> result;
@@ -269,7 +269,15 @@ std::optional<SysResult> DatagramRelay::Carry(int fd, const msghdr* msg,
     }
     paths_.NoteUse(to.bytes, now);
     probe_ports_[to.bytes] = peer->probe_port;
-    if (!options_.storage_mode && !paths_.IsDown(to.bytes)) {
+    if (refused != 0 && paths_.MarkDown(to.bytes, now)) {
+      log_->Info("datagrams to ", FormatIp(to.bytes),
+                 " go over the volume: the network refused one (",
+                 std::strerror(refused), ")");
+    }
+    if (!options_.storage_mode && !paths_.IsDown(to.bytes) && refused == 0) {
+      // Learn the source address while there is a route to ask: a link
+      // that goes down takes its route with it.
+      if (ToMapped(s.local, &local) && local.IsUnspecified()) SourceFor(dest);
       if (advertise && heartbeat_soon_) heartbeat_soon_();
       return std::nullopt;
     }

@@ -76,7 +76,10 @@ class DatagramRelay {
   void OnClose(int fd);
   // A datagram the application sends on `fd`: nullopt when it goes over the
   // network (the caller makes the real call), else what sendmsg returns.
-  std::optional<SysResult> Carry(int fd, const msghdr* msg, int flags);
+  // `refused` is the errno of a real send that the network refused (no
+  // route, interface down): the path is down at once.
+  std::optional<SysResult> Carry(int fd, const msghdr* msg, int flags,
+                                 int refused = 0);
 
   // The heartbeat's udp lines.
   void Fill(ProcessReport::Udp* out);

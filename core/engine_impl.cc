@@ -269,11 +269,18 @@ void EngineImpl::OnDatagramClose(int fd) {
 }
 
 SysResult EngineImpl::SendDatagram(int fd, const msghdr* msg, int flags) {
-  if (StartRelayOnce()) {
-    if (std::optional<SysResult> carried = relay_->Carry(fd, msg, flags))
+  if (!StartRelayOnce()) return os_->SendMsg(fd, msg, flags);
+  if (std::optional<SysResult> carried = relay_->Carry(fd, msg, flags))
+    return *carried;
+  SysResult sent = os_->SendMsg(fd, msg, flags);
+  if (!sent.ok() && (sent.error == ENETUNREACH || sent.error == EHOSTUNREACH ||
+                     sent.error == ENETDOWN)) {
+    // The link is down here: no need to wait for the probe.
+    if (std::optional<SysResult> carried =
+            relay_->Carry(fd, msg, flags, sent.error))
       return *carried;
   }
-  return os_->SendMsg(fd, msg, flags);
+  return sent;
 }
 
 void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {

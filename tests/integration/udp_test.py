@@ -1,0 +1,140 @@
+"""UDP datagrams across a silent cut and its heal (issue 11): a stock-style
+echo with sequence numbers between two namespaces, diskwire on both ends with
+DISKWIRE_SELECT=udp:5405.
+
+While the link is down, every datagram sent once the detection bound has
+passed is carried by the volume both ways, and arrives from the original
+sender's address and port; none is duplicated, none arrives out of order;
+after the heal the datagrams are back on the network (the volume channel stops
+growing). Without diskwire the same run loses every datagram of the cut, so
+the assertions can fail.
+"""
+
+import glob
+import json
+import os
+import sys
+import time
+import unittest
+
+import dwharness as h
+import shim_testbase as base
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+UDP_PORT = 5405
+INTERVAL_S = 0.02
+CUT_AT_S = 3.0
+HEAL_AT_S = 9.0
+DURATION_S = 14.0
+
+
+class UdpCutTest(base.ShimTestCase):
+    select = f"udp:{UDP_PORT}"
+
+    def run_echo(self, connect=False, with_diskwire=True, cut="link"):
+        server_report = self.net.path("server.txt")
+        client_report = self.net.path("client.json")
+        env_a = self.dw.env("a") if with_diskwire else {}
+        env_b = self.dw.env("b") if with_diskwire else {}
+        server = self.net.b.popen(
+            "udp-server",
+            [sys.executable, f"{HERE}/udp_echo.py", "server", self.net.b.addr,
+             str(UDP_PORT), server_report],
+            env=h.clean_env(env_b))
+        time.sleep(1.0)  # bound and advertised
+        argv = [sys.executable, f"{HERE}/udp_echo.py", "client", self.net.b.addr,
+                str(UDP_PORT), client_report, "--interval", str(INTERVAL_S),
+                "--duration", str(DURATION_S)]
+        if connect:
+            argv.append("--connect")
+        client = self.net.a.popen("udp-client", argv, env=h.clean_env(env_a))
+        start = time.monotonic()
+        time.sleep(CUT_AT_S)
+        if cut == "link":
+            self.net.cuts.link_down("a")
+        else:
+            self.net.cuts.blackhole("b")  # DROP both ways: no error anywhere
+        time.sleep(HEAL_AT_S - (time.monotonic() - start))
+        if cut == "link":
+            self.net.cuts.link_up("a")
+        else:
+            self.net.cuts.restore()
+        heal = time.monotonic()
+        time.sleep(2.0)
+        channel_sizes_after_heal = self.channel_bytes()
+        try:
+            self.assertEqual(h.wait_exit(client, DURATION_S + 30), 0,
+                             client.describe() + self.context())
+        finally:
+            server.kill()
+        with open(client_report) as f:
+            report = json.load(f)
+        with open(server_report) as f:
+            arrivals = [line.split() for line in f if line.strip()]
+        return report, arrivals, channel_sizes_after_heal, heal - start
+
+    def channel_bytes(self):
+        total = 0
+        for path in glob.glob(os.path.join(self.net.volume_of("a"), "channels",
+                                           "u-*", "*")):
+            total += os.path.getsize(path)
+        return total
+
+    def check(self, report, arrivals):
+        sent = {int(k): v for k, v in report["sent"].items()}
+        echoes = report["echoes"]
+        seqs = [e[0] for e in echoes]
+        context = self.context()
+        # Never a duplicate, in either direction.
+        self.assertEqual(len(seqs), len(set(seqs)), "duplicate echoes\n" + context)
+        server_seqs = [int(a[0]) for a in arrivals]
+        self.assertEqual(len(server_seqs), len(set(server_seqs)),
+                         "duplicates at the server\n" + context)
+        # From the original sender's address and port.
+        self.assertEqual({e[2] for e in echoes},
+                         {f"{self.net.b.addr}:{UDP_PORT}"}, context)
+        self.assertEqual(len({a[1] for a in arrivals}), 1, context)
+        self.assertTrue(arrivals[0][1].startswith(self.net.a.addr + ":"), context)
+        # In order (a datagram overtaking another shows as an inversion).
+        inversions = sum(1 for x, y in zip(seqs, seqs[1:]) if y < x)
+        self.assertEqual(inversions, 0, f"echo order {seqs}\n" + context)
+        # Carried through the cut: everything sent once detection had time
+        # (the bound plus a second of slack) until the heal came back.
+        detect_s = base.DETECT_MS / 1000
+        carried = [s for s, t in sent.items()
+                   if CUT_AT_S + detect_s + 1.0 <= t <= HEAL_AT_S - 0.2]
+        self.assertTrue(carried)
+        got = set(seqs)
+        missing = [s for s in carried if s not in got]
+        self.assertEqual(missing, [], f"{len(missing)} of {len(carried)} "
+                         "datagrams of the cut were lost\n" + context)
+        # And after the heal, on the network again, losing nothing.
+        after = [s for s, t in sent.items() if t >= HEAL_AT_S + 1.0]
+        self.assertEqual([s for s in after if s not in got], [], context)
+        # Losses only around the cut: at most the detection bound's worth and
+        # a second, both ways.
+        lost = len(sent) - len(got)
+        self.assertLessEqual(lost, (detect_s + 1.0) / INTERVAL_S * 2, context)
+
+    def test_echo_across_a_cut_and_a_heal(self):
+        report, arrivals, after_heal, _ = self.run_echo()
+        self.check(report, arrivals)
+        self.assertGreater(after_heal, 0, "nothing crossed the volume\n" +
+                           self.context())
+        self.assertEqual(self.channel_bytes(), after_heal,
+                         "datagrams still cross the volume after the heal\n" +
+                         self.context())
+        self.assertGreater(self.log_lines("a", "are back on the network"), 0,
+                           self.context())
+
+    def test_echo_across_a_blackhole(self):
+        report, arrivals, _, _ = self.run_echo(cut="blackhole")
+        self.check(report, arrivals)
+
+    def test_connected_socket_across_a_cut(self):
+        report, arrivals, _, _ = self.run_echo(connect=True)
+        self.check(report, arrivals)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
