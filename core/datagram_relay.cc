@@ -26,6 +26,9 @@ constexpr int64_t kKeepNs = 60 * kNsPerSec;
 constexpr size_t kQueueBytes = 4 << 20;
 constexpr size_t kMaxDatagram = 65507;  // IPv4's limit, the smaller
 constexpr size_t kReadBudget = 4 << 20;
+// How long a send may reuse its socket's last network decision before the
+// lookups run again (which also keep the path probed).
+constexpr int64_t kRecheckNs = 100 * kNsPerMs;
 
 sockaddr_storage ToSockaddr(const DatagramPaths::Address& a, uint16_t port,
                             bool as_v6) {
@@ -178,6 +181,7 @@ void DatagramRelay::OnAddressChange(int fd) {
     absl::MutexLock lock(&mu_);
     Socket& s = sockets_[fd];
     RefreshSocket(fd, &s);
+    s.network_epoch = 0;
     MappedAddress m;
     if (!s.advertised && ToMapped(s.local, &m) && m.port != 0 &&
         options_.select.MayReceiveDatagramsOn(m.port)) {
@@ -256,20 +260,32 @@ std::optional<SysResult> DatagramRelay::Carry(int fd, const msghdr* msg,
       dest = s.peer;
     }
     MappedAddress to;
-    if (!ToMapped(dest, &to) || !options_.select.MatchesDatagram(
-                                    reinterpret_cast<const sockaddr*>(&s.local),
-                                    reinterpret_cast<const sockaddr*>(&dest))) {
+    if (!ToMapped(dest, &to)) return std::nullopt;
+    if (refused == 0 && s.network_epoch == epoch_ && to == s.network_to &&
+        now - s.network_ns < kRecheckNs) {
+      return std::nullopt;  // the healthy path: as last time
+    }
+    auto network = [&] {
+      s.network_to = to;
+      s.network_epoch = epoch_;
+      s.network_ns = now;
       return std::nullopt;
+    };
+    if (!options_.select.MatchesDatagram(
+            reinterpret_cast<const sockaddr*>(&s.local),
+            reinterpret_cast<const sockaddr*>(&dest))) {
+      return network();
     }
     std::string receiver;
     const Peer* peer = ReceiverFor(dest, &receiver, now);
-    if (peer == nullptr) return std::nullopt;  // no diskwire there: network
+    if (peer == nullptr) return network();  // no diskwire there
     if (!s.advertised && ToMapped(s.local, &local) && local.port != 0) {
       s.advertised = advertise = true;  // the answers come to this port
     }
     paths_.NoteUse(to.bytes, now);
     probe_ports_[to.bytes] = peer->probe_port;
     if (refused != 0 && paths_.MarkDown(to.bytes, now)) {
+      ++epoch_;
       log_->Info("datagrams to ", FormatIp(to.bytes),
                  " go over the volume: the network refused one (",
                  std::strerror(refused), ")");
@@ -279,7 +295,7 @@ std::optional<SysResult> DatagramRelay::Carry(int fd, const msghdr* msg,
       // that goes down takes its route with it.
       if (ToMapped(s.local, &local) && local.IsUnspecified()) SourceFor(dest);
       if (advertise && heartbeat_soon_) heartbeat_soon_();
-      return std::nullopt;
+      return network();
     }
     // The volume. A socket not bound yet gets its port as the kernel would
     // give it at the first send: the answers come to it.
@@ -434,8 +450,15 @@ void DatagramRelay::RefreshPeers(int64_t now) {
         if (r.ok()) p.receivers.push_back(*r);
       }
     }
+    std::string signature;
     for (auto it = peers_.begin(); it != peers_.end();) {
       if (Alive(it->second, now)) {
+        absl::StrAppend(&signature, it->first, "|", it->second.tag, "|");
+        for (const ListenAddress& r : it->second.receivers)
+          absl::StrAppend(&signature, FormatListenAddress(r), ",");
+        for (const MappedAddress& a : it->second.host)
+          signature.append(reinterpret_cast<const char*>(a.bytes.data()), 16);
+        signature.push_back('\n');
         if (!in_.count(it->first)) {
           to_open.push_back(
               {it->first, absl::StrCat("u-", it->second.tag, "-", my_tag)});
@@ -445,6 +468,10 @@ void DatagramRelay::RefreshPeers(int64_t now) {
       }
       gone.push_back(it->first);
       it = peers_.erase(it);
+    }
+    if (signature != peers_signature_) {
+      peers_signature_ = std::move(signature);
+      ++epoch_;
     }
   }
   for (const std::string& id : gone) {
@@ -517,6 +544,7 @@ void DatagramRelay::ReadProbes(int64_t now) {
     const DatagramPaths::Address address = it->second;
     probes_.erase(probes_.begin(), std::next(it));
     if (paths_.OnAnswer(address, now)) {
+      ++epoch_;
       log_->Info("datagrams to ", FormatIp(address),
                  " are back on the network: the peer's probe answers again");
     }
@@ -541,6 +569,7 @@ void DatagramRelay::SendProbes(int64_t now) {
     while (probes_.size() > 256) probes_.erase(probes_.begin());
     if (!options_.storage_mode) {
       for (const DatagramPaths::Address& a : paths_.Expire(now)) {
+        ++epoch_;
         log_->Info("datagrams to ", FormatIp(a),
                    " go over the volume: the peer's probe has not answered "
                    "for ",

@@ -96,6 +96,12 @@ class DatagramRelay {
     sockaddr_storage peer = {};   // AF_UNSPEC: not connected
     bool advertised = false;
     bool v6only = false;
+    // The last destination sent to over the network, and the epoch_ of that
+    // decision: the next send there skips the lookups while nothing it
+    // depended on changed (and the path's use is refreshed now and then).
+    MappedAddress network_to;
+    uint64_t network_epoch = 0;  // 0: none
+    int64_t network_ns = 0;
   };
   struct Peer {
     std::string tag;
@@ -162,6 +168,9 @@ class DatagramRelay {
   // Probes in flight: sequence → (address, sent).
   std::map<uint64_t, DatagramPaths::Address> probes_ ABSL_GUARDED_BY(mu_);
   uint16_t probe_port_ ABSL_GUARDED_BY(mu_) = 0;
+  // Moves whenever a path goes down or up or the peers' receivers change.
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
+  std::string peers_signature_ ABSL_GUARDED_BY(mu_);
 
   // The thread's own.
   std::thread thread_;

@@ -17,20 +17,30 @@ namespace {
 
 constexpr absl::string_view kTag = "diskwire-session-v1";
 
-// Appends family-independent bytes for an endpoint: 16 address bytes (IPv4 as
-// ::ffff:a.b.c.d) and 2 port bytes in network order.
-absl::Status AppendEndpoint(const sockaddr_storage& addr, std::string* out) {
-  unsigned char bytes[18] = {};
+// Family-independent bytes for an endpoint: 16 address bytes (IPv4 as
+// ::ffff:a.b.c.d) and 2 port bytes in network order. False for another
+// family. No allocation: the UDP relay calls it on every send.
+bool EndpointBytes(const sockaddr_storage& addr, unsigned char bytes[18]) {
+  std::memset(bytes, 0, 18);
   if (addr.ss_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
     bytes[10] = bytes[11] = 0xff;
     std::memcpy(bytes + 12, &in->sin_addr, 4);
     std::memcpy(bytes + 16, &in->sin_port, 2);
-  } else if (addr.ss_family == AF_INET6) {
+    return true;
+  }
+  if (addr.ss_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     std::memcpy(bytes, &in6->sin6_addr, 16);
     std::memcpy(bytes + 16, &in6->sin6_port, 2);
-  } else {
+    return true;
+  }
+  return false;
+}
+
+absl::Status AppendEndpoint(const sockaddr_storage& addr, std::string* out) {
+  unsigned char bytes[18];
+  if (!EndpointBytes(addr, bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "session identity needs an IP endpoint, got family ", addr.ss_family));
   }
@@ -161,11 +171,10 @@ bool MappedAddress::IsV4() const {
 }
 
 bool ToMapped(const sockaddr_storage& addr, MappedAddress* out) {
-  std::string bytes;
-  if (!AppendEndpoint(addr, &bytes).ok()) return false;
-  std::memcpy(out->bytes.data(), bytes.data(), 16);
-  out->port = static_cast<uint16_t>((static_cast<uint8_t>(bytes[16]) << 8) |
-                                    static_cast<uint8_t>(bytes[17]));
+  unsigned char bytes[18];
+  if (!EndpointBytes(addr, bytes)) return false;
+  std::memcpy(out->bytes.data(), bytes, 16);
+  out->port = static_cast<uint16_t>((bytes[16] << 8) | bytes[17]);
   return true;
 }
 
