@@ -43,6 +43,7 @@ def client(addr, port, report, interval, duration, connect):
     sent = {}
     echoes = []
     start = time.monotonic()
+    start_wall = time.time()
     next_send = start
     seq = 0
     end = start + duration
@@ -66,7 +67,8 @@ def client(addr, port, report, interval, duration, connect):
             echoes.append([int(data.split(b" ", 1)[0]), time.monotonic() - start,
                            f"{source[0]}:{source[1]}"])
     with open(report, "w") as out:
-        json.dump({"sent": sent, "echoes": echoes}, out)
+        json.dump({"sent": sent, "echoes": echoes, "start_wall": start_wall},
+                  out)
 
 
 def main():
