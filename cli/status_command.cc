@@ -90,6 +90,7 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
       p.addresses = report->addresses;
       p.version = report->version;
       p.rejected_records = report->rejected_records;
+      p.udp = report->udp;
       reports.push_back(*std::move(report));
     } else {
       p.problem = std::string(report.status().message());

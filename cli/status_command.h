@@ -46,6 +46,7 @@ struct ProcessStatus {
   std::string addresses;
   std::string version;  // diskwire's; "" from a version that did not say
   uint64_t rejected_records = 0;  // what it read from the volume and refused
+  ProcessReport::Udp udp;         // its UDP relay (tag "" when it has none)
   std::string problem;  // why its payload could not be decoded; "" if fine
 };
 

@@ -168,6 +168,17 @@ std::string FormatStatusText(const VolumeStatus& s) {
     }
   }
   if (listening.size() > 1) absl::StrAppend(&out, "\n", Table(listening));
+  std::vector<Row> udp = {{"UDP RECEIVING", "NODE:PID", "", "DATAGRAMS OUT",
+                           "IN (VIA VOLUME)", "DROPPED"}};
+  for (const ProcessStatus& p : s.processes) {
+    if (p.udp.tag.empty()) continue;
+    udp.push_back(
+        {p.udp.receivers.empty() ? "-" : absl::StrJoin(p.udp.receivers, ","),
+         absl::StrCat(p.heartbeat.node, ":", p.heartbeat.pid),
+         p.alive ? "covered" : "STALE", absl::StrCat(p.udp.out_storage),
+         absl::StrCat(p.udp.in_storage), absl::StrCat(p.udp.dropped)});
+  }
+  if (udp.size() > 1) absl::StrAppend(&out, "\n", Table(udp));
   if (!s.sessions.empty()) {
     std::vector<Row> rows = {{"SESSION", "ROLE", "NODE:PID", "STATE",
                               "LOCAL > REMOTE", "NET OUT", "NET IN", "STO OUT",
@@ -230,7 +241,19 @@ std::string FormatStatusJson(const VolumeStatus& s) {
                       [](std::string* out, const std::string& l) {
                         out->append(Quote(l));
                       }),
-        "], \"addresses\": ", Quote(p.addresses), ", \"version\": ",
+        "], \"udp\": ",
+        p.udp.tag.empty()
+            ? std::string("null")
+            : absl::StrCat(
+                  "{\"receiving\": [",
+                  absl::StrJoin(p.udp.receivers, ", ",
+                                [](std::string* out, const std::string& l) {
+                                  out->append(Quote(l));
+                                }),
+                  "], \"out_storage\": ", p.udp.out_storage,
+                  ", \"in_storage\": ", p.udp.in_storage,
+                  ", \"dropped\": ", p.udp.dropped, "}"),
+        ", \"addresses\": ", Quote(p.addresses), ", \"version\": ",
         p.version.empty() ? "null" : Quote(p.version), ", \"sessions\": ",
         p.problem.empty() ? absl::StrCat(p.sessions) : "null",
         ", \"problem\": ", p.problem.empty() ? "null" : Quote(p.problem), "}"));

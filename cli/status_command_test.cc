@@ -333,7 +333,35 @@ TEST_F(StatusTest, CoveredListenersAreListedWithTheirHost) {
   EXPECT_EQ(rows[0][3], "10.0.0.2,fd00::2");
   EXPECT_THAT(FormatStatusJson(s),
               HasSubstr("\"listening\": [\"0.0.0.0:5001\", \"10.0.0.2:22\"], "
-                        "\"addresses\": \"10.0.0.2,fd00::2\""));
+                        "\"udp\": null, \"addresses\": \"10.0.0.2,fd00::2\""));
+}
+
+TEST_F(StatusTest, UdpRelaysShowWhatTheyReceiveAndCarried) {
+  ProcessReport report;
+  report.udp.tag = "0123456789abcdef";
+  report.udp.receivers = {"10.0.0.2:5405"};
+  report.udp.out_storage = 12;
+  report.udp.in_storage = 34;
+  report.udp.dropped = 5;
+  ASSERT_THAT(
+      Host("b")->PublishHeartbeat("b.20.2", EncodeProcessReport(report)),
+      IsOk());
+  VolumeStatus s = Collect(Now());
+  const std::string text = FormatStatusText(s);
+  std::vector<std::string> row;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, "10.0.0.2:5405"))
+      row = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  }
+  ASSERT_EQ(row.size(), 6u) << text;
+  EXPECT_EQ(row[2], "covered");
+  EXPECT_EQ(row[3], "12");
+  EXPECT_EQ(row[4], "34");
+  EXPECT_EQ(row[5], "5");
+  EXPECT_THAT(FormatStatusJson(s),
+              HasSubstr("\"udp\": {\"receiving\": [\"10.0.0.2:5405\"], "
+                        "\"out_storage\": 12, \"in_storage\": 34, "
+                        "\"dropped\": 5}"));
 }
 
 TEST_F(StatusTest, VersionsAreShownAndADifferenceIsAProblem) {
