@@ -652,6 +652,14 @@ void EngineImpl::CheckPeers() {
         OpenPeerReader(s.get());
       }
     }
+    if (s->reader == nullptr && s->peer_channel_gone_ns > 0 &&
+        now - s->peer_channel_gone_ns > config_.peer_timeout_ms * 1'000'000) {
+      ResetOverStorage(s.get(), EIO,
+                       absl::StrCat("the peer removed its channel and named no "
+                                    "next one in ",
+                                    config_.peer_timeout_ms, " ms"));
+      continue;
+    }
     auto seen = peer_seen_ns_.find(s->peer_process);
     const int64_t since =
         seen == peer_seen_ns_.end() ? s->detected_ns : seen->second;

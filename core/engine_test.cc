@@ -606,6 +606,35 @@ TEST_F(EngineTest, CorruptPeerChannelEndsBothSidesWithAReset) {
   EXPECT_EQ(rejected, 1u);
 }
 
+// The peer removed its channel under this side's reader: it moved to a new
+// episode (a resume that broke, a new failover), whose announcement names
+// the next channel, and what this side had not read comes again there. Not
+// corruption: the session waits for the next channel (before, it ended at
+// once with EIO and a reset, seen once in RandomEpisodesAndBrokenResumes),
+// for at most the peer timeout.
+TEST_F(EngineTest, APeerChannelRemovedUnderItsReaderIsNotCorruption) {
+  base_config_.peer_timeout_ms = 2'000;
+  Connect(Mode::kStorage);
+  char byte = 'x';
+  ASSERT_EQ(Send(b_.get(), server_, &byte, 1), 1);
+  ASSERT_EQ(Recv(a_.get(), client_, &byte, 1), 1);
+  const SessionId id = a_->SessionFor(client_)->id;
+  const std::string s2c =
+      ChannelName(id, SendDirection(Role::kServer), 1,
+                  IncarnationTag(b_->process_id(),
+                                 b_->SessionFor(server_)->claim_ns.load()));
+  std::filesystem::remove_all(absl::StrCat(dir_, "/channels/", s2c));
+  absl::SleepFor(absl::Milliseconds(1000));
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
+  // No next channel came: the wait ends with the peer timeout.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (a_->SessionFor(client_)->state.load() != SessionState::kClosed &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kClosed);
+}
+
 // Issue 13, case 1: a connection with the four-tuple of an earlier one (a
 // fixed source port) whose channels are still on the volume, one of them
 // held by a live writer (a second tenant, a stuck process). The new

@@ -420,6 +420,7 @@ void EngineImpl::OpenPeerReader(Session* s) {
     return;
   }
   s->reader = std::move(*reader);
+  s->peer_channel_gone_ns = 0;
   if (watcher_ != nullptr) {
     absl::Status w = watcher_->Watch(theirs);
     if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());

@@ -197,6 +197,9 @@ struct Session {
   std::string peer_process;   // who holds the other end, once known
   int64_t peer_claim_ns = 0;  // its claim: names its channel (0: unknown)
   std::unique_ptr<storage::ChannelReader> reader;
+  // When the peer removed the channel `reader` tailed (it moved to a new
+  // episode); 0 while it has one.
+  int64_t peer_channel_gone_ns = 0;
   std::unique_ptr<Reassembly> reassembly;
   bool peer_announced = false;  // the peer's FAILOVER record was read
   uint64_t peer_failover_offset = 0;

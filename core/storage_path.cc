@@ -237,6 +237,19 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   // channel: the peer acknowledged them.
   s->reader->SkipTo(s->reassembly->contiguous_end());
   absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
+  if (absl::IsNotFound(got.status())) {
+    // The peer removed its channel: it moved to a new episode (a resume that
+    // broke, a new failover) and its announcement names the next channel;
+    // what this side had not read comes again there, from what it
+    // delivered. CheckPeers bounds the wait.
+    log_.Info("session ", s->label,
+              ": the peer removed its channel of episode ", s->episode,
+              "; waiting for its next one");
+    if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+    s->reader.reset();
+    s->peer_channel_gone_ns = clock_->NowNs();
+    return;
+  }
   if (!got.ok()) {
     // A corrupt, foreign or unauthenticated record: never delivered.
     rejected_records_.fetch_add(1, std::memory_order_relaxed);

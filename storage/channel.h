@@ -78,7 +78,8 @@ class ChannelReader {
   // and returns how many. 0 when nothing new: the channel may not exist yet,
   // or its tail may be torn or still being written. DataLoss naming the file
   // and offset on corruption (never delivered; the reader stays failed),
-  // Unauthenticated on a bad MAC.
+  // Unauthenticated on a bad MAC, NotFound once the channel was removed
+  // under the reader (its writer gave it up: nothing more will come).
   virtual absl::StatusOr<size_t> ReadAvailable(std::vector<Record>* out,
                                                size_t max_bytes) = 0;
 

@@ -294,7 +294,7 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
       }
       const bool deleted = !links.ok() || *links == 0;
       if (deleted && !pending) {
-        return Fail(absl::DataLossError(absl::StrCat(
+        return Fail(absl::NotFoundError(absl::StrCat(
             SegPath(index_),
             " was deleted while being read and has no "
             "successor (channel removed, or trimmed past this reader)")));
