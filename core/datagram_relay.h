@@ -51,6 +51,10 @@ namespace diskwire {
 
 class DatagramRelay {
  public:
+  // Engine::kMaxFds (core/engine.h depends on this file): fds at or above it
+  // always take the lookups.
+  static constexpr int kMaxFds = 1 << 16;
+
   struct Options {
     Selector select;
     bool storage_mode = false;  // DISKWIRE_MODE=storage: always the volume
@@ -96,12 +100,14 @@ class DatagramRelay {
     sockaddr_storage peer = {};   // AF_UNSPEC: not connected
     bool advertised = false;
     bool v6only = false;
-    // The last destination sent to over the network, and the epoch_ of that
-    // decision: the next send there skips the lookups while nothing it
-    // depended on changed (and the path's use is refreshed now and then).
-    MappedAddress network_to;
-    uint64_t network_epoch = 0;  // 0: none
-    int64_t network_ns = 0;
+  };
+  // The healthy path without the lock: per fd, the key of the last
+  // destination a send took to the network (its address and the epoch_ of
+  // that decision), and until when the decision may be reused (the lookups
+  // then run again, which also keep the path probed).
+  struct FastSlot {
+    std::atomic<uint64_t> key{0};
+    std::atomic<int64_t> until_ns{0};
   };
   struct Peer {
     std::string tag;
@@ -168,8 +174,10 @@ class DatagramRelay {
   // Probes in flight: sequence → (address, sent).
   std::map<uint64_t, DatagramPaths::Address> probes_ ABSL_GUARDED_BY(mu_);
   uint16_t probe_port_ ABSL_GUARDED_BY(mu_) = 0;
-  // Moves whenever a path goes down or up or the peers' receivers change.
-  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
+  // Moves whenever a path goes down or up or the peers' receivers change
+  // (under mu_); read without it by the healthy path.
+  std::atomic<uint64_t> epoch_{1};
+  std::unique_ptr<FastSlot[]> fast_;  // kMaxFds of them
   std::string peers_signature_ ABSL_GUARDED_BY(mu_);
 
   // The thread's own.

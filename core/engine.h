@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "core/sys_result.h"
 
@@ -131,10 +132,13 @@ class Engine {
   virtual void OnDatagramAddressChange(int fd) = 0;
   // The candidate is being closed (close, close_range, dup2 onto it).
   virtual void OnDatagramClose(int fd) = 0;
-  // send/sendto/sendmsg/write/writev on a candidate: over the network (the
-  // real call) or, when its path is down, over the volume. Returns what the
-  // call returns.
-  virtual SysResult SendDatagram(int fd, const msghdr* msg, int flags) = 0;
+  // send/sendto/sendmsg/write/writev on a candidate: nullopt when it goes
+  // over the network (the shim then makes the application's own call), else
+  // it was carried over the volume and this is what the call returns.
+  // `refused` is the errno with which the network refused the real call (no
+  // route, link down: the path is down at once), else 0.
+  virtual std::optional<SysResult> CarryDatagram(int fd, const msghdr* msg,
+                                                 int flags, int refused) = 0;
 
   // --- Waiting. ---
 

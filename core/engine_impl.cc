@@ -234,6 +234,8 @@ void EngineImpl::OnListen(int fd) {
   if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
 }
 
+static_assert(DatagramRelay::kMaxFds == Engine::kMaxFds);
+
 bool EngineImpl::StartRelayOnce() {
   if (relay_ == nullptr) return false;
   if (relay_started_.load(std::memory_order_acquire)) return true;
@@ -268,19 +270,10 @@ void EngineImpl::OnDatagramClose(int fd) {
   if (relay_ != nullptr) relay_->OnClose(fd);
 }
 
-SysResult EngineImpl::SendDatagram(int fd, const msghdr* msg, int flags) {
-  if (!StartRelayOnce()) return os_->SendMsg(fd, msg, flags);
-  if (std::optional<SysResult> carried = relay_->Carry(fd, msg, flags))
-    return *carried;
-  SysResult sent = os_->SendMsg(fd, msg, flags);
-  if (!sent.ok() && (sent.error == ENETUNREACH || sent.error == EHOSTUNREACH ||
-                     sent.error == ENETDOWN)) {
-    // The link is down here: no need to wait for the probe.
-    if (std::optional<SysResult> carried =
-            relay_->Carry(fd, msg, flags, sent.error))
-      return *carried;
-  }
-  return sent;
+std::optional<SysResult> EngineImpl::CarryDatagram(int fd, const msghdr* msg,
+                                                   int flags, int refused) {
+  if (!StartRelayOnce()) return std::nullopt;
+  return relay_->Carry(fd, msg, flags, refused);
 }
 
 void EngineImpl::OnAccept(int /*listen_fd*/, int fd) {

@@ -61,7 +61,8 @@ class EngineImpl final : public Engine {
   void OnDatagramSocket(int fd) override;
   void OnDatagramAddressChange(int fd) override;
   void OnDatagramClose(int fd) override;
-  SysResult SendDatagram(int fd, const msghdr* msg, int flags) override;
+  std::optional<SysResult> CarryDatagram(int fd, const msghdr* msg, int flags,
+                                         int refused) override;
   void OnAccept(int listen_fd, int fd) override;
   void OnInherited(int fd) override;
   bool Claim(int fd) override;

@@ -1,14 +1,16 @@
 // File: shim/data_hooks.cc
 // The data path: every read/write-family call on an owned fd becomes one
 // Engine::SendMsg or Engine::RecvMsg, and every send on a UDP socket the
-// engine looks at one Engine::SendDatagram (receives need nothing: datagrams
-// that crossed the volume arrive in the socket); everything else passes
-// straight through.
+// engine looks at asks Engine::CarryDatagram first (receives need nothing:
+// datagrams that crossed the volume arrive in the socket); everything else
+// passes straight through.
 
 #include <limits.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+
+#include <optional>
 
 #include "shim/engine_ref.h"
 #include "shim/hook.h"
@@ -44,15 +46,41 @@ ssize_t RecvOwned(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
   return n;
 }
 
-ssize_t SendDatagram(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
-                     int flags, const sockaddr* to, socklen_t to_len) {
+bool NetworkRefused(int error) {
+  return error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN;
+}
+
+// A send on a UDP socket the engine looks at: carried over the volume when
+// its path is down; otherwise `real`, the application's own call, sends it
+// (the healthy path costs one lock-free check), and a refusal by the network
+// (no route, the link down) gives the engine a second look.
+template <typename RealSend>
+ssize_t SendDatagram(Engine* engine, int fd, const msghdr& msg, int flags,
+                     RealSend real) {
+  {
+    InsideDiskwire inside;
+    if (std::optional<SysResult> carried =
+            engine->CarryDatagram(fd, &msg, flags, 0))
+      return ReturnErrno(*carried);
+  }
+  const ssize_t sent = real();
+  if (sent >= 0 || !NetworkRefused(errno)) return sent;
+  const int refused = errno;
+  InsideDiskwire inside;
+  if (std::optional<SysResult> carried =
+          engine->CarryDatagram(fd, &msg, flags, refused))
+    return ReturnErrno(*carried);
+  errno = refused;
+  return -1;
+}
+
+msghdr OneBuffer(iovec* iov, const sockaddr* to, socklen_t to_len) {
   msghdr msg{};
   msg.msg_name = const_cast<sockaddr*>(to);
   msg.msg_namelen = to == nullptr ? 0 : to_len;
-  msg.msg_iov = const_cast<iovec*>(iov);
-  msg.msg_iovlen = iovcnt;
-  InsideDiskwire inside;
-  return ReturnErrno(engine->SendDatagram(fd, &msg, flags));
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 1;
+  return msg;
 }
 
 bool BadIovCount(int iovcnt) {
@@ -160,8 +188,10 @@ DW_HOOK(ssize_t, write, (int fd, const void* buf, size_t len)) {
   Engine* engine = DataEngine(fd);
   iovec iov{const_cast<void*>(buf), len};
   if (engine == nullptr) {
-    if (Engine* udp = DatagramEngine(fd))
-      return SendDatagram(udp, fd, &iov, 1, 0, nullptr, 0);
+    if (Engine* udp = DatagramEngine(fd)) {
+      return SendDatagram(udp, fd, OneBuffer(&iov, nullptr, 0), 0,
+                          [&] { return Real().write(fd, buf, len); });
+    }
     return Real().write(fd, buf, len);
   }
   return SendOwned(engine, fd, &iov, 1, 0, nullptr, 0);
@@ -173,7 +203,11 @@ DW_HOOK(ssize_t, writev, (int fd, const iovec* iov, int iovcnt)) {
     Engine* udp = DatagramEngine(fd);
     if (udp == nullptr) return Real().writev(fd, iov, iovcnt);
     if (BadIovCount(iovcnt)) return -1;
-    return SendDatagram(udp, fd, iov, iovcnt, 0, nullptr, 0);
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<size_t>(iovcnt);
+    return SendDatagram(udp, fd, msg, 0,
+                        [&] { return Real().writev(fd, iov, iovcnt); });
   }
   if (BadIovCount(iovcnt)) return -1;
   return SendOwned(engine, fd, iov, iovcnt, 0, nullptr, 0);
@@ -183,8 +217,10 @@ DW_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
   Engine* engine = DataEngine(fd);
   iovec iov{const_cast<void*>(buf), len};
   if (engine == nullptr) {
-    if (Engine* udp = DatagramEngine(fd))
-      return SendDatagram(udp, fd, &iov, 1, flags, nullptr, 0);
+    if (Engine* udp = DatagramEngine(fd)) {
+      return SendDatagram(udp, fd, OneBuffer(&iov, nullptr, 0), flags,
+                          [&] { return Real().send(fd, buf, len, flags); });
+    }
     return Real().send(fd, buf, len, flags);
   }
   return SendOwned(engine, fd, &iov, 1, flags, nullptr, 0);
@@ -196,8 +232,11 @@ DW_HOOK(ssize_t, sendto,
   Engine* engine = DataEngine(fd);
   iovec iov{const_cast<void*>(buf), len};
   if (engine == nullptr) {
-    if (Engine* udp = DatagramEngine(fd))
-      return SendDatagram(udp, fd, &iov, 1, flags, to, to_len);
+    if (Engine* udp = DatagramEngine(fd)) {
+      return SendDatagram(udp, fd, OneBuffer(&iov, to, to_len), flags, [&] {
+        return Real().sendto(fd, buf, len, flags, to, to_len);
+      });
+    }
     return Real().sendto(fd, buf, len, flags, to, to_len);
   }
   return SendOwned(engine, fd, &iov, 1, flags, to, to_len);
@@ -208,27 +247,36 @@ DW_HOOK(ssize_t, sendmsg, (int fd, const msghdr* msg, int flags)) {
   if (engine == nullptr) {
     Engine* udp = DatagramEngine(fd);
     if (udp == nullptr) return Real().sendmsg(fd, msg, flags);
-    InsideDiskwire inside;
-    return ReturnErrno(udp->SendDatagram(fd, msg, flags));
+    return SendDatagram(udp, fd, *msg, flags,
+                        [&] { return Real().sendmsg(fd, msg, flags); });
   }
   InsideDiskwire inside;
   return ReturnErrno(engine->SendMsg(fd, msg, flags));
 }
 
-// One SendMsg per message; an error after the first message ends the batch and
-// the count is returned (sendmmsg(2)).
+// One SendMsg (or one datagram's send) per message; an error after the first
+// message ends the batch and the count is returned (sendmmsg(2)).
 DW_HOOK(int, sendmmsg, (int fd, mmsghdr* msgs, unsigned int vlen, int flags)) {
   Engine* engine = DataEngine(fd);
   Engine* udp = engine == nullptr ? DatagramEngine(fd) : nullptr;
   if (engine == nullptr && udp == nullptr) {
     return Real().sendmmsg(fd, msgs, vlen, flags);
   }
-  InsideDiskwire inside;
   unsigned int done = 0;
   for (; done < vlen; ++done) {
-    SysResult r = udp != nullptr
-                      ? udp->SendDatagram(fd, &msgs[done].msg_hdr, flags)
-                      : engine->SendMsg(fd, &msgs[done].msg_hdr, flags);
+    if (udp != nullptr) {
+      const msghdr& m = msgs[done].msg_hdr;
+      const ssize_t n = SendDatagram(
+          udp, fd, m, flags, [&] { return Real().sendmsg(fd, &m, flags); });
+      if (n < 0) {
+        if (done == 0) return -1;
+        break;
+      }
+      msgs[done].msg_len = static_cast<unsigned int>(n);
+      continue;
+    }
+    InsideDiskwire inside;
+    SysResult r = engine->SendMsg(fd, &msgs[done].msg_hdr, flags);
     if (!r.ok()) {
       if (done == 0) return static_cast<int>(ReturnErrno(r));
       break;

@@ -72,8 +72,9 @@ class FakeEngine final : public Engine {
   void OnDatagramSocket(int) override {}
   void OnDatagramAddressChange(int) override {}
   void OnDatagramClose(int) override {}
-  SysResult SendDatagram(int fd, const msghdr* msg, int flags) override {
-    return os_->SendMsg(fd, msg, flags);
+  std::optional<SysResult> CarryDatagram(int, const msghdr*, int,
+                                         int) override {
+    return std::nullopt;
   }
   bool Claim(int) override { return true; }
   void OnDup(int, int newfd) override {
