@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/datagram_wire.h"
+#include "core/host_identity.h"
 #include "core/identity.h"
 
 namespace diskwire {
@@ -75,6 +76,23 @@ uint64_t FastKey(const void* name, socklen_t len, uint64_t epoch) {
   return h | 1;
 }
 
+bool IsLoopback(const MappedAddress& a) {
+  static constexpr uint8_t kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                              0, 0, 0, 0, 0, 0, 0, 1};
+  return (a.IsV4() && a.bytes[12] == 127) ||
+         std::memcmp(a.bytes.data(), kV6Loopback, 16) == 0;
+}
+
+// A datagram to the loopback reaches a receiver of the same host bound to the
+// wildcard (whose advertised host addresses never list the loopback).
+bool LoopbackReaches(const ListenAddress& r, const MappedAddress& dest) {
+  MappedAddress bound;
+  if (!ToMapped(r.addr, &bound) || bound.port != dest.port) return false;
+  if (!bound.IsUnspecified()) return bound == dest;
+  if (r.addr.ss_family == AF_INET) return dest.IsV4();
+  return !(r.v6only && dest.IsV4());
+}
+
 std::string FormatIp(const DatagramPaths::Address& a) {
   const std::string with_port = FormatAddress(ToSockaddr(a, 0, false));
   return with_port.substr(0, with_port.rfind(':'));
@@ -114,6 +132,7 @@ void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
   recv_ = recv;
   process_id_ = process_id;
   tag_ = IncarnationTag(process_id, 0);
+  host_key_ = CurrentHost().key;
   heartbeat_soon_ = std::move(heartbeat_soon);
   std::random_device random;
   nonce_ = (uint64_t{random()} << 32) | random();
@@ -229,10 +248,14 @@ void DatagramRelay::OnClose(int fd) {
 
 const DatagramRelay::Peer* DatagramRelay::ReceiverFor(
     const sockaddr_storage& dest, std::string* process, int64_t now) const {
+  MappedAddress to;
+  const bool loopback = ToMapped(dest, &to) && IsLoopback(to);
   for (const auto& [id, p] : peers_) {
     if (!Alive(p, now)) continue;
+    const bool same_host = !p.host_key.empty() && p.host_key == host_key_;
     for (const ListenAddress& r : p.receivers) {
-      if (ListenerAccepts(r, p.host, dest)) {
+      if (ListenerAccepts(r, p.host, dest) ||
+          (loopback && same_host && LoopbackReaches(r, to))) {
         *process = id;
         return &p;
       }
@@ -480,6 +503,7 @@ void DatagramRelay::RefreshPeers(int64_t now) {
         p.seen_ns = now;
       }
       p.tag = report->udp.tag;
+      p.host_key = report->host;
       p.probe_port = report->udp.probe_port;
       p.host = ParseHostAddresses(report->addresses);
       p.receivers.clear();

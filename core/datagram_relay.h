@@ -111,6 +111,7 @@ class DatagramRelay {
   };
   struct Peer {
     std::string tag;
+    std::string host_key;  // core/host_identity.h
     uint16_t probe_port = 0;
     std::vector<MappedAddress> host;
     std::vector<ListenAddress> receivers;
@@ -162,6 +163,7 @@ class DatagramRelay {
   storage::Volume* recv_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string process_id_ ABSL_GUARDED_BY(mu_);
   std::string tag_ ABSL_GUARDED_BY(mu_);
+  std::string host_key_ ABSL_GUARDED_BY(mu_);  // this host's
   std::function<void()> heartbeat_soon_ ABSL_GUARDED_BY(mu_);
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
