@@ -326,6 +326,9 @@ class EngineImpl final : public Engine {
   // returned again.
   absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
+  // When the network last brought anything of `s` (an ACK or data), from its
+  // TCP socket's counters; `now` when they cannot tell.
+  int64_t LastArrivalNs(Session* s, int64_t now);
   // Starts the UDP relay (with the volumes and threads it needs); false when
   // it cannot run.
   bool StartRelayOnce();

@@ -833,7 +833,9 @@ void EngineImpl::PublishHeartbeat() {
       r.peer_ack_offset = s->peer_ack;
       r.failover_ms =
           s->first_storage_byte_ns > 0
-              ? (s->first_storage_byte_ns - s->detected_ns) / 1'000'000
+              ? (s->first_storage_byte_ns -
+                 (s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns)) /
+                    1'000'000
               : -1;
       s->lag.Fill(&r);
       r.resumes = s->resumes.load(std::memory_order_relaxed);

@@ -93,6 +93,18 @@ bool EngineImpl::YoungSessionWait(const Session& s) {
   return true;
 }
 
+int64_t EngineImpl::LastArrivalNs(Session* s, int64_t now) {
+  absl::MutexLock lock(&s->mu);
+  if (s->names.empty()) return now;
+  auto sample = probe_.Sample(s->names[0]);
+  if (!sample.ok()) return now;
+  const int64_t quiet_ms =
+      std::min(sample->last_ack_recv_ms, sample->last_data_recv_ms);
+  // Counters of a socket that never heard from its peer are meaningless.
+  if (quiet_ms > config_.peer_timeout_ms) return now;
+  return now - quiet_ms * 1'000'000;
+}
+
 bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
                                  std::string peer_process, uint32_t episode) {
   if (s->dormant.load()) return false;  // another process carries it
@@ -137,6 +149,7 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     }
   }
   s->detected_ns = now;
+  s->stopped_ns = LastArrivalNs(s, now);
   s->peer_process = peer_process;
   const uint32_t previous_episode = s->episode;
   s->episode = std::max(s->episode + 1, episode);

@@ -210,7 +210,11 @@ struct Session {
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)
   int64_t detected_ns = 0;  // when the failure was detected (monotonic)
-  int64_t closed_ns = 0;    // when it became CLOSED (monotonic)
+  // When the network last carried anything of the session before the
+  // failure (monotonic): the last ACK or data from the peer. What an operator
+  // sees as the outage starts here, detection included.
+  int64_t stopped_ns = 0;
+  int64_t closed_ns = 0;  // when it became CLOSED (monotonic)
   int64_t first_storage_byte_ns = 0;
   LagStats lag;
   uint64_t lag_over_count = 0;      // records above DISKWIRE_MAX_LAG_MS

@@ -306,9 +306,13 @@ void EngineImpl::ReadPeerChannel(Session* s) {
                                         std::memory_order_relaxed);
           if (s->first_storage_byte_ns == 0) {
             s->first_storage_byte_ns = clock_->NowNs();
+            const int64_t since =
+                s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns;
             log_.Info("session ", s->label, ": first byte via storage ",
-                      (s->first_storage_byte_ns - s->detected_ns) / 1'000'000,
-                      " ms after the failover began (realtime_ns=",
+                      (s->first_storage_byte_ns - since) / 1'000'000,
+                      " ms after the network stopped carrying it (",
+                      (s->detected_ns - since) / 1'000'000,
+                      " ms of them to detect it; realtime_ns=",
                       clock_->RealtimeNs(), ")");
           }
         }

@@ -3,6 +3,8 @@ mid-stream and is left in place (or flaps); the stream must arrive byte-exact
 within the bound. Without diskwire each of these transfers stalls
 (tests/netns/harness_cuts_test.py shows it)."""
 
+import re
+
 import dwharness as h
 import shim_testbase as base
 
@@ -21,6 +23,17 @@ class NcCutTest(base.ShimTestCase):
 
     def test_silent_link_down_on_sender_side(self):
         self.run_with_cut(lambda: self.net.cuts.link_down("a"))
+        # The outage an operator sees counts from when the network stopped
+        # carrying the stream, detection included (before: from the decision,
+        # a few ms).
+        with open(self.dw.log_path("b")) as f:
+            m = re.search(r"first byte via storage (\d+) ms after the network "
+                          r"stopped carrying it \((\d+) ms of them to detect",
+                          f.read())
+        self.assertIsNotNone(m, self.context())
+        self.assertGreaterEqual(int(m.group(2)), base.DETECT_MS * 0.5,
+                                self.context())
+        self.assertGreaterEqual(int(m.group(1)), int(m.group(2)))
 
     def test_silent_link_down_on_receiver_side(self):
         self.run_with_cut(lambda: self.net.cuts.link_down("b"))
