@@ -250,18 +250,23 @@ const DatagramRelay::Peer* DatagramRelay::ReceiverFor(
     const sockaddr_storage& dest, std::string* process, int64_t now) const {
   MappedAddress to;
   const bool loopback = ToMapped(dest, &to) && IsLoopback(to);
+  // Of two processes that advertise the address (a daemon restarted while
+  // the old one's heartbeat is not yet stale), the one heard from last.
+  const Peer* best = nullptr;
   for (const auto& [id, p] : peers_) {
-    if (!Alive(p, now)) continue;
+    if (!Alive(p, now) || (best != nullptr && p.seen_ns <= best->seen_ns))
+      continue;
     const bool same_host = !p.host_key.empty() && p.host_key == host_key_;
     for (const ListenAddress& r : p.receivers) {
       if (ListenerAccepts(r, p.host, dest) ||
           (loopback && same_host && LoopbackReaches(r, to))) {
         *process = id;
-        return &p;
+        best = &p;
+        break;
       }
     }
   }
-  return nullptr;
+  return best;
 }
 
 std::optional<MappedAddress> DatagramRelay::SourceFor(
