@@ -145,6 +145,50 @@ class UdpCutTest(base.ShimTestCase):
         self.check(report, arrivals)
 
 
+class UdpRestartTest(base.ShimTestCase):
+    """A receiving daemon restarted while datagrams take the volume (storage
+    mode): they go to the new process as soon as its heartbeat shows, not to
+    the old one until its heartbeat goes stale (the peer timeout)."""
+
+    select = f"udp:{UDP_PORT}"
+    settings = {"MODE": "storage"}
+
+    def start_server(self, name):
+        proc = self.net.b.popen(
+            name, [sys.executable, f"{HERE}/udp_echo.py", "server",
+                   self.net.b.addr, str(UDP_PORT), self.net.path(f"{name}.txt")],
+            env=h.clean_env(self.dw.env("b")))
+        self.addCleanup(proc.kill)
+        return proc
+
+    def test_restarted_receiver_gets_the_datagrams_at_once(self):
+        first = self.start_server("server1")
+        time.sleep(1.0)
+        report_path = self.net.path("client.json")
+        client = self.net.a.popen(
+            "udp-client",
+            [sys.executable, f"{HERE}/udp_echo.py", "client", self.net.b.addr,
+             str(UDP_PORT), report_path, "--interval", "0.02", "--duration",
+             "9"], env=h.clean_env(self.dw.env("a")))
+        time.sleep(3.0)
+        first.kill()
+        restart_wall = time.time()
+        self.start_server("server2")
+        self.assertEqual(h.wait_exit(client, 40), 0,
+                         client.describe() + self.context())
+        with open(report_path) as f:
+            report = json.load(f)
+        restart = restart_wall - report["start_wall"]
+        got = {e[0] for e in report["echoes"]}
+        # Heartbeats every 200 ms, peers read every 250 ms: a second is
+        # plenty; the old process counts as alive for 4 s.
+        late = [int(k) for k, t in report["sent"].items()
+                if restart + 1.5 <= t <= 9.0]
+        self.assertTrue(late)
+        self.assertEqual([s for s in late if s not in got], [],
+                         f"restart at {restart:.1f} s\n" + self.context())
+
+
 class UdpIpv6Test(base.ShimTestCase):
     """IPv6 datagrams over the volume: DISKWIRE_MODE=storage on ::1 of one
     host, so that both directions take the volume (a wildcard receiver of
