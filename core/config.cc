@@ -28,7 +28,8 @@ constexpr VariableInfo kVariables[] = {
      "volume)."},
     {"DISKWIRE_SELECT", "RULES", "(required)",
      "Which TCP connections diskwire carries: PORT, HOST:PORT, CIDR:PORT, "
-     "[IPV6/LEN]:PORT, * wildcards, LO-HI port ranges, comma-separated."},
+     "[IPV6/LEN]:PORT, * wildcards, LO-HI port ranges, comma-separated; a "
+     "rule prefixed udp: selects UDP datagrams (udp:5405)."},
     {"DISKWIRE_MODE", "failover|storage", "failover",
      "failover: TCP while it works, the volume after it fails; storage: every "
      "selected byte over the volume from the first."},
