@@ -326,6 +326,10 @@ class EngineImpl final : public Engine {
   // returned again.
   absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
+  // Closes the session's old TCP socket: abortively (the peer's engine must
+  // never read our FIN as its application's end of file), or with a FIN when
+  // no diskwire peer holds the session (Session::plain_peer).
+  void CloseOldSocket(Session* s);
   // When the network last brought anything of `s` (an ACK or data), from its
   // TCP socket's counters; `now` when they cannot tell.
   int64_t LastArrivalNs(Session* s, int64_t now);

@@ -630,9 +630,12 @@ void EngineImpl::CheckPeers() {
         // is still advertised waits for the accept, as TCP's queue would.
         if (now - s->detected_ns > config_.peer_timeout_ms * 1'000'000 &&
             !(s->role == Role::kClient && ListenerAlive(s->endpoints.remote))) {
+          s->plain_peer = true;
           EndSession(s.get(), ETIMEDOUT,
                      absl::StrCat("no diskwire peer took the connection in ",
                                   config_.peer_timeout_ms, " ms"));
+          // Now, before the application's exit closes it with a reset.
+          if (s->old_sock_open) CloseOldSocket(s.get());
         }
         continue;
       }

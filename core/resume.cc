@@ -318,15 +318,7 @@ void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
     os_->Close(s->app_end);
     s->app_end = -1;
   }
-  if (s->old_sock_open) {
-    LoopDel(s->old_sock);
-    const linger abortive{1, 0};
-    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &abortive,
-                    sizeof(abortive));
-    private_[s->old_sock].store(0);
-    os_->Close(s->old_sock);
-    s->old_sock_open = false;
-  }
+  if (s->old_sock_open) CloseOldSocket(s);
   if (s->out != nullptr) writer_->RemoveChannel(s->out);
   s->out.reset();
   s->channel.reset();

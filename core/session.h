@@ -214,6 +214,9 @@ struct Session {
   // failure (monotonic): the last ACK or data from the peer. What an operator
   // sees as the outage starts here, detection included.
   int64_t stopped_ns = 0;
+  // No diskwire process at the other end took the session (storage mode with
+  // a plain peer): its old socket closes as TCP would, with a FIN.
+  bool plain_peer = false;
   int64_t closed_ns = 0;  // when it became CLOSED (monotonic)
   int64_t first_storage_byte_ns = 0;
   LagStats lag;

@@ -203,16 +203,38 @@ void EngineImpl::DrainOldSocket(Session* s) {
   if (close_it) {
     log_.Debug("session ", s->label, ": old socket done at ",
                s->old_read_offset, ", next ", s->reassembly->next_offset());
-    LoopDel(s->old_sock);
-    // An abortive close: the peer's engine holds its own old socket and must
-    // never take an orderly FIN from us for its application's end of file.
-    linger l{1, 0};
-    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-    private_[s->old_sock].store(0);
-    os_->Close(s->old_sock);
-    s->old_sock_open = false;
+    CloseOldSocket(s);
   }
   PumpVolumeToApp(s);
+}
+
+void EngineImpl::CloseOldSocket(Session* s) {
+  LoopDel(s->old_sock);
+  if (s->plain_peer) {
+    // No diskwire at the other end: it gets what TCP gives when a server
+    // goes away, an end of file. (Unread bytes would make the kernel send a
+    // reset instead: they are read and dropped first.)
+    char sink[4096];
+    iovec iov{sink, sizeof(sink)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    while (os_->RecvMsg(s->old_sock, &msg, MSG_DONTWAIT).value > 0) {
+    }
+    const linger orderly{0, 0};  // Swap set an abortive close
+    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &orderly,
+                    sizeof(orderly));
+    os_->Shutdown(s->old_sock, SHUT_WR);
+  } else {
+    // An abortive close: the peer's engine holds its own old socket and must
+    // never take an orderly FIN from us for its application's end of file.
+    const linger abortive{1, 0};
+    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &abortive,
+                    sizeof(abortive));
+  }
+  private_[s->old_sock].store(0);
+  os_->Close(s->old_sock);
+  s->old_sock_open = false;
 }
 
 void EngineImpl::ResetOverStorage(Session* s, int error,

@@ -51,6 +51,29 @@ class StorageModeTest(base.ShimTestCase):
         self.assertIn("no diskwire peer took the connection", self.dw.logs(),
                       f"nc exited {status}")
 
+    def test_a_plain_client_gets_an_end_of_file(self):
+        """Issue 13, case 7: the server runs diskwire in storage mode, the
+        client none. When no diskwire peer takes the connection, the client
+        gets what TCP gives when a server goes away, an end of file (before:
+        ECONNRESET)."""
+        self.net.b.popen(
+            "nc-listen", ["sh", "-c", "echo answer | nc -l " + str(base.PORT)],
+            env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+        probe = (
+            "import socket, sys\n"
+            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+            "s.sendall(b'request\\n')\n"
+            "try:\n"
+            "    while s.recv(100): pass\n"
+            "    print('eof')\n"
+            "except OSError as e:\n"
+            "    print('error', e.errno)\n")
+        out = self.net.a.run(["python3", "-c", probe],
+                             timeout=base.PEER_TIMEOUT_MS / 1000 + 30)
+        self.assertEqual(out.stdout.strip(), "eof", self.context())
+        self.assertIn("no diskwire peer took the connection", self.dw.logs())
+
 
 if __name__ == "__main__":
     base.main()
