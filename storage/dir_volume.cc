@@ -59,9 +59,13 @@ class DirVolume final : public Volume {
       s = ctx_.ops->Unlink(dir + "/" + name);
       if (absl::IsNotFound(s)) s = absl::OkStatus();
     }
+    // The LOCK goes last, and closed: a FUSE server keeps a file unlinked
+    // while open as a hidden file, which would keep the directory. A writer
+    // that took the lock in between would have written a segment, which
+    // makes the rmdir fail rather than lose it.
+    ctx_.ops->Close(lock_fd).IgnoreError();
     if (s.ok()) s = ctx_.ops->Unlink(dir + "/" + kLockFile);
     if (s.ok()) s = ctx_.ops->RemoveDir(dir);
-    ctx_.ops->Close(lock_fd).IgnoreError();
     return s;
   }
 

@@ -96,6 +96,21 @@ TEST_F(FuseVolumeTest, ReaderMovesOnFromASegmentTrimmedUnderIt) {
   EXPECT_EQ(ReadAll(*reader), "segment3");
 }
 
+// Removing a channel through FUSE: the remover holds the channel's LOCK
+// while it deletes, and a FUSE server keeps a file that is unlinked while open
+// as a hidden file in the directory (bindfs: .fuse_hidden*), which then cannot
+// be removed (issue 12, 6c: the engine's cleanup failed on FUSE mounts).
+TEST_F(FuseVolumeTest, RemoveChannelThroughFuseLeavesNothing) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, remote_->OpenWriter("ch", {}));
+    ASSERT_THAT(writer->Append({DataRecord(0, "bytes")}), IsOk());
+  }
+  ASSERT_THAT(remote_->RemoveChannel("ch"), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(src() + "/channels/ch"));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> left, remote_->ListChannels());
+  EXPECT_TRUE(left.empty());
+}
+
 TEST_F(FuseVolumeTest, WatcherFallsBackToPolling) {
   ASSERT_OK_AND_ASSIGN(bool network, IsNetworkFilesystem(dst()));
   EXPECT_TRUE(network);
