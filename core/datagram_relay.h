@@ -90,9 +90,9 @@ class DatagramRelay {
 
   // fork(): the child's relay starts afresh, with a new identity, on its
   // first use.
-  void BeforeFork();
-  void AfterForkParent();
-  void AfterForkChild();
+  void BeforeFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_);
+  void AfterForkParent() ABSL_UNLOCK_FUNCTION(mu_);
+  void AfterForkChild() ABSL_UNLOCK_FUNCTION(mu_);
 
  private:
   struct Socket {
@@ -141,7 +141,7 @@ class DatagramRelay {
   void SendProbes(int64_t now);
   void FlushOutbound(int64_t now);
   void ReadInbound();
-  void OpenProbeSocket();
+  void OpenProbeSocket() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live peer process that receives datagrams sent to `dest`.
   const Peer* ReceiverFor(const sockaddr_storage& dest, std::string* process,
                           int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
