@@ -243,9 +243,9 @@ TEST_F(DirChannelTest, ReaderOfARemovedChannelFailsInsteadOfWaiting) {
   auto w = Writer();  // a new connection's channel of the same name
   ASSERT_THAT(w->Append({DataRecord(0, "new")}), IsOk());
   std::vector<Record> out;
-  EXPECT_THAT(r->ReadAvailable(&out, 100),
-              StatusIs(StatusCode::kNotFound,
-                       HasSubstr("deleted while being read")));
+  EXPECT_THAT(
+      r->ReadAvailable(&out, 100),
+      StatusIs(StatusCode::kNotFound, HasSubstr("deleted while being read")));
   EXPECT_EQ(ReadAll(*Reader()), "new");
 }
 
