@@ -73,6 +73,28 @@ class ShimTestCase(unittest.TestCase):
                    "http.server to listen", last=server.describe)
         return server, sha
 
+    def wait_udp_receiver(self, node, port, timeout=20):
+        """Waits until a heartbeat of host `node` advertises a UDP socket on
+        `port` (diskwire's udp_receiver line), so that its peers can carry
+        datagrams to it."""
+        folder = os.path.join(self.net.volume_of(node), "heartbeats")
+        suffix = f":{port}".encode()
+
+        def advertised():
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if not name.startswith(f"{node}."):
+                    continue
+                with open(os.path.join(folder, name), "rb") as f:
+                    for line in f.read().split(b"\n"):
+                        if (line.startswith(b"udp_receiver ") and
+                                line.split(b"/")[0].endswith(suffix)):
+                            return True
+            return False
+
+        h.wait_for(advertised, timeout,
+                   f"a heartbeat of {node} to advertise UDP port {port}",
+                   last=self.dw.logs)
+
     def log_lines(self, node, needle):
         """How many lines of host `node`'s diskwire log contain `needle`."""
         path = self.dw.log_path(node)

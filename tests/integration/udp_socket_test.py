@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import sys
-import time
 import unittest
 
 import dwharness as h
@@ -32,7 +31,7 @@ class UdpSocketTest(base.ShimTestCase):
             [sys.executable, f"{HERE}/udp_socket_probe.py", "receive",
              self.net.b.addr, str(PORT), report],
             env=h.clean_env(self.dw.env("b")))
-        time.sleep(1.5)  # bound and advertised
+        self.wait_udp_receiver("b", PORT)
         sender = self.net.a.popen(
             "udp-sender",
             [sys.executable, f"{HERE}/udp_socket_probe.py", "send",

@@ -41,7 +41,8 @@ class UdpCutTest(base.ShimTestCase):
             [sys.executable, f"{HERE}/udp_echo.py", "server", self.net.b.addr,
              str(UDP_PORT), server_report],
             env=h.clean_env(env_b))
-        time.sleep(1.0)  # bound and advertised
+        if with_diskwire:
+            self.wait_udp_receiver("b", UDP_PORT)
         argv = [sys.executable, f"{HERE}/udp_echo.py", "client", self.net.b.addr,
                 str(UDP_PORT), client_report, "--interval", str(INTERVAL_S),
                 "--duration", str(DURATION_S)]
@@ -163,7 +164,7 @@ class UdpRestartTest(base.ShimTestCase):
 
     def test_restarted_receiver_gets_the_datagrams_at_once(self):
         first = self.start_server("server1")
-        time.sleep(1.0)
+        self.wait_udp_receiver("b", UDP_PORT)
         report_path = self.net.path("client.json")
         client = self.net.a.popen(
             "udp-client",
@@ -203,7 +204,7 @@ class UdpIpv6Test(base.ShimTestCase):
             [sys.executable, f"{HERE}/udp_echo.py", "server", "::1",
              str(UDP_PORT), self.net.path("server6.txt")], env=env)
         self.addCleanup(server.kill)
-        time.sleep(1.0)
+        self.wait_udp_receiver("a", UDP_PORT)
         report_path = self.net.path("client6.json")
         client = self.net.a.popen(
             "udp6-client",
