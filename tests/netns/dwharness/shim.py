@@ -68,14 +68,18 @@ class Diskwire:
         """The extra settings given at construction (to build a twin)."""
         return {k: v for k, v in self.settings.items() if k != "SELECT"}
 
-    def run_argv(self, node, **overrides):
-        """`diskwire run --flag value ... --` for host `node`: the same
-        settings as env(), given as the command's flags."""
-        argv = [cli_path(), "run", "--shim", self.preload or shim_path()]
+    def flags(self, node, **overrides):
+        """`--shim PATH --flag value ...`: the same settings as env(), given as
+        the flags of `diskwire run` and `diskwire enable`."""
+        argv = ["--shim", self.preload or shim_path()]
         for key, value in self.env(node, **overrides).items():
             if key.startswith("DISKWIRE_"):
                 argv += ["--" + key[len("DISKWIRE_"):].lower().replace("_", "-"), value]
-        return argv + ["--"]
+        return argv
+
+    def run_argv(self, node, **overrides):
+        """`diskwire run --flag value ... --` for host `node`."""
+        return [cli_path(), "run"] + self.flags(node, **overrides) + ["--"]
 
     def log_path(self, node):
         return self.net.path(f"diskwire-{node}.log")
