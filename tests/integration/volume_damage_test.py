@@ -3,16 +3,18 @@
 Stock nc streams a -> b with DISKWIRE_MODE=storage (every byte on the volume)
 while a seeded damager hits the volume: byte flips and truncations of channel
 segments, deleted segments, heartbeats and inbox messages, planted foreign
-files and directories, and hard links under segment names. Whatever the
-damage, what b delivers is an exact prefix of what a sent, and a transfer
-that cannot finish ends (both nc exit) within a bound, with the reason in a
-diskwire log. A full disk is volume_full_test's.
+files and directories, hard links under segment names, and a full disk (the
+volume is a 64 MiB tmpfs; a ballast file takes all its free space for a
+while). Whatever the damage, what b delivers is an exact prefix of what a
+sent, and a transfer that cannot finish ends (both nc exit) within a bound,
+with the reason in a diskwire log.
 
 DW_DAMAGE_SEEDS=N runs seeds 0..N-1 (default 3 in CI).
 """
 
 import os
 import random
+import subprocess
 import sys
 import time
 import unittest
@@ -32,12 +34,30 @@ def files_under(root, sub, suffix=""):
     return sorted(out)
 
 
+def fill(root):
+    """Takes all the free space of the file system under `root` with a ballast
+    file; returns its path."""
+    path = os.path.join(root, "ballast")
+    stat = os.statvfs(root)
+    with open(path, "wb") as f:
+        try:
+            f.write(b"\0" * (stat.f_bavail * stat.f_frsize))
+        except OSError:
+            pass  # ENOSPC: full, as meant
+    return path
+
+
 def damage_once(rng, root):
     """One random act of damage on the volume at `root`; returns what it did
     (or None when there was nothing to damage yet)."""
     segments = files_under(root, "channels", ".seg")
     kind = rng.choice(["flip", "flip", "truncate", "delete-segment",
-                       "delete-heartbeat", "delete-inbox", "plant", "link"])
+                       "delete-heartbeat", "delete-inbox", "plant", "link",
+                       "fill"])
+    if kind == "fill":
+        if os.path.exists(os.path.join(root, "ballast")):
+            return None
+        return f"filled the volume with {fill(root)}"
     if kind in ("flip", "truncate", "delete-segment", "link") and not segments:
         return None
     if kind == "flip":
@@ -98,16 +118,30 @@ def damage_once(rng, root):
 class VolumeDamageTest(base.ShimTestCase):
     settings = {"MODE": "storage"}
 
+    def setUp(self):
+        super().setUp()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "dwdamage",
+                        self.net.volume], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.net.volume])
+
     def run_seed(self, seed):
         rng = random.Random(seed)
+        root = self.net.volume_of("a")
+        ballast = os.path.join(root, "ballast")
         xfer = self.nc(SIZE, RATE).start()
         done = []
         start = time.monotonic()
         while time.monotonic() - start < 1.8:
             time.sleep(rng.uniform(0.05, 0.3))
-            what = damage_once(rng, self.net.volume_of("a"))
+            if os.path.exists(ballast) and rng.random() < 0.5:
+                os.unlink(ballast)
+                done.append("removed the ballast")
+            what = damage_once(rng, root)
             if what:
                 done.append(what)
+        if os.path.exists(ballast):
+            os.unlink(ballast)
+            done.append("removed the ballast")
         bound = SIZE / RATE + base.PEER_TIMEOUT_MS / 1000 * 2 + base.SLACK_S
         context = lambda: (f"seed {seed}; damage: {done}\n" + xfer.describe() +
                            "\n" + self.context())
@@ -129,9 +163,22 @@ class VolumeDamageTest(base.ShimTestCase):
                             "ERROR" in logs,
                             "a transfer stopped short with no reason logged\n"
                             + context())
-        print(f"\nseed {seed}: {len(done)} acts of damage, delivered "
-              f"{len(got)} of {len(sent)} bytes", file=sys.stderr)
+        kinds = sorted({what.split()[0] for what in done})
+        print(f"\nseed {seed}: {len(done)} acts of damage ({', '.join(kinds)}), "
+              f"delivered {len(got)} of {len(sent)} bytes", file=sys.stderr)
         return len(got) == len(sent)
+
+    def test_a_full_disk_only_delays(self):
+        """Full for a while, three times: backpressure, not damage, so the
+        whole stream arrives."""
+        xfer = self.nc(SIZE, RATE).start()
+        root = self.net.volume_of("a")
+        for _ in range(3):
+            time.sleep(0.3)
+            ballast = fill(root)
+            time.sleep(0.6)
+            os.unlink(ballast)
+        self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
 
 
 for _seed in range(SEEDS):
