@@ -128,6 +128,9 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
             out.processes[i].heartbeat.process_id, "): ",
             r.problem == "volume-full"
                 ? "the volume is full: its writes wait for space"
+            : r.problem == "volume-stalled"
+                ? "an append to the volume hangs: its writes wait (other "
+                  "sessions go on)"
             : r.problem == "volume-error"
                 ? "cannot append to the volume (see that process's log)"
                 : r.problem));

@@ -386,11 +386,17 @@ TEST_F(StatusTest, VersionsAreShownAndADifferenceIsAProblem) {
 TEST_F(StatusTest, SessionProblemsAreListed) {
   SessionReport full = End(Role::kClient, "STORAGE");
   full.problem = "volume-full";
+  SessionReport stalled = End(Role::kServer, "STORAGE");
+  stalled.problem = "volume-stalled";
   Publish("a", "a.1.1", {full});
+  Publish("b", "b.1.1", {stalled});
   VolumeStatus s = Collect(Now());
   EXPECT_THAT(s.problems,
               testing::Contains(HasSubstr(
                   "a.1.1): the volume is full: its writes wait for space")));
+  EXPECT_THAT(
+      s.problems,
+      testing::Contains(HasSubstr("b.1.1): an append to the volume hangs")));
 }
 
 // The exposition parsed by Prometheus's own Python parser (Debian's

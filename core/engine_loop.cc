@@ -283,6 +283,8 @@ void EngineImpl::Tick() {
   if (now >= next_resume_dial_ns_) {
     // Housekeeping that needs no more than this cadence, not every wake.
     next_resume_dial_ns_ = now + kResumeDialIntervalMs * 1'000'000;
+    // An Append hung on one channel must not hold the others' records.
+    if (writer_ != nullptr) writer_->Supervise();
     ExpireResumes();
     ReleaseEndedSessions();
     DialResumes();
@@ -845,8 +847,9 @@ void EngineImpl::PublishHeartbeat() {
       if (s->out != nullptr) {
         const absl::Status written = s->out->status();
         if (!written.ok()) {
-          r.problem = absl::IsResourceExhausted(written) ? "volume-full"
-                                                         : "volume-error";
+          r.problem = absl::IsResourceExhausted(written)  ? "volume-full"
+                      : absl::IsDeadlineExceeded(written) ? "volume-stalled"
+                                                          : "volume-error";
         }
       }
       report.sessions.push_back(std::move(r));

@@ -47,7 +47,8 @@ struct SessionReport {
   int64_t claim_ns = 0;
   // What keeps the session from moving, as one word; "" when nothing does.
   // "volume-full": its records wait for space on the send volume;
-  // "volume-error": appending them fails otherwise (the log says why).
+  // "volume-stalled": an append has hung longer than the writer's stall
+  // bound; "volume-error": appending them fails otherwise (the log says why).
   std::string problem;
   uint64_t resumes = 0;  // times the session went back to the network
 

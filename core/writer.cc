@@ -16,22 +16,67 @@ Writer::~Writer() {
 
 void Writer::Start() {
   absl::MutexLock start_lock(&thread_mu_);
-  if (thread_.joinable()) return;
+  if (!workers_.empty()) return;
   {
     absl::MutexLock lock(&mu_);
     stop_ = false;
   }
-  thread_ = std::thread([this] { ThreadMain(); });
+  StartWorker();
 }
 
 void Writer::Stop() {
   absl::MutexLock start_lock(&thread_mu_);
-  if (!thread_.joinable()) return;
+  if (workers_.empty()) return;
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  thread_.join();
+  for (Worker& worker : workers_) worker.thread.join();
+  workers_.clear();
+}
+
+void Writer::StartWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    ++running_;
+  }
+  Worker* worker = &workers_.emplace_back();
+  worker->thread = std::thread([this, worker] { ThreadMain(worker); });
+}
+
+void Writer::Supervise() {
+  absl::MutexLock start_lock(&thread_mu_);
+  if (workers_.empty()) return;  // not started, or stopped
+  bool spare_needed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (!it->retired) {
+        ++it;
+        continue;
+      }
+      it->thread.join();  // It has returned from ThreadMain or is about to.
+      it = workers_.erase(it);
+    }
+    spare_needed = !stop_ && running_ < options_.max_threads &&
+                   StalledChannels() >= running_;
+  }
+  if (spare_needed) StartWorker();
+}
+
+int Writer::threads() const {
+  absl::MutexLock lock(&mu_);
+  return running_;
+}
+
+int Writer::StalledChannels() const {
+  const int64_t now = clock_->NowNs();
+  int stalled = 0;
+  for (const auto& channel : channels_) {
+    const int64_t since = channel->appending_since_ns();
+    if (since >= 0 && now - since > options_.stall_ns) ++stalled;
+  }
+  return stalled;
 }
 
 std::shared_ptr<OutboundChannel> Writer::AddChannel(
@@ -79,11 +124,19 @@ int64_t Writer::RunOnce() {
   return next;
 }
 
-void Writer::ThreadMain() {
+void Writer::ThreadMain(Worker* self) {
   for (;;) {
     const int64_t next = RunOnce();
     absl::MutexLock lock(&mu_);
     if (stop_) return;
+    // A spare started for a stall retires once a pass finds nothing to do and
+    // the others can cope: one thread each for the stalled Appends, plus one.
+    if (next == INT64_MAX && !kicked_ && running_ > 1 &&
+        running_ - StalledChannels() > 1) {
+      --running_;
+      self->retired = true;
+      return;
+    }
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return kicked_ || stop_;
     };

@@ -4,12 +4,15 @@
 // buffer, and one writer thread per process that wakes when a buffer reaches
 // its high-water mark or its flush deadline passes, appends the batch to the
 // session's storage channel in one ChannelWriter::Append, and sleeps again.
+// An Append that hangs (a network filesystem stalled on one file) holds its
+// own channel only: Supervise() starts another thread for the others.
 
 #ifndef DISKWIRE_CORE_WRITER_H_
 #define DISKWIRE_CORE_WRITER_H_
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -41,10 +44,18 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Starts the writer thread; no-op when running. Stop() joins it; Start()
-  // may be called again (e.g. in a child after fork()).
+  // Starts the writer thread; no-op when running. Stop() joins every writer
+  // thread; Start() may be called again (e.g. in a child after fork()).
   void Start();
   void Stop();
+
+  // Called periodically (the engine's housekeeping): when every writer thread
+  // is inside an Append that has run longer than stall_ns, starts one more
+  // (at most max_threads) so that the other channels keep moving; joins the
+  // threads that retired. A spare thread retires once it finds nothing to do.
+  void Supervise();
+  // Writer threads running now.
+  int threads() const;
 
   // Registers one session direction writing to `sink`, whose records carry
   // `session_id` and `direction`. REQUIRES: `sink` stays valid until
@@ -66,9 +77,17 @@ class Writer {
 
  private:
   friend class OutboundChannel;
-  // Wakes the writer thread: a channel became pending or urgent.
+  struct Worker {
+    std::thread thread;
+    bool retired = false;  // ABSL_GUARDED_BY(Writer::mu_)
+  };
+
+  // Wakes a writer thread: a channel became pending or urgent.
   void Kick();
-  void ThreadMain();
+  void StartWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(thread_mu_);
+  void ThreadMain(Worker* self);
+  // Channels whose Append has run longer than stall_ns.
+  int StalledChannels() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* const clock_;
   const WriterOptions options_;
@@ -77,8 +96,10 @@ class Writer {
   bool kicked_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t passes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread thread_;     // Only Start()/Stop() touch it.
-  absl::Mutex thread_mu_;  // Serialises Start()/Stop().
+  int running_ ABSL_GUARDED_BY(mu_) = 0;  // workers not retired
+  // Lock order: thread_mu_ before mu_.
+  absl::Mutex thread_mu_;  // Serialises Start()/Stop()/Supervise().
+  std::list<Worker> workers_ ABSL_GUARDED_BY(thread_mu_);
 };
 
 }  // namespace diskwire

@@ -166,11 +166,13 @@ std::optional<int64_t> OutboundChannel::SyncIfIdle(int64_t now) {
     if (sync_due_ns_ > now) return sync_due_ns_;
     sync_due_ns_ = -1;
     flushing_ = true;
+    flushing_since_ns_ = writer_->clock_->NowNs();
     sink = sink_;
   }
   absl::Status synced = sink->Sync();
   absl::MutexLock lock(&mu_);
   flushing_ = false;
+  flushing_since_ns_ = -1;
   if (!synced.ok()) status_ = synced;
   return DueNs(now);
 }
@@ -205,6 +207,7 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
       r.header.timestamp_ns = 0;  // The channel stamps the append time.
     }
     flushing_ = true;
+    flushing_since_ns_ = writer_->clock_->NowNs();
     sink = sink_;
   }
 
@@ -226,6 +229,7 @@ int64_t OutboundChannel::FlushIfDue(int64_t now) {
   {
     absl::MutexLock lock(&mu_);
     flushing_ = false;
+    flushing_since_ns_ = -1;
     if (status.ok()) {
       size_t data_bytes = 0;
       for (const Record& r : inflight_) {
@@ -288,7 +292,20 @@ uint64_t OutboundChannel::appended_offset() const {
 
 absl::Status OutboundChannel::status() const {
   absl::MutexLock lock(&mu_);
+  if (flushing_since_ns_ >= 0) {
+    const int64_t running = writer_->clock_->NowNs() - flushing_since_ns_;
+    if (running > options_.stall_ns) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("an append to the send volume has not returned for ",
+                       running / kNsPerMs, " ms"));
+    }
+  }
   return status_;
+}
+
+int64_t OutboundChannel::appending_since_ns() const {
+  absl::MutexLock lock(&mu_);
+  return flushing_since_ns_;
 }
 
 OutboundChannel::Stats OutboundChannel::stats() const {

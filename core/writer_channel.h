@@ -43,6 +43,12 @@ struct WriterOptions {
   // Backoff between attempts after a failed Append.
   int64_t retry_min_ns = 1 * kNsPerMs;
   int64_t retry_max_ns = 1 * kNsPerSec;
+  // An Append that has not returned after this long is a stall (a network
+  // filesystem that hangs on one file): the channel reports it in status(),
+  // and Writer::Supervise() gives the other channels a thread of their own.
+  int64_t stall_ns = 2 * kNsPerSec;
+  // Most writer threads at once: one, plus one per stalled Append up to this.
+  int max_threads = 4;
 };
 
 // The outbound queues of one session direction: DATA (a byte buffer cut into
@@ -101,8 +107,11 @@ class OutboundChannel {
   size_t buffered_bytes() const;
   // End of the DATA appended successfully so far.
   uint64_t appended_offset() const;
-  // OK, or the last storage error while the writer retries.
+  // OK; the last storage error while the writer retries; or
+  // DeadlineExceeded while an Append has been running longer than stall_ns.
   absl::Status status() const;
+  // When the Append in progress started, or -1 when none is.
+  int64_t appending_since_ns() const;
   struct Stats {
     uint64_t appends = 0;         // successful Append calls
     uint64_t records = 0;         // records appended
@@ -143,6 +152,7 @@ class OutboundChannel {
   // thread touches it, without the lock.
   std::vector<storage::Record> inflight_;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t flushing_since_ns_ ABSL_GUARDED_BY(mu_) = -1;
   bool urgent_ ABSL_GUARDED_BY(mu_) = false;  // control record queued
   // SetIdleSync's sync when it is due (when to look again), or nullopt when
   // the channel is not idle with unsynced appends.

@@ -21,6 +21,14 @@ class FakeSink final : public storage::ChannelWriter {
   absl::Status Append(absl::Span<const storage::Record> records) override {
     absl::MutexLock lock(&mu_);
     ++calls_;
+    if (hang_next_) {  // A stalled filesystem: back only when released.
+      hang_next_ = false;
+      hanging_ = true;
+      auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !hanging_;
+      };
+      mu_.Await(absl::Condition(&released));
+    }
     if (!failures_.empty()) {
       absl::Status s = failures_.front();
       failures_.pop_front();
@@ -55,6 +63,20 @@ class FakeSink final : public storage::ChannelWriter {
     return notes_;
   }
 
+  // The next Append call hangs until Release().
+  void HangNextAppend() {
+    absl::MutexLock lock(&mu_);
+    hang_next_ = true;
+  }
+  // Waits until an Append hangs; false after `timeout`.
+  bool AwaitHanging(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&hanging_), timeout);
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    hanging_ = false;
+  }
   // The next Append calls fail with these, in order.
   void FailNext(absl::Status s) {
     absl::MutexLock lock(&mu_);
@@ -97,6 +119,8 @@ class FakeSink final : public storage::ChannelWriter {
   int syncs_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t trimmed_below_ ABSL_GUARDED_BY(mu_) = 0;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hang_next_ ABSL_GUARDED_BY(mu_) = false;
+  bool hanging_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<absl::Status> failures_ ABSL_GUARDED_BY(mu_);
   std::vector<std::vector<storage::Record>> batches_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> notes_;

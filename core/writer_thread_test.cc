@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -101,6 +102,86 @@ TEST_F(WriterThreadTest, OneThreadWhateverTheNumberOfChannels) {
   for (auto& c : channels) ASSERT_THAT(c->AwaitIdle(kPatience), IsOk());
   EXPECT_EQ(ThreadCount(), threads);
   for (auto& s : sinks) EXPECT_EQ(s->data(), "hello");
+  for (auto& c : channels) writer_->RemoveChannel(c);
+}
+
+// What the engine's housekeeping does: Supervise() until `done`.
+bool SuperviseUntil(Writer* writer, const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + kPatience;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    writer->Supervise();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+TEST_F(WriterThreadTest, AHungAppendHoldsOnlyItsOwnChannel) {
+  WriterOptions o;
+  o.stall_ns = 50 * kNsPerMs;
+  StartWith(o);
+  FakeSink other_sink;
+  auto other =
+      writer_->AddChannel({1, 2}, storage::kClientToServer, &other_sink);
+  sink_.HangNextAppend();
+  ASSERT_THAT(channel_->TrySubmitData(0, "stuck"), IsOk());
+  ASSERT_TRUE(sink_.AwaitHanging(kPatience));
+  ASSERT_THAT(other->TrySubmitData(0, "moves"), IsOk());
+
+  ASSERT_TRUE(SuperviseUntil(writer_.get(), [&] {
+    return other_sink.AwaitDataBytes(5, absl::ZeroDuration());
+  })) << "the other channel waits for the hung append";
+  EXPECT_EQ(other_sink.data(), "moves");
+  EXPECT_EQ(writer_->threads(), 2);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(channel_->status()))
+      << channel_->status();
+  EXPECT_THAT(other->status(), IsOk());
+
+  sink_.Release();
+  ASSERT_THAT(channel_->AwaitIdle(kPatience), IsOk());
+  EXPECT_EQ(sink_.data(), "stuck");
+  EXPECT_THAT(channel_->status(), IsOk());
+  ASSERT_TRUE(
+      SuperviseUntil(writer_.get(), [&] { return writer_->threads() == 1; }))
+      << "the spare thread stays after the stall: " << writer_->threads();
+  ASSERT_THAT(other->TrySubmitData(5, " on"), IsOk());
+  ASSERT_THAT(other->AwaitIdle(kPatience), IsOk());
+  EXPECT_EQ(other_sink.data(), "moves on");
+  writer_->RemoveChannel(other);
+}
+
+TEST_F(WriterThreadTest, StalledAppendsGetAtMostMaxThreads) {
+  WriterOptions o;
+  o.stall_ns = 20 * kNsPerMs;
+  o.max_threads = 3;
+  StartWith(o);
+  std::vector<std::unique_ptr<FakeSink>> sinks;
+  std::vector<std::shared_ptr<OutboundChannel>> channels;
+  for (int i = 0; i < 5; ++i) {
+    sinks.push_back(std::make_unique<FakeSink>());
+    sinks.back()->HangNextAppend();
+    channels.push_back(writer_->AddChannel({3, static_cast<uint64_t>(i)},
+                                           storage::kClientToServer,
+                                           sinks.back().get()));
+    ASSERT_THAT(channels.back()->TrySubmitData(0, "x"), IsOk());
+  }
+  auto hanging = [&] {
+    int n = 0;
+    for (auto& s : sinks) n += s->AwaitHanging(absl::ZeroDuration());
+    return n;
+  };
+  ASSERT_TRUE(SuperviseUntil(writer_.get(), [&] { return hanging() == 3; }));
+  for (int i = 0; i < 20; ++i) writer_->Supervise();
+  EXPECT_EQ(writer_->threads(), 3);
+  EXPECT_EQ(hanging(), 3);
+  // Each sink hangs once: the two left hang in turn once threads are free.
+  ASSERT_TRUE(SuperviseUntil(writer_.get(), [&] {
+    for (auto& s : sinks) s->Release();
+    for (auto& s : sinks) {
+      if (s->data() != "x") return false;
+    }
+    return true;
+  }));
   for (auto& c : channels) writer_->RemoveChannel(c);
 }
 
