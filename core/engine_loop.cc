@@ -365,6 +365,9 @@ void EngineImpl::ReleaseEndedSessions() {
     for (auto& [key, s] : sessions_) {
       if (s->state.load() == SessionState::kClosed &&
           now - s->closed_ns > kGraceNs) {
+        // An Append still running (a stalled volume) would hold this loop in
+        // RemoveChannel: the session waits for a later pass.
+        if (s->out != nullptr && s->out->appending_since_ns() >= 0) continue;
         absl::MutexLock slock(&s->mu);
         if (s->names.empty()) ended.push_back(s);
       }
