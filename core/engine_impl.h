@@ -344,6 +344,10 @@ class EngineImpl final : public Engine {
   static void DrainAtExitHook();
   // Adds this engine to those the exit hook drains (exit_drain.cc).
   void RegisterExitDrain();
+  // At exit, a session in STORAGE: everything the application wrote goes to
+  // the writer (its pair, its ring), then the FIN; bounded by kExitFlushNs.
+  void SubmitAllAtExit(Session* s);
+  static constexpr int64_t kExitFlushNs = 30'000'000'000;
   void FailOverUnacknowledgedAtExit();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);

@@ -671,8 +671,15 @@ void EngineImpl::CheckPeers() {
     auto seen = peer_seen_ns_.find(s->peer_process);
     const int64_t since =
         seen == peer_seen_ns_.end() ? s->detected_ns : seen->second;
-    if (now - std::max(since, s->detected_ns) >
+    if (now - std::max({since, s->detected_ns, s->peer_read_ns}) >
         config_.peer_timeout_ms * 1'000'000) {
+      // What the peer wrote before it went outlives it, as a kernel's receive
+      // queue does: it is delivered first (its end of file too), however
+      // slowly the application reads.
+      const bool undelivered = (s->peer_fin && !s->eof_delivered) ||
+                               (s->reassembly != nullptr &&
+                                s->reassembly->contiguous_end() > s->delivered);
+      if (undelivered) continue;
       EndSession(s.get(), ETIMEDOUT,
                  absl::StrCat("the peer process ", s->peer_process,
                               " stopped its heartbeat"));

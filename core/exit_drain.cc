@@ -4,6 +4,7 @@
 
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -95,6 +96,47 @@ void EngineImpl::FailOverUnacknowledgedAtExit() {
   }
 }
 
+void EngineImpl::SubmitAllAtExit(Session* s) {
+  // The writer's buffer takes a megabyte at a time: the rest of the pair and
+  // of the ring goes as it drains, then the FIN. The loop that would feed it
+  // has stopped.
+  const int64_t deadline = clock_->NowNs() + kExitFlushNs;
+  {
+    // A full ring (a peer that reads slowly) would hold the pair's bytes
+    // back; an exiting process resumes nothing, so room is made for them.
+    absl::MutexLock lock(&s->send_mu);
+    int unread = 0;
+    if (s->eng_end >= 0 && os_->Ioctl(s->eng_end, FIONREAD, &unread).ok() &&
+        static_cast<size_t>(unread) > s->ring.Free()) {
+      s->ring.Grow(s->ring.capacity() + unread - s->ring.Free());
+    }
+  }
+  for (;;) {
+    PumpAppToVolume(s);
+    bool pending;
+    {
+      absl::MutexLock lock(&s->send_mu);
+      int unread = 0;
+      const bool pair_empty =
+          s->eng_end < 0 || s->app_wrote_eof ||
+          (os_->Ioctl(s->eng_end, FIONREAD, &unread).ok() && unread == 0);
+      pending = !pair_empty || s->next_to_volume < s->ring.head();
+      if (!pending) {
+        s->app_wrote_eof = true;  // the application's end stays open: no EOF
+        SubmitToWriter(s);
+      }
+    }
+    if (!pending) return;
+    if (clock_->NowNs() >= deadline) {
+      log_.Error("session ", s->label, ": exiting before the volume took ",
+                 "everything the application wrote (", kExitFlushNs / 1'000'000,
+                 " ms)");
+      return;
+    }
+    (void)s->out->AwaitIdle(absl::Milliseconds(10));  // room in its buffer
+  }
+}
+
 void EngineImpl::DrainAtExit() {
   {
     absl::MutexLock lock(&g_exit_mu);
@@ -131,10 +173,7 @@ void EngineImpl::DrainAtExit() {
         absl::MutexLock lock(&s->mu);
         s->names.clear();  // the application is gone with the process
       }
-      PumpAppToVolume(s.get());  // what is left in the pair, before the FIN
-      absl::MutexLock lock(&s->send_mu);
-      s->app_wrote_eof = true;
-      SubmitToWriter(s.get());
+      SubmitAllAtExit(s.get());
     }
     // A session that ended just now (CLOSED) may still have its last records,
     // its FIN, in the writer's queue: they go out before the process does.

@@ -206,6 +206,10 @@ struct Session {
   bool peer_fin = false;
   uint64_t peer_fin_offset = 0;
   bool eof_delivered = false;
+  // When a record of the peer's channel was last read (monotonic): a channel
+  // still yielding records is a stream still arriving, whatever became of
+  // the process that wrote it.
+  int64_t peer_read_ns = 0;
   uint64_t delivered =
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)

@@ -280,6 +280,7 @@ void EngineImpl::ReadPeerChannel(Session* s) {
                                   got.status().message()));
     return;
   }
+  if (!records.empty()) s->peer_read_ns = clock_->NowNs();
   const uint8_t peer_dir =
       SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient);
   const int64_t now_real = clock_->RealtimeNs();
