@@ -74,6 +74,40 @@ class StorageModeTest(base.ShimTestCase):
         self.assertEqual(out.stdout.strip(), "eof", self.context())
         self.assertIn("no diskwire peer took the connection", self.dw.logs())
 
+    def test_an_abortive_close_crosses_the_volume_as_a_reset(self):
+        """Issue 12, 6: the server sends a line and closes with SO_LINGER 0,
+        over the volume: the client reads the line, then gets ECONNRESET as
+        TCP gives it, not an end of file."""
+        server = (
+            "import socket, struct, time\n"
+            f"l = socket.create_server(({self.net.b.addr!r}, {base.PORT}))\n"
+            "c, _ = l.accept()\n"
+            "c.recv(100)\n"
+            "c.sendall(b'answer\\n')\n"
+            "time.sleep(1)\n"
+            "c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+            "c.close()\n"
+            "time.sleep(5)\n")
+        self.net.b.popen("server", ["python3", "-c", server],
+                         env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "the server to listen")
+        client = (
+            "import socket\n"
+            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+            "s.sendall(b'request\\n')\n"
+            "got = b''\n"
+            "try:\n"
+            "    while chunk := s.recv(100): got += chunk\n"
+            "    print(repr(got), 'eof')\n"
+            "except OSError as e:\n"
+            "    print(repr(got), 'error', e.errno)\n")
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
+        h.wait_exit(proc, 30)
+        out = proc.popen.stdout.read().decode()
+        self.assertEqual(out.strip(), "b'answer\\n' error 104", self.context())
+        self.assertEqual(self.log_lines("a", "storage mode"), 1, self.context())
+
 
 if __name__ == "__main__":
     base.main()
