@@ -11,6 +11,9 @@
 #define DISKWIRE_SHIM_HOOK_H_
 
 #include <errno.h>
+#include <stdlib.h>
+
+#include <memory>
 
 #include "core/sys_result.h"
 
@@ -59,6 +62,18 @@ class KeepErrno {
 inline ssize_t ReturnErrno(SysResult r) {
   if (!r.ok()) errno = r.error;
   return r.value;
+}
+
+// A malloc'd buffer: the shim does without the C++ library's operator new
+// (libdiskwire.so loads no libstdc++; shim/BUILD.bazel).
+struct FreeDeleter {
+  void operator()(void* p) const { free(p); }
+};
+template <typename T>
+using MallocBuffer = std::unique_ptr<T[], FreeDeleter>;
+template <typename T>
+MallocBuffer<T> AllocateBuffer(size_t count) {
+  return MallocBuffer<T>(static_cast<T*>(malloc(count * sizeof(T))));
 }
 
 }  // namespace diskwire::shim

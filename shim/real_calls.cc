@@ -220,9 +220,17 @@ class RealOsCallsImpl final : public OsCalls {
 
 namespace diskwire {
 
-OsCalls* RealOsCalls() {
-  static shim::RealOsCallsImpl* const calls = new shim::RealOsCallsImpl();
-  return calls;
-}
+namespace {
+// Constant-initialised (no guard, usable before static constructors run) and
+// never destroyed (the exit drain still uses it).
+union NeverDestroyed {
+  constexpr NeverDestroyed() : calls() {}
+  ~NeverDestroyed() {}
+  shim::RealOsCallsImpl calls;
+};
+constinit NeverDestroyed g_real_os_calls;
+}  // namespace
+
+OsCalls* RealOsCalls() { return &g_real_os_calls.calls; }
 
 }  // namespace diskwire

@@ -19,15 +19,24 @@ namespace internal {
 extern uintptr_t g_self_base;
 extern uintptr_t g_self_text_begin;
 extern uintptr_t g_self_text_end;
+// The engine's library (libdiskwire_engine.so), once loaded.
+extern uintptr_t g_engine_text_begin;
+extern uintptr_t g_engine_text_end;
 }  // namespace internal
 
 // Finds this library's load address and executable segment. Idempotent.
 void InitSelfText();
+// Records the executable segment that holds `address_in_it`: the engine's
+// library, loaded later than this one. Call before the engine is published.
+void AddEngineText(const void* address_in_it);
 
-// Is `address` inside this library's code? false until InitSelfText() ran.
+// Is `address` inside diskwire's code (this library's or the engine's)? false
+// until InitSelfText() ran.
 inline bool InDiskwireText(const void* address) {
   const auto a = reinterpret_cast<uintptr_t>(address);
-  return a >= internal::g_self_text_begin && a < internal::g_self_text_end;
+  return (a >= internal::g_self_text_begin && a < internal::g_self_text_end) ||
+         (a >= internal::g_engine_text_begin &&
+          a < internal::g_engine_text_end);
 }
 
 // The library's load address (for offsets that addr2line understands).

@@ -87,7 +87,8 @@ ssize_t SendFileOwned(Engine* engine, int out_fd, int in_fd, off64_t* offset,
   off64_t pos =
       offset != nullptr ? *offset : Real().lseek64(in_fd, 0, SEEK_CUR);
   const bool seekable = offset != nullptr || pos >= 0;
-  std::unique_ptr<char[]> buf(new char[std::min(count, kChunk)]);
+  MallocBuffer<char> buf = AllocateBuffer<char>(std::min(count, kChunk));
+  if (buf == nullptr) return Result(0, ENOMEM);
   size_t total = 0;
   int error = 0;
   while (total < count && error == 0) {
@@ -133,7 +134,8 @@ ssize_t SendFileOwned(Engine* engine, int out_fd, int in_fd, off64_t* offset,
 // splice from a pipe onto an owned socket.
 ssize_t SpliceToOwned(Engine* engine, int pipe_fd, int sock_fd, size_t len) {
   InsideDiskwire inside;
-  std::unique_ptr<char[]> buf(new char[std::min(len, kChunk)]);
+  MallocBuffer<char> buf = AllocateBuffer<char>(std::min(len, kChunk));
+  if (buf == nullptr) return Result(0, ENOMEM);
   const ssize_t got = Real().read(pipe_fd, buf.get(), std::min(len, kChunk));
   if (got <= 0) return got;
   int error = 0;
@@ -161,7 +163,8 @@ ssize_t SpliceFromOwned(Engine* engine, int sock_fd, int pipe_fd, size_t len,
     room = 4096;  // POLLOUT on a pipe means at least a page is free.
   }
   const size_t want = std::min({len, room, kChunk});
-  std::unique_ptr<char[]> buf(new char[want]);
+  MallocBuffer<char> buf = AllocateBuffer<char>(want);
+  if (buf == nullptr) return Result(0, ENOMEM);
   iovec iov{buf.get(), want};
   msghdr msg{};
   msg.msg_iov = &iov;

@@ -71,10 +71,14 @@ Engine* EngineForPollSet(const pollfd* fds, nfds_t nfds) {
 int PollOwned(Engine* engine, pollfd* fds, nfds_t nfds, Deadline deadline,
               const sigset_t* sigmask) {
   pollfd stack_set[kStackPollFds + 1];
-  std::unique_ptr<pollfd[]> heap_set;
+  MallocBuffer<pollfd> heap_set;
   pollfd* set = stack_set;
   if (nfds > kStackPollFds) {
-    heap_set.reset(new pollfd[nfds + 1]);
+    heap_set = AllocateBuffer<pollfd>(nfds + 1);
+    if (heap_set == nullptr) {
+      errno = ENOMEM;
+      return -1;
+    }
     set = heap_set.get();
   }
   InsideDiskwire inside;

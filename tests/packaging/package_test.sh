@@ -55,8 +55,8 @@ dw="$root/usr/bin/diskwire"
 version=$(sed -n 's/.*kVersion\[\] = "\(.*\)";/\1/p' core/version.h)
 check "diskwire --version from the installed path" \
   bash -c "[ \"\$('$dw' --version)\" = 'diskwire $version' ]"
-check "the library is where diskwire run looks for it" \
-  test -f "$root/usr/lib/diskwire/libdiskwire.so"
+check "the library, and the engine it loads, are where diskwire run looks" \
+  test -f "$root/usr/lib/diskwire/libdiskwire.so" -a -f "$root/usr/lib/diskwire/libdiskwire_engine.so"
 check "man pages render and document every command and variable" bash -c "
   man -l '$root/usr/share/man/man8/diskwire.8.gz' 2>/dev/null | grep -q 'diskwire enable UNIT' &&
   for v in \$('$dw' --help | grep -o '^  DISKWIRE_[A-Z_]*'); do
