@@ -47,20 +47,26 @@ void CopyToRing(char* dst, const char* src, size_t len) {
 
 ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
     : capacity_(capacity),
-      buf_(new char[capacity]),  // Uninitialised on purpose: see header.
       tail_(start_offset),
       head_(start_offset),
-      head_index_(IndexOf(start_offset)) {}
+      first_chunk_(start_offset / kChunkBytes) {}
 
 void ReplayRing::CopyIn(const char* src, size_t len) {
   // REQUIRES: len <= Free().
-  if (len == 0) return;  // src may be null for an empty iovec.
-  size_t first = std::min(len, capacity_ - head_index_);
-  CopyToRing(buf_.get() + head_index_, src, first);
-  if (len > first) CopyToRing(buf_.get(), src + first, len - first);
-  head_index_ += len;
-  if (head_index_ >= capacity_) head_index_ -= capacity_;
-  head_ += len;
+  while (len > 0) {  // src may be null for an empty iovec.
+    const size_t index = IndexInChunk(head_);
+    if (head_ / kChunkBytes - first_chunk_ == chunks_.size()) {
+      // Chunks are not initialised: the kernel commits pages as they are
+      // written.
+      chunks_.push_back(spare_ != nullptr ? std::move(spare_)
+                                          : Chunk(new char[kChunkBytes]));
+    }
+    const size_t n = std::min(len, kChunkBytes - index);
+    CopyToRing(ChunkFor(head_) + index, src, n);
+    src += n;
+    len -= n;
+    head_ += n;
+  }
 }
 
 size_t ReplayRing::Append(absl::string_view bytes) {
@@ -81,19 +87,13 @@ size_t ReplayRing::Append(const iovec* iov, int iovcnt) {
 }
 
 void ReplayRing::Grow(size_t capacity) {
-  if (capacity <= capacity_) return;
-  std::unique_ptr<char[]> buf(new char[capacity]);
-  const RingView view = *ViewFrom(tail_, size());
-  size_t pos = static_cast<size_t>(tail_ % capacity);
-  for (absl::string_view piece : {view.first, view.second}) {
-    const size_t first = std::min(piece.size(), capacity - pos);
-    std::memcpy(buf.get() + pos, piece.data(), first);
-    std::memcpy(buf.get(), piece.data() + first, piece.size() - first);
-    pos = (pos + piece.size()) % capacity;
-  }
-  buf_ = std::move(buf);
-  capacity_ = capacity;
-  head_index_ = IndexOf(head_);
+  capacity_ = std::max(capacity_, capacity);
+}
+
+void ReplayRing::RestartAt(uint64_t offset) {
+  chunks_.clear();
+  tail_ = head_ = offset;
+  first_chunk_ = offset / kChunkBytes;
 }
 
 absl::Status ReplayRing::TrimTo(uint64_t offset) {
@@ -101,7 +101,17 @@ absl::Status ReplayRing::TrimTo(uint64_t offset) {
     return absl::OutOfRangeError(absl::StrCat(
         "replay ring: cannot trim to offset ", offset, " beyond head ", head_));
   }
-  if (offset > tail_) tail_ = offset;
+  if (offset <= tail_) return absl::OkStatus();
+  tail_ = offset;
+  // Chunks wholly below the tail go; the chunk the head writes into next
+  // stays even when empty.
+  while (!chunks_.empty() && (first_chunk_ + 1) * kChunkBytes <= tail_ &&
+         (first_chunk_ + 1) * kChunkBytes <= head_) {
+    spare_ = std::move(chunks_.front());
+    chunks_.pop_front();
+    ++first_chunk_;
+  }
+  if (chunks_.empty()) first_chunk_ = head_ / kChunkBytes;
   return absl::OkStatus();
 }
 
@@ -112,25 +122,32 @@ absl::StatusOr<RingView> ReplayRing::ViewFrom(uint64_t offset,
                                               " outside kept range [", tail_,
                                               ", ", head_, "]"));
   }
-  size_t len = static_cast<size_t>(std::min<uint64_t>(head_ - offset, max));
-  size_t index = IndexOf(offset);
-  size_t first = std::min(len, capacity_ - index);
   RingView view;
-  view.first = absl::string_view(buf_.get() + index, first);
-  if (len > first) view.second = absl::string_view(buf_.get(), len - first);
+  size_t len = static_cast<size_t>(std::min<uint64_t>(head_ - offset, max));
+  if (len == 0) return view;
+  const size_t index = IndexInChunk(offset);
+  const size_t first = std::min(len, kChunkBytes - index);
+  view.first = absl::string_view(ChunkFor(offset) + index, first);
+  len -= first;
+  if (len > 0) {
+    view.second =
+        absl::string_view(ChunkFor(offset + first), std::min(len, kChunkBytes));
+  }
   return view;
 }
 
 absl::StatusOr<size_t> ReplayRing::CopyOut(uint64_t offset, size_t max,
                                            char* dst) const {
-  absl::StatusOr<RingView> view = ViewFrom(offset, max);
-  if (!view.ok()) return view.status();
-  std::memcpy(dst, view->first.data(), view->first.size());
-  if (!view->second.empty()) {
-    std::memcpy(dst + view->first.size(), view->second.data(),
-                view->second.size());
+  size_t copied = 0;
+  for (;;) {
+    absl::StatusOr<RingView> view = ViewFrom(offset + copied, max - copied);
+    if (!view.ok()) return view.status();
+    if (view->size() == 0) return copied;
+    for (absl::string_view piece : {view->first, view->second}) {
+      std::memcpy(dst + copied, piece.data(), piece.size());
+      copied += piece.size();
+    }
   }
-  return view->size();
 }
 
 }  // namespace diskwire

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -38,11 +39,15 @@ struct RingView {
 // (senders, the writer reading a view, trimming) with its own mutex; the ring
 // takes no lock so that the healthy send path is a memcpy or two.
 //
-// Memory: the buffer is allocated once, uninitialised, at construction; pages
-// are committed by the kernel only as bytes are first written.
+// Memory: the bytes live in chunks of kChunkBytes, allocated as the head
+// reaches them and freed as trimming passes them (one spare is kept, so a
+// steady stream allocates nothing): a connection holds what it keeps, rounded
+// up to chunks, not its capacity. A view may therefore stop at the end of its
+// second chunk: callers loop.
 class ReplayRing {
  public:
   static constexpr size_t kDefaultCapacity = 4 << 20;  // 4 MiB
+  static constexpr size_t kChunkBytes = 64 << 10;
 
   // REQUIRES: capacity > 0. The first appended byte gets `start_offset`.
   explicit ReplayRing(size_t capacity = kDefaultCapacity,
@@ -69,17 +74,19 @@ class ReplayRing {
   size_t Append(absl::string_view bytes);
 
   // Raises the capacity to `capacity` (no-op when not larger), keeping every
-  // byte at its offset. Allocates and copies: for the rare moment when bytes
-  // the application already handed over must be kept beyond the cap (a resume
-  // takes back what waits in the socket pair).
+  // byte at its offset: for the rare moment when bytes the application
+  // already handed over must be kept beyond the cap (a resume takes back what
+  // waits in the socket pair, an exiting process hands over its pair).
   void Grow(size_t capacity);
 
   // Forgets every byte kept and continues at `offset`: head() == tail() ==
   // offset. For a connection that another process wrote to (a forked or
   // re-executed server): the next byte this process sends has that offset.
-  void RestartAt(uint64_t offset) {
-    tail_ = head_ = offset;
-    head_index_ = IndexOf(offset);
+  void RestartAt(uint64_t offset);
+
+  // Bytes of the chunks allocated now (spare included): what the ring costs.
+  size_t allocated_bytes() const {
+    return (chunks_.size() + (spare_ != nullptr ? 1 : 0)) * kChunkBytes;
   }
 
   // Releases every byte below `offset` (the peer holds them). Offsets at or
@@ -88,7 +95,8 @@ class ReplayRing {
   // cannot hold bytes that were never sent.
   absl::Status TrimTo(uint64_t offset);
 
-  // Up to `max` kept bytes starting at `offset`, without copying. Returns
+  // Up to `max` kept bytes starting at `offset`, without copying, in at most
+  // two chunks (fewer bytes than asked when the range spans more). Returns
   // OutOfRange when offset < tail() (already released) or offset > head().
   // offset == head() gives an empty view.
   absl::StatusOr<RingView> ViewFrom(uint64_t offset, size_t max) const;
@@ -98,17 +106,25 @@ class ReplayRing {
   absl::StatusOr<size_t> CopyOut(uint64_t offset, size_t max, char* dst) const;
 
  private:
-  // Index in buf_ of stream offset `offset`.
-  size_t IndexOf(uint64_t offset) const {
-    return static_cast<size_t>(offset % capacity_);
+  using Chunk = std::unique_ptr<char[]>;
+  // The chunk holding stream offset `offset` (kept or at the head), and the
+  // byte's index in it.
+  char* ChunkFor(uint64_t offset) const {
+    return chunks_[static_cast<size_t>(offset / kChunkBytes - first_chunk_)]
+        .get();
+  }
+  static size_t IndexInChunk(uint64_t offset) {
+    return static_cast<size_t>(offset % kChunkBytes);
   }
   void CopyIn(const char* src, size_t len);
 
   size_t capacity_;
-  std::unique_ptr<char[]> buf_;
   uint64_t tail_;
   uint64_t head_;
-  size_t head_index_;  // IndexOf(head_), kept to avoid a division per Append.
+  // chunks_[i] holds offsets [(first_chunk_ + i) * kChunkBytes, ...+ kChunk).
+  std::deque<Chunk> chunks_;
+  uint64_t first_chunk_;
+  Chunk spare_;  // a freed chunk, reused by the next one needed
 };
 
 }  // namespace diskwire

@@ -65,16 +65,44 @@ TEST_F(ReplayRingTest, GatherAppendCopiesInOrderAndStopsWhenFull) {
   EXPECT_EQ(Read(ring, 0, 8), "abcdefgh");
 }
 
-TEST_F(ReplayRingTest, WrapAroundGivesTwoPieceView) {
-  ReplayRing ring(8);
-  ring.Append("012345");
-  ASSERT_THAT(ring.TrimTo(5), IsOk());
-  EXPECT_EQ(ring.Append("6789ab"), 6u);  // Crosses the end of the buffer.
-  ASSERT_OK_AND_ASSIGN(RingView view, ring.ViewFrom(5, 100));
-  EXPECT_EQ(view.first, "567");
-  EXPECT_EQ(view.second, "89ab");
-  EXPECT_EQ(Join(view), "56789ab");
-  EXPECT_EQ(Read(ring, 7, 3), "789");
+TEST_F(ReplayRingTest, AViewAcrossAChunkBoundaryHasTwoPieces) {
+  constexpr size_t kChunk = ReplayRing::kChunkBytes;
+  ReplayRing ring(1 << 20);
+  ring.Append(std::string(kChunk - 3, 'a'));
+  ring.Append("bcdefg");  // Crosses into the second chunk.
+  ASSERT_OK_AND_ASSIGN(RingView view, ring.ViewFrom(kChunk - 5, 100));
+  EXPECT_EQ(view.first, "aabcd");
+  EXPECT_EQ(view.second, "efg");
+  EXPECT_EQ(Read(ring, kChunk - 4, 5), "abcde");
+}
+
+TEST_F(ReplayRingTest, AViewStopsAfterTwoChunksAndCopyOutDoesNot) {
+  constexpr size_t kChunk = ReplayRing::kChunkBytes;
+  ReplayRing ring(1 << 20);
+  ring.Append(std::string(3 * kChunk, 'x'));
+  ASSERT_OK_AND_ASSIGN(RingView view, ring.ViewFrom(10, 3 * kChunk));
+  EXPECT_EQ(view.size(), 2 * kChunk - 10);
+  std::string out(3 * kChunk, '\0');
+  ASSERT_OK_AND_ASSIGN(size_t n, ring.CopyOut(10, 3 * kChunk, out.data()));
+  EXPECT_EQ(n, 3 * kChunk - 10);
+}
+
+// A stream through the ring costs what it keeps, not the capacity: the
+// memory of a long-lived connection (issue 15).
+TEST_F(ReplayRingTest, AStreamHoldsOnlyTheChunksItKeeps) {
+  ReplayRing ring(4 << 20);
+  const std::string block(16 << 10, 'z');
+  size_t most = 0;
+  for (int i = 0; i < 6400; ++i) {  // 100 MiB, the peer 32 KiB behind
+    ASSERT_EQ(ring.Append(block), block.size());
+    if (ring.head() > (32 << 10)) {
+      ASSERT_THAT(ring.TrimTo(ring.head() - (32 << 10)), IsOk());
+    }
+    most = std::max(most, ring.allocated_bytes());
+  }
+  EXPECT_LE(most, 3 * ReplayRing::kChunkBytes);
+  ASSERT_THAT(ring.TrimTo(ring.head()), IsOk());
+  EXPECT_LE(ring.allocated_bytes(), 2 * ReplayRing::kChunkBytes);
 }
 
 TEST_F(ReplayRingTest, GrowKeepsEveryByteAtItsOffsetAcrossTheWrap) {
