@@ -134,7 +134,11 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         backlog = s->sent_to_socket < s->ring.head();
         if (backlog && r.ok()) r = SysResult::Fail(EAGAIN);
       }
-      if (!backlog && s->ring.Free() < want - done) TrimByKernelAck(s);
+      if (!backlog && (s->ring.Free() < want - done ||
+                       s->ring.head() >= s->next_trim_head)) {
+        TrimByKernelAck(s);
+        s->next_trim_head = s->ring.head() + Session::kEagerTrimBytes;
+      }
       size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
       if (backlog) {
         // r says why the new bytes wait

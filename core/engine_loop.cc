@@ -469,7 +469,13 @@ void EngineImpl::CheckDirectSessions() {
         const int fd = s->names.empty() ? s->linger_fd : s->names[0];
         if (fd >= 0 && s->state.load() == SessionState::kDirect)
           FlushBacklog(s.get(), fd);
+      } else if (s->ring.size() > 0 && s->ring.head() == s->idle_check_head &&
+                 s->state.load() == SessionState::kDirect) {
+        // Idle since the last look: what the peer's kernel holds is released.
+        absl::MutexLock lock(&s->mu);
+        TrimByKernelAck(s.get());
       }
+      s->idle_check_head = s->ring.head();
     }
     if (s->names.empty() && s->linger_fd >= 0 && FinishLinger(s.get()))
       continue;

@@ -118,6 +118,16 @@ struct Session {
   // The application ended its stream while the backlog was still unsent: the
   // FIN goes once sent_to_socket reaches head().
   bool fin_owed ABSL_GUARDED_BY(send_mu) = false;
+  // The healthy send path trims the ring by the kernel's acknowledgement
+  // (one ioctl) once its head passes this: every kEagerTrimBytes sent, so
+  // that a connection holds its unacknowledged bytes, not a ring full of
+  // acknowledged ones (memory; core/replay_ring.h frees passed chunks).
+  uint64_t next_trim_head ABSL_GUARDED_BY(send_mu) = 0;
+  static constexpr uint64_t kEagerTrimBytes = 128 << 10;
+  // The ring's head when the loop last looked (CheckDirectSessions): a ring
+  // that has not moved since is trimmed there, so an idle connection keeps
+  // nothing the peer holds.
+  uint64_t idle_check_head ABSL_GUARDED_BY(send_mu) = 0;
   // Stream offset the application has read = tcpi delivered + in_adjust (the
   // socket's first stream byte after a resume, less its handshake bytes).
   int64_t in_adjust = 0;
