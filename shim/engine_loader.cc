@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/engine.h"
@@ -26,6 +27,21 @@ constexpr char kEngineLibrary[] = "libdiskwire_engine.so";
 constexpr char kEntry[] = "diskwire_engine_get";
 // A directory's path, a slash and kEngineLibrary.
 constexpr size_t kPathSize = PATH_MAX + sizeof(kEngineLibrary) + 1;
+
+// DISKWIRE_ON_ERROR=passthrough (core/config.h): an engine that cannot load
+// leaves the program to run without diskwire; otherwise it stops, as a bad
+// configuration does.
+bool PassthroughOnError() {
+  const char* v = getenv("DISKWIRE_ON_ERROR");
+  return v != nullptr && strcasecmp(v, "passthrough") == 0;
+}
+
+[[noreturn]] void Stop() {
+  fprintf(stderr,
+          "diskwire: stopping (set DISKWIRE_ON_ERROR=passthrough to run "
+          "without diskwire)\n");
+  exit(78);  // EX_CONFIG, as core's Engine::Get
+}
 
 bool Configured() {
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -80,18 +96,16 @@ Engine* Engine::Get(OsCalls* os) {
   void* library = OpenEngine(tried);
   if (library == nullptr) {
     const char* why = dlerror();
-    fprintf(stderr,
-            "diskwire: cannot load the engine (%s): %s; the program runs "
-            "without diskwire\n",
-            tried, why != nullptr ? why : "no such file");
+    fprintf(stderr, "diskwire: cannot load the engine (%s): %s\n", tried,
+            why != nullptr ? why : "no such file");
+    if (!PassthroughOnError()) Stop();
     return nullptr;
   }
   auto* get = reinterpret_cast<Engine* (*)(OsCalls*)>(dlsym(library, kEntry));
   if (get == nullptr) {
-    fprintf(stderr,
-            "diskwire: %s has no %s: not diskwire's engine; the program runs "
-            "without diskwire\n",
-            tried, kEntry);
+    fprintf(stderr, "diskwire: %s has no %s: not diskwire's engine\n", tried,
+            kEntry);
+    if (!PassthroughOnError()) Stop();
     return nullptr;
   }
   // Its calls to libc by name pass straight through the hooks from now on.

@@ -33,4 +33,17 @@ s = socket.socket()
 print(open("/proc/self/maps").read())' 2>"$dir/err") || fail "python3: $(cat "$dir/err")"
 grep -q libdiskwire_engine.so <<<"$with_socket" ||
   fail "a configured process that made a socket has no engine: $(cat "$dir/err")"
+# Without its engine beside it: a configured process stops (as with a bad
+# configuration), or runs without diskwire when DISKWIRE_ON_ERROR says so.
+mkdir "$dir/alone"
+cp "$lib" "$dir/alone/libdiskwire.so"
+status=0
+LD_PRELOAD="$dir/alone/libdiskwire.so" DISKWIRE_VOLUME="$dir/vol" DISKWIRE_SELECT=5001 \
+  python3 -c 'import socket; socket.socket()' 2>"$dir/err" || status=$?
+[[ $status -eq 78 ]] || fail "no engine: exit $status, want 78: $(cat "$dir/err")"
+grep -q "cannot load the engine ($dir/alone/libdiskwire_engine.so)" "$dir/err" ||
+  fail "no engine: $(cat "$dir/err")"
+LD_PRELOAD="$dir/alone/libdiskwire.so" DISKWIRE_VOLUME="$dir/vol" DISKWIRE_SELECT=5001 \
+  DISKWIRE_ON_ERROR=passthrough python3 -c 'import socket; socket.socket()' 2>"$dir/err" ||
+  fail "no engine, passthrough: $(cat "$dir/err")"
 echo "PASS"
