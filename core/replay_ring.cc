@@ -5,45 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#endif
-
 namespace diskwire {
-namespace {
-
-// Bulk appends bypass the cache: the ring is read back only after a failover,
-// and cache-allocating stores of megabytes would evict the application's data
-// (and cost a read of each destination line first).
-constexpr size_t kStreamingCopyMin = 16 * 1024;
-
-void CopyToRing(char* dst, const char* src, size_t len) {
-#if defined(__x86_64__)
-  if (len >= kStreamingCopyMin) {
-    size_t head = (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15;
-    std::memcpy(dst, src, head);
-    dst += head;
-    src += head;
-    len -= head;
-    for (; len >= 64; len -= 64, dst += 64, src += 64) {
-      const __m128i* s = reinterpret_cast<const __m128i*>(src);
-      __m128i* d = reinterpret_cast<__m128i*>(dst);
-      __m128i a = _mm_loadu_si128(s), b = _mm_loadu_si128(s + 1);
-      __m128i c = _mm_loadu_si128(s + 2), e = _mm_loadu_si128(s + 3);
-      _mm_stream_si128(d, a);
-      _mm_stream_si128(d + 1, b);
-      _mm_stream_si128(d + 2, c);
-      _mm_stream_si128(d + 3, e);
-    }
-    std::memcpy(dst, src, len);
-    _mm_sfence();  // Order the streaming stores before the caller's unlock.
-    return;
-  }
-#endif
-  std::memcpy(dst, src, len);
-}
-
-}  // namespace
 
 ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
     : capacity_(capacity),
@@ -58,11 +20,15 @@ void ReplayRing::CopyIn(const char* src, size_t len) {
     if (head_ / kChunkBytes - first_chunk_ == chunks_.size()) {
       // Chunks are not initialised: the kernel commits pages as they are
       // written.
-      chunks_.push_back(spare_ != nullptr ? std::move(spare_)
-                                          : Chunk(new char[kChunkBytes]));
+      if (spares_.empty()) {
+        chunks_.emplace_back(new char[kChunkBytes]);
+      } else {
+        chunks_.push_back(std::move(spares_.back()));
+        spares_.pop_back();
+      }
     }
     const size_t n = std::min(len, kChunkBytes - index);
-    CopyToRing(ChunkFor(head_) + index, src, n);
+    std::memcpy(ChunkFor(head_) + index, src, n);
     src += n;
     len -= n;
     head_ += n;
@@ -107,7 +73,8 @@ absl::Status ReplayRing::TrimTo(uint64_t offset) {
   // stays even when empty.
   while (!chunks_.empty() && (first_chunk_ + 1) * kChunkBytes <= tail_ &&
          (first_chunk_ + 1) * kChunkBytes <= head_) {
-    spare_ = std::move(chunks_.front());
+    if (spares_.size() < kSpareChunks)
+      spares_.push_back(std::move(chunks_.front()));
     chunks_.pop_front();
     ++first_chunk_;
   }

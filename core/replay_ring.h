@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,10 +41,10 @@ struct RingView {
 // takes no lock so that the healthy send path is a memcpy or two.
 //
 // Memory: the bytes live in chunks of kChunkBytes, allocated as the head
-// reaches them and freed as trimming passes them (one spare is kept, so a
-// steady stream allocates nothing): a connection holds what it keeps, rounded
-// up to chunks, not its capacity. A view may therefore stop at the end of its
-// second chunk: callers loop.
+// reaches them and freed as trimming passes them (two are kept as spares, so
+// a steady stream allocates nothing): a connection holds what it keeps,
+// rounded up to chunks, plus the spares, not its capacity. A view may
+// therefore stop at the end of its second chunk: callers loop.
 class ReplayRing {
  public:
   static constexpr size_t kDefaultCapacity = 4 << 20;  // 4 MiB
@@ -84,9 +85,9 @@ class ReplayRing {
   // re-executed server): the next byte this process sends has that offset.
   void RestartAt(uint64_t offset);
 
-  // Bytes of the chunks allocated now (spare included): what the ring costs.
+  // Bytes of the chunks allocated now (spares included): what the ring costs.
   size_t allocated_bytes() const {
-    return (chunks_.size() + (spare_ != nullptr ? 1 : 0)) * kChunkBytes;
+    return (chunks_.size() + spares_.size()) * kChunkBytes;
   }
 
   // Releases every byte below `offset` (the peer holds them). Offsets at or
@@ -124,7 +125,11 @@ class ReplayRing {
   // chunks_[i] holds offsets [(first_chunk_ + i) * kChunkBytes, ...+ kChunk).
   std::deque<Chunk> chunks_;
   uint64_t first_chunk_;
-  Chunk spare_;  // a freed chunk, reused by the next one needed
+  // Freed chunks reused by the next ones needed (at most kSpareChunks): a
+  // steady stream allocates nothing, and a ring the chunks of which are
+  // cache-warm copies faster than fresh memory (bench/shim_bench.sh).
+  std::vector<Chunk> spares_;
+  static constexpr size_t kSpareChunks = 2;
 };
 
 }  // namespace diskwire
