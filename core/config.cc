@@ -93,7 +93,10 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
 }
 
 absl::Status CheckKnownNames(const EnvLookup& env) {
-  for (const auto& [name, value] : env.vars()) {
+  for (const auto& var : env.vars()) {
+    // Not a structured binding: clang (thread-safety build) rejects one
+    // captured by the lambda below.
+    const auto& name = var.first;
     bool known =
         std::any_of(std::begin(kVariables), std::end(kVariables),
                     [&](const VariableInfo& v) { return name == v.name; });

@@ -76,6 +76,8 @@ SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
 }
 
 void EngineImpl::TrimByKernelAck(Session* s) {
+  // Close() takes mu too: the fd cannot be closed and reused under the probe.
+  absl::MutexLock lock(&s->mu);
   if (s->names.empty()) return;
   // SIOCOUTQ, not tcpi_bytes_acked: the latter counts the client's SYN
   // (core/tcp_probe.h).

@@ -472,12 +472,16 @@ void EngineImpl::CheckDirectSessions() {
       } else if (s->ring.size() > 0 && s->ring.head() == s->idle_check_head &&
                  s->state.load() == SessionState::kDirect) {
         // Idle since the last look: what the peer's kernel holds is released.
-        absl::MutexLock lock(&s->mu);
         TrimByKernelAck(s.get());
       }
       s->idle_check_head = s->ring.head();
     }
-    if (s->names.empty() && s->linger_fd >= 0 && FinishLinger(s.get()))
+    bool closed_by_application;
+    {
+      absl::MutexLock lock(&s->mu);
+      closed_by_application = s->names.empty();
+    }
+    if (closed_by_application && s->linger_fd >= 0 && FinishLinger(s.get()))
       continue;
     absl::MutexLock lock(
         &s->mu);  // Close() takes it too: the fd cannot be reused under us
