@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "storage/file_ops.h"
+#include "storage/open_beneath.h"
 
 namespace diskwire::storage {
 namespace {
@@ -182,6 +183,13 @@ class ConfinedFileOps final : public FileOps {
     do {
       fd = ::syscall(SYS_openat2, root, b.rel.c_str(), &how, sizeof(how));
     } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    if (fd < 0 && errno == ENOSYS) {
+      // No openat2 (Linux before 5.6, a seccomp filter, valgrind): the same
+      // rule, one component at a time.
+      do {
+        fd = OpenBeneathByComponents(root, b.rel, flags, how.mode);
+      } while (fd < 0 && errno == EINTR);
+    }
     const int err = errno;
     ::close(root);
     if (fd < 0) return PathError(err, what, path);
