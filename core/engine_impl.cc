@@ -103,6 +103,9 @@ absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
   SysResult wake = os->EventFd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (!wake.ok()) return absl::ErrnoToStatus(wake.error, "eventfd");
   e->wake_fd_ = static_cast<int>(wake.value);
+  const std::optional<uint64_t> wmem_max = TcpProbe::ReadTcpWmemMax();
+  e->limit_send_buffer_ =
+      !wmem_max || TcpProbe::SendBufferNeedsLimit(*wmem_max, config.replay_cap);
   e->private_[e->wake_fd_].store(1, std::memory_order_release);
   for (const std::string& warning : config.warnings) e->log_.Warn(warning);
   if (!config.passthrough_on_error) {
@@ -433,7 +436,8 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
   // Keeps the kernel's send queue within half the ring, so that a trim always
   // makes room and a full ring never leaves a writable socket for the
   // application to spin on.
-  if (tuned.ok()) tuned = probe_.LimitSendBuffer(fd, config_.replay_cap);
+  if (tuned.ok() && limit_send_buffer_)
+    tuned = probe_.LimitSendBuffer(fd, config_.replay_cap);
   if (!tuned.ok()) log_.Warn("selected socket ", fd, ": ", tuned.message());
   {
     absl::MutexLock lock(&mu_);

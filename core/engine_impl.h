@@ -406,6 +406,10 @@ class EngineImpl final : public Engine {
   const Config config_;
   OsCalls* const os_;
   const Clock* const clock_;
+  // Cap each selected socket's send buffer below the ring (TcpProbe::
+  // LimitSendBuffer): only when the kernel's autotuning could queue more than
+  // a ring holds. Set once at creation.
+  bool limit_send_buffer_ = true;
   TcpProbe probe_;
   Logger log_;
   std::unique_ptr<storage::Volume> send_volume_;

@@ -262,7 +262,8 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
   // selected socket, then the application's own.
   absl::Status tuned =
       probe_.ConfigureSelectedSocket(link_fd, config_.detect_ms);
-  if (tuned.ok()) tuned = probe_.LimitSendBuffer(link_fd, config_.replay_cap);
+  if (tuned.ok() && limit_send_buffer_)
+    tuned = probe_.LimitSendBuffer(link_fd, config_.replay_cap);
   if (!tuned.ok()) log_.Warn("session ", s->label, ": ", tuned.message());
   for (const auto& [key, value] : options) {
     os_->SetSockOpt(link_fd, key.first, key.second, value.data(),

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -102,6 +103,21 @@ absl::StatusOr<int> TcpProbe::PendingError(int fd) const {
   SysResult r = os_->GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (!r.ok()) return CallError(r, "getsockopt(SO_ERROR)", fd);
   return err;
+}
+
+bool TcpProbe::SendBufferNeedsLimit(uint64_t tcp_wmem_max,
+                                    size_t ring_capacity) {
+  return tcp_wmem_max > ring_capacity;
+}
+
+std::optional<uint64_t> TcpProbe::ReadTcpWmemMax() {
+  FILE* f = fopen("/proc/sys/net/ipv4/tcp_wmem", "re");
+  if (f == nullptr) return std::nullopt;
+  unsigned long long min = 0, dflt = 0, max = 0;
+  const int got = fscanf(f, "%llu %llu %llu", &min, &dflt, &max);
+  fclose(f);
+  if (got != 3) return std::nullopt;
+  return static_cast<uint64_t>(max);
 }
 
 absl::Status TcpProbe::LimitSendBuffer(int fd, size_t ring_capacity) const {

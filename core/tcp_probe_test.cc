@@ -467,5 +467,14 @@ TEST(KeepaliveSettingsTest, DetectionWithinTheBound) {
   }
 }
 
+TEST(TcpProbeSendBuffer, LimitedOnlyWhenTheKernelCouldQueueMoreThanTheRing) {
+  EXPECT_FALSE(TcpProbe::SendBufferNeedsLimit(4 << 20, 4 << 20));  // Debian's
+  EXPECT_TRUE(TcpProbe::SendBufferNeedsLimit(16 << 20, 4 << 20));
+  EXPECT_FALSE(TcpProbe::SendBufferNeedsLimit(6 << 20, 64 << 20));
+  std::optional<uint64_t> max = TcpProbe::ReadTcpWmemMax();
+  ASSERT_TRUE(max.has_value()) << "/proc/sys/net/ipv4/tcp_wmem unreadable";
+  EXPECT_GT(*max, 0u);
+}
+
 }  // namespace
 }  // namespace diskwire

@@ -53,7 +53,7 @@ class ExitAfterCutTest(base.ShimTestCase):
         process and its heartbeat are gone, still gets every byte and the end
         of file."""
         h.hold_data_in_sender(self.net)
-        size = 6 * h.MiB  # more than the socket pair holds
+        size = 4 * h.MiB  # more than the socket pair holds
         source, out = self.net.path("src"), self.net.path("out")
         sha = h.make_data(source, size)
         sent, gate = self.net.path("sent"), self.net.path("gate")
