@@ -1,0 +1,304 @@
+// The heartbeats, from the engine loop: this process's own (PublishHeartbeat),
+// and what the others' tell it — a peer that stopped (CheckPeers), a session
+// another process now claims, channels nobody holds any more, dead processes
+// to prune, a node name used twice.
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/engine_impl.h"
+#include "core/version.h"
+#include "core/volume_prune.h"
+
+namespace diskwire {
+
+void EngineImpl::CheckPeers() {
+  std::vector<std::shared_ptr<Session>> storage_sessions;
+  bool shared = false;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->state.load() == SessionState::kStorage)
+        storage_sessions.push_back(s);
+      shared = shared || (s->maybe_shared.load() && !s->dormant.load());
+    }
+  }
+  if (storage_sessions.empty() && !shared && retired_.empty()) return;
+  auto listing = recv()->ListHeartbeats();
+  if (!listing.ok()) return;
+  if (!retired_.empty()) RemoveRetired(*listing);
+  if (shared) YieldToNewerClaims(*listing);
+  const int64_t now = clock_->NowNs();
+  NotePeerInfo(*listing);
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    // Liveness is judged by our own clock: a heartbeat whose sequence moved
+    // since we last looked is fresh, whatever the two hosts' clocks say.
+    const std::string key =
+        absl::StrCat(hb.process_id, "#", hb.sequence, "#", hb.time_ns);
+    if (!peer_seen_.count(hb.process_id) || peer_seen_[hb.process_id] != key) {
+      peer_seen_[hb.process_id] = key;
+      peer_seen_ns_[hb.process_id] = now;
+    }
+  }
+  for (auto& s : storage_sessions) {
+    if (s->peer_process.empty()) {
+      // A session that failed over before its peer's heartbeat listed it (a
+      // young connection, storage mode): the peer learns of it now.
+      s->peer_process = FindPeerProcess(*s, /*report=*/false, &s->peer_claim_ns,
+                                        /*closed_too=*/true);
+      if (s->peer_process.empty()) {
+        // Nobody takes it: a peer without diskwire, or one that died before
+        // its heartbeat named the session. A client whose server's listener
+        // is still advertised waits for the accept, as TCP's queue would.
+        if (now - s->detected_ns > config_.peer_timeout_ms * 1'000'000 &&
+            !(s->role == Role::kClient && ListenerAlive(s->endpoints.remote))) {
+          s->plain_peer = true;
+          EndSession(s.get(), ETIMEDOUT,
+                     absl::StrCat("no diskwire peer took the connection in ",
+                                  config_.peer_timeout_ms, " ms"));
+          // Now, before the application's exit closes it with a reset.
+          if (s->old_sock_open) CloseOldSocket(s.get());
+        }
+        continue;
+      }
+      Announce(s.get());
+      OpenPeerReader(s.get());
+    } else if (s->peer_claim_ns == 0) {
+      // Its process is known (the listener's, for a connection opened over
+      // the volume) but not its claim, which names its channel: the
+      // heartbeat that lists the session has it, should the announcement
+      // be late.
+      int64_t claim = 0;
+      const std::string holder =
+          FindPeerProcess(*s, /*report=*/false, &claim, /*closed_too=*/true);
+      if (!holder.empty()) {
+        s->peer_process = holder;
+        s->peer_claim_ns = claim;
+        OpenPeerReader(s.get());
+      }
+    }
+    if (s->reader == nullptr && s->peer_channel_gone_ns > 0 &&
+        now - s->peer_channel_gone_ns > config_.peer_timeout_ms * 1'000'000) {
+      ResetOverStorage(s.get(), EIO,
+                       absl::StrCat("the peer removed its channel and named no "
+                                    "next one in ",
+                                    config_.peer_timeout_ms, " ms"));
+      continue;
+    }
+    auto seen = peer_seen_ns_.find(s->peer_process);
+    const int64_t since =
+        seen == peer_seen_ns_.end() ? s->detected_ns : seen->second;
+    if (now - std::max({since, s->detected_ns, s->peer_read_ns}) >
+        config_.peer_timeout_ms * 1'000'000) {
+      // What the peer wrote before it went outlives it, as a kernel's receive
+      // queue does: it is delivered first (its end of file too), however
+      // slowly the application reads.
+      const bool undelivered = (s->peer_fin && !s->eof_delivered) ||
+                               (s->reassembly != nullptr &&
+                                s->reassembly->contiguous_end() > s->delivered);
+      if (undelivered) continue;
+      EndSession(s.get(), ETIMEDOUT,
+                 absl::StrCat("the peer process ", s->peer_process,
+                              " stopped its heartbeat"));
+    }
+  }
+}
+
+void EngineImpl::RemoveRetired(const storage::HeartbeatListing& listing) {
+  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+  std::vector<Retired> keep;
+  for (Retired& r : retired_) {
+    bool held = false;
+    for (const storage::Heartbeat& hb : listing.heartbeats) {
+      if (hb.process_id != r.peer_process ||
+          now - static_cast<int64_t>(hb.time_ns) >
+              config_.peer_timeout_ms * 1'000'000) {
+        continue;  // another process, or a dead one
+      }
+      auto report = DecodeProcessReport(hb.payload);
+      if (!report.ok()) {
+        held = true;  // cannot tell: keep the channel
+        continue;
+      }
+      for (const SessionReport& sr : report->sessions)
+        held = held || (sr.id == r.session && sr.role == r.peer_role);
+    }
+    if (held) {
+      keep.push_back(std::move(r));
+      continue;
+    }
+    absl::Status removed = send_volume_->RemoveChannel(r.channel);
+    if (!removed.ok()) {
+      log_.Warn("cannot remove the channel ", r.channel, ": ",
+                removed.message());
+    } else {
+      log_.Debug("removed the channel ", r.channel,
+                 ": its reader let go of the session");
+    }
+  }
+  retired_.swap(keep);
+}
+
+void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
+  std::vector<std::shared_ptr<Session>> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, s] : sessions_) {
+      if (s->maybe_shared.load() && !s->dormant.load() &&
+          s->state.load() == SessionState::kDirect)
+        shared.push_back(s);
+    }
+  }
+  for (const storage::Heartbeat& hb : listing.heartbeats) {
+    if (hb.process_id == process_id_) continue;
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok()) continue;
+    for (const SessionReport& r : report->sessions) {
+      for (auto& s : shared) {
+        if (r.id == s->id && r.role == s->role && r.state != "CLOSED" &&
+            r.claim_ns > s->claim_ns.load() && !s->dormant.load()) {
+          s->dormant.store(true);
+          {
+            absl::MutexLock lock(&s->mu);
+            MarkNames(s.get());
+          }
+          log_.Info("session ", s->label, ": process ", hb.process_id,
+                    " uses it now; this one goes dormant until it uses it");
+        }
+      }
+    }
+  }
+}
+
+void EngineImpl::PruneDeadProcesses() {
+  const int64_t stale_after_ms =
+      std::max<int64_t>(60'000, 10 * config_.peer_timeout_ms);
+  auto report = PruneVolume(config_.send_volume, *send_volume_,
+                            clock_->RealtimeNs(), stale_after_ms);
+  if (!report.ok()) {
+    log_.Warn("pruning the volume: ", report.status().message());
+    return;
+  }
+  if (!report->removed.empty()) {
+    log_.Info("pruned ", report->removed.size(),
+              " leftovers of processes gone for over ", stale_after_ms / 1000,
+              " s (first: ", report->removed[0], ")");
+  }
+  for (const std::string& problem : report->problems)
+    log_.Debug("pruning: ", problem);
+}
+
+void EngineImpl::CheckNodeName() {
+  if (host_.key.empty()) return;
+  auto listing = recv()->ListHeartbeats();
+  if (!listing.ok()) return;
+  const std::string prefix = absl::StrCat(config_.node, ".");
+  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+  for (const storage::Heartbeat& hb : listing->heartbeats) {
+    if (!absl::StartsWith(hb.process_id, prefix) ||
+        hb.process_id == process_id_ ||
+        now - static_cast<int64_t>(hb.time_ns) >
+            config_.peer_timeout_ms * 1'000'000) {
+      continue;
+    }
+    auto report = DecodeProcessReport(hb.payload);
+    if (!report.ok() || report->host.empty() || report->host == host_.key ||
+        !name_clashes_.insert(report->host).second) {
+      continue;
+    }
+    log_.Error("node name \"", config_.node,
+               "\" is used by two hosts: this one (addresses ",
+               host_.addresses.empty() ? "unknown" : host_.addresses,
+               ") and the host of process ", hb.process_id, " (addresses ",
+               report->addresses.empty() ? "unknown" : report->addresses,
+               "); give each host its own DISKWIRE_NODE, or failovers "
+               "between them go to the wrong process");
+  }
+}
+
+void EngineImpl::PublishHeartbeat() {
+  ProcessReport report;
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    absl::MutexLock lock(
+        &mu_);  // never held with a session's send_mu (lock order)
+    for (auto& [key, s] : sessions_) all.push_back(s);
+  }
+  {
+    for (auto& s : all) {
+      if (s->dormant.load()) continue;
+      SessionReport r;
+      r.id = s->id;
+      r.claim_ns = s->claim_ns.load();
+      r.role = s->role;
+      r.state = SessionStateName(s->state.load());
+      r.local = FormatAddress(s->endpoints.local);
+      r.remote = FormatAddress(s->endpoints.remote);
+      {
+        absl::MutexLock send_lock(&s->send_mu);
+        r.sent_offset = s->ring.head();
+        if (s->state.load() == SessionState::kDirect) {
+          absl::MutexLock lock(
+              &s->mu);  // the fd cannot be closed and reused under us
+          if (!s->names.empty()) {
+            auto acked =
+                probe_.AckedOffset(s->names[0], s->sent_to_socket, s->shut_wr);
+            if (acked.ok())
+              s->kernel_acked.store(*acked, std::memory_order_relaxed);
+          }
+        }
+      }
+      r.bytes_out_network = std::min<uint64_t>(
+          s->state.load() == SessionState::kDirect ? s->kernel_acked.load()
+                                                   : s->failover_offset,
+          r.sent_offset);
+      r.bytes_out_storage =
+          s->out != nullptr
+              ? s->out->appended_offset() -
+                    std::min(s->out->appended_offset(), s->failover_offset)
+              : 0;
+      r.bytes_in_network = s->bytes_in_network.load(std::memory_order_relaxed);
+      r.bytes_in_storage = s->bytes_in_storage.load(std::memory_order_relaxed);
+      r.delivered_offset = s->state.load() == SessionState::kDirect
+                               ? r.bytes_in_network
+                               : s->delivered;
+      r.peer_ack_offset = s->peer_ack;
+      r.failover_ms =
+          s->first_storage_byte_ns > 0
+              ? (s->first_storage_byte_ns -
+                 (s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns)) /
+                    1'000'000
+              : -1;
+      s->lag.Fill(&r);
+      r.resumes = s->resumes.load(std::memory_order_relaxed);
+      if (s->out != nullptr) {
+        const absl::Status written = s->out->status();
+        if (!written.ok()) {
+          r.problem = absl::IsResourceExhausted(written)  ? "volume-full"
+                      : absl::IsDeadlineExceeded(written) ? "volume-stalled"
+                                                          : "volume-error";
+        }
+      }
+      report.sessions.push_back(std::move(r));
+    }
+  }
+  for (const ListenAddress& l : listeners_.Current())
+    report.listeners.push_back(FormatListenAddress(l));
+  if (relay_started_.load(std::memory_order_acquire)) relay_->Fill(&report.udp);
+  report.resume_port = resume_port_;
+  report.resume_nonce = resume_nonce_;
+  report.host = host_.key;
+  report.addresses = host_.addresses;
+  report.version = kVersion;
+  report.rejected_records = rejected_records_.load(std::memory_order_relaxed);
+  absl::Status st =
+      send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
+  if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());
+}
+
+}  // namespace diskwire
