@@ -1,0 +1,497 @@
+#include "storage/lun_channel.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "storage/dir_channel.h"
+#include "storage/dir_layout.h"
+#include "storage/record_codec.h"
+
+namespace diskwire::storage {
+namespace {
+
+uint64_t RoundUpTo(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+// How often a reader at the end of its extent checks that the extent is
+// still its channel's (removal, trimming, a slot taken over).
+constexpr absl::Duration kRecheck = absl::Seconds(1);
+// Read ahead this much while frames keep coming; one block when idle.
+constexpr size_t kStreamingRead = 256 << 10;
+
+class LunChannelWriter final : public ChannelWriter {
+ public:
+  LunChannelWriter(LunStore* store, std::string channel,
+                   const WriterOptions& options)
+      : store_(*store),
+        dev_(store->device()),
+        g_(store->geometry()),
+        channel_(std::move(channel)),
+        options_(options),
+        capacity_(g_.extent_bytes - dev_.align()) {}
+  ~LunChannelWriter() override { Close().IgnoreError(); }
+
+  absl::Status Open();
+  absl::Status Append(absl::Span<const Record> records) override;
+  absl::Status Sync() override;
+  absl::Status TrimBelow(uint64_t stream_offset) override;
+  absl::Status Close() override;
+  std::optional<RecordHeader> last_record() const override { return last_; }
+  uint64_t end_offset() const override { return last_end_; }
+  const std::vector<std::string>& recovery_notes() const override {
+    return notes_;
+  }
+
+ private:
+  struct Extent {
+    LunExtent at;
+    std::optional<uint64_t> max_end;  // unknown for extents found on open
+  };
+  uint64_t Offset(const Extent& e, uint64_t pos) const {
+    return g_.extent_offset(slot_, e.at.index) + pos;
+  }
+  absl::Status Rotate(uint64_t first_offset);
+  absl::Status WriteFrame(absl::string_view records);
+
+  LunStore& store_;
+  LunDevice& dev_;
+  const LunGeometry& g_;
+  const std::string channel_;
+  const WriterOptions options_;
+  const uint64_t capacity_;  // frame bytes an extent takes; a seal fits after
+  uint32_t slot_ = 0;
+  std::vector<Extent> extents_;  // by segment; back() is the active one
+  uint64_t pos_ = 0;             // where the next frame goes in back()
+  bool sealed_ = false;          // back() is sealed: rotate before appending
+  std::optional<RecordHeader> last_;
+  uint64_t last_end_ = 0;
+  std::vector<std::string> notes_;
+  bool opened_ = false;
+  bool closed_ = false;
+  absl::Time last_sync_ = absl::Now();
+  std::string frame_;
+};
+
+absl::Status LunChannelWriter::Open() {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtent> found,
+                      store_.OpenChannel(channel_, &slot_));
+  opened_ = true;
+  for (LunExtent& e : found) extents_.push_back({std::move(e), std::nullopt});
+  if (extents_.empty()) {
+    DW_ASSIGN_OR_RETURN(LunExtent first, store_.Allocate(channel_, 1, 0));
+    extents_.push_back({std::move(first), 0});
+    return absl::OkStatus();
+  }
+  // Recovery: find where the active extent's frames end.
+  Extent& active = extents_.back();
+  DW_ASSIGN_OR_RETURN(std::string bytes,
+                      dev_.Read(Offset(active, 0), g_.extent_bytes));
+  const LunExtentScan scan = ScanLunExtent(bytes, active.at.entry.generation,
+                                           dev_.align(), store_.mac_key());
+  pos_ = scan.end;
+  sealed_ = scan.sealed;
+  active.max_end = scan.max_end;
+  last_ = scan.last;
+  last_end_ = scan.last_end;
+  if (!scan.note.empty()) {
+    notes_.push_back(absl::StrCat(dev_.path(), " extent ", active.at.index,
+                                  " of channel ", channel_, ": ", scan.note,
+                                  "; cut at ", pos_));
+    // Nothing of the torn tail may ever look like a frame again.
+    DW_RETURN_IF_ERROR(dev_.Write(Offset(active, pos_),
+                                  std::string(g_.extent_bytes - pos_, '\0')));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LunChannelWriter::WriteFrame(absl::string_view records) {
+  Extent& active = extents_.back();
+  frame_.assign(kLunFrameHeaderSize, '\0');
+  EncodeFrameHeader(
+      LunFrame{static_cast<uint32_t>(records.size()),
+               active.at.entry.generation, static_cast<uint32_t>(pos_)},
+      frame_.data());
+  frame_.append(records.data(), records.size());
+  frame_.resize(RoundUpTo(frame_.size(), dev_.align()), '\0');
+  DW_RETURN_IF_ERROR(dev_.Write(Offset(active, pos_), frame_));
+  pos_ += frame_.size();
+  return absl::OkStatus();
+}
+
+absl::Status LunChannelWriter::Rotate(uint64_t first_offset) {
+  if (!sealed_) {
+    DW_RETURN_IF_ERROR(WriteFrame(absl::string_view()));
+    sealed_ = true;
+  }
+  DW_ASSIGN_OR_RETURN(
+      LunExtent next,
+      store_.Allocate(channel_, extents_.back().at.entry.segment + 1,
+                      first_offset));
+  extents_.push_back({std::move(next), 0});
+  pos_ = 0;
+  sealed_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status LunChannelWriter::Append(absl::Span<const Record> records) {
+  if (closed_) return absl::FailedPreconditionError("channel writer closed");
+  if (records.empty()) return absl::OkStatus();
+  uint64_t prev = last_ ? last_->stream_offset : 0;
+  for (const Record& r : records) {
+    if (r.header.stream_offset < prev) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream offset ", r.header.stream_offset,
+                       " below the previous record's ", prev));
+    }
+    if (r.payload.size() > kMaxPayloadSize) {
+      return absl::InvalidArgumentError("record payload too large");
+    }
+    if (RoundUpTo(
+            kLunFrameHeaderSize +
+                EncodedRecordSize(r.payload.size(), !store_.mac_key().empty()),
+            dev_.align()) > capacity_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a record of ", r.payload.size(), " bytes does not fit an extent of ",
+          g_.extent_bytes, " bytes (", dev_.path(), ")"));
+    }
+    prev = r.header.stream_offset;
+  }
+  const uint64_t now = LunNowNs();
+  const bool mac = !store_.mac_key().empty();
+  // Groups of whole records that fit the rest of an extent, one frame each.
+  size_t i = 0;
+  std::string encoded;
+  while (i < records.size()) {
+    if (sealed_ ||
+        pos_ + RoundUpTo(kLunFrameHeaderSize +
+                             EncodedRecordSize(records[i].payload.size(), mac),
+                         dev_.align()) >
+            capacity_) {
+      DW_RETURN_IF_ERROR(Rotate(records[i].header.stream_offset));
+    }
+    size_t j = i;
+    uint64_t bytes = 0;
+    while (j < records.size()) {
+      const uint64_t more = EncodedRecordSize(records[j].payload.size(), mac);
+      if (pos_ + RoundUpTo(kLunFrameHeaderSize + bytes + more, dev_.align()) >
+          capacity_) {
+        break;
+      }
+      bytes += more;
+      ++j;
+    }
+    encoded.clear();
+    uint64_t max_end = extents_.back().max_end.value_or(0);
+    for (size_t k = i; k < j; ++k) {
+      RecordHeader h = records[k].header;
+      if (h.timestamp_ns == 0) h.timestamp_ns = now;
+      AppendEncodedRecord(h, records[k].payload, k + 1 == j, store_.mac_key(),
+                          &encoded);
+      max_end = std::max(max_end, RecordEnd(h, records[k].payload.size()));
+    }
+    DW_RETURN_IF_ERROR(WriteFrame(encoded));
+    extents_.back().max_end = max_end;
+    last_ = records[j - 1].header;
+    if (last_->timestamp_ns == 0) last_->timestamp_ns = now;
+    last_end_ = RecordEnd(*last_, records[j - 1].payload.size());
+    i = j;
+  }
+  if (options_.durability == Durability::kEveryBatch ||
+      (options_.durability == Durability::kInterval &&
+       absl::Now() - last_sync_ >= options_.sync_interval)) {
+    return Sync();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LunChannelWriter::Sync() {
+  last_sync_ = absl::Now();
+  return dev_.Sync();
+}
+
+absl::Status LunChannelWriter::TrimBelow(uint64_t stream_offset) {
+  if (closed_) return absl::FailedPreconditionError("channel writer closed");
+  for (size_t k = 0; k + 1 < extents_.size();) {
+    Extent& e = extents_[k];
+    if (!e.max_end) {
+      DW_ASSIGN_OR_RETURN(std::string bytes,
+                          dev_.Read(Offset(e, 0), g_.extent_bytes));
+      e.max_end = ScanLunExtent(bytes, e.at.entry.generation, dev_.align(),
+                                store_.mac_key())
+                      .max_end;
+    }
+    if (*e.max_end > stream_offset) {
+      ++k;
+      continue;
+    }
+    DW_RETURN_IF_ERROR(store_.Free(e.at.index));
+    extents_.erase(extents_.begin() + k);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LunChannelWriter::Close() {
+  if (closed_) return absl::FailedPreconditionError("channel writer closed");
+  closed_ = true;
+  if (opened_) store_.CloseChannel(channel_);
+  return absl::OkStatus();
+}
+
+class LunChannelReader final : public ChannelReader {
+ public:
+  LunChannelReader(LunStore* store, std::string channel, uint64_t from)
+      : store_(*store),
+        dev_(store->device()),
+        g_(store->geometry()),
+        channel_(std::move(channel)),
+        from_(from) {}
+
+  absl::StatusOr<size_t> ReadAvailable(std::vector<Record>* out,
+                                       size_t max_bytes) override;
+  void SkipTo(uint64_t stream_offset) override {
+    skip_to_ = std::max(skip_to_, stream_offset);
+  }
+
+ private:
+  absl::Status Start();
+  // Moves to the extent after the current one (segment + 1), or past
+  // trimmed ones the consumer has. false: none yet.
+  absl::StatusOr<bool> Advance();
+  // The current extent is no longer this channel's: why, as a status.
+  absl::Status Vanished();
+  absl::Status Fail(absl::Status s) {
+    failed_ = s;
+    return s;
+  }
+  std::string Where() const {
+    return absl::StrCat(dev_.path(), " slot ", slot_, " extent ", cur_.index,
+                        " (channel ", channel_, ")");
+  }
+
+  LunStore& store_;
+  LunDevice& dev_;
+  const LunGeometry& g_;
+  const std::string channel_;
+  const uint64_t from_;
+  uint64_t skip_to_ = 0;
+  absl::Status failed_;
+  bool started_ = false;
+  uint32_t slot_ = 0;
+  LunExtent cur_;
+  uint64_t pos_ = 0;
+  size_t read_size_ = 0;
+  absl::Time last_check_ = absl::Now();
+  std::vector<DecodedRecord> records_;
+};
+
+absl::Status LunChannelReader::Start() {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtent> extents,
+                      store_.FindChannel(channel_, &slot_));
+  if (extents.empty()) return absl::OkStatus();
+  const uint64_t want = std::max(from_, skip_to_);
+  size_t chosen = 0;
+  for (size_t k = 1; k < extents.size(); ++k) {
+    if (extents[k].entry.first_offset <= want) chosen = k;
+  }
+  if (chosen == 0 && extents[0].entry.first_offset > want &&
+      extents[0].entry.segment > 1) {
+    return Fail(absl::DataLossError(absl::StrCat(
+        dev_.path(), " channel ", channel_, ": stream offset ", from_,
+        " was trimmed (oldest segment ", extents[0].entry.segment,
+        " starts at ", extents[0].entry.first_offset, ")")));
+  }
+  cur_ = extents[chosen];
+  pos_ = 0;
+  started_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> LunChannelReader::Advance() {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtent> extents,
+                      store_.ReadChannel(slot_, channel_));
+  for (const LunExtent& e : extents) {
+    if (e.entry.segment <= cur_.entry.segment) continue;
+    if (e.entry.segment == cur_.entry.segment + 1 ||
+        e.entry.first_offset <= skip_to_) {
+      cur_ = e;
+      pos_ = 0;
+      return true;
+    }
+    return Fail(absl::DataLossError(
+        absl::StrCat(Where(), ": segment ", cur_.entry.segment + 1,
+                     " was trimmed past this reader")));
+  }
+  if (extents.empty()) return Vanished();
+  return false;
+}
+
+absl::Status LunChannelReader::Vanished() {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtent> extents,
+                      store_.ReadChannel(slot_, channel_));
+  for (const LunExtent& e : extents) {
+    if (e.entry.segment > cur_.entry.segment &&
+        e.entry.first_offset <= skip_to_) {
+      cur_ = e;  // trimmed under us, and the consumer has the bytes
+      pos_ = 0;
+      return absl::OkStatus();
+    }
+  }
+  if (extents.empty()) {
+    return Fail(absl::NotFoundError(
+        absl::StrCat(Where(), ": the channel was removed while being read")));
+  }
+  return Fail(
+      absl::DataLossError(absl::StrCat(Where(), ": trimmed past this reader")));
+}
+
+absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
+                                                       size_t max_bytes) {
+  DW_RETURN_IF_ERROR(failed_);
+  if (!started_) {
+    DW_RETURN_IF_ERROR(Start());
+    if (!started_) return 0;
+  }
+  const uint32_t align = dev_.align();
+  size_t count = 0;
+  size_t bytes = 0;
+  for (;;) {
+    const uint64_t base = g_.extent_offset(slot_, cur_.index);
+    if (read_size_ == 0) read_size_ = align;
+    size_t want = std::min<uint64_t>(read_size_, g_.extent_bytes - pos_);
+    DW_ASSIGN_OR_RETURN(std::string buf, dev_.Read(base + pos_, want));
+    size_t at = 0;
+    bool progress = false;
+    bool sealed = false;
+    while (at + kLunFrameHeaderSize <= buf.size()) {
+      std::optional<LunFrame> f = DecodeFrameHeader(
+          absl::string_view(buf).substr(at, kLunFrameHeaderSize));
+      if (!f || f->generation != cur_.entry.generation ||
+          f->position != pos_ + at) {
+        break;
+      }
+      if (f->length == 0) {
+        sealed = true;
+        break;
+      }
+      const uint64_t total = RoundUpTo(kLunFrameHeaderSize + f->length, align);
+      if (pos_ + at + total > g_.extent_bytes) break;  // not ours: torn
+      if (at + total > buf.size()) {
+        if (at > 0) break;  // read again from this frame
+        DW_ASSIGN_OR_RETURN(buf, dev_.Read(base + pos_, total));
+      }
+      const absl::string_view recs =
+          absl::string_view(buf).substr(at + kLunFrameHeaderSize, f->length);
+      const ScanResult scan =
+          ScanRecords(recs, store_.mac_key(), recs.size() + 1, &records_);
+      if (scan.committed_end != recs.size()) {
+        // Still being written, or torn by a writer's crash (its recovery
+        // rewrites it). A bad MAC is no such thing.
+        if (absl::IsUnauthenticated(scan.error) ||
+            absl::IsFailedPrecondition(scan.error)) {
+          return Fail(absl::Status(scan.error.code(),
+                                   absl::StrCat(Where(), " offset ", pos_ + at,
+                                                ": ", scan.error.message())));
+        }
+        break;
+      }
+      for (size_t k = 0; k < scan.committed_records; ++k) {
+        const DecodedRecord& r = records_[k];
+        const uint64_t end = RecordEnd(r.header, r.payload.size());
+        if (end > from_ ||
+            (r.payload.empty() && r.header.stream_offset >= from_)) {
+          out->push_back(Record{r.header, std::string(r.payload)});
+          ++count;
+          bytes += r.payload.size() + kRecordHeaderSize;
+        }
+      }
+      at += total;
+      progress = true;
+      if (bytes >= max_bytes) break;
+    }
+    pos_ += at;
+    if (progress) {
+      read_size_ = kStreamingRead;
+      last_check_ = absl::Now();
+      if (bytes >= max_bytes) return count;
+      continue;
+    }
+    read_size_ = align;
+    if (sealed) {
+      DW_ASSIGN_OR_RETURN(bool moved, Advance());
+      if (moved) continue;
+      return count;
+    }
+    if (absl::Now() - last_check_ >= kRecheck) {
+      last_check_ = absl::Now();
+      DW_ASSIGN_OR_RETURN(std::optional<LunExtentEntry> e,
+                          store_.ReadEntry(slot_, cur_.index));
+      if (!e || e->generation != cur_.entry.generation) {
+        DW_RETURN_IF_ERROR(Vanished());
+        continue;
+      }
+    }
+    return count;
+  }
+}
+
+}  // namespace
+
+LunExtentScan ScanLunExtent(absl::string_view bytes, uint64_t generation,
+                            uint32_t align, absl::string_view mac_key) {
+  LunExtentScan s;
+  std::vector<DecodedRecord> records;
+  uint64_t pos = 0;
+  while (pos + kLunFrameHeaderSize <= bytes.size()) {
+    std::optional<LunFrame> f =
+        DecodeFrameHeader(bytes.substr(pos, kLunFrameHeaderSize));
+    if (!f || f->generation != generation || f->position != pos) {
+      if (bytes.substr(pos, kLunFrameHeaderSize) !=
+          std::string(kLunFrameHeaderSize, '\0')) {
+        s.note = absl::StrCat("no valid frame at ", pos);
+      }
+      break;
+    }
+    if (f->length == 0) {
+      s.sealed = true;
+      s.end = pos + align;
+      return s;
+    }
+    const uint64_t total = RoundUpTo(kLunFrameHeaderSize + f->length, align);
+    if (pos + total > bytes.size()) {
+      s.note = absl::StrCat("frame at ", pos, " runs past the extent");
+      break;
+    }
+    const absl::string_view recs =
+        bytes.substr(pos + kLunFrameHeaderSize, f->length);
+    const ScanResult scan =
+        ScanRecords(recs, mac_key, recs.size() + 1, &records);
+    if (scan.committed_end != recs.size()) {
+      s.note = absl::StrCat("torn frame at ", pos);
+      break;
+    }
+    for (size_t k = 0; k < scan.committed_records; ++k) {
+      const uint64_t end =
+          RecordEnd(records[k].header, records[k].payload.size());
+      s.max_end = std::max(s.max_end, end);
+      s.last = records[k].header;
+      s.last_end = end;
+    }
+    pos += total;
+    s.end = pos;
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<ChannelWriter>> OpenLunChannelWriter(
+    LunStore* store, const std::string& channel, const WriterOptions& options) {
+  auto w = std::make_unique<LunChannelWriter>(store, channel, options);
+  DW_RETURN_IF_ERROR(w->Open());
+  return w;
+}
+
+std::unique_ptr<ChannelReader> NewLunChannelReader(
+    LunStore* store, const std::string& channel, uint64_t from_stream_offset) {
+  return std::make_unique<LunChannelReader>(store, channel, from_stream_offset);
+}
+
+}  // namespace diskwire::storage

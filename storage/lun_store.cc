@@ -1,0 +1,545 @@
+#include "storage/lun_store.h"
+
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace diskwire::storage {
+namespace {
+
+// After writing a claim, wait this long and read it back: a process of
+// another host that read the slot as free just before has written its own
+// by then, and one of the two sees the other's nonce and moves on.
+constexpr absl::Duration kClaimSettle = absl::Milliseconds(20);
+
+uint64_t RandomNonZero() {
+  uint64_t v = 0;
+  while (v == 0) {
+    if (getrandom(&v, sizeof(v), 0) != sizeof(v)) v = LunNowNs() ^ getpid();
+  }
+  return v;
+}
+
+}  // namespace
+
+uint64_t LunNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + ts.tv_nsec;
+}
+
+LunStore::LunStore(std::unique_ptr<LunDevice> device, LunGeometry geometry,
+                   LunStoreOptions options)
+    : device_(std::move(device)),
+      geometry_(std::move(geometry)),
+      options_(std::move(options)) {}
+
+LunStore::~LunStore() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, o] : owned_) {
+    if (!o->lost.ok()) continue;
+    // A slot that holds no channel and no message is free at once; one that
+    // does stays readable for a lease.
+    const bool holds =
+        std::any_of(o->map.begin(), o->map.end(),
+                    [](const LunExtentEntry& e) { return e.generation; }) ||
+        std::any_of(o->cells.begin(), o->cells.end(),
+                    [](const LunCell& c) { return c.sequence; });
+    LunClaim c = o->claim;
+    c.state = holds ? LunClaim::kReleased : LunClaim::kFree;
+    c.renewed_ns = LunNowNs();
+    const std::string block =
+        holds ? EncodeClaim(c) : std::string(kLunBlock, '\0');
+    device_->Write(geometry_.claim_offset(o->slot), block).IgnoreError();
+    device_->UnlockRange(geometry_.claim_offset(o->slot), kLunBlock)
+        .IgnoreError();
+  }
+}
+
+std::string LunStore::Where(uint32_t slot) const {
+  return absl::StrCat(device_->path(), " slot ", slot);
+}
+
+bool LunStore::Live(const LunClaim& c) const {
+  if (c.state != LunClaim::kClaimed) return false;
+  const uint64_t now = LunNowNs();
+  return c.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) > now;
+}
+
+absl::StatusOr<std::vector<LunSlotClaim>> LunStore::ReadClaims() const {
+  std::vector<LunSlotClaim> out;
+  for (uint32_t i = 0; i < geometry_.slots; ++i) {
+    DW_ASSIGN_OR_RETURN(std::string block,
+                        device_->Read(geometry_.claim_offset(i), kLunBlock));
+    std::optional<LunClaim> c = DecodeClaim(block);
+    if (c && c->state != LunClaim::kFree) out.push_back({i, *c});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<LunExtentEntry>> LunStore::ReadMap(
+    uint32_t slot) const {
+  DW_ASSIGN_OR_RETURN(
+      std::string bytes,
+      device_->Read(geometry_.map_offset(slot), geometry_.map_bytes()));
+  std::vector<LunExtentEntry> map(geometry_.extents_per_slot);
+  for (uint32_t j = 0; j < geometry_.extents_per_slot; ++j) {
+    std::optional<LunExtentEntry> e =
+        DecodeExtentEntry(absl::string_view(bytes).substr(
+            j * kLunExtentEntrySize, kLunExtentEntrySize));
+    if (e) map[j] = std::move(*e);
+  }
+  return map;
+}
+
+absl::StatusOr<std::optional<LunExtentEntry>> LunStore::ReadEntry(
+    uint32_t slot, uint32_t index) const {
+  const uint64_t at = geometry_.map_offset(slot) + index * kLunExtentEntrySize;
+  const uint64_t unit = at / device_->align() * device_->align();
+  DW_ASSIGN_OR_RETURN(std::string bytes, device_->Read(unit, device_->align()));
+  return DecodeExtentEntry(absl::string_view(bytes).substr(at - unit));
+}
+
+absl::StatusOr<std::vector<LunExtent>> LunStore::ReadChannel(
+    uint32_t slot, const std::string& name) const {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtentEntry> map, ReadMap(slot));
+  std::vector<LunExtent> out;
+  for (uint32_t j = 0; j < map.size(); ++j) {
+    if (map[j].generation != 0 && map[j].name == name)
+      out.push_back({j, map[j]});
+  }
+  std::sort(out.begin(), out.end(), [](const LunExtent& a, const LunExtent& b) {
+    return a.entry.segment < b.entry.segment;
+  });
+  return out;
+}
+
+absl::StatusOr<std::vector<LunExtent>> LunStore::FindChannel(
+    const std::string& name, uint32_t* slot) const {
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  // Live claims first, the newest first: a name a dead process left behind
+  // loses to the process that writes it now.
+  std::sort(claims.begin(), claims.end(),
+            [&](const LunSlotClaim& a, const LunSlotClaim& b) {
+              if (Live(a.claim) != Live(b.claim)) return Live(a.claim);
+              return a.claim.claimed_ns > b.claim.claimed_ns;
+            });
+  for (const LunSlotClaim& c : claims) {
+    DW_ASSIGN_OR_RETURN(std::vector<LunExtent> extents,
+                        ReadChannel(c.slot, name));
+    if (!extents.empty()) {
+      *slot = c.slot;
+      return extents;
+    }
+  }
+  return std::vector<LunExtent>{};
+}
+
+absl::StatusOr<std::vector<std::string>> LunStore::ListChannels() const {
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  std::set<std::string> names;
+  for (const LunSlotClaim& c : claims) {
+    DW_ASSIGN_OR_RETURN(std::vector<LunExtentEntry> map, ReadMap(c.slot));
+    for (const LunExtentEntry& e : map) {
+      if (e.generation != 0) names.insert(e.name);
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+absl::StatusOr<LunStore::Owned*> LunStore::Claim(
+    const std::string& process_id) {
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  std::vector<std::optional<LunClaim>> by_slot(geometry_.slots);
+  for (const LunSlotClaim& c : claims) by_slot[c.slot] = c.claim;
+  // Free slots first, then released or expired ones, the longest idle first.
+  std::vector<uint32_t> candidates;
+  for (uint32_t i = 0; i < geometry_.slots; ++i) {
+    if (!by_slot[i]) candidates.push_back(i);
+  }
+  std::vector<uint32_t> stale;
+  for (const LunSlotClaim& c : claims) {
+    if (!Live(c.claim) &&
+        c.claim.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) <=
+            LunNowNs()) {
+      stale.push_back(c.slot);
+    }
+  }
+  std::sort(stale.begin(), stale.end(), [&](uint32_t a, uint32_t b) {
+    return by_slot[a]->renewed_ns < by_slot[b]->renewed_ns;
+  });
+  candidates.insert(candidates.end(), stale.begin(), stale.end());
+  for (uint32_t slot : candidates) {
+    const uint64_t at = geometry_.claim_offset(slot);
+    // Another process of this host may be claiming it right now.
+    if (!device_->LockRange(at, kLunBlock).ok()) continue;
+    // Re-read under the lock: it may have been claimed since the listing.
+    DW_ASSIGN_OR_RETURN(std::string now_block, device_->Read(at, kLunBlock));
+    std::optional<LunClaim> now = DecodeClaim(now_block);
+    if (now && now->state != LunClaim::kFree &&
+        (!by_slot[slot] || now->nonce != by_slot[slot]->nonce)) {
+      device_->UnlockRange(at, kLunBlock).IgnoreError();
+      continue;
+    }
+    auto o = std::make_unique<Owned>();
+    o->slot = slot;
+    o->claim.state = LunClaim::kClaimed;
+    o->claim.nonce = RandomNonZero();
+    o->claim.claimed_ns = o->claim.renewed_ns = LunNowNs();
+    o->claim.pid = getpid();
+    o->claim.node = options_.node;
+    o->claim.process_id = process_id;
+    DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(o->claim)));
+    absl::SleepFor(kClaimSettle);
+    DW_ASSIGN_OR_RETURN(std::string back, device_->Read(at, kLunBlock));
+    std::optional<LunClaim> mine = DecodeClaim(back);
+    if (!mine || mine->nonce != o->claim.nonce) {
+      device_->UnlockRange(at, kLunBlock).IgnoreError();
+      continue;  // another host won the slot
+    }
+    // A fresh start: the previous owner's map and outbox go. Its heartbeat
+    // copies carry its nonce and are ignored from now on.
+    o->map.assign(geometry_.extents_per_slot, LunExtentEntry{});
+    o->cells.assign(geometry_.outbox_cells, LunCell{});
+    DW_RETURN_IF_ERROR(device_->Write(geometry_.map_offset(slot),
+                                      std::string(geometry_.map_bytes(), 0)));
+    DW_RETURN_IF_ERROR(device_->Write(
+        geometry_.cell_offset(slot, 0),
+        std::string(uint64_t{geometry_.outbox_cells} * kLunBlock, 0)));
+    DW_RETURN_IF_ERROR(device_->Write(geometry_.taken_offset(slot),
+                                      std::string(kLunBlock, 0)));
+    o->renewed = absl::Now();
+    Owned* raw = o.get();
+    owned_[process_id] = std::move(o);
+    return raw;
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      device_->path(), ": all ", geometry_.slots,
+      " slots are claimed by live processes (format with more --slots, or "
+      "wait for released ones: a lease is ",
+      absl::FormatDuration(options_.lease), ")"));
+}
+
+absl::StatusOr<LunStore::Owned*> LunStore::Own(const std::string& process_id) {
+  if (process_id.empty() && channel_slot_ != nullptr) {
+    DW_RETURN_IF_ERROR(channel_slot_->lost);
+    DW_RETURN_IF_ERROR(RenewLocked(*channel_slot_, false));
+    return channel_slot_;
+  }
+  auto it = owned_.find(process_id);
+  if (it == owned_.end() && channel_slot_ != nullptr &&
+      channel_slot_->claim.process_id.empty()) {
+    // The channel slot was claimed before the process had a name: it takes
+    // this one.
+    auto node = owned_.extract("");
+    channel_slot_->claim.process_id = process_id;
+    node.key() = process_id;
+    owned_.insert(std::move(node));
+    DW_RETURN_IF_ERROR(RenewLocked(*channel_slot_, true));
+    return channel_slot_;
+  }
+  Owned* o = nullptr;
+  if (it != owned_.end()) {
+    o = it->second.get();
+  } else {
+    DW_ASSIGN_OR_RETURN(o, Claim(process_id));
+  }
+  if (channel_slot_ == nullptr) channel_slot_ = o;
+  DW_RETURN_IF_ERROR(o->lost);
+  DW_RETURN_IF_ERROR(RenewLocked(*o, false));
+  return o;
+}
+
+absl::Status LunStore::RenewLocked(Owned& o, bool force) {
+  DW_RETURN_IF_ERROR(o.lost);
+  if (!force && absl::Now() - o.renewed < options_.lease / 8) {
+    return absl::OkStatus();
+  }
+  const uint64_t at = geometry_.claim_offset(o.slot);
+  DW_ASSIGN_OR_RETURN(std::string block, device_->Read(at, kLunBlock));
+  std::optional<LunClaim> now = DecodeClaim(block);
+  if (!now || now->nonce != o.claim.nonce) {
+    o.lost = absl::FailedPreconditionError(absl::StrCat(
+        Where(o.slot), ": claimed by another process",
+        now ? absl::StrCat(" (node ", now->node, ", pid ", now->pid, ")") : "",
+        " while this one (pid ", getpid(),
+        ") held it: two processes claim one slot"));
+    return o.lost;
+  }
+  o.claim.renewed_ns = LunNowNs();
+  DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(o.claim)));
+  o.renewed = absl::Now();
+  return absl::OkStatus();
+}
+
+absl::Status LunStore::Renew() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, o] : owned_) DW_RETURN_IF_ERROR(RenewLocked(*o, false));
+  return absl::OkStatus();
+}
+
+absl::Status LunStore::WriteEntry(Owned& o, uint32_t index) {
+  const uint32_t align = device_->align();
+  const uint64_t at =
+      geometry_.map_offset(o.slot) + index * kLunExtentEntrySize;
+  const uint64_t unit = at / align * align;
+  const uint32_t first =
+      (unit - geometry_.map_offset(o.slot)) / kLunExtentEntrySize;
+  std::string bytes(align, '\0');
+  for (uint32_t j = first;
+       j < o.map.size() && (j - first) * kLunExtentEntrySize < align; ++j) {
+    EncodeExtentEntry(o.map[j],
+                      bytes.data() + (j - first) * kLunExtentEntrySize);
+  }
+  return device_->Write(unit, bytes);
+}
+
+absl::StatusOr<std::vector<LunExtent>> LunStore::OpenChannel(
+    const std::string& name, uint32_t* slot) {
+  absl::MutexLock lock(&mu_);
+  if (writers_.contains(name)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "channel ", name, " already has a writer in this process"));
+  }
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(""));
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  for (const LunSlotClaim& c : claims) {
+    if (c.slot == o->slot || !Live(c.claim)) continue;
+    DW_ASSIGN_OR_RETURN(std::vector<LunExtent> theirs,
+                        ReadChannel(c.slot, name));
+    if (!theirs.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "channel ", name, " already has a writer (", Where(c.slot), ", node ",
+          c.claim.node, ", pid ", c.claim.pid, ")"));
+    }
+  }
+  writers_.insert(name);
+  *slot = o->slot;
+  std::vector<LunExtent> out;
+  for (uint32_t j = 0; j < o->map.size(); ++j) {
+    if (o->map[j].generation != 0 && o->map[j].name == name)
+      out.push_back({j, o->map[j]});
+  }
+  std::sort(out.begin(), out.end(), [](const LunExtent& a, const LunExtent& b) {
+    return a.entry.segment < b.entry.segment;
+  });
+  return out;
+}
+
+void LunStore::CloseChannel(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  writers_.erase(name);
+}
+
+absl::StatusOr<LunExtent> LunStore::Allocate(const std::string& name,
+                                             uint64_t segment,
+                                             uint64_t first_offset) {
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(""));
+  for (uint32_t j = 0; j < o->map.size(); ++j) {
+    if (o->map[j].generation != 0) continue;
+    o->map[j] = LunExtentEntry{RandomNonZero(), segment, first_offset, name};
+    absl::Status st = WriteEntry(*o, j);
+    if (!st.ok()) {
+      o->map[j] = LunExtentEntry{};
+      return st;
+    }
+    return LunExtent{j, o->map[j]};
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      Where(o->slot), ": all ", o->map.size(), " extents of ",
+      geometry_.extent_bytes,
+      " bytes are in use (the channels' records are not yet acknowledged)"));
+}
+
+absl::Status LunStore::Free(uint32_t index) {
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(""));
+  const LunExtentEntry old = o->map[index];
+  o->map[index] = LunExtentEntry{};
+  absl::Status st = WriteEntry(*o, index);
+  if (!st.ok()) o->map[index] = old;
+  return st;
+}
+
+absl::Status LunStore::RemoveChannel(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  if (writers_.contains(name)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("channel ", name, " has a writer in this process"));
+  }
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  const uint32_t mine = channel_slot_ ? channel_slot_->slot : geometry_.slots;
+  for (const LunSlotClaim& c : claims) {
+    if (c.slot == mine || !Live(c.claim)) continue;
+    DW_ASSIGN_OR_RETURN(std::vector<LunExtent> theirs,
+                        ReadChannel(c.slot, name));
+    if (!theirs.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("channel ", name, " belongs to a live process (",
+                       Where(c.slot), ", node ", c.claim.node, ", pid ",
+                       c.claim.pid, "): only its process can remove it"));
+    }
+  }
+  // A dead process's channels go when its slot is claimed again.
+  if (channel_slot_ == nullptr) return absl::OkStatus();
+  Owned& o = *channel_slot_;
+  for (uint32_t j = 0; j < o.map.size(); ++j) {
+    if (o.map[j].generation == 0 || o.map[j].name != name) continue;
+    o.map[j] = LunExtentEntry{};
+    DW_RETURN_IF_ERROR(WriteEntry(o, j));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LunStore::PublishHeartbeat(const std::string& process_id,
+                                        const std::string& payload) {
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(process_id));
+  LunHeartbeat h;
+  h.sequence = ++o->heartbeat_sequence;
+  h.time_ns = LunNowNs();
+  h.pid = getpid();
+  h.nonce = o->claim.nonce;
+  h.process_id = process_id;
+  h.node = options_.node;
+  h.payload = payload;
+  std::string bytes = EncodeHeartbeat(h);
+  if (bytes.size() > geometry_.heartbeat_bytes) {
+    --o->heartbeat_sequence;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        Where(o->slot), ": a heartbeat of ", bytes.size(),
+        " bytes does not fit the volume's ", geometry_.heartbeat_bytes,
+        " (diskwire format --heartbeat-bytes)"));
+  }
+  bytes.resize(RoundUp(bytes.size()), '\0');
+  // Alternate copies: a torn write leaves the other one whole.
+  return device_->Write(geometry_.heartbeat_offset(o->slot, h.sequence % 2),
+                        bytes);
+}
+
+absl::Status LunStore::RemoveHeartbeat(const std::string& process_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = owned_.find(process_id);
+  if (it == owned_.end()) return absl::OkStatus();
+  const std::string zeros(device_->align(), '\0');
+  for (int copy : {0, 1}) {
+    DW_RETURN_IF_ERROR(device_->Write(
+        geometry_.heartbeat_offset(it->second->slot, copy), zeros));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LunStore::PostToInbox(const std::string& dst,
+                                   const std::string& name,
+                                   const std::string& payload) {
+  if (payload.size() > kLunCellPayloadMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inbox message ", name, " of ", payload.size(),
+        " bytes: a LUN volume carries at most ", kLunCellPayloadMax));
+  }
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(""));
+  for (const LunCell& c : o->cells) {
+    if (c.sequence != 0 && c.dst == dst && c.name == name) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("inbox message ", name, " for ", dst, " is pending"));
+    }
+  }
+  auto free_cell = [&]() -> int {
+    for (size_t i = 0; i < o->cells.size(); ++i) {
+      if (o->cells[i].sequence == 0) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  if (free_cell() < 0) {
+    // Which cells have their receivers taken (or will never take)?
+    DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+    const uint64_t expired =
+        LunNowNs() - absl::ToInt64Nanoseconds(options_.lease);
+    for (LunCell& c : o->cells) {
+      bool done = c.time_ns < expired;
+      for (const LunSlotClaim& r : claims) {
+        if (done || r.claim.process_id != c.dst) continue;
+        DW_ASSIGN_OR_RETURN(
+            std::string block,
+            device_->Read(geometry_.taken_offset(r.slot), kLunBlock));
+        const LunTaken t = DecodeTaken(block);
+        done = t.nonce[o->slot] == o->claim.nonce &&
+               t.sequence[o->slot] >= c.sequence;
+      }
+      if (done) c = LunCell{};
+    }
+  }
+  const int i = free_cell();
+  if (i < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(Where(o->slot), ": all ", o->cells.size(),
+                     " outbox cells hold messages not yet taken"));
+  }
+  LunCell c;
+  c.sequence = o->next_sequence++;
+  c.time_ns = LunNowNs();
+  c.nonce = o->claim.nonce;
+  c.dst = dst;
+  c.name = name;
+  c.payload = payload;
+  DW_RETURN_IF_ERROR(
+      device_->Write(geometry_.cell_offset(o->slot, i), EncodeCell(c)));
+  o->cells[i] = std::move(c);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<LunStore::Taken>> LunStore::TakeInbox(
+    const std::string& process_id) {
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(process_id));
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  DW_ASSIGN_OR_RETURN(
+      std::string block,
+      device_->Read(geometry_.taken_offset(o->slot), kLunBlock));
+  LunTaken taken = DecodeTaken(block);
+  std::vector<Taken> out;
+  bool changed = false;
+  for (const LunSlotClaim& s : claims) {
+    if (taken.nonce[s.slot] != s.claim.nonce) {
+      taken.nonce[s.slot] = s.claim.nonce;  // a new sender in that slot
+      taken.sequence[s.slot] = 0;
+      changed = true;
+    }
+    DW_ASSIGN_OR_RETURN(
+        std::string cells,
+        device_->Read(geometry_.cell_offset(s.slot, 0),
+                      uint64_t{geometry_.outbox_cells} * kLunBlock));
+    std::vector<LunCell> mine;
+    for (uint32_t i = 0; i < geometry_.outbox_cells; ++i) {
+      std::optional<LunCell> c =
+          DecodeCell(absl::string_view(cells).substr(i * kLunBlock, kLunBlock));
+      if (c && c->dst == process_id && c->nonce == s.claim.nonce &&
+          c->sequence > taken.sequence[s.slot]) {
+        mine.push_back(std::move(*c));
+      }
+    }
+    for (LunCell& c : mine) {
+      taken.sequence[s.slot] = std::max(taken.sequence[s.slot], c.sequence);
+      out.push_back({std::move(c.name), c.time_ns, std::move(c.payload)});
+      changed = true;
+    }
+  }
+  // Recorded before they are returned: taken once, never twice.
+  if (changed) {
+    DW_RETURN_IF_ERROR(
+        device_->Write(geometry_.taken_offset(o->slot), EncodeTaken(taken)));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Taken& a, const Taken& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace diskwire::storage

@@ -1,0 +1,149 @@
+// File: storage/lun_store.h
+// What the LUN backend's parts share (internal to lun_volume): the device,
+// its geometry, and this process's slots — the claim protocol, the extent
+// map it alone writes, its heartbeat copies and outbox cells.
+
+#ifndef DISKWIRE_STORAGE_LUN_STORE_H_
+#define DISKWIRE_STORAGE_LUN_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "storage/lun_device.h"
+#include "storage/lun_layout.h"
+
+namespace diskwire::storage {
+
+struct LunSlotClaim {
+  uint32_t slot = 0;
+  LunClaim claim;
+};
+
+// One extent of a channel: its index in the slot and its map entry.
+struct LunExtent {
+  uint32_t index = 0;
+  LunExtentEntry entry;
+};
+
+struct LunStoreOptions {
+  std::string node;
+  std::string mac_key;
+  // A claim not renewed for this long is another process's to take; a
+  // released slot that still holds channels is kept as long, for their
+  // readers.
+  absl::Duration lease = absl::Seconds(30);
+};
+
+// Thread-safe.
+class LunStore {
+ public:
+  LunStore(std::unique_ptr<LunDevice> device, LunGeometry geometry,
+           LunStoreOptions options);
+  ~LunStore();  // releases this process's slots
+
+  LunDevice& device() const { return *device_; }
+  const LunGeometry& geometry() const { return geometry_; }
+  const std::string& mac_key() const { return options_.mac_key; }
+  uint64_t RoundUp(uint64_t n) const {
+    const uint64_t a = device_->align();
+    return (n + a - 1) / a * a;
+  }
+
+  // Every slot with a valid claim (claimed or released), by slot number.
+  absl::StatusOr<std::vector<LunSlotClaim>> ReadClaims() const;
+  // Whether `c` still holds its slot against a newcomer.
+  bool Live(const LunClaim& c) const;
+
+  // The extents of `name` in `slot`'s map, by segment.
+  absl::StatusOr<std::vector<LunExtent>> ReadChannel(
+      uint32_t slot, const std::string& name) const;
+  // Every slot's extents of `name`: the live claim's first (the most recently
+  // claimed when several). Empty when no slot holds it.
+  absl::StatusOr<std::vector<LunExtent>> FindChannel(const std::string& name,
+                                                     uint32_t* slot) const;
+  absl::StatusOr<std::vector<std::string>> ListChannels() const;
+  // The entry of extent `index` of `slot` as the device holds it now.
+  absl::StatusOr<std::optional<LunExtentEntry>> ReadEntry(uint32_t slot,
+                                                          uint32_t index) const;
+
+  // --- the writer's side, in this process's channel slot ---
+  // Registers the one writer of `name` in this process and returns the
+  // channel's extents (its slot in `*slot`). FailedPrecondition when this
+  // process or a live other slot already writes it.
+  absl::StatusOr<std::vector<LunExtent>> OpenChannel(const std::string& name,
+                                                     uint32_t* slot);
+  void CloseChannel(const std::string& name);
+  // Takes a free extent of the channel slot for `name`'s segment `segment`.
+  // ResourceExhausted when the slot has none left.
+  absl::StatusOr<LunExtent> Allocate(const std::string& name, uint64_t segment,
+                                     uint64_t first_offset);
+  absl::Status Free(uint32_t index);
+  // Frees every extent of `name` in this process's slot. FailedPrecondition
+  // while a writer has it open or a live other process holds it.
+  absl::Status RemoveChannel(const std::string& name);
+
+  // --- heartbeats and inboxes ---
+  absl::Status PublishHeartbeat(const std::string& process_id,
+                                const std::string& payload);
+  absl::Status RemoveHeartbeat(const std::string& process_id);
+  absl::Status PostToInbox(const std::string& dst, const std::string& name,
+                           const std::string& payload);
+  struct Taken {
+    std::string name;
+    uint64_t time_ns;
+    std::string payload;
+  };
+  absl::StatusOr<std::vector<Taken>> TakeInbox(const std::string& process_id);
+  // Keeps this process's claims alive (and notices a slot taken from it).
+  absl::Status Renew();
+
+ private:
+  struct Owned {
+    uint32_t slot = 0;
+    LunClaim claim;
+    std::vector<LunExtentEntry> map;  // extents_per_slot entries
+    std::vector<LunCell> cells;       // outbox_cells cells
+    uint64_t next_sequence = 1;
+    uint64_t heartbeat_sequence = 0;
+    absl::Time renewed;
+    absl::Status lost;  // another process took the slot
+  };
+
+  // The slot of `process_id` ("" = the channel slot, whatever its id),
+  // claimed on first use.
+  absl::StatusOr<Owned*> Own(const std::string& process_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Owned*> Claim(const std::string& process_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RenewLocked(Owned& o, bool force)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteEntry(Owned& o, uint32_t index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<LunExtentEntry>> ReadMap(uint32_t slot) const;
+  std::string Where(uint32_t slot) const;
+
+  const std::unique_ptr<LunDevice> device_;
+  const LunGeometry geometry_;
+  const LunStoreOptions options_;
+  absl::Mutex mu_;
+  // By process id; the channel slot is channel_slot_.
+  std::map<std::string, std::unique_ptr<Owned>> owned_ ABSL_GUARDED_BY(mu_);
+  Owned* channel_slot_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::set<std::string> writers_ ABSL_GUARDED_BY(mu_);
+};
+
+// CLOCK_REALTIME in nanoseconds.
+uint64_t LunNowNs();
+
+}  // namespace diskwire::storage
+
+#endif  // DISKWIRE_STORAGE_LUN_STORE_H_
