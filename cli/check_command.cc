@@ -17,6 +17,7 @@
 #include "cli/flags.h"
 #include "core/config_values.h"
 #include "storage/dir_volume.h"
+#include "storage/volume_open.h"
 
 namespace diskwire {
 namespace {
@@ -69,7 +70,7 @@ absl::StatusOr<std::unique_ptr<storage::Volume>> Open(const std::string& path,
   vo.node = "diskwire-check";
   vo.mac_key = o.key;
   vo.file_ops = o.file_ops;
-  return storage::OpenDirVolume(path, vo);
+  return storage::OpenVolume(path, vo);
 }
 
 // Removes a probe channel. On failure, removes what is left with rmdir

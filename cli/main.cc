@@ -11,6 +11,7 @@
 #include "absl/types/span.h"
 #include "cli/check_command.h"
 #include "cli/enable_command.h"
+#include "cli/format_command.h"
 #include "cli/mirror_command.h"
 #include "cli/prune_command.h"
 #include "cli/run_command.h"
@@ -34,6 +35,8 @@ const Subcommand kSubcommands[] = {
      CheckCommand},
     {"mirror", "copy a send volume to a receive volume", MirrorCommand},
     {"prune", "remove what no live process needs from a volume", PruneCommand},
+    {"format", "lay a volume on a block device (a shared LUN) or image",
+     FormatCommand},
     {"enable", "put a systemd service under diskwire (a drop-in)",
      EnableCommand},
     {"disable", "remove the drop-in that enable wrote", DisableCommand},

@@ -12,6 +12,8 @@
 #include "cli/flags.h"
 #include "core/volume_prune.h"
 #include "storage/dir_volume.h"
+#include "storage/lun_device.h"
+#include "storage/volume_open.h"
 
 namespace diskwire {
 namespace {
@@ -72,7 +74,8 @@ int PruneCommand(absl::Span<const std::string> args) {
     return 2;
   }
   struct stat st;
-  if (stat((*volume + "/VOLUME").c_str(), &st) != 0)
+  if (!storage::LooksLikeLun(*volume) &&
+      stat((*volume + "/VOLUME").c_str(), &st) != 0)
     return Fail(absl::StrCat(*volume, ": not a diskwire volume"));
   storage::DirVolumeOptions options;
   if (auto key_file = flags->Get("key-file")) {
@@ -80,7 +83,7 @@ int PruneCommand(absl::Span<const std::string> args) {
     if (!key.ok()) return Fail(std::string(key.status().message()));
     options.mac_key = *key;
   }
-  auto opened = storage::OpenDirVolume(*volume, options);
+  auto opened = storage::OpenVolume(*volume, options);
   if (!opened.ok()) return Fail(std::string(opened.status().message()));
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);

@@ -19,6 +19,8 @@
 #include "cli/flags.h"
 #include "core/config_values.h"
 #include "storage/dir_volume.h"
+#include "storage/lun_device.h"
+#include "storage/volume_open.h"
 
 namespace diskwire {
 namespace {
@@ -336,12 +338,13 @@ int StatusCommand(absl::Span<const std::string> args) {
   }
   // Never create a volume by looking at it: OpenDirVolume would.
   struct stat st;
-  if (stat(o->volume.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  const bool lun = storage::LooksLikeLun(o->volume);
+  if (!lun && (stat(o->volume.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
     std::fprintf(stderr, "diskwire status: %s: not a directory\n",
                  o->volume.c_str());
     return 1;
   }
-  if (stat((o->volume + "/VOLUME").c_str(), &st) != 0) {
+  if (!lun && stat((o->volume + "/VOLUME").c_str(), &st) != 0) {
     std::fprintf(stderr,
                  "diskwire status: %s: not a diskwire volume (no VOLUME "
                  "marker; nothing has used it yet)\n",
@@ -351,7 +354,7 @@ int StatusCommand(absl::Span<const std::string> args) {
   storage::DirVolumeOptions options;
   options.mac_key = o->key;
   absl::StatusOr<std::unique_ptr<storage::Volume>> volume =
-      storage::OpenDirVolume(o->volume, options);
+      storage::OpenVolume(o->volume, options);
   if (!volume.ok()) {
     std::fprintf(stderr, "diskwire status: %s\n",
                  std::string(volume.status().message()).c_str());

@@ -135,7 +135,8 @@ void CollectMirrorStatus(const std::string& volume_path,
   const int err = errno;
   if (d == nullptr && dir_fd >= 0) close(dir_fd);
   if (d == nullptr) {
-    if (err != ENOENT) {
+    // ENOTDIR: a LUN volume, which has no mirror directory.
+    if (err != ENOENT && err != ENOTDIR) {
       out->problems.push_back(
           absl::StrCat("mirror/: cannot list: ", std::strerror(err)));
     }

@@ -363,12 +363,13 @@ TEST_F(ConfigTest, VolumeCombinations) {
                    {"DISKWIRE_RECV_VOLUME", Path("missing")}}),
             absl::StrCat("DISKWIRE_RECV_VOLUME: cannot use \"", Path("missing"),
                          "\": No such file or directory"));
-  // A file (a SAN LUN image) needs the block backend, which this build lacks:
-  // refused at once, not at the first connection.
+  // A file that is not a formatted LUN image is refused at once, not at the
+  // first connection.
   EXPECT_EQ(Error({{"DISKWIRE_VOLUME", WriteFile("lun.img", 4096)}}),
             absl::StrCat("DISKWIRE_VOLUME: \"", Path("lun.img"),
-                         "\" is a regular file; this build needs a directory "
-                         "(the block backend is not available yet)"));
+                         "\" is a regular file that is not a diskwire volume "
+                         "(lay one on it with diskwire format, or give a "
+                         "directory)"));
   const std::string long_path = "/" + std::string(PATH_MAX - 200, 'v');
   EXPECT_EQ(Error({{"DISKWIRE_VOLUME", long_path}}),
             absl::StrCat("DISKWIRE_VOLUME: the path is ", long_path.size(),

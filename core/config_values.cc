@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "storage/lun_device.h"
 
 namespace diskwire {
 namespace {
@@ -263,15 +264,14 @@ absl::StatusOr<std::string> ParseVolumePath(absl::string_view name,
   }
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return FileError(name, path, errno);
-  if (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode)) {
-    // The block backend (a SAN LUN, or an image file formatted for it) is
-    // not in this build: refused here, rather than fail at the first
-    // connection.
-    return Invalid(name, absl::StrCat("\"", path, "\" is a ",
-                                      S_ISBLK(st.st_mode) ? "block device"
-                                                          : "regular file",
-                                      "; this build needs a directory (the "
-                                      "block backend is not available yet)"));
+  // A block device (a SAN LUN) or an image file `diskwire format` laid out
+  // is a LUN volume; whether it is formatted is checked when it is opened.
+  if (S_ISBLK(st.st_mode) || storage::LooksLikeLun(path)) return path;
+  if (S_ISREG(st.st_mode)) {
+    return Invalid(name, absl::StrCat("\"", path,
+                                      "\" is a regular file that is not a "
+                                      "diskwire volume (lay one on it with "
+                                      "diskwire format, or give a directory)"));
   }
   if (!S_ISDIR(st.st_mode)) {
     return Invalid(name, absl::StrCat("\"", path, "\" is not a directory"));

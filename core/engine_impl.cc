@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/dir_volume.h"
+#include "storage/volume_open.h"
 
 extern char** environ;
 
@@ -113,7 +114,7 @@ absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
     // not at its first connection, which would otherwise run without
     // diskwire. Read-only: a process that selects nothing writes nothing.
     for (const std::string& volume : {config.send_volume, config.recv_volume}) {
-      absl::Status usable = storage::CheckDirVolume(volume);
+      absl::Status usable = storage::CheckVolume(volume);
       if (!usable.ok()) {
         return absl::Status(
             usable.code(),
@@ -138,12 +139,12 @@ absl::Status EngineImpl::OpenVolumesOnce() {
     st = key.status();
   }
   if (st.ok()) {
-    auto send = storage::OpenDirVolume(config_.send_volume, options);
+    auto send = storage::OpenVolume(config_.send_volume, options);
     st = send.status();
     if (st.ok()) send_volume_ = std::move(*send);
   }
   if (st.ok() && config_.recv_volume != config_.send_volume) {
-    auto recv = storage::OpenDirVolume(config_.recv_volume, options);
+    auto recv = storage::OpenVolume(config_.recv_volume, options);
     st = recv.status();
     if (st.ok()) recv_volume_ = std::move(*recv);
   }

@@ -13,6 +13,7 @@
 #include "storage/dir_layout.h"
 #include "storage/dir_volume.h"
 #include "storage/record_codec.h"
+#include "storage/volume_open.h"
 
 namespace diskwire::storage {
 namespace {
@@ -82,8 +83,8 @@ absl::StatusOr<std::unique_ptr<Mirror>> Mirror::Open(
   DirVolumeOptions v;
   v.mac_key = options.mac_key;
   v.file_ops = options.file_ops;
-  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> source, OpenDirVolume(from, v));
-  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> target, OpenDirVolume(to, v));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> source, OpenVolume(from, v));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> target, OpenVolume(to, v));
   std::unique_ptr<FileOps> owned;
   if (options.file_ops == nullptr) {
     // No link inside either volume is followed (storage/file_ops.h).

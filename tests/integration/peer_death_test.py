@@ -32,5 +32,11 @@ class PeerDeathTest(base.ShimTestCase):
         self.assertLess(report["bytes"], SIZE)
 
 
+
+class PeerDeathLunTest(PeerDeathTest):
+    """The same over a LUN: one formatted image as a loop device per host."""
+
+    volume = "lun"
+
 if __name__ == "__main__":
     base.main()

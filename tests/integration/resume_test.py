@@ -113,5 +113,11 @@ print("answer=" + got.hex())
 """
 
 
+
+class ResumeLunTest(ResumeTest):
+    """The same over a LUN: one formatted image as a loop device per host."""
+
+    volume = "lun"
+
 if __name__ == "__main__":
     base.main()

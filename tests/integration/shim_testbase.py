@@ -34,11 +34,15 @@ class ShimTestCase(unittest.TestCase):
 
     select = PORT
     settings = {}
-    volume = "shared"  # or "fuse": each host sees the volume through bindfs
+    # or "fuse": each host sees the volume through bindfs; or "lun": one
+    # formatted image as two loop devices, a page cache each
+    volume = "shared"
 
     def setUp(self):
         if self.volume == "fuse" and not shutil.which("bindfs"):
             self.skipTest("SKIPPED: bindfs is not installed (apt-get install bindfs)")
+        if self.volume == "lun" and h.lun_available():
+            self.skipTest(f"SKIPPED: {h.lun_available()}")
         self.net = h.TwoHosts(volume=self.volume)
         self.addCleanup(self.net.close)
         settings = dict(DETECT_MS=DETECT_MS, PEER_TIMEOUT_MS=PEER_TIMEOUT_MS,

@@ -109,5 +109,11 @@ class StorageModeTest(base.ShimTestCase):
         self.assertEqual(self.log_lines("a", "storage mode"), 1, self.context())
 
 
+
+class StorageModeLunTest(StorageModeTest):
+    """The same over a LUN: one formatted image as a loop device per host."""
+
+    volume = "lun"
+
 if __name__ == "__main__":
     base.main()

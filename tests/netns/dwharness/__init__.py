@@ -10,7 +10,7 @@ _os.environ["PATH"] = ":".join(_path + [d for d in ("/usr/sbin", "/sbin")
 
 from .cleanup import cleanup_all
 from .cuts import Cuts
-from .hosts import TwoHosts, list_namespaces, own_namespaces
+from .hosts import TwoHosts, list_namespaces, lun_available, own_namespaces
 from .procs import Proc, clean_env
 from .requirements import missing_requirement, skip_unless_netns
 from .transfer import (MiB, NcTransfer, hold_data_in_sender, make_data, pacer_argv,

@@ -10,7 +10,10 @@ The volume is one directory that both hosts use (volume="shared"), or
 (volume="fuse") one directory seen by each host through its own bindfs FUSE
 mount, net.volume_of("a") and net.volume_of("b"): like a network filesystem,
 neither sends change notifications for the other's writes and each may see
-stale sizes for about a second.
+stale sizes for about a second. With volume="lun", one image file laid out by
+`diskwire format` is attached as two loop devices, one per host: each has its
+own page cache, so buffered reads through one miss the other's writes, as on
+a LUN two hosts share.
 
 Use it as a context manager; every resource is also registered with the
 cleanup registry, so an exception, a signal or interpreter exit removes
@@ -107,12 +110,15 @@ class Host:
         return {"rx_bytes": stats["rx"]["bytes"], "tx_bytes": stats["tx"]["bytes"]}
 
 
+LUN_BYTES = 512 << 20
+
+
 class TwoHosts:
     """Hosts a and b, the link between them, the volume, and the cut controls."""
 
     def __init__(self, prefix="dwh", volume="shared"):
-        if volume not in ("shared", "fuse"):
-            raise ValueError(f"volume must be shared or fuse, not {volume!r}")
+        if volume not in ("shared", "fuse", "lun"):
+            raise ValueError(f"volume must be shared, fuse or lun, not {volume!r}")
         n = next(_instances)
         pid = os.getpid()
         self.workdir = tempfile.mkdtemp(prefix=f"{prefix}-{pid}-{n}-",
@@ -134,6 +140,8 @@ class TwoHosts:
             _reap_stale_namespaces()
             if volume == "fuse":
                 self._mount_views()
+            elif volume == "lun":
+                self._attach_lun()
             self._create()
         except BaseException:
             self.close()
@@ -153,6 +161,20 @@ class TwoHosts:
             self._tokens.append(cleanup.register(f"FUSE view {view}",
                                                  lambda v=view: _unmount(v)))
             self._views[name] = view
+
+    def _attach_lun(self, size=LUN_BYTES):
+        from .shim import cli_path  # pylint: disable=import-outside-toplevel
+        image = os.path.join(self.workdir, "lun.img")
+        with open(image, "wb") as f:
+            f.truncate(size)
+        run([cli_path(), "format", image])
+        self.lun_image = image
+        for name in ("a", "b"):
+            dev = run(["losetup", "-f", "--show", image]).stdout.strip()
+            self._tokens.append(cleanup.register(
+                f"loop device {dev}",
+                lambda d=dev: run(["losetup", "-d", d], check=False)))
+            self._views[name] = dev
 
     def host(self, name):
         return {"a": self.a, "b": self.b}[name]
@@ -210,6 +232,17 @@ class TwoHosts:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def lun_available():
+    """Why loop devices cannot be attached here, or None when they can."""
+    if os.geteuid() != 0:
+        return "attaching loop devices needs root"
+    if not shutil.which("losetup"):
+        return "losetup is not installed (apt-get install mount)"
+    if not os.path.exists("/dev/loop-control"):
+        return "this kernel has no loop devices (/dev/loop-control)"
+    return None
 
 
 def _unmount(path):
