@@ -17,6 +17,8 @@
 #include "cli/flags.h"
 #include "core/config_values.h"
 #include "storage/dir_volume.h"
+#include "storage/lun_device.h"
+#include "storage/lun_volume.h"
 #include "storage/volume_open.h"
 
 namespace diskwire {
@@ -91,17 +93,57 @@ std::optional<Finding> Remove(storage::Volume& volume, const std::string& root,
 
 }  // namespace
 
+// A LUN volume's layout and use; FAIL when it is not formatted.
+std::vector<Finding> LunFindings(const std::string& path) {
+  absl::StatusOr<storage::LunUsage> u = storage::ReadLunUsage(path);
+  if (!u.ok()) return {{Verdict::kFail, std::string(u.status().message())}};
+  const storage::LunGeometry& g = u->geometry;
+  const uint64_t extents = uint64_t{g.slots} * g.extents_per_slot;
+  std::vector<Finding> out;
+  out.push_back(
+      {Verdict::kOk,
+       absl::StrCat("LUN volume: ", u->device_bytes,
+                    " bytes, "
+                    "logical block ",
+                    u->align,
+                    " bytes (every "
+                    "access O_DIRECT, aligned to it), format ",
+                    g.version,
+                    g.flags & storage::kLunFlagKeyed ? ", keyed" : "")});
+  const uint32_t free_slots = g.slots - u->live_slots - u->held_slots;
+  out.push_back({free_slots == 0            ? Verdict::kFail
+                 : free_slots < g.slots / 8 ? Verdict::kWarn
+                                            : Verdict::kOk,
+                 absl::StrCat("slots: ", u->live_slots, " live, ",
+                              u->held_slots, " released or expired, ",
+                              free_slots, " free of ", g.slots)});
+  const uint64_t free_extents = extents - u->extents_in_use;
+  out.push_back({free_extents < extents / 10 ? Verdict::kWarn : Verdict::kOk,
+                 absl::StrCat("channel space: ", free_extents, " of ", extents,
+                              " extents of ", g.extent_bytes, " bytes free (",
+                              free_extents * g.extent_bytes >> 20, " MiB)")});
+  return out;
+}
+
 std::vector<Finding> RunCheck(const CheckOptions& o) {
   std::vector<Finding> out;
   struct stat st;
-  if (stat(o.volume.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  const bool lun = storage::LooksLikeLun(o.volume);
+  if (lun) {
+    out = LunFindings(o.volume);
+    if (out.size() == 1 && out[0].verdict == Verdict::kFail) return out;
+  } else if (stat(o.volume.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return {{Verdict::kFail,
              absl::StrCat(o.volume,
                           " is not a directory (create it, or mount "
                           "the shared storage there)")}};
   }
-  bool network = false;
-  for (Finding& f : Filesystem(o.volume, &network)) out.push_back(f);
+  // A LUN has no change notification: like a network filesystem, it is
+  // polled.
+  bool network = lun;
+  if (!lun) {
+    for (Finding& f : Filesystem(o.volume, &network)) out.push_back(f);
+  }
   auto volume = Open(o.volume, o);
   if (!volume.ok()) {
     out.push_back({Verdict::kFail, absl::StrCat("opening the volume: ",
@@ -110,8 +152,8 @@ std::vector<Finding> RunCheck(const CheckOptions& o) {
   }
   std::unique_ptr<storage::Volume> reader_volume;
   if (!o.reader_volume.empty()) {
-    bool reader_network = false;
-    Filesystem(o.reader_volume, &reader_network);
+    bool reader_network = storage::LooksLikeLun(o.reader_volume);
+    if (!reader_network) Filesystem(o.reader_volume, &reader_network);
     network = network || reader_network;
     auto r = Open(o.reader_volume, o);
     if (!r.ok()) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "storage/dir_volume.h"
 #include "storage/fault_injecting_file_ops.h"
+#include "storage/lun_format.h"
 #include "storage/test_util.h"
 
 namespace diskwire {
@@ -217,6 +219,32 @@ TEST_F(RunCheckTest, MissingDirectoryFails) {
   EXPECT_THAT(
       Lines(RunCheck(o)),
       ElementsAre(HasSubstr("FAIL: " + o.volume + " is not a directory")));
+}
+
+TEST_F(RunCheckTest, ALunReportsItsSlotsSpaceAndLatency) {
+  const std::string image = dir_.path() + "/lun.img";
+  { std::ofstream f(image); }
+  ASSERT_EQ(truncate(image.c_str(), 64 << 20), 0);
+  storage::LunFormatRequest r;
+  r.slots = 8;
+  ASSERT_TRUE(storage::FormatLun(image, r, false).ok());
+  CheckOptions o = Options();
+  o.volume = image;
+  std::vector<std::string> lines = Lines(RunCheck(o));
+  EXPECT_THAT(lines, Not(Contains(HasSubstr("FAIL"))))
+      << absl::StrJoin(lines, "\n");
+  EXPECT_THAT(lines, Contains(HasSubstr("ok: LUN volume: 67108864 bytes, "
+                                        "logical block ")));
+  EXPECT_THAT(lines, Contains("ok: slots: 0 live, 0 released or expired, 8 "
+                              "free of 8"));
+  EXPECT_THAT(lines, Contains(HasSubstr("ok: channel space: ")));
+  EXPECT_THAT(lines,
+              Contains(HasSubstr("ok: append->read latency over 20 appends")));
+  // A file that is no volume at all.
+  o.volume = dir_.path() + "/blank.img";
+  { std::ofstream f(o.volume); }
+  ASSERT_EQ(truncate(o.volume.c_str(), 1 << 20), 0);
+  EXPECT_THAT(Lines(RunCheck(o)), ElementsAre(HasSubstr("is not a directory")));
 }
 
 int RunBinary(const std::string& args, std::string* out) {

@@ -141,6 +141,13 @@ absl::StatusOr<std::vector<LunExtent>> LunStore::FindChannel(
   return std::vector<LunExtent>{};
 }
 
+absl::StatusOr<uint32_t> LunStore::ExtentsInUse(uint32_t slot) const {
+  DW_ASSIGN_OR_RETURN(std::vector<LunExtentEntry> map, ReadMap(slot));
+  return static_cast<uint32_t>(
+      std::count_if(map.begin(), map.end(),
+                    [](const LunExtentEntry& e) { return e.generation != 0; }));
+}
+
 absl::StatusOr<std::vector<std::string>> LunStore::ListChannels() const {
   DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
   std::set<std::string> names;

@@ -71,6 +71,7 @@ class LunStore {
   absl::StatusOr<std::vector<LunExtent>> FindChannel(const std::string& name,
                                                      uint32_t* slot) const;
   absl::StatusOr<std::vector<std::string>> ListChannels() const;
+  absl::StatusOr<uint32_t> ExtentsInUse(uint32_t slot) const;
   // The entry of extent `index` of `slot` as the device holds it now.
   absl::StatusOr<std::optional<LunExtentEntry>> ReadEntry(uint32_t slot,
                                                           uint32_t index) const;

@@ -198,6 +198,24 @@ absl::StatusOr<LunGeometry> ReadLunGeometry(const std::string& device) {
   return g;
 }
 
+absl::StatusOr<LunUsage> ReadLunUsage(const std::string& device) {
+  DW_ASSIGN_OR_RETURN(LunGeometry g, ReadLunGeometry(device));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<LunDevice> dev,
+                      LunDevice::Open(device, /*writable=*/false));
+  LunUsage u;
+  u.align = dev->align();
+  u.device_bytes = dev->size();
+  u.geometry = g;
+  const LunStore store(std::move(dev), std::move(g), LunStoreOptions{});
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, store.ReadClaims());
+  for (const LunSlotClaim& c : claims) {
+    ++(store.Live(c.claim) ? u.live_slots : u.held_slots);
+    DW_ASSIGN_OR_RETURN(uint32_t used, store.ExtentsInUse(c.slot));
+    u.extents_in_use += used;
+  }
+  return u;
+}
+
 absl::StatusOr<std::unique_ptr<Volume>> OpenLunVolume(
     const std::string& device, const LunVolumeOptions& options) {
   if (!options.mac_key.empty() && options.mac_key.size() != kMacKeySize) {

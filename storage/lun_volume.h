@@ -35,6 +35,17 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenLunVolume(
 // The superblock of `device`, read O_DIRECT; errors as OpenLunVolume.
 absl::StatusOr<LunGeometry> ReadLunGeometry(const std::string& device);
 
+// What a LUN volume holds now, for `diskwire check`.
+struct LunUsage {
+  LunGeometry geometry;
+  uint32_t align = 0;           // the device's logical block size
+  uint64_t device_bytes = 0;    // the device's size now
+  uint32_t live_slots = 0;      // claimed and renewed within the lease
+  uint32_t held_slots = 0;      // released or expired, still holding data
+  uint64_t extents_in_use = 0;  // over all slots
+};
+absl::StatusOr<LunUsage> ReadLunUsage(const std::string& device);
+
 }  // namespace diskwire::storage
 
 #endif  // DISKWIRE_STORAGE_LUN_VOLUME_H_
