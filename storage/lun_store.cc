@@ -72,6 +72,10 @@ bool LunStore::Live(const LunClaim& c) const {
   return c.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) > now;
 }
 
+bool LunStore::Reclaimable(const LunClaim& c) const {
+  return c.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) <= LunNowNs();
+}
+
 absl::StatusOr<std::vector<LunSlotClaim>> LunStore::ReadClaims() const {
   std::vector<LunSlotClaim> out;
   for (uint32_t i = 0; i < geometry_.slots; ++i) {
@@ -152,6 +156,7 @@ absl::StatusOr<std::vector<std::string>> LunStore::ListChannels() const {
   DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
   std::set<std::string> names;
   for (const LunSlotClaim& c : claims) {
+    if (Reclaimable(c.claim)) continue;
     DW_ASSIGN_OR_RETURN(std::vector<LunExtentEntry> map, ReadMap(c.slot));
     for (const LunExtentEntry& e : map) {
       if (e.generation != 0) names.insert(e.name);
@@ -172,11 +177,7 @@ absl::StatusOr<LunStore::Owned*> LunStore::Claim(
   }
   std::vector<uint32_t> stale;
   for (const LunSlotClaim& c : claims) {
-    if (!Live(c.claim) &&
-        c.claim.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) <=
-            LunNowNs()) {
-      stale.push_back(c.slot);
-    }
+    if (Reclaimable(c.claim)) stale.push_back(c.slot);
   }
   std::sort(stale.begin(), stale.end(), [&](uint32_t a, uint32_t b) {
     return by_slot[a]->renewed_ns < by_slot[b]->renewed_ns;

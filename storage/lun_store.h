@@ -62,6 +62,9 @@ class LunStore {
   absl::StatusOr<std::vector<LunSlotClaim>> ReadClaims() const;
   // Whether `c` still holds its slot against a newcomer.
   bool Live(const LunClaim& c) const;
+  // Whether a newcomer may take `c`'s slot: released or expired a lease ago.
+  // Its channels and heartbeat are then as good as gone.
+  bool Reclaimable(const LunClaim& c) const;
 
   // The extents of `name` in `slot`'s map, by segment.
   absl::StatusOr<std::vector<LunExtent>> ReadChannel(

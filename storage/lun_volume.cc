@@ -140,7 +140,10 @@ absl::StatusOr<HeartbeatListing> LunVolume::ListHeartbeats() {
   LunDevice& dev = store_->device();
   HeartbeatListing out;
   for (const LunSlotClaim& c : claims) {
-    if (c.claim.state != LunClaim::kClaimed) continue;
+    // A process that stopped renewing its claim a lease ago is gone: its
+    // slot is anyone's, and its heartbeat, however recent, means nothing.
+    if (c.claim.state != LunClaim::kClaimed || store_->Reclaimable(c.claim))
+      continue;
     std::optional<LunHeartbeat> best;
     for (int copy : {0, 1}) {
       const uint64_t at = g.heartbeat_offset(c.slot, copy);

@@ -348,6 +348,33 @@ TEST_F(LunVolumeTest, ReleasedSlotsAreReclaimedAndStaleHeartbeatsIgnored) {
   EXPECT_THAT(l.heartbeats, IsEmpty());
 }
 
+TEST_F(LunVolumeTest, AKilledProcessIsGoneALeaseLater) {
+  const absl::Duration lease = absl::Milliseconds(300);
+  auto killed = Open("a", lease);
+  ASSERT_THAT(killed->PublishHeartbeat("proc-a", "x"), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto writer, killed->OpenWriter("c", {}));
+  ASSERT_THAT(writer->Append({DataRecord(0, "x")}), IsOk());
+  // SIGKILL: no destructor runs, nothing is released.
+  (void)writer.release();
+  (void)killed.release();
+  auto b = Open("b", lease);
+  ASSERT_OK_AND_ASSIGN(HeartbeatListing l, b->ListHeartbeats());
+  EXPECT_EQ(l.heartbeats.size(), 1u) << "alive for a lease";
+  absl::SleepFor(lease + absl::Milliseconds(50));
+  ASSERT_OK_AND_ASSIGN(l, b->ListHeartbeats());
+  EXPECT_THAT(l.heartbeats, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, b->ListChannels());
+  EXPECT_THAT(names, IsEmpty()) << "nothing left for a prune to remove";
+  // And its slot serves again: every slot can be claimed.
+  std::vector<std::unique_ptr<Volume>> all;
+  for (uint32_t i = 0; i + 1 < geometry_.slots; ++i) {
+    all.push_back(Open("n", lease));
+    ASSERT_THAT(all.back()->PublishHeartbeat("p" + std::to_string(i), "x"),
+                IsOk())
+        << i;
+  }
+}
+
 TEST_F(LunVolumeTest, OpenVolumePicksTheBackendByPath) {
   ASSERT_OK_AND_ASSIGN(auto lun, OpenVolume(image_, {}));
   ASSERT_THAT(lun->PublishHeartbeat("p", "x"), IsOk());
