@@ -3,7 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
 #include "base/status_matchers.h"
+#include "storage/record_codec.h"
 
 namespace diskwire::storage {
 namespace {
@@ -134,6 +139,115 @@ TEST(LunLayoutTest, HeartbeatsSayHowLongTheyAre) {
   std::string bad = bytes;
   bad[5000] ^= 1;
   EXPECT_FALSE(DecodeHeartbeat(bad, &total));
+}
+
+}  // namespace
+}  // namespace diskwire::storage
+
+namespace diskwire::storage {
+namespace {
+
+// One block of each kind, with fixed contents, as a LUN holds them:
+// superblock, claim, heartbeat copy, taken table, outbox cell, a map block
+// with one entry, and an extent block with one frame. A change to the LUN
+// format must show up as a diff of testdata/. Regenerate with
+//   DW_WRITE_GOLDEN=$PWD/testdata bazel test //storage:lun_layout_test
+std::string GoldenLunBlocks() {
+  LunFormatRequest r;
+  r.slots = 2;
+  r.extent_bytes = 64 << 10;
+  r.heartbeat_bytes = 4096;
+  r.outbox_cells = 1;
+  LunGeometry g = *PlanLun(4 << 20, r);
+  g.volume_id = "0123456789abcdef";
+  g.created_ns = 1'800'000'000'000'000'000;
+  std::string out = EncodeSuperblock(g);
+
+  LunClaim c;
+  c.state = LunClaim::kClaimed;
+  c.nonce = 0x1122334455667788;
+  c.claimed_ns = c.renewed_ns = 1'800'000'000'000'000'000;
+  c.pid = 4242;
+  c.node = "hosta";
+  c.process_id = "hosta.4242.1800000000000000000";
+  out += EncodeClaim(c);
+
+  LunHeartbeat h;
+  h.sequence = 1;
+  h.time_ns = 1'800'000'000'500'000'000;
+  h.pid = 4242;
+  h.nonce = c.nonce;
+  h.process_id = c.process_id;
+  h.node = "hosta";
+  h.payload = "diskwire-process-report 1\n";
+  std::string hb = EncodeHeartbeat(h);
+  hb.resize(kLunBlock, '\0');
+  out += hb;
+
+  LunTaken t;
+  t.nonce[1] = 0x99;
+  t.sequence[1] = 3;
+  out += EncodeTaken(t);
+
+  LunCell cell;
+  cell.sequence = 3;
+  cell.time_ns = 1'800'000'000'600'000'000;
+  cell.nonce = c.nonce;
+  cell.dst = "hostb.77.1800000000000000001";
+  cell.name = "failover-1";
+  cell.payload = "announce";
+  out += EncodeCell(cell);
+
+  std::string map(kLunBlock, '\0');
+  EncodeExtentEntry({0xabcdef0123456789, 1, 0, "s-0123-c2s-i0123"}, map.data());
+  out += map;
+
+  Record rec;
+  rec.header.type = RecordType::kData;
+  rec.header.session_id = {1, 2};
+  rec.header.stream_offset = 0;
+  rec.header.timestamp_ns = 1'800'000'000'700'000'000;
+  rec.payload = "hello over the LUN";
+  std::string records;
+  AppendEncodedRecord(rec.header, rec.payload, true, "", &records);
+  std::string frame(kLunFrameHeaderSize, '\0');
+  EncodeFrameHeader(
+      {static_cast<uint32_t>(records.size()), 0xabcdef0123456789, 0},
+      frame.data());
+  frame += records;
+  frame.resize(kLunBlock, '\0');
+  out += frame;
+  return out;
+}
+
+TEST(LunLayoutGoldenTest, MatchesTestdata) {
+  const std::string encoded = GoldenLunBlocks();
+  const std::string name = "golden_lun_v1.bin";
+  if (const char* dir = std::getenv("DW_WRITE_GOLDEN")) {
+    std::ofstream(std::string(dir) + "/" + name, std::ios::binary) << encoded;
+  }
+  std::ifstream in("testdata/" + name, std::ios::binary);
+  ASSERT_TRUE(in) << "missing testdata/" << name;
+  const std::string golden((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+  EXPECT_TRUE(golden == encoded)
+      << "the LUN format changed: bump kLunVersion, regenerate the golden "
+         "file and update docs/FORMAT.md";
+  // And what the file holds decodes.
+  ASSERT_EQ(golden.size(), 7 * kLunBlock);
+  auto block = [&](int i) {
+    return absl::string_view(golden).substr(i * kLunBlock, kLunBlock);
+  };
+  ASSERT_OK_AND_ASSIGN(LunGeometry g, DecodeSuperblock(block(0)));
+  EXPECT_EQ(g.slots, 2u);
+  EXPECT_EQ(DecodeClaim(block(1))->node, "hosta");
+  size_t total = 0;
+  EXPECT_EQ(DecodeHeartbeat(block(2), &total)->payload,
+            "diskwire-process-report 1\n");
+  EXPECT_EQ(DecodeTaken(block(3)).sequence[1], 3u);
+  EXPECT_EQ(DecodeCell(block(4))->payload, "announce");
+  EXPECT_EQ(DecodeExtentEntry(block(5))->name, "s-0123-c2s-i0123");
+  EXPECT_EQ(DecodeFrameHeader(block(6))->length, 64u + 18u);
 }
 
 }  // namespace
