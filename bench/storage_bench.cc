@@ -2,6 +2,7 @@
 // one run (DESIGN.md §6).
 //
 //   bazel run //bench:storage_bench -- [--dirs=/dev/shm,/var/tmp] [--mib=N]
+//                                      [--lun-dir=/var/tmp | --lun-dir=]
 //
 // For each directory and durability (off; on = fdatasync every batch):
 //  - throughput: Append() of batches of 16 KiB records against plain write()
@@ -13,7 +14,9 @@
 //  - for the first directory, the same latency with the polling fallback
 //    (no inotify, a read every 1 ms), as on a network filesystem.
 // The last line says whether the targets (sync off: ratio >= 0.5, p50 <=
-// 200 us, p99 <= 2 ms) were met. ~5 s on an idle machine.
+// 200 us, p99 <= 2 ms) were met. ~5 s on an idle machine. Then the LUN
+// backend on two loop devices over one image in --lun-dir (as root;
+// storage_bench_lun.cc), with its own ratios and targets.
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -33,6 +36,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
+#include "bench/storage_bench_lun.h"
 #include "storage/dir_volume.h"
 
 namespace diskwire::storage {
@@ -174,15 +178,20 @@ Latency MeasureLatency(const std::string& dir, bool durable, int poll_ms = 0) {
 
 int Main(int argc, char** argv) {
   std::vector<std::string> dirs = {"/dev/shm", "/var/tmp"};
+  std::string lun_dir = "/var/tmp";
   size_t mib = 256;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a.rfind("--dirs=", 0) == 0) {
+    if (a.rfind("--lun-dir=", 0) == 0) {
+      lun_dir = a.substr(10);
+    } else if (a.rfind("--dirs=", 0) == 0) {
       dirs = absl::StrSplit(a.substr(7), ',', absl::SkipEmpty());
     } else if (a.rfind("--mib=", 0) == 0 &&
                absl::SimpleAtoi(a.substr(6), &mib) && mib > 0) {
     } else {
-      std::fprintf(stderr, "usage: storage_bench [--dirs=A,B] [--mib=N]\n");
+      std::fprintf(stderr,
+                   "usage: storage_bench [--dirs=A,B] [--mib=N] "
+                   "[--lun-dir=D]\n");
       return 2;
     }
   }
@@ -238,6 +247,18 @@ int Main(int argc, char** argv) {
       "targets (sync off): ratio >= 0.50, p50 <= 200 us, p99 <= 2000 "
       "us: %s\n",
       ok ? "met" : "NOT met");
+  if (!lun_dir.empty()) {
+    char tmpl[4096];
+    std::snprintf(tmpl, sizeof(tmpl), "%s/storage_bench-XXXXXX",
+                  lun_dir.c_str());
+    if (mkdtemp(tmpl) == nullptr) {
+      std::fprintf(stderr, "storage_bench: cannot use %s: %s\n",
+                   lun_dir.c_str(), std::strerror(errno));
+      return 1;
+    }
+    RunLunBench(tmpl, mib);
+    std::filesystem::remove_all(tmpl);
+  }
   return 0;
 }
 

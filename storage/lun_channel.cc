@@ -1,6 +1,7 @@
 #include "storage/lun_channel.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -51,7 +52,9 @@ class LunChannelWriter final : public ChannelWriter {
     return g_.extent_offset(slot_, e.at.index) + pos;
   }
   absl::Status Rotate(uint64_t first_offset);
-  absl::Status WriteFrame(absl::string_view records);
+  // One frame of `records` (`bytes` encoded) at pos_; a seal when empty.
+  absl::Status WriteFrame(absl::Span<const Record> records, uint64_t bytes,
+                          uint64_t now);
 
   LunStore& store_;
   LunDevice& dev_;
@@ -69,7 +72,7 @@ class LunChannelWriter final : public ChannelWriter {
   bool opened_ = false;
   bool closed_ = false;
   absl::Time last_sync_ = absl::Now();
-  std::string frame_;
+  AlignedBytes frame_;
 };
 
 absl::Status LunChannelWriter::Open() {
@@ -104,23 +107,37 @@ absl::Status LunChannelWriter::Open() {
   return absl::OkStatus();
 }
 
-absl::Status LunChannelWriter::WriteFrame(absl::string_view records) {
+absl::Status LunChannelWriter::WriteFrame(absl::Span<const Record> records,
+                                          uint64_t bytes, uint64_t now) {
   Extent& active = extents_.back();
-  frame_.assign(kLunFrameHeaderSize, '\0');
+  const uint64_t total = RoundUpTo(kLunFrameHeaderSize + bytes, dev_.align());
+  if (!frame_.Resize(total))
+    return absl::ResourceExhaustedError("out of memory");
+  // Records encoded in place, in the buffer the device writes from: the
+  // payload's only copy.
+  char* p = frame_.data() + kLunFrameHeaderSize;
+  for (size_t k = 0; k < records.size(); ++k) {
+    RecordHeader h = records[k].header;
+    if (h.timestamp_ns == 0) h.timestamp_ns = now;
+    const absl::string_view payload = records[k].payload;
+    EncodeRecord(h, payload, k + 1 == records.size(), store_.mac_key(), p,
+                 p + kRecordHeaderSize + payload.size());
+    std::memcpy(p + kRecordHeaderSize, payload.data(), payload.size());
+    p += EncodedRecordSize(payload.size(), !store_.mac_key().empty());
+  }
+  std::memset(p, 0, frame_.data() + total - p);
   EncodeFrameHeader(
-      LunFrame{static_cast<uint32_t>(records.size()),
-               active.at.entry.generation, static_cast<uint32_t>(pos_)},
+      LunFrame{static_cast<uint32_t>(bytes), active.at.entry.generation,
+               static_cast<uint32_t>(pos_)},
       frame_.data());
-  frame_.append(records.data(), records.size());
-  frame_.resize(RoundUpTo(frame_.size(), dev_.align()), '\0');
-  DW_RETURN_IF_ERROR(dev_.Write(Offset(active, pos_), frame_));
-  pos_ += frame_.size();
+  DW_RETURN_IF_ERROR(dev_.Write(Offset(active, pos_), frame_.view()));
+  pos_ += total;
   return absl::OkStatus();
 }
 
 absl::Status LunChannelWriter::Rotate(uint64_t first_offset) {
   if (!sealed_) {
-    DW_RETURN_IF_ERROR(WriteFrame(absl::string_view()));
+    DW_RETURN_IF_ERROR(WriteFrame({}, 0, 0));
     sealed_ = true;
   }
   DW_ASSIGN_OR_RETURN(
@@ -160,7 +177,6 @@ absl::Status LunChannelWriter::Append(absl::Span<const Record> records) {
   const bool mac = !store_.mac_key().empty();
   // Groups of whole records that fit the rest of an extent, one frame each.
   size_t i = 0;
-  std::string encoded;
   while (i < records.size()) {
     if (sealed_ ||
         pos_ + RoundUpTo(kLunFrameHeaderSize +
@@ -180,16 +196,12 @@ absl::Status LunChannelWriter::Append(absl::Span<const Record> records) {
       bytes += more;
       ++j;
     }
-    encoded.clear();
     uint64_t max_end = extents_.back().max_end.value_or(0);
     for (size_t k = i; k < j; ++k) {
-      RecordHeader h = records[k].header;
-      if (h.timestamp_ns == 0) h.timestamp_ns = now;
-      AppendEncodedRecord(h, records[k].payload, k + 1 == j, store_.mac_key(),
-                          &encoded);
-      max_end = std::max(max_end, RecordEnd(h, records[k].payload.size()));
+      max_end = std::max(
+          max_end, RecordEnd(records[k].header, records[k].payload.size()));
     }
-    DW_RETURN_IF_ERROR(WriteFrame(encoded));
+    DW_RETURN_IF_ERROR(WriteFrame(records.subspan(i, j - i), bytes, now));
     extents_.back().max_end = max_end;
     last_ = records[j - 1].header;
     if (last_->timestamp_ns == 0) last_->timestamp_ns = now;

@@ -17,18 +17,22 @@
 namespace diskwire::storage {
 namespace {
 
-// An aligned buffer for O_DIRECT.
-struct AlignedBuffer {
-  AlignedBuffer(size_t align, size_t n) {
-    if (posix_memalign(&p, align, n ? n : align) != 0) p = nullptr;
-  }
-  ~AlignedBuffer() { free(p); }
-  void* p = nullptr;
-};
-
 bool Aligned(uint64_t v, uint32_t a) { return v % a == 0; }
 
 }  // namespace
+
+bool AlignedBytes::Resize(size_t n) {
+  if (n > capacity_) {
+    void* p = nullptr;
+    const size_t cap = std::max(n, 2 * capacity_);
+    if (posix_memalign(&p, kLunBlock, cap) != 0) return false;
+    free(data_);
+    data_ = static_cast<char*>(p);
+    capacity_ = cap;
+  }
+  size_ = n;
+  return true;
+}
 
 bool LooksLikeLun(const std::string& path) {
   struct stat st;
@@ -103,12 +107,13 @@ absl::StatusOr<std::string> LunDevice::Read(uint64_t offset,
     return absl::OutOfRangeError(absl::StrCat(
         path_, ": read at ", offset, " past the end (", size_, " bytes)"));
   }
-  AlignedBuffer buf(align_, length);
-  if (buf.p == nullptr) return absl::ResourceExhaustedError("out of memory");
+  // Reused per thread: readers poll a block at a time, often.
+  thread_local AlignedBytes buf;
+  if (!buf.Resize(length)) return absl::ResourceExhaustedError("out of memory");
   size_t done = 0;
   while (done < length) {
-    const ssize_t n = pread(fd_, static_cast<char*>(buf.p) + done,
-                            length - done, offset + done);
+    const ssize_t n =
+        pread(fd_, buf.data() + done, length - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       return ErrnoError(errno, absl::StrCat("read ", path_, " at ", offset));
@@ -119,7 +124,7 @@ absl::StatusOr<std::string> LunDevice::Read(uint64_t offset,
     }
     done += static_cast<size_t>(n);
   }
-  return std::string(static_cast<char*>(buf.p), length);
+  return std::string(buf.data(), length);
 }
 
 absl::Status LunDevice::Write(uint64_t offset, absl::string_view data) const {
@@ -131,13 +136,19 @@ absl::Status LunDevice::Write(uint64_t offset, absl::string_view data) const {
     return absl::OutOfRangeError(absl::StrCat(
         path_, ": write at ", offset, " past the end (", size_, " bytes)"));
   }
-  AlignedBuffer buf(align_, data.size());
-  if (buf.p == nullptr) return absl::ResourceExhaustedError("out of memory");
-  std::memcpy(buf.p, data.data(), data.size());
+  const char* from = data.data();
+  AlignedBytes copy;
+  if (reinterpret_cast<uintptr_t>(from) % align_ != 0) {
+    if (!copy.Resize(data.size())) {
+      return absl::ResourceExhaustedError("out of memory");
+    }
+    std::memcpy(copy.data(), data.data(), data.size());
+    from = copy.data();
+  }
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = pwrite(fd_, static_cast<char*>(buf.p) + done,
-                             data.size() - done, offset + done);
+    const ssize_t n =
+        pwrite(fd_, from + done, data.size() - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       return ErrnoError(errno, absl::StrCat("write ", path_, " at ", offset));

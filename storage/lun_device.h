@@ -7,6 +7,7 @@
 #define DISKWIRE_STORAGE_LUN_DEVICE_H_
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,26 @@ namespace diskwire::storage {
 // True when `path` is a block device, or a regular file that starts with a
 // diskwire LUN superblock (so that it is not a directory volume).
 bool LooksLikeLun(const std::string& path);
+
+// A buffer whose start suits O_DIRECT (4096-aligned): a LunDevice writes it
+// without copying. Contents are not kept across a Resize that grows it.
+class AlignedBytes {
+ public:
+  AlignedBytes() = default;
+  ~AlignedBytes() { free(data_); }
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  // False when out of memory.
+  bool Resize(size_t n);
+  char* data() { return data_; }
+  size_t size() const { return size_; }
+  absl::string_view view() const { return absl::string_view(data_, size_); }
+
+ private:
+  char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
 
 class LunDevice {
  public:
@@ -44,7 +65,8 @@ class LunDevice {
   // Reads [offset, offset + length). Unavailable on EIO, OutOfRange past the
   // end. REQUIRES: aligned.
   absl::StatusOr<std::string> Read(uint64_t offset, size_t length) const;
-  // Writes `data` at `offset`, all of it. REQUIRES: aligned.
+  // Writes `data` at `offset`, all of it; without a copy when `data` starts
+  // aligned (AlignedBytes). REQUIRES: offset and length aligned.
   absl::Status Write(uint64_t offset, absl::string_view data) const;
   // fdatasync: through the device's volatile write cache.
   absl::Status Sync() const;
