@@ -439,7 +439,7 @@ void DatagramRelay::AfterForkChild() {
   // The thread stayed in the parent. The child's relay starts again on its
   // first use, with an identity of its own; the parent's writers, readers and
   // fds are the parent's (released without closing what they hold).
-  thread_.detach();
+  if (thread_.joinable()) thread_.detach();  // never started: nothing to leave
   for (auto& [id, o] : out_) (void)o.writer.release();
   out_.clear();
   for (auto& [id, in] : in_) (void)in.reader.release();

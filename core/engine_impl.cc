@@ -682,7 +682,9 @@ void EngineImpl::AfterForkChild() {
   epoll_regs_.clear();
   started_.store(false);
   stopping_.store(false);
-  loop_thread_.detach();
+  // Not joinable when the parent never started its threads, or was itself a
+  // child that had not yet: a daemon's double fork.
+  if (loop_thread_.joinable()) loop_thread_.detach();
   (void)writer_.release();  // its thread stayed in the parent; a new one starts
                             // on demand
   process_id_ =

@@ -56,5 +56,14 @@ TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {
   EXPECT_THAT(loud.err, HasSubstr(" INFO: selected "));
 }
 
+TEST_F(PreloadTest, ADaemonsDoubleForkRunsTheGrandchild) {
+  // The child's engine never started its threads: forking again must not
+  // touch the thread it never had.
+  Result r = Probe("fork-twice", {Real(), Volume(), "DISKWIRE_SELECT=1"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("grandchild exited 7\n")) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("diskwire: fatal")));
+}
+
 }  // namespace
 }  // namespace diskwire::testing_shim

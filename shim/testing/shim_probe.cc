@@ -198,6 +198,26 @@ int Fork() {
   return 0;
 }
 
+// A daemon's double fork: the child forks again before its engine ever
+// started. Prints how the grandchild ended.
+int ForkTwice() {
+  close(socket(AF_INET, SOCK_STREAM, 0));  // The engine starts with a socket.
+  fflush(stdout);
+  const pid_t child = fork();
+  if (child == 0) {
+    const pid_t grandchild = fork();
+    if (grandchild == 0) _exit(7);
+    int status = 0;
+    waitpid(grandchild, &status, 0);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  printf("grandchild exited %d\n",
+         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  return 0;
+}
+
 int PrintEnv() {
   const char* preload = getenv("LD_PRELOAD");
   const char* volume = getenv("DISKWIRE_VOLUME");
@@ -290,6 +310,8 @@ int main(int argc, char** argv) {
     rc = Crash(true, false);
   } else if (strcmp(mode, "fork") == 0) {
     rc = Fork();
+  } else if (strcmp(mode, "fork-twice") == 0) {
+    rc = ForkTwice();
   } else if (strcmp(mode, "exec") == 0) {
     rc = Exec(argv[0]);
   } else if (strcmp(mode, "print-env") == 0) {
@@ -297,7 +319,7 @@ int main(int argc, char** argv) {
   } else {
     fprintf(stderr,
             "usage: shim_probe transcript|wake|private|crash-inside|"
-            "crash-default|crash-app|exec|print-env\n");
+            "crash-default|crash-app|fork|fork-twice|exec|print-env\n");
   }
   fflush(stdout);
   PrintCounters();
