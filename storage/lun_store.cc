@@ -38,10 +38,21 @@ LunStore::LunStore(std::unique_ptr<LunDevice> device, LunGeometry geometry,
                    LunStoreOptions options)
     : device_(std::move(device)),
       geometry_(std::move(geometry)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      owner_pid_(getpid()) {}
+
+void LunStore::ForgetParentsSlots() {
+  if (owner_pid_ == getpid()) return;
+  for (auto& [id, o] : owned_) (void)o.release();
+  owned_.clear();
+  channel_slot_ = nullptr;
+  writers_.clear();
+  owner_pid_ = getpid();
+}
 
 LunStore::~LunStore() {
   absl::MutexLock lock(&mu_);
+  ForgetParentsSlots();
   for (auto& [id, o] : owned_) {
     if (!o->lost.ok()) continue;
     // A slot that holds no channel and no message is free at once; one that
@@ -235,6 +246,7 @@ absl::StatusOr<LunStore::Owned*> LunStore::Claim(
 }
 
 absl::StatusOr<LunStore::Owned*> LunStore::Own(const std::string& process_id) {
+  ForgetParentsSlots();
   if (process_id.empty() && channel_slot_ != nullptr) {
     DW_RETURN_IF_ERROR(channel_slot_->lost);
     DW_RETURN_IF_ERROR(RenewLocked(*channel_slot_, false));
@@ -288,6 +300,7 @@ absl::Status LunStore::RenewLocked(Owned& o, bool force) {
 
 absl::Status LunStore::Renew() {
   absl::MutexLock lock(&mu_);
+  ForgetParentsSlots();
   for (auto& [id, o] : owned_) DW_RETURN_IF_ERROR(RenewLocked(*o, false));
   return absl::OkStatus();
 }
@@ -311,6 +324,7 @@ absl::Status LunStore::WriteEntry(Owned& o, uint32_t index) {
 absl::StatusOr<std::vector<LunExtent>> LunStore::OpenChannel(
     const std::string& name, uint32_t* slot) {
   absl::MutexLock lock(&mu_);
+  ForgetParentsSlots();
   if (writers_.contains(name)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "channel ", name, " already has a writer in this process"));
@@ -378,6 +392,7 @@ absl::Status LunStore::Free(uint32_t index) {
 
 absl::Status LunStore::RemoveChannel(const std::string& name) {
   absl::MutexLock lock(&mu_);
+  ForgetParentsSlots();
   if (writers_.contains(name)) {
     return absl::FailedPreconditionError(
         absl::StrCat("channel ", name, " has a writer in this process"));
@@ -434,6 +449,7 @@ absl::Status LunStore::PublishHeartbeat(const std::string& process_id,
 
 absl::Status LunStore::RemoveHeartbeat(const std::string& process_id) {
   absl::MutexLock lock(&mu_);
+  ForgetParentsSlots();
   auto it = owned_.find(process_id);
   if (it == owned_.end()) return absl::OkStatus();
   const std::string zeros(device_->align(), '\0');

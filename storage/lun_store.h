@@ -6,6 +6,8 @@
 #ifndef DISKWIRE_STORAGE_LUN_STORE_H_
 #define DISKWIRE_STORAGE_LUN_STORE_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -132,6 +134,10 @@ class LunStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteEntry(Owned& o, uint32_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // In a forked child the slots are still its parent's, which goes on using
+  // them: the child forgets them (never writing to them, not even to release
+  // them) and claims its own on first use.
+  void ForgetParentsSlots() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<LunExtentEntry>> ReadMap(uint32_t slot) const;
   std::string Where(uint32_t slot) const;
 
@@ -143,6 +149,7 @@ class LunStore {
   std::map<std::string, std::unique_ptr<Owned>> owned_ ABSL_GUARDED_BY(mu_);
   Owned* channel_slot_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::set<std::string> writers_ ABSL_GUARDED_BY(mu_);
+  pid_t owner_pid_ ABSL_GUARDED_BY(mu_);  // whose slots owned_ holds
 };
 
 // CLOCK_REALTIME in nanoseconds.

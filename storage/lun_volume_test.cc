@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -373,6 +374,28 @@ TEST_F(LunVolumeTest, AKilledProcessIsGoneALeaseLater) {
                 IsOk())
         << i;
   }
+}
+
+TEST_F(LunVolumeTest, AForkedChildClaimsItsOwnSlotAndLeavesTheParents) {
+  auto v = Open("a");
+  ASSERT_THAT(v->PublishHeartbeat("parent", "p"), IsOk());
+  const pid_t child = fork();
+  if (child == 0) {
+    // The child inherits the parent's Volume (and with it the parent's slot).
+    const bool ok = v->PublishHeartbeat("child", "c").ok() &&
+                    v->OpenWriter("from-child", {}).ok();
+    v.reset();  // exits: releases what it claimed, and only that
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto b = Open("b");
+  ASSERT_OK_AND_ASSIGN(HeartbeatListing l, b->ListHeartbeats());
+  ASSERT_EQ(l.heartbeats.size(), 1u);
+  EXPECT_EQ(l.heartbeats[0].process_id, "parent")
+      << "the child released its parent's slot";
+  EXPECT_THAT(v->PublishHeartbeat("parent", "p2"), IsOk());
 }
 
 TEST_F(LunVolumeTest, OpenVolumePicksTheBackendByPath) {
