@@ -158,6 +158,10 @@ absl::Status EngineImpl::OpenVolumesOnce() {
     return st;
   }
   volumes_open_.store(true, std::memory_order_release);
+  for (storage::Volume* v : OpenVolumes()) {
+    for (int fd : v->HeldFds())
+      private_[fd].store(1, std::memory_order_release);
+  }
   return absl::OkStatus();
 }
 
@@ -350,8 +354,8 @@ bool EngineImpl::Activate(Session* s, int fd) {
       // sandbox (sshd's network child) cannot carry the session, and must see
       // no call of ours beyond this one: it stays dormant, its I/O passes
       // through.
-      const int probe =
-          open(config_.send_volume.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      // (A directory, or a LUN's device or image file.)
+      const int probe = open(config_.send_volume.c_str(), O_PATH | O_CLOEXEC);
       if (probe < 0) return false;
       close(probe);
     }
@@ -647,6 +651,14 @@ void EngineImpl::OnEpollCtl(int epfd, int op, int fd,
 void EngineImpl::BeforeFork() {
   mu_.Lock();
   if (relay_ != nullptr) relay_->BeforeFork();
+  for (storage::Volume* v : OpenVolumes()) v->BeforeFork();
+}
+
+std::vector<storage::Volume*> EngineImpl::OpenVolumes() const {
+  if (!volumes_open_.load(std::memory_order_acquire)) return {};
+  std::vector<storage::Volume*> out = {send_volume_.get()};
+  if (recv_volume_ != nullptr) out.push_back(recv_volume_.get());
+  return out;
 }
 
 void EngineImpl::AfterForkParent() {
@@ -656,6 +668,7 @@ void EngineImpl::AfterForkParent() {
     s->maybe_shared.store(true);
     s->resync.store(true);
   }
+  for (storage::Volume* v : OpenVolumes()) v->AfterForkParent();
   if (relay_ != nullptr) relay_->AfterForkParent();
   mu_.Unlock();
 }
@@ -667,6 +680,7 @@ void EngineImpl::AfterForkChild() {
   // the child uses them; sessions on the storage path stay the parent
   // engine's, which pumps their socket pairs. The child gets an engine
   // identity of its own.
+  for (storage::Volume* v : OpenVolumes()) v->AfterForkChild();
   std::vector<std::pair<int, std::pair<Session*, Role>>> inherited;
   for (int fd = 0; fd < kMaxFds; ++fd) {
     if (!owned_[fd].load(std::memory_order_relaxed)) continue;

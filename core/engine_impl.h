@@ -415,6 +415,8 @@ class EngineImpl final : public Engine {
   std::unique_ptr<storage::Volume> send_volume_;
   std::unique_ptr<storage::Volume>
       recv_volume_;  // null when it is the send volume
+  // The volumes once open (empty before): what fork() must tell.
+  std::vector<storage::Volume*> OpenVolumes() const;
   storage::Volume* recv() const {
     return recv_volume_ ? recv_volume_.get() : send_volume_.get();
   }

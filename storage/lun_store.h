@@ -112,6 +112,11 @@ class LunStore {
   // Keeps this process's claims alive (and notices a slot taken from it).
   absl::Status Renew();
 
+  // fork(): the store's lock is held across it (Volume::BeforeFork); the
+  // child then forgets the parent's slots at its first use.
+  void BeforeFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_) { mu_.Lock(); }
+  void AfterFork() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
+
  private:
   struct Owned {
     uint32_t slot = 0;

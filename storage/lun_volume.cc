@@ -108,6 +108,11 @@ class LunVolume final : public Volume {
     return out;
   }
 
+  std::vector<int> HeldFds() const override { return {store_->device().fd()}; }
+  void BeforeFork() override { store_->BeforeFork(); }
+  void AfterForkParent() override { store_->AfterFork(); }
+  void AfterForkChild() override { store_->AfterFork(); }
+
   absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(
       const WatcherOptions& options) override {
     if (options.mode == WatcherOptions::Mode::kInotify) {

@@ -83,6 +83,19 @@ class Volume {
 
   virtual absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(
       const WatcherOptions& options) = 0;
+
+  // Around fork(): a backend with locks of its own takes them before, so
+  // that the child never inherits one held by a thread it does not have, and
+  // gives them back in both processes after. Called with the caller's own
+  // locks held (they come first in the lock order).
+  // The fds the backend keeps open for its whole life (a LUN's device): the
+  // engine hides them from the application, whose close(), closefrom() or
+  // dup2() onto them would otherwise take the volume away.
+  virtual std::vector<int> HeldFds() const { return {}; }
+
+  virtual void BeforeFork() {}
+  virtual void AfterForkParent() {}
+  virtual void AfterForkChild() {}
 };
 
 }  // namespace diskwire::storage

@@ -132,5 +132,18 @@ class SshdTest(base.ShimTestCase):
         self.stream(cut=lambda: self.net.cuts.link_down("a"))
 
 
+
+class ForkingServerLunTest(ForkingServerTest):
+    """The same over a LUN: the child's reach of the volume is its device."""
+
+    volume = "lun"
+
+
+class SshdLunTest(SshdTest):
+    """The same over a LUN: sshd closes every fd it does not know of, the
+    engine's device included, unless the engine hides it."""
+
+    volume = "lun"
+
 if __name__ == "__main__":
     base.main()

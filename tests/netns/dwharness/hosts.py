@@ -168,7 +168,9 @@ class TwoHosts:
         with open(image, "wb") as f:
             f.truncate(size)
         run([cli_path(), "format", image])
-        self.lun_image = image
+        # What a tool run outside both hosts (diskwire status) opens: the
+        # image itself, read O_DIRECT like the devices.
+        self.volume = image
         for name in ("a", "b"):
             dev = run(["losetup", "-f", "--show", image]).stdout.strip()
             self._tokens.append(cleanup.register(
