@@ -89,9 +89,12 @@ bool LunStore::Reclaimable(const LunClaim& c) const {
 
 absl::StatusOr<std::vector<LunSlotClaim>> LunStore::ReadClaims() const {
   std::vector<LunSlotClaim> out;
+  // A claim takes the first 256 bytes of its block: one logical block of
+  // the device holds it.
+  const size_t unit = std::max<size_t>(device_->align(), 256);
   for (uint32_t i = 0; i < geometry_.slots; ++i) {
     DW_ASSIGN_OR_RETURN(std::string block,
-                        device_->Read(geometry_.claim_offset(i), kLunBlock));
+                        device_->Read(geometry_.claim_offset(i), unit));
     std::optional<LunClaim> c = DecodeClaim(block);
     if (c && c->state != LunClaim::kFree) out.push_back({i, *c});
   }
