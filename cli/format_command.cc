@@ -29,7 +29,7 @@ constexpr char kHelp[] =
     "  --extent-bytes B     unit of channel space (default 1048576; a "
     "multiple\n"
     "                       of 4096, at least 65536)\n"
-    "  --heartbeat-bytes B  room for one process's heartbeat (default 65536;\n"
+    "  --heartbeat-bytes B  room for one process's heartbeat (default 262144;\n"
     "                       it lists the process's sessions)\n"
     "  --outbox-cells N     messages a process can have in flight (default "
     "16)\n"

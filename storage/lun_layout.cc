@@ -80,7 +80,7 @@ absl::StatusOr<LunGeometry> PlanLun(uint64_t device_bytes,
   g.device_bytes = device_bytes;
   g.extent_bytes = request.extent_bytes ? request.extent_bytes : 1u << 20;
   g.heartbeat_bytes =
-      request.heartbeat_bytes ? request.heartbeat_bytes : 64u << 10;
+      request.heartbeat_bytes ? request.heartbeat_bytes : 256u << 10;
   g.outbox_cells = request.outbox_cells ? request.outbox_cells : 16;
   g.flags = request.keyed ? kLunFlagKeyed : 0;
   if (g.extent_bytes % kLunBlock != 0 || g.extent_bytes < 64 * 1024) {

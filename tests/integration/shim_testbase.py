@@ -9,12 +9,13 @@ timeout 4 s, heartbeat 200 ms.
 import json
 import os
 import shutil
+import subprocess
 import sys
 import unittest
 
 import dwharness as h
 from dwharness.peers import PeerStream
-from dwharness.shim import Diskwire
+from dwharness.shim import Diskwire, cli_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DETECT_MS = 1000
@@ -83,20 +84,23 @@ class ShimTestCase(unittest.TestCase):
 
     def wait_udp_receiver(self, node, port, timeout=20):
         """Waits until a heartbeat of host `node` advertises a UDP socket on
-        `port` (diskwire's udp_receiver line), so that its peers can carry
+        `port` (its relay's receiving addresses, as `diskwire status --json`
+        shows them on any kind of volume), so that its peers can carry
         datagrams to it."""
-        folder = os.path.join(self.net.volume_of(node), "heartbeats")
-        suffix = f":{port}".encode()
+        suffix = f":{port}"
 
         def advertised():
-            for name in os.listdir(folder) if os.path.isdir(folder) else []:
-                if not name.startswith(f"{node}."):
-                    continue
-                with open(os.path.join(folder, name), "rb") as f:
-                    for line in f.read().split(b"\n"):
-                        if (line.startswith(b"udp_receiver ") and
-                                line.split(b"/")[0].endswith(suffix)):
-                            return True
+            status = subprocess.run(
+                [cli_path(), "status", "--volume", self.net.volume_of(node),
+                 "--json"], capture_output=True, text=True, timeout=30)
+            if status.returncode != 0:
+                return False
+            for process in json.loads(status.stdout).get("processes", []):
+                udp = process.get("udp") or {}
+                if process.get("node") == node and any(
+                        address.split("/")[0].endswith(suffix)
+                        for address in udp.get("receiving", [])):
+                    return True
             return False
 
         h.wait_for(advertised, timeout,
