@@ -3,6 +3,11 @@
 // be what it is without diskwire, and a process whose sockets are not selected
 // must leave the volume untouched (DESIGN.md invariant 6).
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -10,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shim/testing/preload_fixture.h"
+#include "storage/dir_volume.h"
 
 namespace diskwire::testing_shim {
 namespace {
@@ -54,6 +60,40 @@ TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {
   Result loud = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=*",
                                      "DISKWIRE_LOG=stderr"});
   EXPECT_THAT(loud.err, HasSubstr(" INFO: selected "));
+}
+
+TEST_F(PreloadTest, AProgramsOwnXxhashSymbolsDoNotChangeTheChecksums) {
+  // The program exports XXH3_64bits returning 42: were the engine's records
+  // checksummed with it, every reader would reject them as corrupt.
+  const std::string probe = Runfile("clash_probe");
+  const std::vector<std::string> env = {Real(), Volume(), "DISKWIRE_SELECT=*",
+                                        "DISKWIRE_NODE=clash",
+                                        "PATH=/usr/bin:/bin"};
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    char* const argv[] = {const_cast<char*>(probe.c_str()), nullptr};
+    execve(argv[0], argv, envp.data());
+    _exit(127);
+  }
+  storage::HeartbeatListing seen;
+  for (int i = 0; i < 100 && seen.heartbeats.empty() && seen.problems.empty();
+       ++i) {
+    usleep(50'000);
+    auto v = storage::OpenDirVolume(volume_, {});
+    if (!v.ok()) continue;
+    auto l = (*v)->ListHeartbeats();
+    if (l.ok()) seen = *l;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  EXPECT_THAT(seen.problems, ::testing::IsEmpty());
+  ASSERT_EQ(seen.heartbeats.size(), 1u) << "no heartbeat within 5 s";
+  EXPECT_EQ(seen.heartbeats[0].node, "clash");
 }
 
 TEST_F(PreloadTest, ADaemonsDoubleForkRunsTheGrandchild) {
