@@ -78,15 +78,16 @@ absl::StatusOr<LunGeometry> PlanLun(uint64_t device_bytes,
                                     const LunFormatRequest& request) {
   LunGeometry g;
   g.device_bytes = device_bytes;
-  g.extent_bytes = request.extent_bytes ? request.extent_bytes : 1u << 20;
+  g.extent_bytes = request.extent_bytes ? request.extent_bytes : 256u << 10;
   g.heartbeat_bytes =
       request.heartbeat_bytes ? request.heartbeat_bytes : 256u << 10;
   g.outbox_cells = request.outbox_cells ? request.outbox_cells : 16;
   g.flags = request.keyed ? kLunFlagKeyed : 0;
-  if (g.extent_bytes % kLunBlock != 0 || g.extent_bytes < 64 * 1024) {
+  if (g.extent_bytes % kLunBlock != 0 || g.extent_bytes < kLunMinExtent) {
     return absl::InvalidArgumentError(
         absl::StrCat("extent size ", g.extent_bytes,
-                     " must be a multiple of 4096 and at least 65536 bytes"));
+                     " must be a multiple of 4096 and at least ", kLunMinExtent,
+                     " bytes (the engine's largest record, 64 KiB, must fit)"));
   }
   if (g.heartbeat_bytes % kLunBlock != 0 || g.heartbeat_bytes < kLunBlock) {
     return absl::InvalidArgumentError(

@@ -29,6 +29,7 @@ inline constexpr uint32_t kLunVersion = 1;
 // size, which must divide it.
 inline constexpr uint64_t kLunBlock = 4096;
 inline constexpr uint32_t kLunMaxSlots = 255;  // the taken table's capacity
+inline constexpr uint32_t kLunMinExtent = 128 << 10;
 inline constexpr size_t kLunExtentEntrySize = 256;
 inline constexpr size_t kLunNameMax = 128;
 inline constexpr size_t kLunFrameHeaderSize = 32;
@@ -41,7 +42,7 @@ inline constexpr uint32_t kLunFlagKeyed = 1;  // records carry a MAC
 // device.
 struct LunFormatRequest {
   uint32_t slots = 0;            // default 64 (fewer on small devices)
-  uint32_t extent_bytes = 0;     // default 1 MiB
+  uint32_t extent_bytes = 0;     // default 256 KiB
   uint32_t heartbeat_bytes = 0;  // default 256 KiB per copy
   uint32_t outbox_cells = 0;     // default 16
   bool keyed = false;

@@ -155,7 +155,7 @@ namespace {
 std::string GoldenLunBlocks() {
   LunFormatRequest r;
   r.slots = 2;
-  r.extent_bytes = 64 << 10;
+  r.extent_bytes = 128 << 10;
   r.heartbeat_bytes = 4096;
   r.outbox_cells = 1;
   LunGeometry g = *PlanLun(4 << 20, r);

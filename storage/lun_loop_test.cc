@@ -46,7 +46,7 @@ class LunLoopTest : public ::testing::Test {
     close(fd);
     LunFormatRequest r;
     r.slots = 4;
-    r.extent_bytes = 64 << 10;
+    r.extent_bytes = 128 << 10;
     ASSERT_THAT(FormatLun(image_, r, false).status(), IsOk());
     a_ = Attach(image_);
     b_ = Attach(image_);

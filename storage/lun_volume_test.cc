@@ -33,7 +33,7 @@ class LunVolumeTest : public ::testing::Test {
     MakeImage(image_, 64ull << 20);
     LunFormatRequest r;
     r.slots = 8;
-    r.extent_bytes = 64 << 10;
+    r.extent_bytes = 128 << 10;
     r.heartbeat_bytes = 16 << 10;
     r.outbox_cells = 4;
     ASSERT_OK_AND_ASSIGN(geometry_, FormatLun(image_, r, false));
@@ -77,7 +77,7 @@ class LunVolumeTest : public ::testing::Test {
 
 TEST_F(LunVolumeTest, FormatLaysOutWhatWasAskedAndIsFoundAgain) {
   EXPECT_EQ(geometry_.slots, 8u);
-  EXPECT_EQ(geometry_.extent_bytes, 64u << 10);
+  EXPECT_EQ(geometry_.extent_bytes, 128u << 10);
   ASSERT_OK_AND_ASSIGN(LunGeometry read, ReadLunGeometry(image_));
   EXPECT_EQ(read.volume_id, geometry_.volume_id);
   EXPECT_EQ(read.extents_per_slot, geometry_.extents_per_slot);
@@ -138,7 +138,7 @@ TEST_F(LunVolumeTest, AStreamCrossesExtentsByteExactToAnotherProcess) {
   auto b = Open("b");
   ASSERT_OK_AND_ASSIGN(auto reader, b->OpenReader("chan.1", 0));
   ASSERT_OK_AND_ASSIGN(auto writer, a->OpenWriter("chan.1", {}));
-  // 600 KiB in records of various sizes: about ten 64 KiB extents, each
+  // 600 KiB in records of various sizes: about five 128 KiB extents, each
   // trimmed once the reader has it.
   std::string sent;
   std::string got;

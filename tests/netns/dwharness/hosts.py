@@ -110,7 +110,7 @@ class Host:
         return {"rx_bytes": stats["rx"]["bytes"], "tx_bytes": stats["tx"]["bytes"]}
 
 
-LUN_BYTES = 512 << 20
+LUN_BYTES = 2 << 30  # sparse: only what is written takes space
 
 
 class TwoHosts:
