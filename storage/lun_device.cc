@@ -165,27 +165,19 @@ absl::Status LunDevice::Sync() const {
   return absl::OkStatus();
 }
 
-absl::Status LunDevice::LockRange(uint64_t offset, uint64_t length) const {
+absl::Status LunDevice::SetLock(short type, uint64_t offset,
+                                uint64_t length) const {
   struct flock fl = {};
-  fl.l_type = F_WRLCK;
+  fl.l_type = type;
   fl.l_whence = SEEK_SET;
   fl.l_start = static_cast<off_t>(offset);
   fl.l_len = static_cast<off_t>(length);
   if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) return absl::OkStatus();
-  if (errno == EAGAIN || errno == EACCES) {
+  if (type == F_WRLCK && (errno == EAGAIN || errno == EACCES)) {
     return absl::FailedPreconditionError("locked by another process");
   }
-  return ErrnoError(errno, absl::StrCat("lock ", path_));
-}
-
-absl::Status LunDevice::UnlockRange(uint64_t offset, uint64_t length) const {
-  struct flock fl = {};
-  fl.l_type = F_UNLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = static_cast<off_t>(offset);
-  fl.l_len = static_cast<off_t>(length);
-  if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) return absl::OkStatus();
-  return ErrnoError(errno, absl::StrCat("unlock ", path_));
+  return ErrnoError(errno,
+                    absl::StrCat(type == F_WRLCK ? "lock " : "unlock ", path_));
 }
 
 }  // namespace diskwire::storage

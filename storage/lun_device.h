@@ -6,6 +6,8 @@
 #ifndef DISKWIRE_STORAGE_LUN_DEVICE_H_
 #define DISKWIRE_STORAGE_LUN_DEVICE_H_
 
+#include <fcntl.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -74,10 +76,15 @@ class LunDevice {
   // device node: FailedPrecondition when another process of this host holds
   // it. Across hosts it means nothing (each has its own node); claims check
   // themselves there (lun_volume.cc).
-  absl::Status LockRange(uint64_t offset, uint64_t length) const;
-  absl::Status UnlockRange(uint64_t offset, uint64_t length) const;
+  absl::Status LockRange(uint64_t offset, uint64_t length) const {
+    return SetLock(F_WRLCK, offset, length);
+  }
+  absl::Status UnlockRange(uint64_t offset, uint64_t length) const {
+    return SetLock(F_UNLCK, offset, length);
+  }
 
  private:
+  absl::Status SetLock(short type, uint64_t offset, uint64_t length) const;
   LunDevice(std::string path, int fd, uint64_t size, uint32_t align,
             bool block_device)
       : path_(std::move(path)),
