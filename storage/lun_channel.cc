@@ -17,6 +17,8 @@ uint64_t RoundUpTo(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 // How often a reader at the end of its extent checks that the extent is
 // still its channel's (removal, trimming, a slot taken over).
 constexpr absl::Duration kRecheck = absl::Seconds(1);
+// How often a reader whose channel does not exist yet looks for it.
+constexpr absl::Duration kSearchInterval = absl::Milliseconds(10);
 // Read ahead this much while frames keep coming; one block when idle.
 constexpr size_t kStreamingRead = 256 << 10;
 
@@ -293,6 +295,7 @@ class LunChannelReader final : public ChannelReader {
   uint64_t pos_ = 0;
   size_t read_size_ = 0;
   absl::Time last_check_ = absl::Now();
+  absl::Time next_search_ = absl::InfinitePast();
   std::vector<DecodedRecord> records_;
 };
 
@@ -360,6 +363,11 @@ absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
                                                        size_t max_bytes) {
   DW_RETURN_IF_ERROR(failed_);
   if (!started_) {
+    // Looking for a channel reads every slot's claim and map: not at every
+    // call of a caller that polls fast.
+    const absl::Time now = absl::Now();
+    if (now < next_search_) return 0;
+    next_search_ = now + kSearchInterval;
     DW_RETURN_IF_ERROR(Start());
     if (!started_) return 0;
   }

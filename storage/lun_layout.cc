@@ -241,6 +241,16 @@ std::optional<LunClaim> DecodeClaim(absl::string_view block) {
   return c;
 }
 
+bool TornClaim(absl::string_view block) {
+  return block.size() >= 4 && std::memcmp(block.data(), kClaimMagic, 4) == 0 &&
+         !DecodeClaim(block);
+}
+
+bool TornExtentEntry(absl::string_view entry) {
+  return entry.size() >= 4 && std::memcmp(entry.data(), kExtentMagic, 4) == 0 &&
+         !DecodeExtentEntry(entry);
+}
+
 void EncodeExtentEntry(const LunExtentEntry& e, char* p) {
   std::memset(p, 0, kLunExtentEntrySize);
   if (e.generation == 0) return;  // a free entry is all zeros

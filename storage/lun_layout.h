@@ -101,6 +101,10 @@ struct LunClaim {
 std::string EncodeClaim(const LunClaim& c);  // kLunBlock bytes
 // nullopt for a zero, torn or foreign block (the slot counts as free).
 std::optional<LunClaim> DecodeClaim(absl::string_view block);
+// A block that starts like a claim (or `entry` like an extent entry) but does
+// not decode: most likely read while its owner was rewriting it.
+bool TornClaim(absl::string_view block);
+bool TornExtentEntry(absl::string_view entry);
 
 // One entry of a slot's extent map: extent j of the slot belongs to channel
 // `name` as its segment `segment`, records from `first_offset`.

@@ -17,6 +17,7 @@ namespace {
 // another host that read the slot as free just before has written its own
 // by then, and one of the two sees the other's nonce and moves on.
 constexpr absl::Duration kClaimSettle = absl::Milliseconds(20);
+constexpr int kTornRetries = 5;
 
 uint64_t RandomNonZero() {
   uint64_t v = 0;
@@ -83,6 +84,21 @@ bool LunStore::Live(const LunClaim& c) const {
   return c.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) > now;
 }
 
+absl::StatusOr<std::string> LunStore::ReadSettled(
+    uint64_t offset, size_t length,
+    const std::function<bool(absl::string_view)>& torn) const {
+  DW_ASSIGN_OR_RETURN(std::string bytes, device_->Read(offset, length));
+  // Another process rewrites its blocks in place (a claim renewed, an entry
+  // freed); a read that crosses the write shows half of each. The write is
+  // short: read again. What is still torn after that is corrupt, and counts
+  // as absent.
+  for (int i = 0; i < kTornRetries && torn(bytes); ++i) {
+    absl::SleepFor(absl::Microseconds(200));
+    DW_ASSIGN_OR_RETURN(bytes, device_->Read(offset, length));
+  }
+  return bytes;
+}
+
 bool LunStore::Reclaimable(const LunClaim& c) const {
   return c.renewed_ns + absl::ToInt64Nanoseconds(options_.lease) <= LunNowNs();
 }
@@ -93,8 +109,10 @@ absl::StatusOr<std::vector<LunSlotClaim>> LunStore::ReadClaims() const {
   // the device holds it.
   const size_t unit = std::max<size_t>(device_->align(), 256);
   for (uint32_t i = 0; i < geometry_.slots; ++i) {
-    DW_ASSIGN_OR_RETURN(std::string block,
-                        device_->Read(geometry_.claim_offset(i), unit));
+    DW_ASSIGN_OR_RETURN(
+        std::string block,
+        ReadSettled(geometry_.claim_offset(i), unit,
+                    [](absl::string_view b) { return TornClaim(b); }));
     std::optional<LunClaim> c = DecodeClaim(block);
     if (c && c->state != LunClaim::kFree) out.push_back({i, *c});
   }
@@ -105,7 +123,15 @@ absl::StatusOr<std::vector<LunExtentEntry>> LunStore::ReadMap(
     uint32_t slot) const {
   DW_ASSIGN_OR_RETURN(
       std::string bytes,
-      device_->Read(geometry_.map_offset(slot), geometry_.map_bytes()));
+      ReadSettled(geometry_.map_offset(slot), geometry_.map_bytes(),
+                  [](absl::string_view b) {
+                    for (size_t at = 0; at + kLunExtentEntrySize <= b.size();
+                         at += kLunExtentEntrySize) {
+                      if (TornExtentEntry(b.substr(at, kLunExtentEntrySize)))
+                        return true;
+                    }
+                    return false;
+                  }));
   std::vector<LunExtentEntry> map(geometry_.extents_per_slot);
   for (uint32_t j = 0; j < geometry_.extents_per_slot; ++j) {
     std::optional<LunExtentEntry> e =
@@ -120,7 +146,11 @@ absl::StatusOr<std::optional<LunExtentEntry>> LunStore::ReadEntry(
     uint32_t slot, uint32_t index) const {
   const uint64_t at = geometry_.map_offset(slot) + index * kLunExtentEntrySize;
   const uint64_t unit = at / device_->align() * device_->align();
-  DW_ASSIGN_OR_RETURN(std::string bytes, device_->Read(unit, device_->align()));
+  DW_ASSIGN_OR_RETURN(
+      std::string bytes,
+      ReadSettled(unit, device_->align(), [&](absl::string_view b) {
+        return TornExtentEntry(b.substr(at - unit, kLunExtentEntrySize));
+      }));
   return DecodeExtentEntry(absl::string_view(bytes).substr(at - unit));
 }
 

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -144,6 +145,11 @@ class LunStore {
   // them) and claims its own on first use.
   void ForgetParentsSlots() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<LunExtentEntry>> ReadMap(uint32_t slot) const;
+  // Reads [offset, offset + length), again while `torn` says it was read in
+  // the middle of another process's write.
+  absl::StatusOr<std::string> ReadSettled(
+      uint64_t offset, size_t length,
+      const std::function<bool(absl::string_view)>& torn) const;
   std::string Where(uint32_t slot) const;
 
   const std::unique_ptr<LunDevice> device_;
