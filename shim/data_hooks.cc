@@ -46,8 +46,11 @@ ssize_t RecvOwned(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
   return n;
 }
 
+// EPERM: a firewall rule of this host drops the datagram (iptables OUTPUT
+// DROP). The engine carries it only to a diskwire peer, as for a missing route.
 bool NetworkRefused(int error) {
-  return error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN;
+  return error == ENETUNREACH || error == EHOSTUNREACH || error == ENETDOWN ||
+         error == EPERM;
 }
 
 // A send on a UDP socket the engine looks at: carried over the volume when
