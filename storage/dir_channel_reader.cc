@@ -228,9 +228,7 @@ absl::StatusOr<size_t> DirChannelReader::ReadAvailable(std::vector<Record>* out,
     for (size_t i = 0; i < scan.committed_records && !full; ++i) {
       const DecodedRecord& r = records_[i];
       consumed += r.size;
-      const uint64_t end = RecordEnd(r.header, r.payload.size());
-      if (end > from_ ||
-          (r.payload.empty() && r.header.stream_offset >= from_)) {
+      if (DeliveredFrom(r, from_)) {
         out->push_back(Record{r.header, std::string(r.payload)});
         ++count;
         bytes += r.payload.size() + kRecordHeaderSize;

@@ -64,6 +64,13 @@ inline uint64_t RecordEnd(const RecordHeader& h, size_t payload_size) {
   return h.stream_offset + payload_size;
 }
 
+// Does a reader opened at stream offset `from` deliver `r`? Records whose
+// bytes end after it, and zero-length ones at or after it (ChannelReader).
+inline bool DeliveredFrom(const DecodedRecord& r, uint64_t from) {
+  return RecordEnd(r.header, r.payload.size()) > from ||
+         (r.payload.empty() && r.header.stream_offset >= from);
+}
+
 }  // namespace diskwire::storage
 
 #endif  // DISKWIRE_STORAGE_DIR_LAYOUT_H_

@@ -416,9 +416,7 @@ absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
       }
       for (size_t k = 0; k < scan.committed_records; ++k) {
         const DecodedRecord& r = records_[k];
-        const uint64_t end = RecordEnd(r.header, r.payload.size());
-        if (end > from_ ||
-            (r.payload.empty() && r.header.stream_offset >= from_)) {
+        if (DeliveredFrom(r, from_)) {
           out->push_back(Record{r.header, std::string(r.payload)});
           ++count;
           bytes += r.payload.size() + kRecordHeaderSize;
