@@ -78,7 +78,8 @@ absl::StatusOr<LunGeometry> PlanLun(uint64_t device_bytes,
                                     const LunFormatRequest& request) {
   LunGeometry g;
   g.device_bytes = device_bytes;
-  g.extent_bytes = request.extent_bytes ? request.extent_bytes : 256u << 10;
+  // Provisional: the default is chosen once the slots are (below).
+  g.extent_bytes = request.extent_bytes ? request.extent_bytes : kLunMinExtent;
   g.heartbeat_bytes =
       request.heartbeat_bytes ? request.heartbeat_bytes : 256u << 10;
   g.outbox_cells = request.outbox_cells ? request.outbox_cells : 16;
@@ -113,6 +114,15 @@ absl::StatusOr<LunGeometry> PlanLun(uint64_t device_bytes,
   };
   if (request.slots == 0) {
     while (g.slots > 2 && !fits(g.slots, kMinExtents)) g.slots /= 2;
+  }
+  if (request.extent_bytes == 0) {
+    // Large extents write and rotate less (an append of 256 KiB fits a
+    // 1 MiB extent three times, a 256 KiB one never whole); small ones give
+    // a slot more of them, and every channel on the storage path holds one.
+    // About 64 per slot, between the smallest extent and 1 MiB.
+    const uint64_t share = device_bytes / g.slots / 64 / kLunBlock * kLunBlock;
+    g.extent_bytes = static_cast<uint32_t>(
+        std::clamp<uint64_t>(share, kLunMinExtent, 1u << 20));
   }
   if (!fits(g.slots, kMinExtents)) {
     g.extents_per_slot = kMinExtents;

@@ -42,7 +42,7 @@ inline constexpr uint32_t kLunFlagKeyed = 1;  // records carry a MAC
 // device.
 struct LunFormatRequest {
   uint32_t slots = 0;            // default 64 (fewer on small devices)
-  uint32_t extent_bytes = 0;     // default 256 KiB
+  uint32_t extent_bytes = 0;     // default: about 64 per slot, 128 KiB..1 MiB
   uint32_t heartbeat_bytes = 0;  // default 256 KiB per copy
   uint32_t outbox_cells = 0;     // default 16
   bool keyed = false;
