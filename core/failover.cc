@@ -272,9 +272,14 @@ absl::Status EngineImpl::Swap(Session* s) {
               sample.status().message(),
               "); resending everything the ring holds");
   }
+  // Before the swap: from the moment an fd names the pair, getpeername() and
+  // getsockname() must answer with the connection's addresses, not the
+  // pair's (an application woken by the swap asks at once).
+  s->generation.fetch_add(1);
   if (!names.empty()) {
     absl::Status installed = InstallSocketPair(s, names);
     if (!installed.ok()) {
+      s->generation.fetch_sub(1);
       os_->Close(old_fd);
       return installed;
     }
@@ -290,7 +295,6 @@ absl::Status EngineImpl::Swap(Session* s) {
   s->old_sock = old_fd;
   s->old_sock_open = true;
   private_[s->old_sock].store(1, std::memory_order_release);
-  s->generation.fetch_add(1);
   s->on_tcp = false;
   // A backlog still unsent and a FIN still owed travel on the volume instead.
   s->app_wrote_eof = s->shut_wr || s->fin_owed;

@@ -292,9 +292,11 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
   {
     absl::MutexLock send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
+    // Before the swap (failover.cc says why).
+    s->generation.fetch_add(1);
     started = InstallSocketPair(s.get(), {fd});
+    if (!started.ok()) s->generation.fetch_sub(1);
     if (started.ok()) {
-      s->generation.fetch_add(1);
       s->on_tcp = false;
       if (nonblocking) HoldUnwritable(s.get());
     }
