@@ -40,6 +40,11 @@ std::unique_ptr<ChannelReader> NewDirChannelReader(const DirContext& ctx,
                                                    const std::string& channel,
                                                    uint64_t from_stream_offset);
 
+// Identity: the channel directory's inode and birth time. Trimmed: the first
+// stream offset of the oldest segment, when that is not segment 1.
+absl::StatusOr<ChannelStat> StatDirChannel(const DirContext& ctx,
+                                           const std::string& channel);
+
 // Upper limit of one Append batch (readers buffer a whole batch).
 inline constexpr size_t kMaxBatchBytes = 64u << 20;
 

@@ -81,6 +81,11 @@ class DirVolume final : public Volume {
     return names;
   }
 
+  absl::StatusOr<ChannelStat> StatChannel(const std::string& channel) override {
+    DW_RETURN_IF_ERROR(ValidateChannelName(channel));
+    return StatDirChannel(ctx_, channel);
+  }
+
   absl::Status PublishHeartbeat(const std::string& process_id,
                                 const std::string& payload) override {
     DW_RETURN_IF_ERROR(ValidateProcessId(process_id));

@@ -15,6 +15,7 @@
 #include "storage/fault_injecting_file_ops.h"
 #include "storage/record_codec.h"
 #include "storage/test_util.h"
+#include "storage/volume_contract.h"
 
 namespace diskwire::storage {
 namespace {
@@ -105,6 +106,10 @@ TEST_F(DirVolumeTest, LoadsKeyFilesRawOrHex) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("/bad")));
   EXPECT_THAT(LoadMacKeyFile(dir_.path() + "/missing"),
               StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(DirVolumeTest, ChannelStatFollowsTrimsAndRemoval) {
+  ExpectChannelStatFollowsTrimsAndRemoval(*volume_, 64 << 10);
 }
 
 TEST_F(DirVolumeTest, HeartbeatIsReplacedAndListed) {

@@ -270,6 +270,7 @@ void EncodeExtentEntry(const LunExtentEntry& e, char* p) {
   Store64(p + 16, e.segment);
   Store64(p + 24, e.first_offset);
   PutName(e.name, kLunNameMax, p + 32);
+  Store64(p + 160, e.birth);
   Store64(p + kEntryChecksumAt, Hash(absl::string_view(p, kEntryChecksumAt)));
 }
 
@@ -289,7 +290,9 @@ std::optional<LunExtentEntry> DecodeExtentEntry(absl::string_view entry) {
   e.segment = Load64(p + 16);
   e.first_offset = Load64(p + 24);
   e.name = GetName(p + 32, kLunNameMax);
-  if (e.generation == 0 || len != e.name.size() || e.name.empty()) {
+  e.birth = Load64(p + 160);
+  if (e.generation == 0 || e.birth == 0 || len != e.name.size() ||
+      e.name.empty()) {
     return std::nullopt;
   }
   return e;

@@ -113,6 +113,9 @@ struct LunExtentEntry {
   uint64_t segment = 0;     // 1, 2, ... per channel
   uint64_t first_offset = 0;
   std::string name;
+  // Random per channel, the same in all its extents: a channel removed and
+  // created again under its name is another channel (Volume::StatChannel).
+  uint64_t birth = 0;
 };
 void EncodeExtentEntry(const LunExtentEntry& e, char* out);  // 256 bytes
 std::optional<LunExtentEntry> DecodeExtentEntry(absl::string_view entry);

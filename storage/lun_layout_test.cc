@@ -90,12 +90,13 @@ TEST(LunLayoutTest, ClaimsEntriesFramesCellsRoundTrip) {
   EXPECT_FALSE(DecodeClaim(block)) << "a torn claim counts as no claim";
 
   char entry[kLunExtentEntrySize];
-  EncodeExtentEntry({9, 3, 1000, "s-abc.0"}, entry);
+  EncodeExtentEntry({9, 3, 1000, "s-abc.0", 77}, entry);
   std::optional<LunExtentEntry> e =
       DecodeExtentEntry(absl::string_view(entry, sizeof(entry)));
   ASSERT_TRUE(e);
   EXPECT_EQ(e->name, "s-abc.0");
   EXPECT_EQ(e->first_offset, 1000u);
+  EXPECT_EQ(e->birth, 77u);
   EncodeExtentEntry({}, entry);
   EXPECT_FALSE(DecodeExtentEntry(absl::string_view(entry, sizeof(entry))));
 
@@ -199,7 +200,8 @@ std::string GoldenLunBlocks() {
   out += EncodeCell(cell);
 
   std::string map(kLunBlock, '\0');
-  EncodeExtentEntry({0xabcdef0123456789, 1, 0, "s-0123-c2s-i0123"}, map.data());
+  EncodeExtentEntry({0xabcdef0123456789, 1, 0, "s-0123-c2s-i0123", 0x5a5a},
+                    map.data());
   out += map;
 
   Record rec;

@@ -397,9 +397,16 @@ absl::StatusOr<LunExtent> LunStore::Allocate(const std::string& name,
                                              uint64_t first_offset) {
   absl::MutexLock lock(&mu_);
   DW_ASSIGN_OR_RETURN(Owned * o, Own(""));
+  // A channel's extents share its birth; its first extent draws one.
+  uint64_t birth = 0;
+  for (const LunExtentEntry& e : o->map) {
+    if (e.generation != 0 && e.name == name) birth = e.birth;
+  }
+  if (birth == 0) birth = RandomNonZero();
   for (uint32_t j = 0; j < o->map.size(); ++j) {
     if (o->map[j].generation != 0) continue;
-    o->map[j] = LunExtentEntry{RandomNonZero(), segment, first_offset, name};
+    o->map[j] =
+        LunExtentEntry{RandomNonZero(), segment, first_offset, name, birth};
     absl::Status st = WriteEntry(*o, j);
     if (!st.ok()) {
       o->map[j] = LunExtentEntry{};

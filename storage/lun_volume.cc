@@ -85,6 +85,20 @@ class LunVolume final : public Volume {
   absl::StatusOr<std::vector<std::string>> ListChannels() override {
     return store_->ListChannels();
   }
+  absl::StatusOr<ChannelStat> StatChannel(const std::string& channel) override {
+    DW_RETURN_IF_ERROR(ValidateChannelName(channel));
+    uint32_t slot = 0;
+    DW_ASSIGN_OR_RETURN(std::vector<LunExtent> extents,
+                        store_->FindChannel(channel, &slot));
+    if (extents.empty()) {
+      return absl::NotFoundError(absl::StrCat("no channel ", channel));
+    }
+    // Trimming frees a channel's oldest extents: the first one left starts
+    // where the trimmed records ended.
+    const LunExtentEntry& oldest = extents.front().entry;
+    return ChannelStat{oldest.birth,
+                       oldest.segment == 1 ? 0 : oldest.first_offset};
+  }
 
   absl::Status PublishHeartbeat(const std::string& process_id,
                                 const std::string& payload) override {

@@ -17,6 +17,7 @@
 #include "storage/lun_device.h"
 #include "storage/lun_format.h"
 #include "storage/test_util.h"
+#include "storage/volume_contract.h"
 #include "storage/volume_open.h"
 
 namespace diskwire::storage {
@@ -161,6 +162,11 @@ TEST_F(LunVolumeTest, AStreamCrossesExtentsByteExactToAnotherProcess) {
   EXPECT_EQ(writer->end_offset(), sent.size());
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, b->ListChannels());
   EXPECT_THAT(names, ElementsAre("chan.1"));
+}
+
+TEST_F(LunVolumeTest, ChannelStatFollowsTrimsAndRemoval) {
+  auto a = Open("a");
+  ExpectChannelStatFollowsTrimsAndRemoval(*a, geometry_.extent_bytes);
 }
 
 TEST_F(LunVolumeTest, AReaderStartsAtItsOffsetAndSkipsWhatItHas) {

@@ -1,7 +1,5 @@
 #include "storage/mirror.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
@@ -26,23 +24,6 @@ uint64_t RealtimeNs() {
 
 bool IsTargetRefusal(const absl::Status& s) {
   return absl::IsResourceExhausted(s) || absl::IsUnavailable(s);
-}
-
-// The first stream offset in the header of segment file `path`.
-absl::StatusOr<uint64_t> FirstStreamOffset(FileOps& ops,
-                                           const std::string& path) {
-  DW_ASSIGN_OR_RETURN(int fd, ops.Open(path, O_RDONLY, 0));
-  char header[kSegmentHeaderSize];
-  absl::StatusOr<size_t> n = ops.PRead(fd, header, sizeof(header), 0);
-  ops.Close(fd).IgnoreError();
-  DW_RETURN_IF_ERROR(n.status());
-  if (*n != sizeof(header)) {
-    return absl::DataLossError(absl::StrCat(path, ": short segment header"));
-  }
-  uint64_t index = 0, first = 0;
-  DW_RETURN_IF_ERROR(
-      DecodeSegmentHeader(absl::string_view(header, *n), &index, &first));
-  return first;
 }
 
 }  // namespace
@@ -109,21 +90,8 @@ void Mirror::Fail(const std::string& name, const absl::Status& status) {
 }
 
 uint64_t Mirror::SourceChannelId(const std::string& name) const {
-  // The inode alone can be reused by a directory created right after the
-  // old one was removed; the birth time (where the filesystem has one) is
-  // not.
-  struct statx stx;
-  const std::string dir = from_ + "/" + kChannelsDir + "/" + name;
-  if (statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME,
-            &stx) != 0) {
-    return 0;
-  }
-  uint64_t id = stx.stx_ino * 0x9E3779B97F4A7C15ull;
-  if (stx.stx_mask & STATX_BTIME) {
-    id ^= static_cast<uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000u +
-          stx.stx_btime.tv_nsec;
-  }
-  return id == 0 ? 1 : id;
+  absl::StatusOr<ChannelStat> stat = source_->StatChannel(name);
+  return stat.ok() ? stat->identity : 0;
 }
 
 absl::Status Mirror::Reset(const std::string& name, const std::string& why) {
@@ -291,23 +259,15 @@ absl::Status Mirror::PropagateTrims(
   for (const std::string& name : source_names) {
     auto it = channels_.find(name);
     if (it == channels_.end()) continue;
-    if (SourceChannelId(name) != it->second->source_id) {
+    absl::StatusOr<ChannelStat> stat = source_->StatChannel(name);
+    if ((stat.ok() ? stat->identity : 0) != it->second->source_id) {
       DW_RETURN_IF_ERROR(
           Reset(name, "the source channel was removed or recreated"));
       continue;
     }
-    // The source's oldest segment: when it is not segment 1, everything
-    // before its first stream offset was trimmed on the source.
-    const std::string dir = from_ + "/" + kChannelsDir + "/" + name;
-    absl::StatusOr<std::vector<std::string>> files = ops_->ListDir(dir);
-    if (!files.ok()) continue;  // removed meanwhile: next check
-    std::vector<std::string> foreign;
-    const std::vector<uint64_t> segments = SegmentIndexes(*files, &foreign);
-    if (segments.empty() || segments.front() == 1) continue;
-    absl::StatusOr<uint64_t> first_offset =
-        FirstStreamOffset(*ops_, dir + "/" + SegmentFileName(segments.front()));
-    if (!first_offset.ok()) continue;  // the reader reports corruption
-    DW_RETURN_IF_ERROR(it->second->writer->TrimBelow(*first_offset));
+    // Everything the source trimmed goes from the target too.
+    if (!stat.ok() || stat->trimmed_below == 0) continue;
+    DW_RETURN_IF_ERROR(it->second->writer->TrimBelow(stat->trimmed_below));
   }
   return absl::OkStatus();
 }

@@ -122,13 +122,12 @@ class Mirror {
   absl::Status FlushPending(const std::string& name, ChannelCopy& c,
                             PassResult* result);
   void RecordLag(const std::string& name, absl::Span<const Record> appended);
-  // Trims the target below the source's oldest segment; removes target
-  // channels whose source is gone.
+  // Trims the target below what the source trimmed; removes target channels
+  // whose source is gone.
   absl::Status PropagateTrims(const std::vector<std::string>& source_names);
   void Fail(const std::string& name, const absl::Status& status);
-  // Identity of the source channel's directory (inode and birth time; 0
-  // when absent): it changes
-  // when the engine removes a stale channel and creates it again.
+  // Volume::StatChannel's identity of the source channel (0 when absent):
+  // it changes when the engine removes a stale channel and creates it again.
   uint64_t SourceChannelId(const std::string& name) const;
   // Removes the target channel (and what was read for it): the next pass
   // copies the source channel from its start.

@@ -34,6 +34,15 @@ struct HeartbeatListing {
   std::vector<std::string> problems;  // foreign or corrupt files, one line each
 };
 
+// What a copier (diskwire mirror) needs to know of a channel besides its
+// records.
+struct ChannelStat {
+  // Changes when the channel is removed and created again under its name.
+  uint64_t identity = 0;
+  // The writer trimmed every record that ends at or below it (0: none).
+  uint64_t trimmed_below = 0;
+};
+
 struct InboxMessage {
   std::string name;
   uint64_t time_ns = 0;
@@ -64,6 +73,9 @@ class Volume {
   // it). OK when it does not exist.
   virtual absl::Status RemoveChannel(const std::string& channel) = 0;
   virtual absl::StatusOr<std::vector<std::string>> ListChannels() = 0;
+  // NotFound when the channel does not exist.
+  virtual absl::StatusOr<ChannelStat> StatChannel(
+      const std::string& channel) = 0;
 
   // Atomically replaces the process's heartbeat. process_id: [A-Za-z0-9._-],
   // 1..128, not starting with '.'.
