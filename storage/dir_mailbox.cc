@@ -35,6 +35,7 @@ absl::StatusOr<std::string> WriteRecordFile(const DirContext& ctx,
                                             const std::string& dir,
                                             const std::string& name,
                                             RecordType type, uint64_t seq,
+                                            uint64_t timestamp_ns,
                                             const std::string& payload) {
   if (payload.size() + kRecordHeaderSize + kMacSize > kMaxMailboxFile) {
     return absl::InvalidArgumentError(
@@ -44,7 +45,7 @@ absl::StatusOr<std::string> WriteRecordFile(const DirContext& ctx,
   RecordHeader h;
   h.type = type;
   h.stream_offset = seq;
-  h.timestamp_ns = RealtimeNs();
+  h.timestamp_ns = timestamp_ns != 0 ? timestamp_ns : RealtimeNs();
   std::string bytes;
   AppendEncodedRecord(h, payload, /*commit=*/true, ctx.mac_key, &bytes);
   const std::string tmp = TempName(dir, name);
@@ -101,21 +102,20 @@ void PutString(absl::string_view s, std::string* out) {
 
 }  // namespace
 
-absl::Status WriteHeartbeat(const DirContext& ctx,
-                            const std::string& process_id, uint64_t sequence,
-                            const std::string& payload) {
+absl::Status WriteHeartbeat(const DirContext& ctx, const Heartbeat& h) {
   const std::string dir = ctx.root + "/" + kHeartbeatsDir;
   // Body: pid u32, process id, node (length-prefixed), then the payload.
   std::string body(4, '\0');
-  absl::little_endian::Store32(body.data(), static_cast<uint32_t>(getpid()));
-  PutString(process_id, &body);
-  PutString(ctx.node.substr(0, 255), &body);
-  body += payload;
-  DW_ASSIGN_OR_RETURN(std::string tmp,
-                      WriteRecordFile(ctx, dir, process_id + kHeartbeatSuffix,
-                                      RecordType::kHeartbeat, sequence, body));
+  absl::little_endian::Store32(body.data(), static_cast<uint32_t>(h.pid));
+  PutString(h.process_id, &body);
+  PutString(h.node.substr(0, 255), &body);
+  body += h.payload;
+  DW_ASSIGN_OR_RETURN(
+      std::string tmp,
+      WriteRecordFile(ctx, dir, h.process_id + kHeartbeatSuffix,
+                      RecordType::kHeartbeat, h.sequence, h.time_ns, body));
   const absl::Status s =
-      ctx.ops->Rename(tmp, dir + "/" + process_id + kHeartbeatSuffix);
+      ctx.ops->Rename(tmp, dir + "/" + h.process_id + kHeartbeatSuffix);
   if (!s.ok()) ctx.ops->Unlink(tmp).IgnoreError();
   return s;
 }
@@ -176,7 +176,7 @@ absl::Status WriteInboxMessage(const DirContext& ctx, const std::string& dst,
   body += payload;
   DW_ASSIGN_OR_RETURN(
       std::string tmp,
-      WriteRecordFile(ctx, dir, name, RecordType::kInbox, 0, body));
+      WriteRecordFile(ctx, dir, name, RecordType::kInbox, 0, 0, body));
   // link() publishes atomically and never replaces a pending message.
   absl::Status s = PublishNoReplace(*ctx.ops, tmp, dir + "/" + name);
   if (absl::IsAlreadyExists(s)) {
@@ -186,12 +186,13 @@ absl::Status WriteInboxMessage(const DirContext& ctx, const std::string& dst,
   return s;
 }
 
-absl::StatusOr<InboxListing> TakeInboxMessages(const DirContext& ctx,
-                                               const std::string& process_id) {
+absl::Status DeliverInboxMessages(
+    const DirContext& ctx, const std::string& process_id,
+    absl::FunctionRef<absl::Status(InboxMessage)> deliver,
+    std::vector<std::string>* problems) {
   const std::string dir = ctx.root + "/" + kInboxDir + "/" + process_id;
-  InboxListing listing;
   absl::StatusOr<std::vector<std::string>> names = ctx.ops->ListDir(dir);
-  if (absl::IsNotFound(names.status())) return listing;
+  if (absl::IsNotFound(names.status())) return absl::OkStatus();
   DW_RETURN_IF_ERROR(names.status());
   std::sort(names->begin(), names->end());
   for (const std::string& name : *names) {
@@ -213,14 +214,28 @@ absl::StatusOr<InboxListing> TakeInboxMessages(const DirContext& ctx,
     }
     if (!problem.ok()) {
       // Set it aside (dot-files are skipped) so it is reported once.
-      listing.problems.push_back(std::string(problem.message()));
+      problems->push_back(std::string(problem.message()));
       DW_RETURN_IF_ERROR(ctx.ops->Rename(path, dir + "/.bad-" + name));
       continue;
     }
+    DW_RETURN_IF_ERROR(deliver(std::move(msg)));
     DW_RETURN_IF_ERROR(ctx.ops->Unlink(path));
-    listing.messages.push_back(std::move(msg));
   }
-  return listing;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ListInboxDirs(const DirContext& ctx) {
+  absl::StatusOr<std::vector<std::string>> names =
+      ctx.ops->ListDir(ctx.root + "/" + kInboxDir);
+  if (absl::IsNotFound(names.status())) return std::vector<std::string>{};
+  DW_RETURN_IF_ERROR(names.status());
+  names->erase(std::remove_if(names->begin(), names->end(),
+                              [](const std::string& n) {
+                                return !ValidateProcessId(n).ok();
+                              }),
+               names->end());
+  std::sort(names->begin(), names->end());
+  return names;
 }
 
 }  // namespace diskwire::storage

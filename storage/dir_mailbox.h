@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "storage/dir_channel.h"
@@ -17,18 +18,20 @@ namespace diskwire::storage {
 // Largest heartbeat or inbox file accepted.
 inline constexpr size_t kMaxMailboxFile = 1 << 20;
 
-// REQUIRES: ValidateProcessId(process_id) is OK.
-absl::Status WriteHeartbeat(const DirContext& ctx,
-                            const std::string& process_id, uint64_t sequence,
-                            const std::string& payload);
+// REQUIRES: ValidateProcessId(h.process_id) is OK. A zero h.time_ns is now.
+absl::Status WriteHeartbeat(const DirContext& ctx, const Heartbeat& h);
 absl::StatusOr<HeartbeatListing> ReadHeartbeats(const DirContext& ctx);
 
 // REQUIRES: valid process id and message name.
 absl::Status WriteInboxMessage(const DirContext& ctx, const std::string& dst,
                                const std::string& name,
                                const std::string& payload);
-absl::StatusOr<InboxListing> TakeInboxMessages(const DirContext& ctx,
-                                               const std::string& process_id);
+absl::Status DeliverInboxMessages(
+    const DirContext& ctx, const std::string& process_id,
+    absl::FunctionRef<absl::Status(InboxMessage)> deliver,
+    std::vector<std::string>* problems);
+// The inbox directories' names that are process ids, sorted.
+absl::StatusOr<std::vector<std::string>> ListInboxDirs(const DirContext& ctx);
 
 }  // namespace diskwire::storage
 

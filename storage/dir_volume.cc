@@ -89,7 +89,13 @@ class DirVolume final : public Volume {
   absl::Status PublishHeartbeat(const std::string& process_id,
                                 const std::string& payload) override {
     DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
-    return WriteHeartbeat(ctx_, process_id, ++heartbeat_sequence_, payload);
+    return WriteHeartbeat(ctx_, {process_id, ctx_.node, getpid(), 0,
+                                 ++heartbeat_sequence_, payload});
+  }
+
+  absl::Status CopyHeartbeat(const Heartbeat& h) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(h.process_id));
+    return WriteHeartbeat(ctx_, h);
   }
 
   absl::StatusOr<HeartbeatListing> ListHeartbeats() override {
@@ -111,10 +117,16 @@ class DirVolume final : public Volume {
     return WriteInboxMessage(ctx_, dst_process_id, name, payload);
   }
 
-  absl::StatusOr<InboxListing> TakeInbox(
-      const std::string& process_id) override {
+  absl::Status DeliverInbox(
+      const std::string& process_id,
+      absl::FunctionRef<absl::Status(InboxMessage)> deliver,
+      std::vector<std::string>* problems) override {
     DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
-    return TakeInboxMessages(ctx_, process_id);
+    return DeliverInboxMessages(ctx_, process_id, deliver, problems);
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListInboxes() override {
+    return ListInboxDirs(ctx_);
   }
 
   absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(

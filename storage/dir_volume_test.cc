@@ -112,6 +112,15 @@ TEST_F(DirVolumeTest, ChannelStatFollowsTrimsAndRemoval) {
   ExpectChannelStatFollowsTrimsAndRemoval(*volume_, 64 << 10);
 }
 
+TEST_F(DirVolumeTest, CopiedHeartbeatsKeepTheirPublisher) {
+  ExpectCopiedHeartbeatsKeepTheirPublisher(*volume_);
+}
+
+TEST_F(DirVolumeTest, InboxMessagesStayUntilDelivered) {
+  auto other = Open("");
+  ExpectInboxMessagesStayUntilDelivered(*volume_, *other);
+}
+
 TEST_F(DirVolumeTest, HeartbeatIsReplacedAndListed) {
   ASSERT_THAT(volume_->PublishHeartbeat("node-a.42.1000", "v1"), IsOk());
   ASSERT_THAT(volume_->PublishHeartbeat("node-a.42.1000", "v2"), IsOk());

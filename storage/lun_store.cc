@@ -461,21 +461,21 @@ absl::Status LunStore::RemoveChannel(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::Status LunStore::PublishHeartbeat(const std::string& process_id,
-                                        const std::string& payload) {
+absl::Status LunStore::PublishHeartbeat(const Heartbeat& hb) {
   absl::MutexLock lock(&mu_);
-  DW_ASSIGN_OR_RETURN(Owned * o, Own(process_id));
+  DW_ASSIGN_OR_RETURN(Owned * o, Own(hb.process_id));
   LunHeartbeat h;
-  h.sequence = ++o->heartbeat_sequence;
-  h.time_ns = LunNowNs();
-  h.pid = getpid();
+  // Readers take the copy with the higher sequence.
+  o->heartbeat_sequence = std::max(o->heartbeat_sequence + 1, hb.sequence);
+  h.sequence = o->heartbeat_sequence;
+  h.time_ns = hb.time_ns != 0 ? hb.time_ns : LunNowNs();
+  h.pid = hb.pid != 0 ? hb.pid : getpid();
   h.nonce = o->claim.nonce;
-  h.process_id = process_id;
-  h.node = options_.node;
-  h.payload = payload;
+  h.process_id = hb.process_id;
+  h.node = hb.node.empty() ? options_.node : hb.node;
+  h.payload = hb.payload;
   std::string bytes = EncodeHeartbeat(h);
   if (bytes.size() > geometry_.heartbeat_bytes) {
-    --o->heartbeat_sequence;
     return absl::ResourceExhaustedError(absl::StrCat(
         Where(o->slot), ": a heartbeat of ", bytes.size(),
         " bytes does not fit the volume's ", geometry_.heartbeat_bytes,
@@ -560,8 +560,9 @@ absl::Status LunStore::PostToInbox(const std::string& dst,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<LunStore::Taken>> LunStore::TakeInbox(
-    const std::string& process_id) {
+absl::Status LunStore::DeliverInbox(
+    const std::string& process_id,
+    absl::FunctionRef<absl::Status(InboxMessage)> deliver) {
   absl::MutexLock lock(&mu_);
   DW_ASSIGN_OR_RETURN(Owned * o, Own(process_id));
   DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
@@ -569,9 +570,10 @@ absl::StatusOr<std::vector<LunStore::Taken>> LunStore::TakeInbox(
       std::string block,
       device_->Read(geometry_.taken_offset(o->slot), kLunBlock));
   LunTaken taken = DecodeTaken(block);
-  std::vector<Taken> out;
   bool changed = false;
+  absl::Status refused;
   for (const LunSlotClaim& s : claims) {
+    if (!refused.ok()) break;
     if (taken.nonce[s.slot] != s.claim.nonce) {
       taken.nonce[s.slot] = s.claim.nonce;  // a new sender in that slot
       taken.sequence[s.slot] = 0;
@@ -590,20 +592,43 @@ absl::StatusOr<std::vector<LunStore::Taken>> LunStore::TakeInbox(
         mine.push_back(std::move(*c));
       }
     }
+    // The taken table keeps the highest sequence per sender: deliver in
+    // that order, and stop at the first refusal.
+    std::sort(mine.begin(), mine.end(), [](const LunCell& a, const LunCell& b) {
+      return a.sequence < b.sequence;
+    });
     for (LunCell& c : mine) {
-      taken.sequence[s.slot] = std::max(taken.sequence[s.slot], c.sequence);
-      out.push_back({std::move(c.name), c.time_ns, std::move(c.payload)});
+      const uint64_t sequence = c.sequence;
+      refused = deliver({std::move(c.name), c.time_ns, std::move(c.payload)});
+      if (!refused.ok()) break;
+      taken.sequence[s.slot] = sequence;
       changed = true;
     }
   }
-  // Recorded before they are returned: taken once, never twice.
+  // Recorded before returning: taken once, never twice.
   if (changed) {
     DW_RETURN_IF_ERROR(
         device_->Write(geometry_.taken_offset(o->slot), EncodeTaken(taken)));
   }
-  std::sort(out.begin(), out.end(),
-            [](const Taken& a, const Taken& b) { return a.name < b.name; });
-  return out;
+  return refused;
+}
+
+absl::StatusOr<std::vector<std::string>> LunStore::ListInboxes() const {
+  DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  std::set<std::string> out;
+  for (const LunSlotClaim& s : claims) {
+    if (Reclaimable(s.claim)) continue;
+    DW_ASSIGN_OR_RETURN(
+        std::string cells,
+        device_->Read(geometry_.cell_offset(s.slot, 0),
+                      uint64_t{geometry_.outbox_cells} * kLunBlock));
+    for (uint32_t i = 0; i < geometry_.outbox_cells; ++i) {
+      std::optional<LunCell> c =
+          DecodeCell(absl::string_view(cells).substr(i * kLunBlock, kLunBlock));
+      if (c && c->nonce == s.claim.nonce) out.insert(c->dst);
+    }
+  }
+  return std::vector<std::string>(out.begin(), out.end());
 }
 
 }  // namespace diskwire::storage

@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "storage/lun_device.h"
 #include "storage/lun_layout.h"
+#include "storage/volume.h"
 
 namespace diskwire::storage {
 
@@ -99,17 +101,19 @@ class LunStore {
   absl::Status RemoveChannel(const std::string& name);
 
   // --- heartbeats and inboxes ---
-  absl::Status PublishHeartbeat(const std::string& process_id,
-                                const std::string& payload);
+  // Writes `h` into the slot of h.process_id. An empty node, a zero pid or
+  // time are this process's; the sequence written is above the slot's last.
+  absl::Status PublishHeartbeat(const Heartbeat& h);
   absl::Status RemoveHeartbeat(const std::string& process_id);
   absl::Status PostToInbox(const std::string& dst, const std::string& name,
                            const std::string& payload);
-  struct Taken {
-    std::string name;
-    uint64_t time_ns;
-    std::string payload;
-  };
-  absl::StatusOr<std::vector<Taken>> TakeInbox(const std::string& process_id);
+  // Volume::DeliverInbox: per sender in sequence order; what `deliver`
+  // accepted is recorded in the taken table before returning.
+  absl::Status DeliverInbox(
+      const std::string& process_id,
+      absl::FunctionRef<absl::Status(InboxMessage)> deliver);
+  // The destinations of the messages in every live sender's outbox cells.
+  absl::StatusOr<std::vector<std::string>> ListInboxes() const;
   // Keeps this process's claims alive (and notices a slot taken from it).
   absl::Status Renew();
 

@@ -103,7 +103,11 @@ class LunVolume final : public Volume {
   absl::Status PublishHeartbeat(const std::string& process_id,
                                 const std::string& payload) override {
     DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
-    return store_->PublishHeartbeat(process_id, payload);
+    return store_->PublishHeartbeat({process_id, "", 0, 0, 0, payload});
+  }
+  absl::Status CopyHeartbeat(const Heartbeat& h) override {
+    DW_RETURN_IF_ERROR(ValidateProcessId(h.process_id));
+    return store_->PublishHeartbeat(h);
   }
   absl::StatusOr<HeartbeatListing> ListHeartbeats() override;
   absl::Status RemoveHeartbeat(const std::string& process_id) override {
@@ -118,17 +122,16 @@ class LunVolume final : public Volume {
     DW_RETURN_IF_ERROR(ValidateChannelName(name, "inbox message name"));
     return store_->PostToInbox(dst_process_id, name, payload);
   }
-  absl::StatusOr<InboxListing> TakeInbox(
-      const std::string& process_id) override {
+  absl::Status DeliverInbox(
+      const std::string& process_id,
+      absl::FunctionRef<absl::Status(InboxMessage)> deliver,
+      std::vector<std::string>* /*problems*/) override {
+    // A cell that does not decode is no message (a torn or free cell).
     DW_RETURN_IF_ERROR(ValidateProcessId(process_id));
-    DW_ASSIGN_OR_RETURN(std::vector<LunStore::Taken> taken,
-                        store_->TakeInbox(process_id));
-    InboxListing out;
-    for (LunStore::Taken& t : taken) {
-      out.messages.push_back(
-          {std::move(t.name), t.time_ns, std::move(t.payload)});
-    }
-    return out;
+    return store_->DeliverInbox(process_id, deliver);
+  }
+  absl::StatusOr<std::vector<std::string>> ListInboxes() override {
+    return store_->ListInboxes();
   }
 
   std::vector<int> HeldFds() const override { return {store_->device().fd()}; }

@@ -169,6 +169,17 @@ TEST_F(LunVolumeTest, ChannelStatFollowsTrimsAndRemoval) {
   ExpectChannelStatFollowsTrimsAndRemoval(*a, geometry_.extent_bytes);
 }
 
+TEST_F(LunVolumeTest, CopiedHeartbeatsKeepTheirPublisher) {
+  auto a = Open("a");
+  ExpectCopiedHeartbeatsKeepTheirPublisher(*a);
+}
+
+TEST_F(LunVolumeTest, InboxMessagesStayUntilDelivered) {
+  auto a = Open("a");
+  auto b = Open("b");
+  ExpectInboxMessagesStayUntilDelivered(*a, *b);
+}
+
 TEST_F(LunVolumeTest, AReaderStartsAtItsOffsetAndSkipsWhatItHas) {
   auto a = Open("a");
   ASSERT_OK_AND_ASSIGN(auto writer, a->OpenWriter("c", {}));

@@ -7,11 +7,13 @@
 #ifndef DISKWIRE_STORAGE_VOLUME_H_
 #define DISKWIRE_STORAGE_VOLUME_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "storage/channel.h"
@@ -83,6 +85,11 @@ class Volume {
                                         const std::string& payload) = 0;
   virtual absl::StatusOr<HeartbeatListing> ListHeartbeats() = 0;
   virtual absl::Status RemoveHeartbeat(const std::string& process_id) = 0;
+  // Publishes another process's heartbeat as its publisher did (node, pid,
+  // time and payload): what a mirror copies from one volume to another. The
+  // sequence may read higher than `h.sequence` where the backend needs it to
+  // grow.
+  virtual absl::Status CopyHeartbeat(const Heartbeat& h) = 0;
 
   // Atomically creates message `name` (same rules as channel names) in the
   // inbox of `dst_process_id`. AlreadyExists if that name is pending there.
@@ -90,8 +97,34 @@ class Volume {
                                    const std::string& name,
                                    const std::string& payload) = 0;
   // Reads and removes the pending messages of `process_id`.
-  virtual absl::StatusOr<InboxListing> TakeInbox(
-      const std::string& process_id) = 0;
+  absl::StatusOr<InboxListing> TakeInbox(const std::string& process_id) {
+    InboxListing out;
+    absl::Status s = DeliverInbox(
+        process_id,
+        [&](InboxMessage m) {
+          out.messages.push_back(std::move(m));
+          return absl::OkStatus();
+        },
+        &out.problems);
+    if (!s.ok()) return s;
+    std::sort(out.messages.begin(), out.messages.end(),
+              [](const InboxMessage& a, const InboxMessage& b) {
+                return a.name < b.name;
+              });
+    return out;
+  }
+  // Hands the pending messages of `process_id` to `deliver`, removing each
+  // one only after `deliver` returned OK (a mirror posts it to another
+  // volume first). The first error stops it and is returned; that message
+  // and the ones after it stay pending. Corrupt messages are set aside and
+  // reported in `*problems`.
+  virtual absl::Status DeliverInbox(
+      const std::string& process_id,
+      absl::FunctionRef<absl::Status(InboxMessage)> deliver,
+      std::vector<std::string>* problems) = 0;
+  // The process ids that have messages pending (or may have: a backend that
+  // cannot tell cheaply lists every inbox it has).
+  virtual absl::StatusOr<std::vector<std::string>> ListInboxes() = 0;
 
   virtual absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(
       const WatcherOptions& options) = 0;

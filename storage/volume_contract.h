@@ -70,6 +70,60 @@ inline void ExpectChannelStatFollowsTrimsAndRemoval(Volume& v,
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// CopyHeartbeat keeps the publisher's node, pid, time and payload, and a
+// later copy replaces an earlier one.
+inline void ExpectCopiedHeartbeatsKeepTheirPublisher(Volume& v) {
+  Heartbeat h{"other.77.1", "far-node", 77, 1'800'000'000'000'000'000, 5,
+              "report"};
+  ASSERT_THAT(v.CopyHeartbeat(h), IsOk());
+  h.time_ns += 1'000'000'000;
+  h.sequence = 6;
+  h.payload = "report 2";
+  ASSERT_THAT(v.CopyHeartbeat(h), IsOk());
+  ASSERT_OK_AND_ASSIGN(HeartbeatListing listing, v.ListHeartbeats());
+  ASSERT_EQ(listing.heartbeats.size(), 1u);
+  const Heartbeat& got = listing.heartbeats[0];
+  EXPECT_EQ(got.process_id, "other.77.1");
+  EXPECT_EQ(got.node, "far-node");
+  EXPECT_EQ(got.pid, 77);
+  EXPECT_EQ(got.time_ns, h.time_ns);
+  EXPECT_GE(got.sequence, 6u);
+  EXPECT_EQ(got.payload, "report 2");
+  EXPECT_THAT(v.CopyHeartbeat({"../x", "n", 1, 1, 1, ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// DeliverInbox removes a message only once `deliver` took it: a refusal
+// leaves it (and what follows) pending, and ListInboxes names the
+// destination meanwhile.
+inline void ExpectInboxMessagesStayUntilDelivered(Volume& sender,
+                                                  Volume& receiver) {
+  ASSERT_THAT(sender.PostToInbox("dst.1", "m1", "one"), IsOk());
+  ASSERT_THAT(sender.PostToInbox("dst.1", "m2", "two"), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> inboxes,
+                       receiver.ListInboxes());
+  EXPECT_THAT(inboxes, ::testing::Contains("dst.1"));
+  std::vector<std::string> problems;
+  std::vector<std::string> delivered;
+  absl::Status s = receiver.DeliverInbox(
+      "dst.1",
+      [&](InboxMessage m) {
+        if (m.name == "m2") return absl::ResourceExhaustedError("full");
+        delivered.push_back(m.name + "=" + m.payload);
+        return absl::OkStatus();
+      },
+      &problems);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(delivered, ::testing::ElementsAre("m1=one"));
+  ASSERT_OK_AND_ASSIGN(InboxListing rest, receiver.TakeInbox("dst.1"));
+  ASSERT_EQ(rest.messages.size(), 1u) << "the refused message is still there";
+  EXPECT_EQ(rest.messages[0].name, "m2");
+  EXPECT_EQ(rest.messages[0].payload, "two");
+  ASSERT_OK_AND_ASSIGN(InboxListing none, receiver.TakeInbox("dst.1"));
+  EXPECT_TRUE(none.messages.empty());
+  EXPECT_TRUE(problems.empty());
+}
+
 }  // namespace diskwire::storage
 
 #endif  // DISKWIRE_STORAGE_VOLUME_CONTRACT_H_
