@@ -1,5 +1,6 @@
 #include "storage/lun_store.h"
 
+#include <signal.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -209,9 +210,90 @@ absl::StatusOr<std::vector<std::string>> LunStore::ListChannels() const {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
+bool LunStore::HolderIsGone(const LunClaim& c) const {
+  if (c.state == LunClaim::kReleased || Reclaimable(c)) return true;
+  // A process of this host that died without releasing: no need to wait out
+  // its lease.
+  return c.node == options_.node && c.pid > 0 &&
+         kill(static_cast<pid_t>(c.pid), 0) != 0 && errno == ESRCH;
+}
+
+absl::StatusOr<LunStore::Owned*> LunStore::TakeBack(
+    const LunSlotClaim& old, const std::string& process_id) {
+  const uint64_t at = geometry_.claim_offset(old.slot);
+  if (!device_->LockRange(at, kLunBlock).ok()) return nullptr;
+  auto unlock = [&] { device_->UnlockRange(at, kLunBlock).IgnoreError(); };
+  DW_ASSIGN_OR_RETURN(std::string now_block, device_->Read(at, kLunBlock));
+  std::optional<LunClaim> now = DecodeClaim(now_block);
+  if (!now || now->nonce != old.claim.nonce || !HolderIsGone(*now)) {
+    unlock();
+    return nullptr;
+  }
+  // The same nonce: the slot's heartbeat copies, its outbox cells and the
+  // receivers' taken tables stay valid; a new claimed_ns tells an old holder
+  // that only seemed dead that the slot is no longer its own (RenewLocked).
+  auto o = std::make_unique<Owned>();
+  o->slot = old.slot;
+  o->claim = *now;
+  o->claim.state = LunClaim::kClaimed;
+  o->claim.claimed_ns = o->claim.renewed_ns = LunNowNs();
+  o->claim.pid = getpid();
+  o->claim.node = options_.node;
+  o->claim.process_id = process_id;
+  DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(o->claim)));
+  absl::SleepFor(kClaimSettle);
+  DW_ASSIGN_OR_RETURN(std::string back, device_->Read(at, kLunBlock));
+  std::optional<LunClaim> mine = DecodeClaim(back);
+  if (!mine || mine->nonce != o->claim.nonce ||
+      mine->claimed_ns != o->claim.claimed_ns) {
+    unlock();
+    return nullptr;  // another host took it back first
+  }
+  DW_ASSIGN_OR_RETURN(o->map, ReadMap(old.slot));
+  DW_ASSIGN_OR_RETURN(
+      std::string cells,
+      device_->Read(geometry_.cell_offset(old.slot, 0),
+                    uint64_t{geometry_.outbox_cells} * kLunBlock));
+  o->cells.assign(geometry_.outbox_cells, LunCell{});
+  for (uint32_t i = 0; i < geometry_.outbox_cells; ++i) {
+    std::optional<LunCell> c =
+        DecodeCell(absl::string_view(cells).substr(i * kLunBlock, kLunBlock));
+    if (!c || c->nonce != o->claim.nonce) continue;
+    o->next_sequence = std::max(o->next_sequence, c->sequence + 1);
+    o->cells[i] = std::move(*c);
+  }
+  // Its next heartbeat must beat the copies already there. Taken back
+  // rarely: each copy is read whole.
+  for (int copy : {0, 1}) {
+    DW_ASSIGN_OR_RETURN(
+        std::string bytes,
+        device_->Read(geometry_.heartbeat_offset(old.slot, copy),
+                      RoundUp(geometry_.heartbeat_bytes)));
+    size_t total = 0;
+    std::optional<LunHeartbeat> h = DecodeHeartbeat(bytes, &total);
+    if (h && h->nonce == o->claim.nonce) {
+      o->heartbeat_sequence = std::max(o->heartbeat_sequence, h->sequence);
+    }
+  }
+  o->renewed = absl::Now();
+  Owned* raw = o.get();
+  owned_[process_id] = std::move(o);
+  return raw;
+}
+
 absl::StatusOr<LunStore::Owned*> LunStore::Claim(
     const std::string& process_id) {
   DW_ASSIGN_OR_RETURN(std::vector<LunSlotClaim> claims, ReadClaims());
+  // A process that comes back under the id it had (a restarted mirror) takes
+  // its slot back, with what it wrote there, once the last holder is gone.
+  for (const LunSlotClaim& c : claims) {
+    if (process_id.empty() || c.claim.process_id != process_id ||
+        !HolderIsGone(c.claim)) {
+      continue;
+    }
+    DW_ASSIGN_OR_RETURN(Owned * back, TakeBack(c, process_id));
+    if (back != nullptr) return back;
+  }
   std::vector<std::optional<LunClaim>> by_slot(geometry_.slots);
   for (const LunSlotClaim& c : claims) by_slot[c.slot] = c.claim;
   // Free slots first, then released or expired ones, the longest idle first.
@@ -278,13 +360,15 @@ absl::StatusOr<LunStore::Owned*> LunStore::Claim(
       absl::FormatDuration(options_.lease), ")"));
 }
 
-absl::StatusOr<LunStore::Owned*> LunStore::Own(const std::string& process_id) {
+absl::StatusOr<LunStore::Owned*> LunStore::Own(const std::string& requested) {
   ForgetParentsSlots();
-  if (process_id.empty() && channel_slot_ != nullptr) {
+  if (requested.empty() && channel_slot_ != nullptr) {
     DW_RETURN_IF_ERROR(channel_slot_->lost);
     DW_RETURN_IF_ERROR(RenewLocked(*channel_slot_, false));
     return channel_slot_;
   }
+  const std::string& process_id =
+      requested.empty() ? options_.slot_id : requested;
   auto it = owned_.find(process_id);
   if (it == owned_.end() && channel_slot_ != nullptr &&
       channel_slot_->claim.process_id.empty()) {
@@ -303,7 +387,10 @@ absl::StatusOr<LunStore::Owned*> LunStore::Own(const std::string& process_id) {
   } else {
     DW_ASSIGN_OR_RETURN(o, Claim(process_id));
   }
-  if (channel_slot_ == nullptr) channel_slot_ = o;
+  if (channel_slot_ == nullptr &&
+      (options_.slot_id.empty() || process_id == options_.slot_id)) {
+    channel_slot_ = o;
+  }
   DW_RETURN_IF_ERROR(o->lost);
   DW_RETURN_IF_ERROR(RenewLocked(*o, false));
   return o;
@@ -317,7 +404,8 @@ absl::Status LunStore::RenewLocked(Owned& o, bool force) {
   const uint64_t at = geometry_.claim_offset(o.slot);
   DW_ASSIGN_OR_RETURN(std::string block, device_->Read(at, kLunBlock));
   std::optional<LunClaim> now = DecodeClaim(block);
-  if (!now || now->nonce != o.claim.nonce) {
+  if (!now || now->nonce != o.claim.nonce ||
+      now->claimed_ns != o.claim.claimed_ns) {
     o.lost = absl::FailedPreconditionError(absl::StrCat(
         Where(o.slot), ": claimed by another process",
         now ? absl::StrCat(" (node ", now->node, ", pid ", now->pid, ")") : "",

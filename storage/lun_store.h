@@ -46,6 +46,11 @@ struct LunStoreOptions {
   // released slot that still holds channels is kept as long, for their
   // readers.
   absl::Duration lease = absl::Seconds(30);
+  // The process id this process's channels (and the messages it posts) are
+  // claimed under, so that a restart under the same id takes them back: a
+  // mirror's stable name. Empty: the id of the first heartbeat or inbox
+  // taken names the slot.
+  std::string slot_id;
 };
 
 // Thread-safe.
@@ -140,6 +145,13 @@ class LunStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Owned*> Claim(const std::string& process_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes `old`'s slot back for `process_id`, keeping its nonce, map, cells
+  // and heartbeat sequence. nullptr when another process got there first.
+  absl::StatusOr<Owned*> TakeBack(const LunSlotClaim& old,
+                                  const std::string& process_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Released, expired, or held by a dead process of this host.
+  bool HolderIsGone(const LunClaim& c) const;
   absl::Status RenewLocked(Owned& o, bool force)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteEntry(Owned& o, uint32_t index)

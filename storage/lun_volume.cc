@@ -135,6 +135,7 @@ class LunVolume final : public Volume {
   }
 
   std::vector<int> HeldFds() const override { return {store_->device().fd()}; }
+  absl::Status KeepAlive() override { return store_->Renew(); }
   // The lock is held from one call to the next, across fork().
   void BeforeFork() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
     store_->BeforeFork();
@@ -282,6 +283,7 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenLunVolume(
   }
   so.mac_key = options.mac_key;
   so.lease = options.lease;
+  so.slot_id = options.slot_id;
   return std::make_unique<LunVolume>(
       std::make_unique<LunStore>(std::move(dev), std::move(g), std::move(so)));
 }

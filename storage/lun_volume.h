@@ -23,6 +23,9 @@ struct LunVolumeOptions {
   // formatted (keyed or not).
   std::string mac_key;
   absl::Duration lease = absl::Seconds(30);
+  // LunStoreOptions::slot_id: a stable id for a process that restarts (a
+  // mirror) and must find its channels again.
+  std::string slot_id;
 };
 
 // Opens a formatted device. FailedPrecondition naming the device when it is

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -413,6 +414,56 @@ TEST_F(LunVolumeTest, AForkedChildClaimsItsOwnSlotAndLeavesTheParents) {
   EXPECT_EQ(l.heartbeats[0].process_id, "parent")
       << "the child released its parent's slot";
   EXPECT_THAT(v->PublishHeartbeat("parent", "p2"), IsOk());
+}
+
+TEST_F(LunVolumeTest, ARestartUnderItsSlotIdTakesItsChannelsAndMessagesBack) {
+  LunVolumeOptions o;
+  o.node = "a";
+  o.slot_id = "mirror.m";
+  // The first life writes, posts, and is killed: nothing is released.
+  const pid_t child = fork();
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<Volume>> v = OpenLunVolume(image_, o);
+    if (v.ok()) {
+      absl::StatusOr<std::unique_ptr<ChannelWriter>> w =
+          (*v)->OpenWriter("c", {});
+      if (w.ok() && (*w)->Append({DataRecord(0, "first ")}).ok() &&
+          (*v)->PostToInbox("dst.1", "m1", "one").ok()) {
+        kill(getpid(), SIGKILL);
+      }
+    }
+    _exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed before its kill";
+  auto b = Open("b");
+  ASSERT_OK_AND_ASSIGN(auto reader, b->OpenReader("c", 0));
+  EXPECT_EQ(ReadStream(*reader, 6), "first ");
+
+  // The second life, at once (its predecessor died on this host), goes on
+  // where the first stopped: same channel, same reader, no lease to wait.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Volume> again, OpenLunVolume(image_, o));
+  ASSERT_OK_AND_ASSIGN(auto writer, again->OpenWriter("c", {}));
+  ASSERT_TRUE(writer->last_record()) << "the channel was taken back";
+  EXPECT_EQ(writer->end_offset(), 6u);
+  ASSERT_THAT(writer->Append({DataRecord(6, "second")}), IsOk());
+  EXPECT_EQ(ReadStream(*reader, 6, 6), "second");
+  ASSERT_THAT(again->PostToInbox("dst.1", "m2", "two"), IsOk());
+  ASSERT_OK_AND_ASSIGN(InboxListing got, b->TakeInbox("dst.1"));
+  ASSERT_EQ(got.messages.size(), 2u) << "the first life's message is kept";
+  EXPECT_EQ(got.messages[0].name, "m1");
+  EXPECT_EQ(got.messages[1].name, "m2");
+  ASSERT_THAT(again->PostToInbox("dst.1", "m3", "three"), IsOk());
+  ASSERT_OK_AND_ASSIGN(got, b->TakeInbox("dst.1"));
+  ASSERT_EQ(got.messages.size(), 1u) << "nothing is delivered twice";
+  EXPECT_EQ(got.messages[0].name, "m3");
+  // A second process under the same id while the first lives is not
+  // handed its slot.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Volume> twin, OpenLunVolume(image_, o));
+  EXPECT_THAT(twin->OpenWriter("c", {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("already has a writer")));
 }
 
 TEST_F(LunVolumeTest, OpenVolumePicksTheBackendByPath) {

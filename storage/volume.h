@@ -137,6 +137,11 @@ class Volume {
   // engine hides them from the application, whose close(), closefrom() or
   // dup2() onto them would otherwise take the volume away.
   virtual std::vector<int> HeldFds() const { return {}; }
+  // A backend that leases what a process holds (a LUN's slots: lose the
+  // lease and the channels written there are gone for readers) renews it
+  // here. A process without a watcher to drain (VolumeWatcher::Drain renews
+  // too), such as a mirror, calls it at least every second.
+  virtual absl::Status KeepAlive() { return absl::OkStatus(); }
 
   virtual void BeforeFork() {}
   virtual void AfterForkParent() {}

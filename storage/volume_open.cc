@@ -6,11 +6,13 @@
 namespace diskwire::storage {
 
 absl::StatusOr<std::unique_ptr<Volume>> OpenVolume(
-    const std::string& path, const DirVolumeOptions& options) {
+    const std::string& path, const DirVolumeOptions& options,
+    const std::string& lun_slot_id) {
   if (!LooksLikeLun(path)) return OpenDirVolume(path, options);
   LunVolumeOptions lun;
   lun.node = options.node;
   lun.mac_key = options.mac_key;
+  lun.slot_id = lun_slot_id;
   return OpenLunVolume(path, lun);
 }
 

@@ -15,9 +15,11 @@
 
 namespace diskwire::storage {
 
-// `options.file_ops` applies to a directory volume only.
+// `options.file_ops` applies to a directory volume only, `lun_slot_id` to a
+// LUN only (LunVolumeOptions::slot_id).
 absl::StatusOr<std::unique_ptr<Volume>> OpenVolume(
-    const std::string& path, const DirVolumeOptions& options);
+    const std::string& path, const DirVolumeOptions& options,
+    const std::string& lun_slot_id = "");
 
 // CheckDirVolume, or for a LUN: is it formatted by a version this reads?
 absl::Status CheckVolume(const std::string& path);
