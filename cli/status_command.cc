@@ -153,7 +153,7 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
     s.lag_over_max = s.lag_max_us > limits.max_lag_ms * 1000;
     out.sessions.push_back(std::move(s));
   }
-  CollectMirrorStatus(volume_path, limits, &out);
+  CollectMirrorStatus(volume_path, volume, limits, &out);
   struct statvfs fs;
   if (statvfs(volume_path.c_str(), &fs) == 0) {
     out.volume_free_bytes = static_cast<int64_t>(fs.f_bavail * fs.f_frsize);

@@ -109,10 +109,11 @@ absl::StatusOr<VolumeStatus> CollectStatus(storage::Volume& volume,
 // Adds `volume_path`/mirror/*.status to out->mirrors (by name), judged at
 // out->now_ns against `limits`; other files there (not directories), files
 // that do not parse, and the mirrors' own channel errors and problems go to
-// out->problems. A missing mirror/ directory adds nothing. Part of
-// CollectStatus.
+// out->problems. A missing mirror/ directory adds nothing. On a LUN
+// (`volume`), the mirrors' status channels instead. Part of CollectStatus.
 void CollectMirrorStatus(const std::string& volume_path,
-                         const StatusLimits& limits, VolumeStatus* out);
+                         storage::Volume& volume, const StatusLimits& limits,
+                         VolumeStatus* out);
 
 // Aligned columns with readable units, ending in a newline.
 std::string FormatStatusText(const VolumeStatus& status);

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/status_command.h"
+#include "storage/mirror_lag.h"
 
 namespace diskwire {
 namespace {
@@ -122,12 +123,58 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   return text;
 }
 
+// One status text (`text`, or why it could not be read) of mirror `name`
+// into out->mirrors, or into out->problems prefixed by `where`.
+void AddMirrorStatus(const std::string& name,
+                     const absl::StatusOr<std::string>& text,
+                     const std::string& where, const StatusLimits& limits,
+                     VolumeStatus* out) {
+  MirrorStatus m;
+  std::vector<std::string> notes;
+  absl::Status parsed =
+      text.ok() ? ParseMirrorStatus(*text, name, &m, &notes) : text.status();
+  if (!parsed.ok()) {
+    out->problems.push_back(where + std::string(parsed.message()));
+    return;
+  }
+  for (const std::string& note : notes) out->problems.push_back(where + note);
+  m.age_ms =
+      (static_cast<int64_t>(out->now_ns) - static_cast<int64_t>(m.updated_ns)) /
+      1'000'000;
+  m.stale = m.age_ms > limits.mirror_stale_after_ms;
+  m.lag_over_max = m.lag_max_us > limits.max_lag_ms * 1000;
+  out->mirrors.push_back(std::move(m));
+}
+
+// A LUN has no files: a mirror writing to it keeps its status in a channel
+// (storage::MirrorStatusChannel).
+void CollectMirrorChannels(storage::Volume& volume, const StatusLimits& limits,
+                           VolumeStatus* out) {
+  absl::StatusOr<std::vector<std::string>> channels = volume.ListChannels();
+  if (!channels.ok()) {
+    out->problems.push_back(
+        absl::StrCat("cannot list channels: ", channels.status().message()));
+    return;
+  }
+  for (const std::string& channel : *channels) {
+    std::optional<std::string> name =
+        storage::MirrorNameOfStatusChannel(channel);
+    if (!name) continue;
+    absl::StatusOr<std::string> text =
+        storage::ReadMirrorStatusRecord(volume, *name);
+    if (absl::IsNotFound(text.status())) continue;  // removed meanwhile
+    AddMirrorStatus(*name, text, absl::StrCat("channel ", channel, ": "),
+                    limits, out);
+  }
+}
+
 }  // namespace
 
 // `volume_path`/mirror/*.status into out->mirrors (by name); anything else
 // there that is not a directory, or does not parse, into out->problems.
 void CollectMirrorStatus(const std::string& volume_path,
-                         const StatusLimits& limits, VolumeStatus* out) {
+                         storage::Volume& volume, const StatusLimits& limits,
+                         VolumeStatus* out) {
   const std::string dir = volume_path + "/mirror";
   const int dir_fd =
       open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -135,8 +182,9 @@ void CollectMirrorStatus(const std::string& volume_path,
   const int err = errno;
   if (d == nullptr && dir_fd >= 0) close(dir_fd);
   if (d == nullptr) {
-    // ENOTDIR: a LUN volume, which has no mirror directory.
-    if (err != ENOENT && err != ENOTDIR) {
+    if (err == ENOTDIR) {
+      CollectMirrorChannels(volume, limits, out);  // a LUN
+    } else if (err != ENOENT) {
       out->problems.push_back(
           absl::StrCat("mirror/: cannot list: ", std::strerror(err)));
     }
@@ -159,24 +207,8 @@ void CollectMirrorStatus(const std::string& volume_path,
       out->problems.push_back(where + "not a mirror status file (foreign)");
       continue;
     }
-    absl::StatusOr<std::string> text = ReadSmallFile(dir + "/" + n);
-    MirrorStatus m;
-    std::vector<std::string> notes;
-    absl::Status parsed =
-        text.ok()
-            ? ParseMirrorStatus(*text, n.substr(0, n.size() - 7), &m, &notes)
-            : text.status();
-    if (!parsed.ok()) {
-      out->problems.push_back(where + std::string(parsed.message()));
-      continue;
-    }
-    for (const std::string& note : notes) out->problems.push_back(where + note);
-    m.age_ms = (static_cast<int64_t>(out->now_ns) -
-                static_cast<int64_t>(m.updated_ns)) /
-               1'000'000;
-    m.stale = m.age_ms > limits.mirror_stale_after_ms;
-    m.lag_over_max = m.lag_max_us > limits.max_lag_ms * 1000;
-    out->mirrors.push_back(std::move(m));
+    AddMirrorStatus(n.substr(0, n.size() - 7), ReadSmallFile(dir + "/" + n),
+                    where, limits, out);
   }
 }
 

@@ -160,6 +160,7 @@ absl::Status LunStore::DeliverInbox(
   if (changed) {
     DW_RETURN_IF_ERROR(
         device_->Write(geometry_.taken_offset(o->slot), EncodeTaken(taken)));
+    o->took = true;
   }
   return refused;
 }

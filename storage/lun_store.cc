@@ -60,6 +60,7 @@ LunStore::~LunStore() {
     // A slot that holds no channel and no message is free at once; one that
     // does stays readable for a lease.
     const bool holds =
+        o->took ||
         std::any_of(o->map.begin(), o->map.end(),
                     [](const LunExtentEntry& e) { return e.generation; }) ||
         std::any_of(o->cells.begin(), o->cells.end(),
@@ -275,6 +276,7 @@ absl::StatusOr<LunStore::Owned*> LunStore::TakeBack(
       o->heartbeat_sequence = std::max(o->heartbeat_sequence, h->sequence);
     }
   }
+  o->took = true;  // its taken table may hold what it took before
   o->renewed = absl::Now();
   Owned* raw = o.get();
   owned_[process_id] = std::move(o);

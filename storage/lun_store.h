@@ -137,6 +137,9 @@ class LunStore {
     uint64_t heartbeat_sequence = 0;
     absl::Time renewed;
     absl::Status lost;  // another process took the slot
+    // Its taken table records messages taken: kept on release, so that the
+    // same id coming back does not take them again.
+    bool took = false;
   };
 
   // The slot of `process_id` ("" = the channel slot, whatever its id),

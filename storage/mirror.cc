@@ -10,6 +10,8 @@
 #include "base/status_macros.h"
 #include "storage/dir_layout.h"
 #include "storage/dir_volume.h"
+#include "storage/lun_device.h"
+#include "storage/mirror_volume_mailbox.h"
 #include "storage/record_codec.h"
 #include "storage/volume_open.h"
 
@@ -52,8 +54,21 @@ Mirror::Mirror(std::string from, std::string to, MirrorOptions options,
       ops_(options_.file_ops ? options_.file_ops : owned_ops_.get()),
       source_(std::move(source)),
       target_(std::move(target)),
-      mailbox_(ops_, from_, to_, options_.mac_key,
-               options_.durability != Durability::kNone) {}
+      source_is_dir_(!LooksLikeLun(from_)),
+      target_is_dir_(!LooksLikeLun(to_)) {
+  if (source_is_dir_) {
+    files_ = std::make_unique<MailboxCopier>(
+        ops_, from_, to_, options_.mac_key,
+        options_.durability != Durability::kNone);
+  }
+  if (source_is_dir_ && target_is_dir_) {
+    mailbox_ = files_.get();
+  } else {
+    records_ =
+        std::make_unique<VolumeMailboxCopier>(source_.get(), target_.get());
+    mailbox_ = records_.get();
+  }
+}
 
 Mirror::~Mirror() = default;
 
@@ -64,12 +79,25 @@ absl::StatusOr<std::unique_ptr<Mirror>> Mirror::Open(
   DirVolumeOptions v;
   v.mac_key = options.mac_key;
   v.file_ops = options.file_ops;
-  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> source, OpenVolume(from, v));
-  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> target, OpenVolume(to, v));
+  // On a LUN, what the mirror holds lives in slots claimed under this id: a
+  // restarted mirror takes them back, and its target channels go on.
+  const std::string slot_id = absl::StrCat("mirror.", options.name);
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> source,
+                      OpenVolume(from, v, slot_id));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Volume> target,
+                      OpenVolume(to, v, slot_id));
   std::unique_ptr<FileOps> owned;
   if (options.file_ops == nullptr) {
-    // No link inside either volume is followed (storage/file_ops.h).
-    DW_ASSIGN_OR_RETURN(owned, FileOps::Confined({from, to}));
+    // No link inside either directory volume is followed
+    // (storage/file_ops.h).
+    std::vector<std::string> dirs;
+    for (const std::string* v : {&from, &to}) {
+      if (!LooksLikeLun(*v)) dirs.push_back(*v);
+    }
+    // Two LUNs: no file is touched (ops_ stays null).
+    if (!dirs.empty()) {
+      DW_ASSIGN_OR_RETURN(owned, FileOps::Confined(dirs));
+    }
   }
   return std::unique_ptr<Mirror>(new Mirror(from, to, options, std::move(owned),
                                             std::move(source),
@@ -247,7 +275,8 @@ absl::Status Mirror::PropagateTrims(
   DW_ASSIGN_OR_RETURN(std::vector<std::string> target_names,
                       target_->ListChannels());
   for (const std::string& name : target_names) {
-    if (std::binary_search(source_names.begin(), source_names.end(), name)) {
+    if (std::binary_search(source_names.begin(), source_names.end(), name) ||
+        name == MirrorStatusChannel(options_.name)) {
       continue;
     }
     // The source removed the channel: so does the target.
@@ -274,10 +303,17 @@ absl::Status Mirror::PropagateTrims(
 
 absl::StatusOr<PassResult> Mirror::CopyPass() {
   PassResult result;
+  // A LUN forgets what a process holds when its lease runs out.
+  for (Volume* v : {source_.get(), target_.get()}) {
+    absl::Status s = v->KeepAlive();
+    if (!s.ok() && !IsTargetRefusal(s)) return s;
+  }
   DW_ASSIGN_OR_RETURN(std::vector<std::string> names, source_->ListChannels());
   absl::Status refused;
   for (const std::string& name : names) {
     if (channel_errors_.count(name)) continue;
+    // Another mirror's status of the same name, upstream: ours wins.
+    if (name == MirrorStatusChannel(options_.name)) continue;
     absl::Status s = CopyChannel(name, &result);
     if (!s.ok()) {
       if (!IsTargetRefusal(s)) return s;
@@ -286,8 +322,8 @@ absl::StatusOr<PassResult> Mirror::CopyPass() {
   }
   total_records_ += result.records;
   total_bytes_ += result.bytes;
-  absl::StatusOr<uint64_t> hb = mailbox_.CopyHeartbeats();
-  absl::StatusOr<uint64_t> inbox = mailbox_.MoveInbox();
+  absl::StatusOr<uint64_t> hb = mailbox_->CopyHeartbeats();
+  absl::StatusOr<uint64_t> inbox = mailbox_->MoveInbox();
   for (const absl::StatusOr<uint64_t>* n : {&hb, &inbox}) {
     if (n->ok()) {
       result.mailbox_files += **n;

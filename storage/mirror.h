@@ -32,6 +32,7 @@
 #include "storage/file_ops.h"
 #include "storage/mirror_lag.h"
 #include "storage/mirror_mailbox.h"
+#include "storage/mirror_volume_mailbox.h"
 #include "storage/volume.h"
 
 namespace diskwire::storage {
@@ -95,7 +96,8 @@ class Mirror {
       absl::Duration poll_interval = absl::Milliseconds(20));
   void Stop() { stop_.store(true); }
 
-  // Writes <target>/mirror/<name>.status atomically (MirrorStatusText).
+  // Writes <target>/mirror/<name>.status atomically (MirrorStatusText); on
+  // a LUN target, appends it to the channel MirrorStatusChannel(name).
   absl::Status WriteStatusFile();
 
   // Channels stopped by an error: name → one line naming file and offset.
@@ -104,7 +106,7 @@ class Mirror {
   }
   const LagStats& lag() const { return lag_; }
   const std::vector<std::string>& mailbox_problems() const {
-    return mailbox_.problems();
+    return mailbox_->problems();
   }
   uint64_t target_full_retries() const { return full_retries_; }
 
@@ -133,14 +135,25 @@ class Mirror {
   // copies the source channel from its start.
   absl::Status Reset(const std::string& name, const std::string& why);
   void Warn(const std::string& line);
+  absl::Status AppendStatusRecord(const std::string& text);
 
   const std::string from_, to_;
   const MirrorOptions options_;
   // Confined to the two volumes when options_.file_ops is null.
   const std::unique_ptr<FileOps> owned_ops_;
-  FileOps* const ops_;
+  FileOps* const ops_;  // null when neither volume is a directory
   std::unique_ptr<Volume> source_, target_;
-  MailboxCopier mailbox_;
+  const bool source_is_dir_, target_is_dir_;  // or a LUN
+  // The source directory's files: copy requests, and heartbeats and inbox
+  // when the target is a directory too.
+  std::unique_ptr<MailboxCopier> files_;
+  // Heartbeats and inbox through the Volume interface, when a LUN is
+  // involved.
+  std::unique_ptr<VolumeMailboxCopier> records_;
+  MailboxMover* mailbox_;  // one of the two
+  // The status channel on a LUN target, and where its next record goes.
+  std::unique_ptr<ChannelWriter> status_writer_;
+  uint64_t status_offset_ = 0;
   std::map<std::string, std::unique_ptr<ChannelCopy>> channels_;
   std::map<std::string, std::string> channel_errors_;
   LagStats lag_;

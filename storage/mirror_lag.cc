@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "base/status_macros.h"
 
 namespace diskwire::storage {
 namespace {
@@ -90,6 +93,40 @@ std::string MirrorStatusText(const MirrorStatusInfo& info,
     absl::StrAppend(&text, "problem ", p, "\n");
   }
   return text;
+}
+
+std::string MirrorStatusChannel(const std::string& name) {
+  return absl::StrCat("mirror.", name, ".status");
+}
+
+std::optional<std::string> MirrorNameOfStatusChannel(
+    const std::string& channel) {
+  absl::string_view n = channel;
+  if (!absl::ConsumePrefix(&n, "mirror.") ||
+      !absl::ConsumeSuffix(&n, ".status") || n.empty()) {
+    return std::nullopt;
+  }
+  return std::string(n);
+}
+
+absl::StatusOr<std::string> ReadMirrorStatusRecord(Volume& volume,
+                                                   const std::string& name) {
+  const std::string channel = MirrorStatusChannel(name);
+  DW_ASSIGN_OR_RETURN(ChannelStat stat, volume.StatChannel(channel));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<ChannelReader> reader,
+                      volume.OpenReader(channel, stat.trimmed_below));
+  std::optional<std::string> newest;
+  std::vector<Record> records;
+  while (true) {
+    records.clear();
+    DW_ASSIGN_OR_RETURN(size_t n, reader->ReadAvailable(&records, 1 << 20));
+    if (n == 0) break;
+    newest = std::move(records.back().payload);
+  }
+  if (!newest) {
+    return absl::NotFoundError(absl::StrCat("channel ", channel, " is empty"));
+  }
+  return *newest;
 }
 
 }  // namespace diskwire::storage

@@ -10,8 +10,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/volume.h"
 
 namespace diskwire::storage {
 
@@ -58,6 +62,17 @@ struct MirrorStatusInfo {
 //   channel s-...-c2s lag_ms p50 0.40 p99 2.00 max 3.00 samples 400 state ok
 //   channel bad lag_ms ... state error: <file> offset 107: record checksum...
 std::string MirrorStatusText(const MirrorStatusInfo& info, const LagStats& lag);
+
+// A LUN has no files: there the status text is the newest record of this
+// channel of the target, "mirror.<name>.status".
+std::string MirrorStatusChannel(const std::string& name);
+// The mirror name of such a channel; nullopt for any other channel.
+std::optional<std::string> MirrorNameOfStatusChannel(
+    const std::string& channel);
+// The newest status text in channel MirrorStatusChannel(name) of `volume`.
+// NotFound when there is none.
+absl::StatusOr<std::string> ReadMirrorStatusRecord(Volume& volume,
+                                                   const std::string& name);
 
 }  // namespace diskwire::storage
 

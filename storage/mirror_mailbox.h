@@ -36,7 +36,21 @@ inline constexpr char kMirrorRequestsDir[] = "mirror/requests";
 inline constexpr char kMirrorDoneDir[] = "mirror/done";
 inline constexpr char kMirrorStagePrefix[] = ".mirror-";
 
-class MailboxCopier {
+// What a mirror does with heartbeats and inbox messages, whatever the
+// volumes (MailboxCopier for two directories, VolumeMailboxCopier otherwise).
+class MailboxMover {
+ public:
+  virtual ~MailboxMover() = default;
+  // Copies changed heartbeats, removes vanished ones. Returns how many it
+  // copied.
+  virtual absl::StatusOr<uint64_t> CopyHeartbeats() = 0;
+  // Moves every pending inbox message. Returns how many it delivered.
+  virtual absl::StatusOr<uint64_t> MoveInbox() = 0;
+  // Corrupt or foreign files or records met, each reported once.
+  virtual const std::vector<std::string>& problems() const = 0;
+};
+
+class MailboxCopier final : public MailboxMover {
  public:
   // `ops` outlives this object. `sync`: fsync copied files and directories.
   MailboxCopier(FileOps* ops, std::string from, std::string to,
@@ -47,19 +61,18 @@ class MailboxCopier {
         mac_key_(std::move(mac_key)),
         sync_(sync) {}
 
-  // Copies changed heartbeats, removes vanished ones. Returns files copied.
-  absl::StatusOr<uint64_t> CopyHeartbeats();
-  // Moves every pending inbox message. Returns messages delivered.
-  absl::StatusOr<uint64_t> MoveInbox();
+  absl::StatusOr<uint64_t> CopyHeartbeats() override;
+  absl::StatusOr<uint64_t> MoveInbox() override;
 
   // Names of pending copy requests on the source, sorted.
   absl::StatusOr<std::vector<std::string>> PendingRequests();
   // Writes mirror/done/<id> (containing `summary`) and removes the request.
   absl::Status AnswerRequest(const std::string& id, const std::string& summary);
 
-  // Corrupt or foreign files met (each reported once; corrupt inbox messages
-  // are set aside on the source as .bad-<name>).
-  const std::vector<std::string>& problems() const { return problems_; }
+  // Corrupt inbox messages are set aside on the source as .bad-<name>.
+  const std::vector<std::string>& problems() const override {
+    return problems_;
+  }
 
  private:
   // Reads `path` and checks it is exactly one committed record of `type`.

@@ -42,8 +42,9 @@ absl::Status Mirror::WriteStatusFile() {
   info.bytes = total_bytes_;
   info.target_full_retries = full_retries_;
   info.channel_errors = channel_errors_;
-  info.problems = mailbox_.problems();
+  info.problems = mailbox_->problems();
   const std::string text = MirrorStatusText(info, lag_);
+  if (!target_is_dir_) return AppendStatusRecord(text);
   const std::string dir = to_ + "/" + kMirrorDir;
   DW_RETURN_IF_ERROR(ops_->MakeDir(dir));
   const std::string path = dir + "/" + options_.name + ".status";
@@ -55,6 +56,24 @@ absl::Status Mirror::WriteStatusFile() {
   if (s.ok()) s = closed;
   if (s.ok()) s = ops_->Rename(tmp, path);
   return s;
+}
+
+absl::Status Mirror::AppendStatusRecord(const std::string& text) {
+  if (status_writer_ == nullptr) {
+    DW_ASSIGN_OR_RETURN(
+        status_writer_,
+        target_->OpenWriter(MirrorStatusChannel(options_.name), {}));
+    status_offset_ = status_writer_->end_offset();
+  }
+  Record r;
+  r.header.type = RecordType::kData;
+  r.header.stream_offset = status_offset_;
+  r.payload = text;
+  DW_RETURN_IF_ERROR(status_writer_->Append({r}));
+  // Only the newest status matters: the ones before it go.
+  DW_RETURN_IF_ERROR(status_writer_->TrimBelow(status_offset_));
+  status_offset_ += text.size();
+  return absl::OkStatus();
 }
 
 absl::Status Mirror::Run(absl::Duration poll_interval) {
@@ -125,9 +144,18 @@ absl::Status Mirror::Run(absl::Duration poll_interval) {
 }
 
 absl::Status Mirror::ServeRequests(absl::Duration poll_interval) {
+  if (files_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        from_,
+        " is a LUN: copy requests are files in a directory SEND volume "
+        "(mirror/requests/ID); run the mirror continuously instead"));
+  }
   while (!stop_.load()) {
+    // Between requests nothing else renews the volumes' leases.
+    DW_RETURN_IF_ERROR(source_->KeepAlive());
+    DW_RETURN_IF_ERROR(target_->KeepAlive());
     DW_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                        mailbox_.PendingRequests());
+                        files_->PendingRequests());
     for (const std::string& id : ids) {
       absl::StatusOr<PassResult> total = CopyAll();
       if (absl::IsCancelled(total.status())) break;
@@ -140,7 +168,7 @@ absl::Status Mirror::ServeRequests(absl::Duration poll_interval) {
       for (const auto& [name, error] : channel_errors_) {
         absl::StrAppend(&summary, "error ", error, "\n");
       }
-      DW_RETURN_IF_ERROR(mailbox_.AnswerRequest(id, summary));
+      DW_RETURN_IF_ERROR(files_->AnswerRequest(id, summary));
     }
     WaitFor(-1, poll_interval);
   }
