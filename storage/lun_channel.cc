@@ -382,6 +382,7 @@ absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
     size_t at = 0;
     bool progress = false;
     bool sealed = false;
+    bool cut = false;  // a frame runs past what was read
     while (at + kLunFrameHeaderSize <= buf.size()) {
       std::optional<LunFrame> f = DecodeFrameHeader(
           absl::string_view(buf).substr(at, kLunFrameHeaderSize));
@@ -396,7 +397,10 @@ absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
       const uint64_t total = RoundUpTo(kLunFrameHeaderSize + f->length, align);
       if (pos_ + at + total > g_.extent_bytes) break;  // not ours: torn
       if (at + total > buf.size()) {
-        if (at > 0) break;  // read again from this frame
+        if (at > 0) {
+          cut = true;  // read again from this frame
+          break;
+        }
         DW_ASSIGN_OR_RETURN(buf, dev_.Read(base + pos_, total));
       }
       const absl::string_view recs =
@@ -428,9 +432,16 @@ absl::StatusOr<size_t> LunChannelReader::ReadAvailable(std::vector<Record>* out,
     }
     pos_ += at;
     if (progress) {
-      read_size_ = kStreamingRead;
       last_check_ = absl::Now();
       if (bytes >= max_bytes) return count;
+      // Frames up to the end of what was read: more may follow, read twice
+      // as much. Otherwise the writer's end was found: reading on (a large
+      // read per record) would cost a SAN bandwidth for nothing.
+      if (!cut && !sealed && at < buf.size()) {
+        read_size_ = align;
+        return count;
+      }
+      read_size_ = std::min(kStreamingRead, 2 * want);
       continue;
     }
     read_size_ = align;
