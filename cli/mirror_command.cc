@@ -2,32 +2,31 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "cli/flags.h"
 #include "storage/dir_volume.h"
+#include "storage/mirror_requests.h"
 
 namespace diskwire {
 namespace {
 
 const FlagSpec kFlags[] = {
-    {"from", true},
-    {"to", true},
-    {"once", false},
-    {"on-request", false},
-    {"name", true},
-    {"durability", true},
-    {"sync-interval-ms", true},
-    {"max-lag-ms", true},
-    {"key-file", true},
-    {"segment-mb", true},
-    {"poll-ms", true},
+    {"from", true},       {"to", true},
+    {"once", false},      {"on-request", false},
+    {"request", false},   {"request-id", true},
+    {"timeout-ms", true}, {"name", true},
+    {"durability", true}, {"sync-interval-ms", true},
+    {"max-lag-ms", true}, {"key-file", true},
+    {"segment-mb", true}, {"poll-ms", true},
     {"help", false},
 };
 
@@ -58,6 +57,9 @@ void Print(const std::string& line) {
 std::string MirrorHelp() {
   return "usage: diskwire mirror --from SEND --to RECV [--once | "
          "--on-request]\n"
+         "       diskwire mirror --request --from SEND [--name NAME] "
+         "[--request-id ID]\n"
+         "                       [--timeout-ms N] [--key-file F]\n"
          "                       [--name NAME] [--durability "
          "none|interval|batch]\n"
          "                       [--sync-interval-ms N] [--max-lag-ms N]\n"
@@ -75,10 +77,14 @@ std::string MirrorHelp() {
          "\n"
          "  (default)        copy continuously until SIGINT/SIGTERM\n"
          "  --once           copy what SEND holds now, then exit\n"
-         "  --on-request     copy once per request file "
-         "SEND/mirror/requests/ID\n"
-         "                   (ID: [a-z0-9._-]); answered by "
-         "SEND/mirror/done/ID\n"
+         "  --on-request     copy once per copy request made on SEND: a file\n"
+         "                   SEND/mirror/requests/ID (ID: [a-z0-9._-]),\n"
+         "                   answered by SEND/mirror/done/ID; on a LUN, an\n"
+         "                   inbox message (see --request)\n"
+         "  --request        ask the --on-request mirror NAME copying from\n"
+         "                   SEND for a copy, wait for its answer (up to\n"
+         "                   --timeout-ms, default 60000), print it; exit 1\n"
+         "                   if it names a stopped channel or none came\n"
          "  --name NAME      status file RECV/mirror/NAME.status (channel\n"
          "                   mirror.NAME.status on a LUN; default\n"
          "                   \"default\"), rewritten every second: records,\n"
@@ -115,11 +121,35 @@ absl::StatusOr<MirrorPlan> ParseMirrorArgs(absl::Span<const std::string> args) {
     return absl::InvalidArgumentError(
         absl::StrCat("unexpected argument ", flags.positional[0]));
   }
-  if (!flags.Get("from") || !flags.Get("to")) {
-    return absl::InvalidArgumentError("--from SEND and --to RECV are required");
+  if (flags.Has("request")) {
+    if (!flags.Get("from") || flags.Get("to") || flags.Has("once") ||
+        flags.Has("on-request")) {
+      return absl::InvalidArgumentError(
+          "--request takes --from SEND (the volume the mirror copies from), "
+          "no --to, --once or --on-request");
+    }
+    plan.mode = MirrorMode::kRequest;
+    plan.from = *flags.Get("from");
+    plan.options.name = flags.Get("name").value_or("default");
+    plan.request_id =
+        flags.Get("request-id")
+            .value_or(absl::StrCat("r", absl::ToUnixMillis(absl::Now()), "-",
+                                   getpid()));
+    DW_ASSIGN_OR_RETURN(int64_t timeout_ms,
+                        Number(flags, "timeout-ms", 60'000, 1, 86'400'000));
+    plan.request_timeout = absl::Milliseconds(timeout_ms);
+  } else if (flags.Get("request-id") || flags.Get("timeout-ms")) {
+    return absl::InvalidArgumentError(
+        "--request-id and --timeout-ms go with --request");
   }
-  plan.from = *flags.Get("from");
-  plan.to = *flags.Get("to");
+  if (plan.mode != MirrorMode::kRequest) {
+    if (!flags.Get("from") || !flags.Get("to")) {
+      return absl::InvalidArgumentError(
+          "--from SEND and --to RECV are required");
+    }
+    plan.from = *flags.Get("from");
+    plan.to = *flags.Get("to");
+  }
   if (plan.from == plan.to) {
     return absl::InvalidArgumentError("--from and --to name the same volume");
   }
@@ -129,6 +159,12 @@ absl::StatusOr<MirrorPlan> ParseMirrorArgs(absl::Span<const std::string> args) {
   }
   if (flags.Has("once")) plan.mode = MirrorMode::kOnce;
   if (flags.Has("on-request")) plan.mode = MirrorMode::kOnRequest;
+  if (plan.mode == MirrorMode::kRequest) {
+    // Only the key matters to a requester.
+    if (std::optional<std::string> name = flags.Get("name")) {
+      plan.options.name = *name;
+    }
+  }
   storage::MirrorOptions& o = plan.options;
   if (std::optional<std::string> name = flags.Get("name")) o.name = *name;
   const std::string durability = flags.Get("durability").value_or("none");
@@ -190,6 +226,21 @@ int MirrorCommand(absl::Span<const std::string> args) {
     std::fputs(MirrorHelp().c_str(), stdout);
     return 0;
   }
+  if (plan->mode == MirrorMode::kRequest) {
+    absl::StatusOr<std::string> answer = storage::RequestMirrorCopy(
+        plan->from, plan->options.name, plan->request_id, plan->request_timeout,
+        plan->options.mac_key);
+    if (!answer.ok()) {
+      Print(std::string(answer.status().message()));
+      return 1;
+    }
+    std::fputs(answer->c_str(), stdout);
+    // A channel the mirror had to stop is named on an "error" line.
+    return absl::StrContains(*answer, "\nerror ") ||
+                   absl::StartsWith(*answer, "error ")
+               ? 1
+               : 0;
+  }
   // Three descriptors per channel stay open (target lock and segment, source
   // segment): take the hard limit.
   rlimit files;
@@ -216,6 +267,8 @@ int MirrorCommand(absl::Span<const std::string> args) {
       break;
     case MirrorMode::kOnRequest:
       s = (*mirror)->ServeRequests(plan->poll);
+      break;
+    case MirrorMode::kRequest:  // answered above
       break;
     case MirrorMode::kOnce: {
       absl::StatusOr<storage::PassResult> total = (*mirror)->CopyAll();

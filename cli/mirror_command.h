@@ -1,8 +1,9 @@
 // File: cli/mirror_command.h
 // `diskwire mirror --from SEND --to RECV [--once | --on-request] ...`: copies
 // a send volume to a receive volume (storage/mirror.h, docs/REPLICATION.md):
-// continuously by default, once with --once, or whenever a copy request file
-// appears in SEND/mirror/requests/ with --on-request. SIGINT/SIGTERM stop it
+// continuously by default, once with --once, or once per copy request with
+// --on-request; `diskwire mirror --request --from SEND` makes such a request
+// and prints the answer (storage/mirror_requests.h). SIGINT/SIGTERM stop it
 // cleanly (a kill at any other instant is also safe: a restart resumes).
 //
 // Thread safety: plain functions.
@@ -18,11 +19,15 @@
 
 namespace diskwire {
 
-enum class MirrorMode { kContinuous, kOnce, kOnRequest };
+enum class MirrorMode { kContinuous, kOnce, kOnRequest, kRequest };
 
 struct MirrorPlan {
-  std::string from, to;
+  std::string from, to;  // no --to with --request
   MirrorMode mode = MirrorMode::kContinuous;
+  // --request: the request's name (default: time and pid) and how long to
+  // wait for the answer.
+  std::string request_id;
+  absl::Duration request_timeout = absl::Seconds(60);
   storage::MirrorOptions options;
   absl::Duration poll = absl::Milliseconds(5);  // --poll-ms
   bool help = false;

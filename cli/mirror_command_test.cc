@@ -47,6 +47,28 @@ TEST(ParseMirrorArgsTest, OnceAndOnRequest) {
                HasSubstr("exclude each other")));
 }
 
+TEST(ParseMirrorArgsTest, ARequestNeedsOnlyTheSource) {
+  ASSERT_OK_AND_ASSIGN(
+      MirrorPlan r,
+      ParseMirrorArgs(Args{"--request", "--from=/dev/sdb", "--name=ab",
+                           "--request-id=nightly", "--timeout-ms=5000"}));
+  EXPECT_EQ(r.mode, MirrorMode::kRequest);
+  EXPECT_EQ(r.from, "/dev/sdb");
+  EXPECT_EQ(r.options.name, "ab");
+  EXPECT_EQ(r.request_id, "nightly");
+  EXPECT_EQ(r.request_timeout, absl::Seconds(5));
+  ASSERT_OK_AND_ASSIGN(MirrorPlan d,
+                       ParseMirrorArgs(Args{"--request", "--from=/a"}));
+  EXPECT_EQ(d.options.name, "default");
+  EXPECT_FALSE(d.request_id.empty()) << "a fresh id when none is given";
+  EXPECT_THAT(
+      ParseMirrorArgs(Args{"--request", "--from=/a", "--to=/b"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no --to")));
+  EXPECT_THAT(ParseMirrorArgs(Args{"--from=/a", "--to=/b", "--timeout-ms=5"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("go with --request")));
+}
+
 TEST(ParseMirrorArgsTest, MistakesNameTheFlag) {
   EXPECT_THAT(ParseMirrorArgs(Args{"--to=/b"}),
               StatusIs(absl::StatusCode::kInvalidArgument,

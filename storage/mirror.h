@@ -90,8 +90,8 @@ class Mirror {
   // (inotify, or every `poll_interval`), backing off 10 ms..1 s while the
   // target is full, and rewriting the status file every second.
   absl::Status Run(absl::Duration poll_interval = absl::Milliseconds(5));
-  // Serves only copy requests dropped into the source: one full pass per
-  // request, then the done file. Until Stop().
+  // Serves only copy requests made on the source (mirror_requests.h): one
+  // full copy per request, then the answer. Until Stop().
   absl::Status ServeRequests(
       absl::Duration poll_interval = absl::Milliseconds(20));
   void Stop() { stop_.store(true); }
@@ -136,6 +136,10 @@ class Mirror {
   absl::Status Reset(const std::string& name, const std::string& why);
   void Warn(const std::string& line);
   absl::Status AppendStatusRecord(const std::string& text);
+  // The copy requests waiting on the source (taken), and their answers.
+  absl::StatusOr<std::vector<std::string>> PendingRequests();
+  absl::Status AnswerRequest(const std::string& id, std::string summary);
+  static constexpr size_t kMaxLunAnswer = 200;
 
   const std::string from_, to_;
   const MirrorOptions options_;

@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_matchers.h"
 #include "storage/lun_format.h"
 #include "storage/mirror.h"
+#include "storage/mirror_requests.h"
 #include "storage/test_util.h"
 #include "storage/volume_open.h"
 
@@ -227,6 +229,42 @@ TEST_P(MirrorLunTest, TheStatusIsOnTheTarget) {
   if (GetParam().target_lun) {
     EXPECT_THAT(ReadMirrorStatusRecord(*target_, "default"), IsOk());
   }
+}
+
+TEST_P(MirrorLunTest, CopyRequestsAreAnsweredOnAnySource) {
+  ASSERT_OK_AND_ASSIGN(auto writer, source_->OpenWriter("a", {}));
+  ASSERT_THAT(writer->Append({DataRecord(0, "on request")}), IsOk());
+  ASSERT_THAT(source_->PostToInbox("host-b.2.2", "m", "x"), IsOk());
+  std::unique_ptr<Mirror> mirror = NewMirror();
+  std::thread serving([&] {
+    EXPECT_THAT(mirror->ServeRequests(absl::Milliseconds(5)), IsOk());
+  });
+  absl::StatusOr<std::string> answer =
+      RequestMirrorCopy(from_, "default", "r1", absl::Seconds(20), "");
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_THAT(*answer, HasSubstr("records 1\n"));
+  EXPECT_THAT(*answer, HasSubstr("files 1\n"));
+  EXPECT_EQ(TargetStream("a"), "on request");
+  // The request itself was not moved to the target as a message.
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> inboxes,
+                       target_->ListInboxes());
+  for (const std::string& id : inboxes) {
+    ASSERT_OK_AND_ASSIGN(InboxListing in, target_->TakeInbox(id));
+    for (const InboxMessage& m : in.messages) {
+      EXPECT_EQ(id, "host-b.2.2") << m.name;
+    }
+  }
+  // A second request gets its own answer.
+  answer = RequestMirrorCopy(from_, "default", "r2", absl::Seconds(20), "");
+  ASSERT_THAT(answer, IsOk());
+  EXPECT_THAT(*answer, HasSubstr("records 0\n"));
+  mirror->Stop();
+  serving.join();
+  // Nobody serving: the requester gives up with a clear error.
+  EXPECT_THAT(
+      RequestMirrorCopy(from_, "default", "r3", absl::Milliseconds(200), ""),
+      StatusIs(absl::StatusCode::kDeadlineExceeded,
+               HasSubstr("no mirror answered request r3")));
 }
 
 INSTANTIATE_TEST_SUITE_P(Volumes, MirrorLunTest,

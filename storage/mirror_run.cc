@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "storage/mirror.h"
+#include "storage/mirror_requests.h"
 
 namespace diskwire::storage {
 namespace {
@@ -143,19 +144,32 @@ absl::Status Mirror::Run(absl::Duration poll_interval) {
   return WriteStatusFile();
 }
 
-absl::Status Mirror::ServeRequests(absl::Duration poll_interval) {
-  if (files_ == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        from_,
-        " is a LUN: copy requests are files in a directory SEND volume "
-        "(mirror/requests/ID); run the mirror continuously instead"));
+absl::StatusOr<std::vector<std::string>> Mirror::PendingRequests() {
+  if (files_ != nullptr) return files_->PendingRequests();
+  DW_ASSIGN_OR_RETURN(InboxListing in,
+                      source_->TakeInbox(MirrorRequestInbox(options_.name)));
+  std::vector<std::string> ids;
+  for (const InboxMessage& m : in.messages) ids.push_back(m.name);
+  return ids;
+}
+
+absl::Status Mirror::AnswerRequest(const std::string& id, std::string summary) {
+  if (files_ != nullptr) return files_->AnswerRequest(id, summary);
+  // An inbox message on a LUN is one block.
+  if (summary.size() > kMaxLunAnswer) {
+    summary.resize(kMaxLunAnswer - 4);
+    summary += "...\n";
   }
+  return source_->PostToInbox(MirrorAnswerInbox(options_.name, id), "done",
+                              summary);
+}
+
+absl::Status Mirror::ServeRequests(absl::Duration poll_interval) {
   while (!stop_.load()) {
     // Between requests nothing else renews the volumes' leases.
     DW_RETURN_IF_ERROR(source_->KeepAlive());
     DW_RETURN_IF_ERROR(target_->KeepAlive());
-    DW_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                        files_->PendingRequests());
+    DW_ASSIGN_OR_RETURN(std::vector<std::string> ids, PendingRequests());
     for (const std::string& id : ids) {
       absl::StatusOr<PassResult> total = CopyAll();
       if (absl::IsCancelled(total.status())) break;
@@ -168,7 +182,7 @@ absl::Status Mirror::ServeRequests(absl::Duration poll_interval) {
       for (const auto& [name, error] : channel_errors_) {
         absl::StrAppend(&summary, "error ", error, "\n");
       }
-      DW_RETURN_IF_ERROR(files_->AnswerRequest(id, summary));
+      DW_RETURN_IF_ERROR(AnswerRequest(id, std::move(summary)));
     }
     WaitFor(-1, poll_interval);
   }

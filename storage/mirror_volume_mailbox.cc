@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "storage/mirror_requests.h"
 
 namespace diskwire::storage {
 
@@ -40,6 +42,8 @@ absl::StatusOr<uint64_t> VolumeMailboxCopier::MoveInbox() {
   DW_ASSIGN_OR_RETURN(std::vector<std::string> ids, source_.ListInboxes());
   uint64_t moved = 0;
   for (const std::string& id : ids) {
+    // The mirrors' own requests and answers stay where they were posted.
+    if (absl::StartsWith(id, kMirrorControlPrefix)) continue;
     std::vector<std::string> problems;
     absl::Status s = source_.DeliverInbox(
         id,

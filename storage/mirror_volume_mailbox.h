@@ -13,7 +13,8 @@
 //     the next pass. One already pending on the target (a pass cut short
 //     between the two steps) counts as posted. A mirror killed between the
 //     two steps, after the receiver already took the message, delivers it
-//     once more: at least once, never lost.
+//     once more: at least once, never lost. The inboxes of the mirrors' own
+//     process ids (copy requests, mirror_requests.h) are not moved.
 //
 // Thread-compatible.
 
