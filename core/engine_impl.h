@@ -462,6 +462,11 @@ class EngineImpl final : public Engine {
   int64_t next_heartbeat_ns_ = 0;
   int64_t next_name_check_ns_ = 0;
   static constexpr int64_t kPruneIntervalNs = 60'000'000'000;
+  // malloc_trim after sessions ended, at most this often
+  // (ReleaseEndedSessions).
+  static constexpr int64_t kTrimIntervalNs = 2'000'000'000;
+  int64_t next_trim_ns_ = 0;
+  bool trim_owed_ = false;
   int64_t next_prune_ns_ = 0;
   // Channels of released sessions, kept while the peer may still read them.
   struct Retired {

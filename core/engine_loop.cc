@@ -4,6 +4,7 @@
 // for stalls; heartbeats.cc holds what it does with heartbeats.
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -352,13 +353,20 @@ void EngineImpl::ReleaseEndedSessions() {
   constexpr int64_t kGraceNs = 5'000'000'000;
   const int64_t now = clock_->NowNs();
   std::vector<std::shared_ptr<Session>> ended;
+  std::vector<std::shared_ptr<Session>> buried;
+  bool freed = false;  // sessions left the graveyard (when `buried` goes)
   {
     absl::MutexLock lock(&mu_);
+    const size_t buried_before = graveyard_.size();
     graveyard_.erase(std::remove_if(graveyard_.begin(), graveyard_.end(),
                                     [&](const auto& g) {
                                       return now - g.second > kGraceNs;
                                     }),
                      graveyard_.end());
+    freed = graveyard_.size() < buried_before;
+    for (const auto& [s, since] : graveyard_) {
+      if (!s->buffers_released.exchange(true)) buried.push_back(s);
+    }
     for (auto& [key, s] : sessions_) {
       if (s->state.load() == SessionState::kClosed &&
           now - s->closed_ns > kGraceNs) {
@@ -369,6 +377,22 @@ void EngineImpl::ReleaseEndedSessions() {
         if (s->names.empty()) ended.push_back(s);
       }
     }
+  }
+  // A session waits out the grace in the graveyard without its buffers: a
+  // process that opens thousands of connections a second would otherwise
+  // hold seconds' worth of 64 KiB replay chunks.
+  for (auto& s : buried) {
+    absl::MutexLock send_lock(&s->send_mu);
+    s->ring.ReleaseAll();  // nothing is replayed once it left sessions_
+  }
+  trim_owed_ = trim_owed_ || freed || !buried.empty();
+  if (trim_owed_ && now >= next_trim_ns_) {
+    trim_owed_ = false;
+    // What the ended sessions freed, back to the system: without it a
+    // daemon's RSS keeps the high-water mark of its busiest second, and
+    // creeps with fragmentation over millions of connections.
+    next_trim_ns_ = now + kTrimIntervalNs;
+    malloc_trim(0);
   }
   for (auto& s : ended) {
     // The channel stays on the volume while the peer may still read it: it

@@ -56,6 +56,11 @@ void ReplayRing::Grow(size_t capacity) {
   capacity_ = std::max(capacity_, capacity);
 }
 
+void ReplayRing::ReleaseAll() {
+  RestartAt(head_);
+  spares_.clear();
+}
+
 void ReplayRing::RestartAt(uint64_t offset) {
   chunks_.clear();
   tail_ = head_ = offset;

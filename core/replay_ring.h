@@ -85,6 +85,11 @@ class ReplayRing {
   // re-executed server): the next byte this process sends has that offset.
   void RestartAt(uint64_t offset);
 
+  // Forgets every kept byte (tail() = head()) and frees every chunk, spares
+  // included: a connection that ended holds no buffer while its Session
+  // waits out the engine's grace period. A later Append allocates again.
+  void ReleaseAll();
+
   // Bytes of the chunks allocated now (spares included): what the ring costs.
   size_t allocated_bytes() const {
     return (chunks_.size() + spares_.size()) * kChunkBytes;

@@ -105,6 +105,26 @@ TEST_F(ReplayRingTest, AStreamHoldsOnlyTheChunksItKeeps) {
   EXPECT_LE(ring.allocated_bytes(), 2 * ReplayRing::kChunkBytes);
 }
 
+TEST_F(ReplayRingTest, AnEndedConnectionReleasesItsChunks) {
+  ReplayRing ring(4 << 20);
+  ASSERT_EQ(ring.Append(std::string(3 * ReplayRing::kChunkBytes, 'a')),
+            3 * ReplayRing::kChunkBytes);
+  ASSERT_THAT(ring.TrimTo(2 * ReplayRing::kChunkBytes), IsOk());
+  ASSERT_EQ(ring.Append("hello"), 5u);
+  EXPECT_GT(ring.allocated_bytes(), 2 * ReplayRing::kChunkBytes);
+  ring.ReleaseAll();
+  EXPECT_EQ(ring.allocated_bytes(), 0u);
+  EXPECT_EQ(ring.tail(), ring.head());
+  EXPECT_EQ(ring.head(), 3 * ReplayRing::kChunkBytes + 5);
+  // Still a ring: a late byte goes at its offset.
+  ASSERT_EQ(ring.Append("!"), 1u);
+  std::string out(1, '\0');
+  ASSERT_OK_AND_ASSIGN(
+      size_t n, ring.CopyOut(3 * ReplayRing::kChunkBytes + 5, 1, out.data()));
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(out, "!");
+}
+
 TEST_F(ReplayRingTest, GrowKeepsEveryByteAtItsOffsetAcrossTheWrap) {
   ReplayRing ring(8);
   ring.Append("012345");

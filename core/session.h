@@ -167,6 +167,8 @@ struct Session {
   // The application's call already took the socket's error (an abort): SO_ERROR
   // reads 0.
   std::atomic<bool> abort_consumed{false};
+  // In the engine's graveyard, its ring's memory was given back.
+  std::atomic<bool> buffers_released{false};
   // For an old socket in TCP_CLOSE: -1 unknown, 0 aborted, 1 ended by FIN (see
   // OrderlyClose).
   int old_close_orderly = -1;

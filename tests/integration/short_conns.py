@@ -4,8 +4,15 @@
   short_conns.py serve ADDR:PORT        accept forever; read to EOF, echo, close
   short_conns.py dial ADDR:PORT N       N connections, one after another
   short_conns.py hold ADDR:PORT         one connection, held until killed
+  short_conns.py churn ADDR:PORT N A,B,... [SETTLE_S]
+      as dial, and after connection A, B, ... waits SETTLE_S seconds (default
+      0) and prints what the process holds as a JSON line: rss_kib, fds,
+      inotify_watches, threads, cpu_s
 """
 
+import json
+import os
+import resource
 import socket
 import sys
 import threading
@@ -45,6 +52,44 @@ def dial(addr, count):
                 sys.exit(f"connection {i}: echo mismatch")
 
 
+def holdings():
+    """What this process holds now (with the preload: the engine's too)."""
+    rss = threads = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    fds = os.listdir("/proc/self/fd")
+    watches = 0
+    for fd in fds:
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                watches += sum(1 for line in f if line.startswith("inotify wd:"))
+        except OSError:
+            pass  # the listing's own fd, closed since
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"rss_kib": rss, "fds": len(fds), "inotify_watches": watches,
+            "threads": threads, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def churn(addr, count, checkpoints, settle=0.0):
+    host, port = addr.rsplit(":", 1)
+    marks = {int(c) for c in checkpoints.split(",")}
+    for i in range(1, count + 1):
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"x")
+            s.shutdown(socket.SHUT_WR)
+            if s.recv(16) != b"x":
+                sys.exit(f"connection {i}: no echo")
+        if i in marks:
+            cpu = holdings()["cpu_s"]  # the connections', not the wait's
+            time.sleep(settle)
+            print(json.dumps({"done": i, **holdings(), "cpu_s": cpu}),
+                  flush=True)
+
+
 def hold(addr):
     host, port = addr.rsplit(":", 1)
     s = socket.create_connection((host, int(port)))
@@ -55,4 +100,7 @@ def hold(addr):
 
 if __name__ == "__main__":
     {"serve": lambda: serve(sys.argv[2]), "dial": lambda: dial(sys.argv[2], int(sys.argv[3])),
-     "hold": lambda: hold(sys.argv[2])}[sys.argv[1]]()
+     "hold": lambda: hold(sys.argv[2]),
+     "churn": lambda: churn(sys.argv[2], int(sys.argv[3]), sys.argv[4],
+                            float(sys.argv[5]) if len(sys.argv) > 5 else 0.0),
+     }[sys.argv[1]]()
