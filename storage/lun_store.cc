@@ -211,6 +211,29 @@ absl::StatusOr<std::vector<std::string>> LunStore::ListChannels() const {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
+LunClaim LunStore::ClaimFor(const std::string& process_id,
+                            uint64_t nonce) const {
+  LunClaim c;
+  c.state = LunClaim::kClaimed;
+  c.nonce = nonce;
+  c.claimed_ns = c.renewed_ns = LunNowNs();
+  c.pid = getpid();
+  c.node = options_.node;
+  c.process_id = process_id;
+  return c;
+}
+
+absl::StatusOr<bool> LunStore::PlaceClaim(uint32_t slot, const LunClaim& c) {
+  const uint64_t at = geometry_.claim_offset(slot);
+  DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(c)));
+  // Two hosts may write one claim block at once (a host's range lock does
+  // not reach the other): the one read back a moment later won.
+  absl::SleepFor(kClaimSettle);
+  DW_ASSIGN_OR_RETURN(std::string back, device_->Read(at, kLunBlock));
+  std::optional<LunClaim> mine = DecodeClaim(back);
+  return mine && mine->nonce == c.nonce && mine->claimed_ns == c.claimed_ns;
+}
+
 bool LunStore::HolderIsGone(const LunClaim& c) const {
   if (c.state == LunClaim::kReleased || Reclaimable(c)) return true;
   // A process of this host that died without releasing: no need to wait out
@@ -235,18 +258,9 @@ absl::StatusOr<LunStore::Owned*> LunStore::TakeBack(
   // that only seemed dead that the slot is no longer its own (RenewLocked).
   auto o = std::make_unique<Owned>();
   o->slot = old.slot;
-  o->claim = *now;
-  o->claim.state = LunClaim::kClaimed;
-  o->claim.claimed_ns = o->claim.renewed_ns = LunNowNs();
-  o->claim.pid = getpid();
-  o->claim.node = options_.node;
-  o->claim.process_id = process_id;
-  DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(o->claim)));
-  absl::SleepFor(kClaimSettle);
-  DW_ASSIGN_OR_RETURN(std::string back, device_->Read(at, kLunBlock));
-  std::optional<LunClaim> mine = DecodeClaim(back);
-  if (!mine || mine->nonce != o->claim.nonce ||
-      mine->claimed_ns != o->claim.claimed_ns) {
+  o->claim = ClaimFor(process_id, now->nonce);
+  DW_ASSIGN_OR_RETURN(bool placed, PlaceClaim(old.slot, o->claim));
+  if (!placed) {
     unlock();
     return nullptr;  // another host took it back first
   }
@@ -325,17 +339,9 @@ absl::StatusOr<LunStore::Owned*> LunStore::Claim(
     }
     auto o = std::make_unique<Owned>();
     o->slot = slot;
-    o->claim.state = LunClaim::kClaimed;
-    o->claim.nonce = RandomNonZero();
-    o->claim.claimed_ns = o->claim.renewed_ns = LunNowNs();
-    o->claim.pid = getpid();
-    o->claim.node = options_.node;
-    o->claim.process_id = process_id;
-    DW_RETURN_IF_ERROR(device_->Write(at, EncodeClaim(o->claim)));
-    absl::SleepFor(kClaimSettle);
-    DW_ASSIGN_OR_RETURN(std::string back, device_->Read(at, kLunBlock));
-    std::optional<LunClaim> mine = DecodeClaim(back);
-    if (!mine || mine->nonce != o->claim.nonce) {
+    o->claim = ClaimFor(process_id, RandomNonZero());
+    DW_ASSIGN_OR_RETURN(bool placed, PlaceClaim(slot, o->claim));
+    if (!placed) {
       device_->UnlockRange(at, kLunBlock).IgnoreError();
       continue;  // another host won the slot
     }

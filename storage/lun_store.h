@@ -155,6 +155,11 @@ class LunStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Released, expired, or held by a dead process of this host.
   bool HolderIsGone(const LunClaim& c) const;
+  // A claim of a slot by this process for `process_id`, from now.
+  LunClaim ClaimFor(const std::string& process_id, uint64_t nonce) const;
+  // Writes `c` into `slot`'s claim block; false when another host's claim
+  // is what reads back.
+  absl::StatusOr<bool> PlaceClaim(uint32_t slot, const LunClaim& c);
   absl::Status RenewLocked(Owned& o, bool force)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteEntry(Owned& o, uint32_t index)
