@@ -24,6 +24,10 @@ std::unique_ptr<ChannelReader> NewLunChannelReader(LunStore* store,
                                                    const std::string& channel,
                                                    uint64_t from_stream_offset);
 
+inline uint64_t RoundUpTo(uint64_t n, uint64_t a) {
+  return (n + a - 1) / a * a;
+}
+
 // Frames parsed from the start of an extent's bytes: where valid data ends,
 // whether a seal closes it, the last record and the highest stream end.
 struct LunExtentScan {
