@@ -128,18 +128,20 @@ void FailureDetector::Reset() {
 PeerLiveness::PeerLiveness(const Clock* clock, int64_t peer_timeout_ms)
     : clock_(clock), timeout_ns_(peer_timeout_ms * kNsPerMs) {}
 
-void PeerLiveness::OnHeartbeat(int64_t beat_realtime_ns) {
+void PeerLiveness::OnHeartbeat(uint64_t sequence, int64_t beat_realtime_ns) {
   absl::MutexLock lock(&mu_);
   const int64_t now = clock_->NowNs();
   if (!seen_) {
     int64_t age = clock_->RealtimeNs() - beat_realtime_ns;
     if (age < 0) age = 0;  // Written "in the future": the peer's clock leads.
     seen_ = true;
+    last_sequence_ = sequence;
     last_beat_ = beat_realtime_ns;
     last_alive_ns_ = now - age;
     return;
   }
-  if (beat_realtime_ns <= last_beat_) return;
+  if (sequence == last_sequence_ && beat_realtime_ns == last_beat_) return;
+  last_sequence_ = sequence;
   last_beat_ = beat_realtime_ns;
   last_alive_ns_ = now;
 }

@@ -106,12 +106,13 @@ class FailureDetector {
 };
 
 // Whether the peer process is alive, judged from its heartbeats on the volume.
-// A heartbeat carries the peer's CLOCK_REALTIME time of writing. A beat newer
-// than the last one seen proves the peer alive at the moment it is observed;
-// the first beat seen is aged by comparing its time with this host's realtime
-// clock (clamped at 0), so a single read at failover gives an answer. With
-// clock skew beyond peer_timeout_ms the first judgement may be wrong until the
-// next beat is seen.
+// A heartbeat carries the peer's sequence number and CLOCK_REALTIME time of
+// writing. A beat that differs from the last one seen proves the peer alive at
+// the moment it is observed, by this host's clock, whatever the two hosts'
+// clocks say (a peer whose clock steps back is still alive). The first beat
+// seen is aged by comparing its time with this host's realtime clock (clamped
+// at 0), so a single read at failover gives an answer; with clock skew beyond
+// peer_timeout_ms that first judgement may be wrong until the next beat.
 //
 // Thread-safe.
 class PeerLiveness {
@@ -125,9 +126,9 @@ class PeerLiveness {
   // REQUIRES: clock outlives this; peer_timeout_ms > 0.
   PeerLiveness(const Clock* clock, int64_t peer_timeout_ms);
 
-  // The peer's heartbeat as read now; `beat_realtime_ns` is its timestamp.
-  // A beat not newer than the last one seen is no new evidence.
-  void OnHeartbeat(int64_t beat_realtime_ns);
+  // The peer's heartbeat as read now: its sequence number and timestamp. The
+  // same beat read again is no new evidence.
+  void OnHeartbeat(uint64_t sequence, int64_t beat_realtime_ns);
 
   State state() const;
   // Monotonic time of the last evidence of life; REQUIRES: state() != kUnknown.
@@ -138,6 +139,7 @@ class PeerLiveness {
   const int64_t timeout_ns_;
   mutable absl::Mutex mu_;
   bool seen_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_beat_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_alive_ns_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -148,7 +148,7 @@ TEST_F(PeerLivenessTest, UnknownUntilFirstHeartbeat) {
 }
 
 TEST_F(PeerLivenessTest, FreshHeartbeatThenStaleAfterTimeout) {
-  peer_.OnHeartbeat(clock_.RealtimeNs());
+  peer_.OnHeartbeat(1, clock_.RealtimeNs());
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kFresh);
   clock_.AdvanceMs(kTimeoutMs - 1);
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kFresh);
@@ -158,34 +158,45 @@ TEST_F(PeerLivenessTest, FreshHeartbeatThenStaleAfterTimeout) {
 }
 
 TEST_F(PeerLivenessTest, FirstHeartbeatIsAgedByItsTimestamp) {
-  peer_.OnHeartbeat(clock_.RealtimeNs() - 2000 * kNsPerMs);  // 2 s old.
+  peer_.OnHeartbeat(1, clock_.RealtimeNs() - 2000 * kNsPerMs);  // 2 s old.
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kFresh);
   clock_.AdvanceMs(1000);
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kStale);
 }
 
 TEST_F(PeerLivenessTest, OldFirstHeartbeatIsStale) {
-  peer_.OnHeartbeat(clock_.RealtimeNs() - 60 * kNsPerSec);
+  peer_.OnHeartbeat(1, clock_.RealtimeNs() - 60 * kNsPerSec);
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kStale);
 }
 
 TEST_F(PeerLivenessTest, RepeatedSameHeartbeatIsNoEvidence) {
   int64_t beat = clock_.RealtimeNs();
-  peer_.OnHeartbeat(beat);
+  peer_.OnHeartbeat(4, beat);
   clock_.AdvanceMs(kTimeoutMs);
-  peer_.OnHeartbeat(beat);  // Same file content read again: peer silent.
+  peer_.OnHeartbeat(4, beat);  // Same file content read again: peer silent.
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kStale);
 }
 
 TEST_F(PeerLivenessTest, NewerBeatProvesLifeDespiteSkewedClock) {
   // The peer's clock is 10 minutes behind ours.
   int64_t skew = 600 * kNsPerSec;
-  peer_.OnHeartbeat(clock_.RealtimeNs() - skew);
+  peer_.OnHeartbeat(1, clock_.RealtimeNs() - skew);
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kStale);
   clock_.AdvanceMs(500);
-  peer_.OnHeartbeat(clock_.RealtimeNs() - skew);  // It advanced: alive.
+  peer_.OnHeartbeat(2, clock_.RealtimeNs() - skew);  // It advanced: alive.
   EXPECT_EQ(peer_.state(), PeerLiveness::State::kFresh);
   EXPECT_EQ(peer_.last_alive_ns(), clock_.NowNs());
+}
+
+// NTP steps the peer's clock back a second: its next beat carries an older
+// time than the last, and a new sequence number. It is alive.
+TEST_F(PeerLivenessTest, ABeatWrittenAfterThePeersClockSteppedBackProvesLife) {
+  const int64_t beat = clock_.RealtimeNs();
+  peer_.OnHeartbeat(8, beat);
+  clock_.AdvanceMs(kTimeoutMs - 100);
+  peer_.OnHeartbeat(9, beat - kNsPerSec);
+  clock_.AdvanceMs(200);
+  EXPECT_EQ(peer_.state(), PeerLiveness::State::kFresh);
 }
 
 }  // namespace
