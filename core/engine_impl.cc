@@ -157,6 +157,8 @@ absl::Status EngineImpl::OpenVolumesOnce() {
     }
     return st;
   }
+  peers_ =
+      std::make_unique<PeerDirectory>(recv(), clock_, config_.peer_timeout_ms);
   volumes_open_.store(true, std::memory_order_release);
   for (storage::Volume* v : OpenVolumes()) {
     for (int fd : v->HeldFds())

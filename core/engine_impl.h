@@ -35,6 +35,7 @@
 #include "core/listeners.h"
 #include "core/log.h"
 #include "core/os_calls.h"
+#include "core/peer_directory.h"
 #include "core/resume_handshake.h"
 #include "core/session.h"
 #include "core/tcp_probe.h"
@@ -123,10 +124,10 @@ class EngineImpl final : public Engine {
   // and the ephemeral port range (no accept or connect was seen).
   std::optional<Role> InferRole(int fd);
   // Goes dormant where another process claimed a shared session later.
-  void YieldToNewerClaims(const storage::HeartbeatListing& listing);
+  void YieldToNewerClaims(const PeerSnapshot& peers);
   // Removes this process's channels of released sessions whose peer process
   // no longer lists the session (it read them to the end, or it died).
-  void RemoveRetired(const storage::HeartbeatListing& listing);
+  void RemoveRetired(const PeerSnapshot& peers);
   // Completes a session adopted during a non-blocking connect; false while
   // still connecting.
   bool FinishAdoption(Session* s, int fd);
@@ -176,14 +177,17 @@ class EngineImpl final : public Engine {
   // This side's and the peer's channel in the session's current episode.
   std::string MyChannel(const Session& s) const;
   std::string PeerChannel(const Session& s) const;
-  // The live process that holds the other end of `s`, from the heartbeats;
-  // "" when none does (logged when `report`).
+  // The live process that holds the other end of `s`, from the heartbeats
+  // as read now; "" when none does (logged when `report`).
   // *claim_ns, when given, gets that process's claim of the session.
   // `closed_too`: a process whose end is closed already counts (for a
   // session on the volume: its channel holds its last records).
   std::string FindPeerProcess(const Session& s, bool report = true,
                               int64_t* claim_ns = nullptr,
                               bool closed_too = false);
+  // The same, from heartbeats already read.
+  std::string PeerHolding(const PeerSnapshot& peers, const Session& s,
+                          bool report, int64_t* claim_ns, bool closed_too);
   // Is the peer's process and claim known, which name its channel?
   static bool PeerKnown(const Session& s);
   // Opens (and watches) the peer's channel of a session in STORAGE whose
@@ -233,7 +237,6 @@ class EngineImpl final : public Engine {
   void ReadPendingLink(Session::LoopTag* tag);
   // Drops `p` (and its loop tag) from pending_links_; its fd is the caller's.
   void ForgetPendingLink(PendingResumeLink* p);
-  void NotePeerInfo(const storage::HeartbeatListing& listing);
   void DialResumes();
   void OnLinkEvent(Session* s);
   // Reads the rest of the message being received on the link; true when one
@@ -271,7 +274,7 @@ class EngineImpl final : public Engine {
   // (docs/ARCHITECTURE.md, "Opening over storage") ---
   struct OpenTarget {
     std::string process;  // the peer process that advertises the listener
-    bool alive = false;   // its heartbeat is within the peer timeout
+    bool alive = false;   // its heartbeat changed within the peer timeout
   };
   // A connection this process queued on its own listener for a peer's
   // request, until the application accepts it (or the listener goes away).
@@ -396,7 +399,7 @@ class EngineImpl final : public Engine {
   void PublishHeartbeat();
   // Warns (once per other host) when another host's processes use this
   // node's name: heartbeats, channels and inboxes would be mixed up.
-  void CheckNodeName();
+  void CheckNodeName(const PeerSnapshot& peers);
   // Reclaims heartbeats, inboxes and channels of processes long dead
   // (core/volume_prune.h).
   void PruneDeadProcesses();
@@ -421,6 +424,9 @@ class EngineImpl final : public Engine {
     return recv_volume_ ? recv_volume_.get() : send_volume_.get();
   }
   std::string process_id_;
+  // What the heartbeats on the receive volume say of the other processes;
+  // made with the volumes.
+  std::unique_ptr<PeerDirectory> peers_;
 
   int wake_fd_ = -1;  // eventfd for the shim's wait wrappers
   int loop_fd_ = -1;  // the loop's epoll
@@ -481,10 +487,6 @@ class EngineImpl final : public Engine {
   std::set<std::string> name_clashes_;  // other hosts' keys, warned about
   int64_t next_direct_check_ns_ = 0;
   int64_t next_dump_ns_ = 0;
-  // Peers' heartbeats as last seen (loop): process id → "sequence#time", and
-  // when it changed.
-  std::map<std::string, std::string> peer_seen_;
-  std::map<std::string, int64_t> peer_seen_ns_;
 
   // Resume: this process's nonce (in its heartbeat), its listener, the
   // connections accepted on it that have not said hello, and what peers'
@@ -498,8 +500,6 @@ class EngineImpl final : public Engine {
                         std::unique_ptr<Session::LoopTag>>>
       pending_links_;
   int64_t next_resume_dial_ns_ = 0;
-  absl::Mutex peers_mu_;
-  std::map<std::string, PeerInfo> peer_info_ ABSL_GUARDED_BY(peers_mu_);
 
   // The UDP relay, when a rule selects UDP (null otherwise). Declared last:
   // its thread stops before the volumes it uses close.

@@ -327,7 +327,8 @@ void EngineImpl::Tick() {
     // A clash of node names is a configuration error, not an event: checked
     // soon after the start (StartThreadsOnce), then at a slow cadence.
     next_name_check_ns_ = now + int64_t{30'000'000'000};
-    CheckNodeName();
+    auto peers = peers_->Refresh();
+    if (peers.ok()) CheckNodeName(**peers);
   }
 }
 

@@ -27,62 +27,40 @@ constexpr int kPairBufferBytes = 1 << 20;
 
 std::string EngineImpl::FindPeerProcess(const Session& s, bool report,
                                         int64_t* claim_ns, bool closed_too) {
-  auto listing = recv()->ListHeartbeats();
-  if (!listing.ok()) {
-    log_.Warn("cannot list heartbeats: ", listing.status().message());
+  auto peers = peers_->Refresh();
+  if (!peers.ok()) {
+    log_.Warn("cannot list heartbeats: ", peers.status().message());
     return "";
   }
-  for (const std::string& problem : listing->problems)
+  for (const std::string& problem : (*peers)->problems())
     log_.Warn("heartbeats: ", problem);
+  return PeerHolding(**peers, s, report, claim_ns, closed_too);
+}
+
+std::string EngineImpl::PeerHolding(const PeerSnapshot& peers, const Session& s,
+                                    bool report, int64_t* claim_ns,
+                                    bool closed_too) {
   const Role peer_role =
       s.role == Role::kClient ? Role::kServer : Role::kClient;
-  std::string best;
-  uint64_t best_time = 0;
-  int64_t best_claim = -1;
-  bool best_open = false;
-  size_t listed = 0;
-  for (const storage::Heartbeat& hb : listing->heartbeats) {
-    auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok()) {
-      log_.Warn("heartbeat of ", hb.process_id, ": ",
-                report.status().message());
-      continue;
-    }
-    listed += report->sessions.size();
-    for (const SessionReport& r : report->sessions) {
-      // Of two processes that list it (a forking server and its child), the
-      // one that still carries it, then the newer claim, holds it. With
-      // `closed_too`, a peer that already closed it counts: its channel
-      // holds its last words (a FIN, a reset) for a while.
-      const bool open = r.state != "CLOSED";
-      if (r.id == s.id && r.role == peer_role && (open || closed_too) &&
-          std::tuple(open, r.claim_ns, hb.time_ns) >=
-              std::tuple(best_open, best_claim, best_time)) {
-        best = hb.process_id;
-        best_time = hb.time_ns;
-        best_claim = r.claim_ns;
-        best_open = open;
-      }
-    }
-  }
-  if (best.empty()) {
+  std::optional<PeerSnapshot::Holder> holder =
+      peers.HolderOf(s.id, peer_role, closed_too);
+  if (!holder.has_value()) {
     if (report) {
-      log_.Info("session ", s.label, ": none of ", listing->heartbeats.size(),
-                " heartbeats (", listed, " sessions) holds its other end");
+      log_.Info("session ", s.label, ": none of ", peers.processes().size(),
+                " heartbeats (", peers.ListedSessions(),
+                " sessions) holds its other end");
     }
-    return best;
-  }
-  if (claim_ns != nullptr) *claim_ns = best_claim;
-  // A heartbeat older than the peer timeout belongs to a dead process.
-  const int64_t age_ms = (static_cast<int64_t>(clock_->RealtimeNs()) -
-                          static_cast<int64_t>(best_time)) /
-                         1'000'000;
-  if (age_ms > config_.peer_timeout_ms) {
-    log_.Warn("session ", s.label, ": the peer's last heartbeat is ", age_ms,
-              " ms old");
     return "";
   }
-  return best;
+  if (claim_ns != nullptr) *claim_ns = holder->claim_ns;
+  if (!holder->process->alive) {
+    log_.Warn("session ", s.label, ": the heartbeat of its peer ",
+              holder->process->id, " has not changed for ",
+              (clock_->NowNs() - holder->process->last_alive_ns) / 1'000'000,
+              " ms");
+    return "";
+  }
+  return holder->process->id;
 }
 
 bool EngineImpl::YoungSessionWait(const Session& s) {

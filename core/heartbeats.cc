@@ -29,28 +29,18 @@ void EngineImpl::CheckPeers() {
     }
   }
   if (storage_sessions.empty() && !shared && retired_.empty()) return;
-  auto listing = recv()->ListHeartbeats();
-  if (!listing.ok()) return;
-  if (!retired_.empty()) RemoveRetired(*listing);
-  if (shared) YieldToNewerClaims(*listing);
+  auto refreshed = peers_->Refresh();
+  if (!refreshed.ok()) return;
+  const PeerSnapshot& peers = **refreshed;
+  if (!retired_.empty()) RemoveRetired(peers);
+  if (shared) YieldToNewerClaims(peers);
   const int64_t now = clock_->NowNs();
-  NotePeerInfo(*listing);
-  for (const storage::Heartbeat& hb : listing->heartbeats) {
-    // Liveness is judged by our own clock: a heartbeat whose sequence moved
-    // since we last looked is fresh, whatever the two hosts' clocks say.
-    const std::string key =
-        absl::StrCat(hb.process_id, "#", hb.sequence, "#", hb.time_ns);
-    if (!peer_seen_.count(hb.process_id) || peer_seen_[hb.process_id] != key) {
-      peer_seen_[hb.process_id] = key;
-      peer_seen_ns_[hb.process_id] = now;
-    }
-  }
   for (auto& s : storage_sessions) {
     if (s->peer_process.empty()) {
       // A session that failed over before its peer's heartbeat listed it (a
       // young connection, storage mode): the peer learns of it now.
-      s->peer_process = FindPeerProcess(*s, /*report=*/false, &s->peer_claim_ns,
-                                        /*closed_too=*/true);
+      s->peer_process = PeerHolding(peers, *s, /*report=*/false,
+                                    &s->peer_claim_ns, /*closed_too=*/true);
       if (s->peer_process.empty()) {
         // Nobody takes it: a peer without diskwire, or one that died before
         // its heartbeat named the session. A client whose server's listener
@@ -75,7 +65,7 @@ void EngineImpl::CheckPeers() {
       // be late.
       int64_t claim = 0;
       const std::string holder =
-          FindPeerProcess(*s, /*report=*/false, &claim, /*closed_too=*/true);
+          PeerHolding(peers, *s, /*report=*/false, &claim, /*closed_too=*/true);
       if (!holder.empty()) {
         s->peer_process = holder;
         s->peer_claim_ns = claim;
@@ -90,9 +80,10 @@ void EngineImpl::CheckPeers() {
                                     config_.peer_timeout_ms, " ms"));
       continue;
     }
-    auto seen = peer_seen_ns_.find(s->peer_process);
-    const int64_t since =
-        seen == peer_seen_ns_.end() ? s->detected_ns : seen->second;
+    // Heard of last: the peer's heartbeat (gone with its process), the
+    // session's failover, or a record read from the peer's channel.
+    const PeerProcess* peer = peers.Find(s->peer_process);
+    const int64_t since = peer != nullptr ? peer->last_alive_ns : 0;
     if (now - std::max({since, s->detected_ns, s->peer_read_ns}) >
         config_.peer_timeout_ms * 1'000'000) {
       // What the peer wrote before it went outlives it, as a kernel's receive
@@ -109,24 +100,18 @@ void EngineImpl::CheckPeers() {
   }
 }
 
-void EngineImpl::RemoveRetired(const storage::HeartbeatListing& listing) {
-  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
+void EngineImpl::RemoveRetired(const PeerSnapshot& peers) {
   std::vector<Retired> keep;
   for (Retired& r : retired_) {
+    const PeerProcess* peer = peers.Find(r.peer_process);
     bool held = false;
-    for (const storage::Heartbeat& hb : listing.heartbeats) {
-      if (hb.process_id != r.peer_process ||
-          now - static_cast<int64_t>(hb.time_ns) >
-              config_.peer_timeout_ms * 1'000'000) {
-        continue;  // another process, or a dead one
-      }
-      auto report = DecodeProcessReport(hb.payload);
-      if (!report.ok()) {
+    if (peer != nullptr && peer->alive) {
+      if (!peer->report.has_value()) {
         held = true;  // cannot tell: keep the channel
-        continue;
+      } else {
+        for (const SessionReport& sr : peer->report->sessions)
+          held = held || (sr.id == r.session && sr.role == r.peer_role);
       }
-      for (const SessionReport& sr : report->sessions)
-        held = held || (sr.id == r.session && sr.role == r.peer_role);
     }
     if (held) {
       keep.push_back(std::move(r));
@@ -144,7 +129,7 @@ void EngineImpl::RemoveRetired(const storage::HeartbeatListing& listing) {
   retired_.swap(keep);
 }
 
-void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
+void EngineImpl::YieldToNewerClaims(const PeerSnapshot& peers) {
   std::vector<std::shared_ptr<Session>> shared;
   {
     absl::MutexLock lock(&mu_);
@@ -154,11 +139,9 @@ void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
         shared.push_back(s);
     }
   }
-  for (const storage::Heartbeat& hb : listing.heartbeats) {
-    if (hb.process_id == process_id_) continue;
-    auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok()) continue;
-    for (const SessionReport& r : report->sessions) {
+  for (const PeerProcess& p : peers.processes()) {
+    if (p.id == process_id_ || !p.report.has_value()) continue;
+    for (const SessionReport& r : p.report->sessions) {
       for (auto& s : shared) {
         if (r.id == s->id && r.role == s->role && r.state != "CLOSED" &&
             r.claim_ns > s->claim_ns.load() && !s->dormant.load()) {
@@ -167,7 +150,7 @@ void EngineImpl::YieldToNewerClaims(const storage::HeartbeatListing& listing) {
             absl::MutexLock lock(&s->mu);
             MarkNames(s.get());
           }
-          log_.Info("session ", s->label, ": process ", hb.process_id,
+          log_.Info("session ", s->label, ": process ", p.id,
                     " uses it now; this one goes dormant until it uses it");
         }
       }
@@ -193,29 +176,24 @@ void EngineImpl::PruneDeadProcesses() {
     log_.Debug("pruning: ", problem);
 }
 
-void EngineImpl::CheckNodeName() {
+void EngineImpl::CheckNodeName(const PeerSnapshot& peers) {
   if (host_.key.empty()) return;
-  auto listing = recv()->ListHeartbeats();
-  if (!listing.ok()) return;
   const std::string prefix = absl::StrCat(config_.node, ".");
-  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
-  for (const storage::Heartbeat& hb : listing->heartbeats) {
-    if (!absl::StartsWith(hb.process_id, prefix) ||
-        hb.process_id == process_id_ ||
-        now - static_cast<int64_t>(hb.time_ns) >
-            config_.peer_timeout_ms * 1'000'000) {
+  for (const PeerProcess& p : peers.processes()) {
+    if (!absl::StartsWith(p.id, prefix) || p.id == process_id_ || !p.alive ||
+        !p.report.has_value()) {
       continue;
     }
-    auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok() || report->host.empty() || report->host == host_.key ||
-        !name_clashes_.insert(report->host).second) {
+    const ProcessReport& report = *p.report;
+    if (report.host.empty() || report.host == host_.key ||
+        !name_clashes_.insert(report.host).second) {
       continue;
     }
     log_.Error("node name \"", config_.node,
                "\" is used by two hosts: this one (addresses ",
                host_.addresses.empty() ? "unknown" : host_.addresses,
-               ") and the host of process ", hb.process_id, " (addresses ",
-               report->addresses.empty() ? "unknown" : report->addresses,
+               ") and the host of process ", p.id, " (addresses ",
+               report.addresses.empty() ? "unknown" : report.addresses,
                "); give each host its own DISKWIRE_NODE, or failovers "
                "between them go to the wrong process");
   }

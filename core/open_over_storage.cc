@@ -136,33 +136,14 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
 std::optional<EngineImpl::OpenTarget> EngineImpl::FindListener(
     const sockaddr_storage& dest) {
   if (!OpenVolumesOnce().ok()) return std::nullopt;
-  auto listing = recv()->ListHeartbeats();
-  if (!listing.ok()) {
-    log_.Warn("cannot list heartbeats: ", listing.status().message());
+  auto peers = peers_->Refresh();
+  if (!peers.ok()) {
+    log_.Warn("cannot list heartbeats: ", peers.status().message());
     return std::nullopt;
   }
-  std::optional<OpenTarget> best;
-  uint64_t best_time = 0;
-  const int64_t now = static_cast<int64_t>(clock_->RealtimeNs());
-  for (const storage::Heartbeat& hb : listing->heartbeats) {
-    auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok() || report->listeners.empty()) continue;
-    const std::vector<MappedAddress> host =
-        ParseHostAddresses(report->addresses);
-    for (const std::string& text : report->listeners) {
-      auto listener = ParseListenAddress(text);
-      if (!listener.ok() || !ListenerAccepts(*listener, host, dest)) continue;
-      const bool alive = now - static_cast<int64_t>(hb.time_ns) <=
-                         config_.peer_timeout_ms * 1'000'000;
-      // A live process first; of those, the freshest heartbeat.
-      if (!best.has_value() || (alive && !best->alive) ||
-          (alive == best->alive && hb.time_ns > best_time)) {
-        best = OpenTarget{hb.process_id, alive};
-        best_time = hb.time_ns;
-      }
-    }
-  }
-  return best;
+  const PeerProcess* listener = (*peers)->ListenerFor(dest);
+  if (listener == nullptr) return std::nullopt;
+  return OpenTarget{listener->id, listener->alive};
 }
 
 absl::StatusOr<std::shared_ptr<Session>> EngineImpl::NewOpenedSession(

@@ -76,6 +76,7 @@ PeerDirectory::PeerDirectory(storage::Volume* volume, const Clock* clock,
     : volume_(volume), clock_(clock), peer_timeout_ms_(peer_timeout_ms) {}
 
 absl::StatusOr<std::shared_ptr<const PeerSnapshot>> PeerDirectory::Refresh() {
+  absl::MutexLock refreshing(&refresh_mu_);
   absl::StatusOr<storage::HeartbeatListing> listing = volume_->ListHeartbeats();
   if (!listing.ok()) return listing.status();
   std::vector<PeerProcess> processes;
@@ -113,8 +114,16 @@ absl::StatusOr<std::shared_ptr<const PeerSnapshot>> PeerDirectory::Refresh() {
     }
     liveness_ = std::move(still);
   }
-  return std::make_shared<const PeerSnapshot>(
+  auto snapshot = std::make_shared<const PeerSnapshot>(
       std::move(*listing), std::move(processes), std::move(problems));
+  absl::MutexLock lock(&mu_);
+  latest_ = snapshot;
+  return snapshot;
+}
+
+std::shared_ptr<const PeerSnapshot> PeerDirectory::Latest() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
 }
 
 }  // namespace diskwire

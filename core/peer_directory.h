@@ -92,12 +92,18 @@ class PeerDirectory {
 
   // Reads every heartbeat again. Errors: the volume's, when it cannot list.
   absl::StatusOr<std::shared_ptr<const PeerSnapshot>> Refresh();
+  // What the last successful Refresh() read; nullptr before it.
+  std::shared_ptr<const PeerSnapshot> Latest() const;
 
  private:
   storage::Volume* const volume_;
   const Clock* const clock_;
   const int64_t peer_timeout_ms_;
-  absl::Mutex mu_;
+  // One refresh at a time: a listing read before another must not be judged
+  // after it (its older beat would look like a change).
+  absl::Mutex refresh_mu_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const PeerSnapshot> latest_ ABSL_GUARDED_BY(mu_);
   // Per process id; forgotten when its heartbeat goes.
   std::map<std::string, std::unique_ptr<PeerLiveness>> liveness_
       ABSL_GUARDED_BY(mu_);

@@ -105,30 +105,21 @@ void EngineImpl::StartResumeListener() {
             "(DISKWIRE_RESUME_PORT)");
 }
 
-void EngineImpl::NotePeerInfo(const storage::HeartbeatListing& listing) {
-  absl::MutexLock lock(&peers_mu_);
-  for (const storage::Heartbeat& hb : listing.heartbeats) {
-    auto report = DecodeProcessReport(hb.payload);
-    if (!report.ok()) continue;  // reported where the sessions are read
-    peer_info_[hb.process_id] = {report->resume_port, report->resume_nonce};
-  }
-}
-
 std::optional<EngineImpl::PeerInfo> EngineImpl::PeerInfoFor(
     const std::string& process) {
+  // What the last check of the peers read, else the heartbeats read now (a
+  // peer that came after it).
+  std::shared_ptr<const PeerSnapshot> peers = peers_->Latest();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    {
-      absl::MutexLock lock(&peers_mu_);
-      auto it = peer_info_.find(process);
-      if (it != peer_info_.end() && it->second.resume_port != 0 &&
-          it->second.nonce.size() == kResumeNonceBytes) {
-        return it->second;
-      }
+    const PeerProcess* p = peers != nullptr ? peers->Find(process) : nullptr;
+    if (p != nullptr && p->report.has_value() && p->report->resume_port != 0 &&
+        p->report->resume_nonce.size() == kResumeNonceBytes) {
+      return PeerInfo{p->report->resume_port, p->report->resume_nonce};
     }
     if (attempt == 0) {
-      auto listing = recv()->ListHeartbeats();
-      if (!listing.ok()) return std::nullopt;
-      NotePeerInfo(*listing);
+      auto refreshed = peers_->Refresh();
+      if (!refreshed.ok()) return std::nullopt;
+      peers = *refreshed;
     }
   }
   return std::nullopt;
