@@ -126,12 +126,13 @@ DatagramRelay::~DatagramRelay() {
 }
 
 void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
-                          const std::string& process_id,
+                          PeerDirectory* peers, const std::string& process_id,
                           std::function<void()> heartbeat_soon) {
   absl::MutexLock lock(&mu_);
   if (running_) return;
   send_ = send;
   recv_ = recv;
+  directory_ = peers;
   process_id_ = process_id;
   tag_ = IncarnationTag(process_id, 0);
   host_key_ = CurrentHost().key;
@@ -256,7 +257,7 @@ const DatagramRelay::Peer* DatagramRelay::ReceiverFor(
   // the old one's heartbeat is not yet stale), the one heard from last.
   const Peer* best = nullptr;
   for (const auto& [id, p] : peers_) {
-    if (!Alive(p, now) || (best != nullptr && p.seen_ns <= best->seen_ns))
+    if (!Alive(p, now) || (best != nullptr && p.alive_ns <= best->alive_ns))
       continue;
     const bool same_host = !p.host_key.empty() && p.host_key == host_key_;
     for (const ListenAddress& r : p.receivers) {

@@ -42,6 +42,7 @@
 #include "core/listeners.h"
 #include "core/log.h"
 #include "core/os_calls.h"
+#include "core/peer_directory.h"
 #include "core/selector.h"
 #include "core/session_report.h"
 #include "core/sys_result.h"
@@ -69,9 +70,11 @@ class DatagramRelay {
   DatagramRelay& operator=(const DatagramRelay&) = delete;
 
   // Starts the thread on these volumes (once; again after a fork), for the
-  // process `process_id`. `heartbeat_soon` asks the engine to publish its
-  // heartbeat early (a new receiver to advertise).
-  void Start(storage::Volume* send, storage::Volume* recv,
+  // process `process_id`; `peers` reads the heartbeats of `recv`.
+  // `heartbeat_soon` asks the engine to publish its heartbeat early (a new
+  // receiver to advertise). REQUIRES: the volumes and `peers` outlive the
+  // relay.
+  void Start(storage::Volume* send, storage::Volume* recv, PeerDirectory* peers,
              const std::string& process_id,
              std::function<void()> heartbeat_soon);
 
@@ -115,8 +118,7 @@ class DatagramRelay {
     uint16_t probe_port = 0;
     std::vector<MappedAddress> host;
     std::vector<ListenAddress> receivers;
-    std::string seen_key;  // sequence and time of its last heartbeat
-    int64_t seen_ns = 0;   // when that changed, by our clock
+    int64_t alive_ns = 0;  // when its heartbeat last changed, by our clock
   };
   struct Outbound {
     std::string channel;
@@ -150,7 +152,7 @@ class DatagramRelay {
   std::optional<MappedAddress> SourceFor(const sockaddr_storage& dest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Alive(const Peer& p, int64_t now) const {
-    return now - p.seen_ns <= options_.peer_timeout_ms * 1'000'000;
+    return now - p.alive_ns < options_.peer_timeout_ms * 1'000'000;
   }
 
   const Options options_;
@@ -161,6 +163,7 @@ class DatagramRelay {
   absl::Mutex mu_;
   storage::Volume* send_ ABSL_GUARDED_BY(mu_) = nullptr;
   storage::Volume* recv_ ABSL_GUARDED_BY(mu_) = nullptr;
+  PeerDirectory* directory_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string process_id_ ABSL_GUARDED_BY(mu_);
   std::string tag_ ABSL_GUARDED_BY(mu_);
   std::string host_key_ ABSL_GUARDED_BY(mu_);  // this host's

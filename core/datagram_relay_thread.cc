@@ -76,37 +76,30 @@ void DatagramRelay::ThreadMain() {
 
 void DatagramRelay::RefreshPeers(int64_t now) {
   storage::Volume* recv;
+  PeerDirectory* directory;
   std::string self;
   std::string my_tag;
   {
     absl::MutexLock lock(&mu_);
     recv = recv_;
+    directory = directory_;
     self = process_id_;
     my_tag = tag_;
   }
-  auto listing = recv->ListHeartbeats();
-  if (!listing.ok()) return;
-  const int64_t realtime = clock_->RealtimeNs();
-  const int64_t timeout = options_.peer_timeout_ms * kNsPerMs;
+  auto peers = directory->Refresh();
+  if (!peers.ok()) return;
   std::vector<std::pair<std::string, std::string>> to_open;  // id, channel
   std::vector<std::string> gone;
   {
     absl::MutexLock lock(&mu_);
-    for (const storage::Heartbeat& hb : listing->heartbeats) {
-      if (hb.process_id == self) continue;
-      auto report = DecodeProcessReport(hb.payload);
-      if (!report.ok() || report->udp.tag.empty()) continue;
-      const std::string key = absl::StrCat(hb.sequence, "#", hb.time_ns);
-      auto [it, fresh] = peers_.try_emplace(hb.process_id);
-      Peer& p = it->second;
-      if (fresh && realtime - static_cast<int64_t>(hb.time_ns) > timeout) {
-        peers_.erase(it);  // a heartbeat left by a process long gone
-        continue;
-      }
-      if (p.seen_key != key) {
-        p.seen_key = key;
-        p.seen_ns = now;
-      }
+    for (const PeerProcess& process : (*peers)->processes()) {
+      if (process.id == self || !process.report.has_value()) continue;
+      const ProcessReport* report = &*process.report;
+      if (report->udp.tag.empty()) continue;
+      // A heartbeat left by a process long gone is no peer.
+      if (!process.alive && !peers_.count(process.id)) continue;
+      Peer& p = peers_[process.id];
+      p.alive_ns = process.last_alive_ns;
       p.tag = report->udp.tag;
       p.host_key = report->host;
       p.probe_port = report->udp.probe_port;

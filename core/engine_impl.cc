@@ -262,7 +262,7 @@ bool EngineImpl::StartRelayOnce() {
     absl::MutexLock lock(&mu_);
     id = process_id_;
   }
-  relay_->Start(send_volume_.get(), recv(), id, [this] {
+  relay_->Start(send_volume_.get(), recv(), peers_.get(), id, [this] {
     heartbeat_due_.store(true, std::memory_order_release);
     uint64_t one = 1;
     if (kick_fd_ >= 0) os_->Write(kick_fd_, &one, sizeof(one));
