@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -554,6 +555,43 @@ TEST_F(EngineTest, ChannelsOfEndedSessionsLeaveTheVolume) {
     ASSERT_THAT(channels, IsOk());
   }
   EXPECT_TRUE(channels->empty()) << (*channels)[0];
+}
+
+// The server reads its last bytes long after they arrived, then closes at
+// once. Its engine must still tell the client that they were read: without
+// that ack the client's session waits for it for ever, its channel on the
+// volume.
+TEST_F(EngineTest, BytesReadJustBeforeTheCloseAreAcknowledged) {
+  Connect(Mode::kStorage);
+  const std::string data = RandomBytes(1000, 5);
+  ASSERT_EQ(Send(a_.get(), client_, data.data(), data.size()), 1000);
+  Session* sent = a_->SessionFor(client_);
+  ASSERT_NE(sent, nullptr);
+  ASSERT_EQ(a_->Close(client_).value, 0);
+  pollfd p{server_, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10'000), 1);
+  // The bytes and the FIN wait in the pair, unread, through a few of the
+  // server engine's acks and sweeps.
+  absl::SleepFor(absl::Milliseconds(700));
+  std::string got(1000, '\0');
+  size_t n = 0;
+  while (n < got.size()) {
+    const ssize_t r = Recv(b_.get(), server_, got.data() + n, got.size() - n);
+    ASSERT_GT(r, 0) << strerror(errno);
+    n += r;
+  }
+  EXPECT_EQ(got, data);
+  char more;
+  ASSERT_EQ(Recv(b_.get(), server_, &more, 1), 0);
+  ASSERT_EQ(b_->Close(server_).value, 0);
+  // Ended sessions stay 5 s before they are freed: `sent` is valid till then.
+  const absl::Time deadline = absl::Now() + absl::Seconds(4);
+  while (sent->state.load() != SessionState::kClosed &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(sent->state.load(), SessionState::kClosed)
+      << "the client never learnt that its last bytes were read";
 }
 
 // A side whose peer's channel turns out corrupt cannot go on: it ends the

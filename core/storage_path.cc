@@ -444,6 +444,11 @@ void EngineImpl::MaybeFinish(Session* s) {
                s->out->buffered_bytes() == 0;
   }
   if (!(app_gone && sent_all && (s->eof_delivered || s->peer_fin))) return;
+  // The last word to the peer: everything that arrived counts as read now
+  // (what the application left unread went with its close, as a kernel's
+  // receive queue would). Without it the peer may never learn that its last
+  // bytes arrived, and waits for that ack with its channel on the volume.
+  s->out->SubmitAck(s->delivered);
   EndSession(s, 0, "both directions finished");
 }
 
