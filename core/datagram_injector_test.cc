@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "base/status_matchers.h"
+#include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
-#include "shim/real_calls.h"
 
 namespace diskwire {
 namespace {
@@ -75,7 +75,8 @@ class DatagramInjectorTest : public ::testing::Test {
 TEST_F(DatagramInjectorTest, DeliversFromTheOriginalSender) {
   MappedAddress to;
   const int fd = Bound(AF_INET, "127.0.0.1", &to);
-  DatagramInjector injector(RealOsCalls());
+  FakeOsCalls os;
+  DatagramInjector injector(&os);
   CarriedDatagram d{Endpoint("127.9.8.7:5405"), to, "first"};
   ASSERT_THAT(injector.Deliver(d), IsOk());
   d.data = "second, longer";
@@ -104,7 +105,8 @@ TEST_F(DatagramInjectorTest, DeliversOverIpv6) {
   close(probe);
   MappedAddress to;
   const int fd = Bound(AF_INET6, "::1", &to);
-  DatagramInjector injector(RealOsCalls());
+  FakeOsCalls os;
+  DatagramInjector injector(&os);
   ASSERT_THAT(injector.Deliver({Endpoint("[::1]:7"), to, "six"}), IsOk());
   pollfd p{fd, POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 2000), 1);

@@ -20,8 +20,8 @@
 #include "absl/time/clock.h"
 #include "base/status_matchers.h"
 #include "core/engine_impl.h"
+#include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
-#include "shim/real_calls.h"
 #include "storage/dir_volume.h"
 
 namespace diskwire {
@@ -63,7 +63,7 @@ class EngineTest : public testing::Test {
     c.heartbeat_ms = 100;
     c.poll_ms = 5;
     c.log_level = getenv("DW_TEST_DEBUG") ? LogLevel::kDebug : LogLevel::kWarn;
-    auto e = EngineImpl::Create(c, RealOsCalls(), RealClock::Get());
+    auto e = EngineImpl::Create(c, &os_, RealClock::Get());
     EXPECT_THAT(e, IsOk());
     return std::move(*e);
   }
@@ -199,6 +199,8 @@ class EngineTest : public testing::Test {
   std::string dir_;
   int listener_ = -1, client_ = -1, server_ = -1;
   uint16_t port_ = 0;
+  // Both engines' calls: to libc, unless a story scripts a failure.
+  FakeOsCalls os_;
   std::unique_ptr<EngineImpl> a_, b_;
 };
 
@@ -223,7 +225,7 @@ void WaitBothDirect(EngineImpl* a, int client, EngineImpl* b, int server) {
 int KernelDomain(int fd) {
   int domain = -1;
   socklen_t len = sizeof(domain);
-  RealOsCalls()->GetSockOpt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
   return domain;
 }
 
@@ -592,6 +594,75 @@ TEST_F(EngineTest, BytesReadJustBeforeTheCloseAreAcknowledged) {
   }
   EXPECT_EQ(sent->state.load(), SessionState::kClosed)
       << "the client never learnt that its last bytes were read";
+}
+
+// Stories told with a scripted OsCalls: the connection fails the way a
+// network fails it, not by a forced failover.
+
+// A send that the kernel fails with a reset (a middlebox's, or the peer
+// host's after a reboot of its network) moves the session to the volume, and
+// both streams go on byte-exact.
+TEST_F(EngineTest, AResetOnSendFailsOverAndBothStreamsGoOn) {
+  base_config_.resume = false;  // the loopback is fine: it would come back
+  Connect();
+  os_.FailOn(FakeOsCalls::Call::kSendMsg, client_, ECONNRESET, /*times=*/1);
+  RunBothWays(1 << 20, 0, /*cut_on_server=*/false, /*force=*/false);
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
+  EXPECT_EQ(b_->SessionFor(server_)->state.load(), SessionState::kStorage);
+  EXPECT_GT(b_->SessionFor(server_)->bytes_in_storage.load(), 0u);
+}
+
+// The same reset with no diskwire at the other end: nobody could carry the
+// stream, so the application gets the reset as TCP gave it, and nothing is
+// written to the volume.
+TEST_F(EngineTest, AResetWithNoDiskwirePeerReachesTheApplication) {
+  a_ = MakeEngine("a", Mode::kFailover);
+  client_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port_);
+  ASSERT_TRUE(
+      a_->Connect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+          .ok());
+  server_ = accept(listener_, nullptr, nullptr);  // a server without diskwire
+  ASSERT_GE(server_, 0);
+  os_.FailOn(FakeOsCalls::Call::kSendMsg, client_, ECONNRESET, /*times=*/1);
+  char byte = 'x';
+  EXPECT_EQ(Send(a_.get(), client_, &byte, 1), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  auto channels = (*volume)->ListChannels();
+  ASSERT_THAT(channels, IsOk());
+  EXPECT_TRUE(channels->empty()) << (*channels)[0];
+}
+
+// The peer goes silent: what the client sent is never acknowledged. The
+// engine's probe sees it within the detection bound, without any error from
+// the socket, and the session goes on over the volume.
+TEST_F(EngineTest, AConnectionWhoseAcksStopFailsOverWithinTheBound) {
+  base_config_.resume = false;
+  Connect();
+  char byte = 'x';
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
+  Session* s = a_->SessionFor(client_);
+  const absl::Time cut = absl::Now();
+  os_.Stall(client_);
+  while (s->state.load() != SessionState::kStorage &&
+         absl::Now() < cut + absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(5));  // polling a state
+  }
+  const absl::Duration took = absl::Now() - cut;
+  os_.Clear();
+  ASSERT_EQ(s->state.load(), SessionState::kStorage);
+  // detect_ms is 500; the probe runs every detect_ms / 25.
+  EXPECT_LT(took, absl::Milliseconds(1500)) << took;
+  EXPECT_EQ(os_.Count(FakeOsCalls::Call::kSendMsg, client_), 1)
+      << "no socket error took part";
+  RunBothWays(256 << 10, 0, /*cut_on_server=*/false, /*force=*/false);
 }
 
 // A side whose peer's channel turns out corrupt cannot go on: it ends the

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "base/status_matchers.h"
+#include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
-#include "shim/real_calls.h"
 
 namespace diskwire {
 namespace {
@@ -74,7 +74,8 @@ int ListenOnLoopback() {
 }
 
 TEST(ListenerTable, KeepsOpenListenersAndDropsClosedOrReusedFds) {
-  ListenerTable table(RealOsCalls());
+  FakeOsCalls os;
+  ListenerTable table(&os);
   const int a = ListenOnLoopback();
   const int b = ListenOnLoopback();
   table.Add(a);

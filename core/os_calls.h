@@ -1,8 +1,8 @@
 // File: core/os_calls.h
 // The operating-system calls core/ makes on sockets and descriptors. core/
 // never names a libc symbol: the shim implements this interface with the real
-// libc functions (resolved past the preload), and tests use the same
-// implementation or a fault-injecting wrapper around it.
+// libc functions (resolved past the preload); core/'s tests use FakeOsCalls
+// (core/fake_os_calls.h), which calls libc unless a test scripts a failure.
 //
 // Every method returns the call's value and errno together (see SysResult) and
 // never touches the caller's errno. Implementations are thread-safe and retry

@@ -18,14 +18,13 @@
 #include <utility>
 
 #include "base/status_matchers.h"
+#include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
-#include "shim/real_calls.h"
 
 namespace diskwire {
 namespace {
 
 using ::absl::StatusCode;
-using shim::Real;
 
 class TcpProbeTest : public ::testing::Test {
  protected:
@@ -38,22 +37,19 @@ class TcpProbeTest : public ::testing::Test {
 
   // A loopback connection: client_ connected to server_.
   void Connect() {
-    int listener = Real().socket(AF_INET, SOCK_STREAM, 0);
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_GE(listener, 0);
     sockaddr_in addr = {};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
-    ASSERT_EQ(Real().bind(listener, reinterpret_cast<sockaddr*>(&addr), len),
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::listen(listener, 1), 0);
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len),
               0);
-    ASSERT_EQ(Real().listen(listener, 1), 0);
-    ASSERT_EQ(
-        Real().getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len),
-        0);
-    client_ = Real().socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_EQ(Real().connect(client_, reinterpret_cast<sockaddr*>(&addr), len),
-              0);
-    server_ = Real().accept(listener, nullptr, nullptr);
+    client_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(::connect(client_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    server_ = ::accept(listener, nullptr, nullptr);
     ASSERT_GE(server_, 0);
     os_->Close(listener);
   }
@@ -100,7 +96,8 @@ class TcpProbeTest : public ::testing::Test {
     os_->Close(fd);
   }
 
-  OsCalls* os_ = RealOsCalls();
+  FakeOsCalls libc_;  // every call to libc
+  OsCalls* os_ = &libc_;
   TcpProbe probe_{os_};
   int client_ = -1;
   int server_ = -1;
@@ -377,30 +374,25 @@ TEST_F(TcpProbeTest, SampleOfANonSocketNamesTheCall) {
 
 TEST_F(TcpProbeTest, RestoreTimeoutsPutsBackWhatTheSocketHadBeforeTuning) {
   const int user_timeout = 123456, idle = 77;
-  ASSERT_EQ(Real().setsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT,
-                              &user_timeout, sizeof(user_timeout)),
+  ASSERT_EQ(::setsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                         sizeof(user_timeout)),
             0);
-  ASSERT_EQ(Real().setsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
-                              sizeof(idle)),
-            0);
+  ASSERT_EQ(
+      ::setsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)), 0);
   ASSERT_OK_AND_ASSIGN(TcpProbe::Timeouts own, probe_.ReadTimeouts(client_));
   ASSERT_THAT(probe_.ConfigureSelectedSocket(client_, 1000), IsOk());
   int value = 0;
   socklen_t len = sizeof(value);
-  ASSERT_EQ(
-      Real().getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
-      0);
+  ASSERT_EQ(::getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
+            0);
   EXPECT_EQ(value, 3000);
   ASSERT_THAT(probe_.RestoreTimeouts(client_, own), IsOk());
-  ASSERT_EQ(
-      Real().getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
-      0);
+  ASSERT_EQ(::getsockopt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &len),
+            0);
   EXPECT_EQ(value, user_timeout);
-  ASSERT_EQ(Real().getsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len),
-            0);
+  ASSERT_EQ(::getsockopt(client_, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len), 0);
   EXPECT_EQ(value, idle);
-  ASSERT_EQ(Real().getsockopt(client_, SOL_SOCKET, SO_KEEPALIVE, &value, &len),
-            0);
+  ASSERT_EQ(::getsockopt(client_, SOL_SOCKET, SO_KEEPALIVE, &value, &len), 0);
   EXPECT_EQ(value, 0) << "keepalive was off before the tuning";
   EXPECT_FALSE(probe_.ReadTimeouts(-1).ok());
 }
