@@ -14,6 +14,7 @@
 
 #include "base/status_matchers.h"
 #include "storage/lun_format.h"
+#include "storage/lun_test_util.h"
 #include "storage/lun_volume.h"
 #include "storage/test_util.h"
 
@@ -40,14 +41,10 @@ class LunLoopTest : public ::testing::Test {
       GTEST_SKIP() << "SKIPPED: this kernel has no loop devices";
     }
     image_ = dir_.path() + "/lun.img";
-    const int fd = open(image_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(ftruncate(fd, 64 << 20), 0);
-    close(fd);
     LunFormatRequest r;
     r.slots = 4;
     r.extent_bytes = 128 << 10;
-    ASSERT_THAT(FormatLun(image_, r, false).status(), IsOk());
+    ASSERT_THAT(MakeLunImage(image_, 64 << 20, r), IsOk());
     a_ = Attach(image_);
     b_ = Attach(image_);
     ASSERT_FALSE(a_.empty());

@@ -18,6 +18,7 @@
 #include "base/status_matchers.h"
 #include "storage/lun_device.h"
 #include "storage/lun_format.h"
+#include "storage/lun_test_util.h"
 #include "storage/test_util.h"
 #include "storage/volume_contract.h"
 #include "storage/volume_open.h"
@@ -33,19 +34,15 @@ class LunVolumeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     image_ = dir_.path() + "/lun.img";
-    MakeImage(image_, 64ull << 20);
     LunFormatRequest r;
     r.slots = 8;
     r.extent_bytes = 128 << 10;
     r.heartbeat_bytes = 16 << 10;
     r.outbox_cells = 4;
-    ASSERT_OK_AND_ASSIGN(geometry_, FormatLun(image_, r, false));
+    ASSERT_OK_AND_ASSIGN(geometry_, MakeLunImage(image_, 64ull << 20, r));
   }
   static void MakeImage(const std::string& path, uint64_t bytes) {
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(ftruncate(fd, static_cast<off_t>(bytes)), 0);
-    close(fd);
+    ASSERT_THAT(MakeImageFile(path, bytes), IsOk());
   }
   std::unique_ptr<Volume> Open(const std::string& node,
                                absl::Duration lease = absl::Seconds(30)) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_matchers.h"
 #include "storage/lun_format.h"
+#include "storage/lun_test_util.h"
 #include "storage/mirror.h"
 #include "storage/mirror_requests.h"
 #include "storage/test_util.h"
@@ -49,16 +50,12 @@ class MirrorLunTest : public ::testing::TestWithParam<Kinds> {
   std::string Make(bool lun, const std::string& name) {
     const std::string path = dir_.path() + "/" + name;
     if (!lun) return path;
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-    EXPECT_GE(fd, 0);
-    EXPECT_EQ(ftruncate(fd, 64 << 20), 0);
-    close(fd);
     LunFormatRequest r;
     r.slots = 16;
     r.extent_bytes = 128 << 10;
     r.heartbeat_bytes = 16 << 10;
     r.outbox_cells = 8;
-    EXPECT_THAT(FormatLun(path, r, false), IsOk());
+    EXPECT_THAT(MakeLunImage(path, 64 << 20, r), IsOk());
     return path;
   }
   static std::unique_ptr<Volume> OpenAs(const std::string& node,
