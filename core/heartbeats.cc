@@ -80,10 +80,9 @@ void EngineImpl::CheckPeers() {
                                     config_.peer_timeout_ms, " ms"));
       continue;
     }
-    // Heard of last: the peer's heartbeat (gone with its process), the
-    // session's failover, or a record read from the peer's channel.
-    const PeerProcess* peer = peers.Find(s->peer_process);
-    const int64_t since = peer != nullptr ? peer->last_alive_ns : 0;
+    // Heard of last: the peer's heartbeat, the session's failover, or a
+    // record read from the peer's channel.
+    const int64_t since = peers.LastAliveNs(s->peer_process).value_or(0);
     if (now - std::max({since, s->detected_ns, s->peer_read_ns}) >
         config_.peer_timeout_ms * 1'000'000) {
       // What the peer wrote before it went outlives it, as a kernel's receive

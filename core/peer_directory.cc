@@ -10,16 +10,25 @@ namespace diskwire {
 
 PeerSnapshot::PeerSnapshot(storage::HeartbeatListing listing,
                            std::vector<PeerProcess> processes,
-                           std::vector<std::string> problems)
+                           std::vector<std::string> problems,
+                           std::map<std::string, int64_t> unlisted_alive_ns)
     : listing_(std::move(listing)),
       processes_(std::move(processes)),
-      problems_(std::move(problems)) {}
+      problems_(std::move(problems)),
+      unlisted_alive_ns_(unlisted_alive_ns.begin(), unlisted_alive_ns.end()) {}
 
 const PeerProcess* PeerSnapshot::Find(absl::string_view id) const {
   for (const PeerProcess& p : processes_) {
     if (p.id == id) return &p;
   }
   return nullptr;
+}
+
+std::optional<int64_t> PeerSnapshot::LastAliveNs(absl::string_view id) const {
+  if (const PeerProcess* p = Find(id)) return p->last_alive_ns;
+  auto it = unlisted_alive_ns_.find(id);
+  if (it == unlisted_alive_ns_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<PeerSnapshot::Holder> PeerSnapshot::HolderOf(
@@ -95,6 +104,7 @@ absl::StatusOr<std::shared_ptr<const PeerSnapshot>> PeerDirectory::Refresh() {
     }
     processes.push_back(std::move(p));
   }
+  std::map<std::string, int64_t> unlisted;
   {
     absl::MutexLock lock(&mu_);
     std::map<std::string, std::unique_ptr<PeerLiveness>> still;
@@ -112,10 +122,21 @@ absl::StatusOr<std::shared_ptr<const PeerSnapshot>> PeerDirectory::Refresh() {
       p.alive = liveness->state() == PeerLiveness::State::kFresh;
       p.last_alive_ns = liveness->last_alive_ns();
     }
+    // A process whose heartbeat this read missed is remembered until it
+    // would be stale anyway.
+    for (auto& [id, liveness] : liveness_) {
+      if (liveness == nullptr || still.count(id) ||
+          liveness->state() != PeerLiveness::State::kFresh) {
+        continue;
+      }
+      unlisted[id] = liveness->last_alive_ns();
+      still[id] = std::move(liveness);
+    }
     liveness_ = std::move(still);
   }
   auto snapshot = std::make_shared<const PeerSnapshot>(
-      std::move(*listing), std::move(processes), std::move(problems));
+      std::move(*listing), std::move(processes), std::move(problems),
+      std::move(unlisted));
   absl::MutexLock lock(&mu_);
   latest_ = snapshot;
   return snapshot;

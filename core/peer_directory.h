@@ -51,7 +51,8 @@ class PeerSnapshot {
  public:
   PeerSnapshot(storage::HeartbeatListing listing,
                std::vector<PeerProcess> processes,
-               std::vector<std::string> problems);
+               std::vector<std::string> problems,
+               std::map<std::string, int64_t> unlisted_alive_ns = {});
 
   // The heartbeats as listed, for those that read more than a report.
   const storage::HeartbeatListing& listing() const { return listing_; }
@@ -60,6 +61,11 @@ class PeerSnapshot {
   const std::vector<std::string>& problems() const { return problems_; }
   // nullptr when `id` has no heartbeat.
   const PeerProcess* Find(absl::string_view id) const;
+  // When `id` was last seen alive (monotonic): from its heartbeat, or, for a
+  // process whose heartbeat was not listed this time (one read may miss a
+  // heartbeat being rewritten), from an earlier read within the peer
+  // timeout. nullopt when neither knows it.
+  std::optional<int64_t> LastAliveNs(absl::string_view id) const;
 
   // The process holding the `role` end of session `id`: of two that list it
   // (a forking server and its child), the one that still carries it, then
@@ -82,6 +88,7 @@ class PeerSnapshot {
   storage::HeartbeatListing listing_;
   std::vector<PeerProcess> processes_;
   std::vector<std::string> problems_;
+  std::map<std::string, int64_t, std::less<>> unlisted_alive_ns_;
 };
 
 class PeerDirectory {
@@ -104,7 +111,7 @@ class PeerDirectory {
   absl::Mutex refresh_mu_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const PeerSnapshot> latest_ ABSL_GUARDED_BY(mu_);
-  // Per process id; forgotten when its heartbeat goes.
+  // Per process id; forgotten a peer timeout after its heartbeat went.
   std::map<std::string, std::unique_ptr<PeerLiveness>> liveness_
       ABSL_GUARDED_BY(mu_);
 };

@@ -83,6 +83,22 @@ TEST_F(PeerDirectoryTest, AProcessIsAliveWhileItsHeartbeatMoves) {
             kNsPerSec + (kTimeoutMs - 500) * kNsPerMs + 1000 * kNsPerMs);
 }
 
+// One read may miss a heartbeat (on a LUN, both copies unreadable while one
+// is rewritten): its process is not forgotten for that, until it would be
+// stale anyway.
+TEST_F(PeerDirectoryTest, AProcessMissingFromOneReadIsRememberedUntilStale) {
+  Publish("b.1.1", {});
+  const int64_t seen = Refresh()->Find("b.1.1")->last_alive_ns;
+  ASSERT_THAT(volume_->RemoveHeartbeat("b.1.1"), IsOk());
+  clock_.AdvanceMs(kTimeoutMs / 2);
+  auto missed = Refresh();
+  EXPECT_EQ(missed->Find("b.1.1"), nullptr);
+  EXPECT_EQ(missed->LastAliveNs("b.1.1"), seen);
+  EXPECT_EQ(missed->LastAliveNs("c.1.1"), std::nullopt);
+  clock_.AdvanceMs(kTimeoutMs);
+  EXPECT_EQ(Refresh()->LastAliveNs("b.1.1"), std::nullopt);
+}
+
 // A heartbeat left by a process long gone is dead at first sight: it is aged
 // by its own time.
 TEST_F(PeerDirectoryTest, AnOldHeartbeatSeenForTheFirstTimeIsDead) {
