@@ -387,7 +387,9 @@ class EngineImpl final : public Engine {
   // Writes a reset into this side's channel of a session the peer announced
   // and this process does not have.
   void AnswerUnknownSession(const FailoverMessage& m);
-  void Tick();
+  // Per wake: the storage sessions' channels that changed (`changes`, null
+  // when the watcher was not drained), the writer side, the periodic work.
+  void Tick(const storage::VolumeWatcher::Changes* changes);
   // Says once when appends of the session's records start failing (a full
   // or failing volume) and once when they go through again.
   void NoteVolumeWrites(Session* s);
@@ -500,6 +502,10 @@ class EngineImpl final : public Engine {
                         std::unique_ptr<Session::LoopTag>>>
       pending_links_;
   int64_t next_resume_dial_ns_ = 0;
+  // Every storage session's channel is read at least this often (Tick), in
+  // case a change went unnoticed.
+  static constexpr int64_t kReadSweepNs = 250'000'000;
+  int64_t next_read_sweep_ns_ = 0;
 
   // The UDP relay, when a rule selects UDP (null otherwise). Declared last:
   // its thread stops before the volumes it uses close.

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
 #include "core/socket_holders.h"
@@ -191,17 +192,15 @@ void EngineImpl::LoopMain() {
       PumpAppToVolume(s.get());
       ReadPeerChannel(s.get());
     }
+    storage::VolumeWatcher::Changes changes;
+    bool drained = false;
     if (volume_changed ||
         (watcher_ != nullptr &&
          watcher_->poll_interval() != absl::InfiniteDuration())) {
-      storage::VolumeWatcher::Changes changes;
-      if (watcher_ != nullptr) (void)watcher_->Drain(&changes);
-      // Reading a channel with nothing new costs one read past its end: cheap
-      // enough to do for every storage session whenever anything changed, which
-      // also covers lost events.
+      if (watcher_ != nullptr) drained = watcher_->Drain(&changes).ok();
       HandleInbox();
     }
-    Tick();
+    Tick(drained ? &changes : nullptr);
   }
 }
 
@@ -244,11 +243,24 @@ void EngineImpl::AbortOverStorage(Session* s) {
   ResetOverStorage(s, 0, "the application aborted it (SO_LINGER 0)");
 }
 
-void EngineImpl::Tick() {
+void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
   std::vector<std::shared_ptr<Session>> all;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, s] : sessions_) all.push_back(s);
+  }
+  const int64_t now = clock_->NowNs();
+  // A peer's channel is read when the watcher says it changed, and a pair
+  // when it or the writer says so, not at every wake: each is a syscall or
+  // two (an O_DIRECT block on a LUN) per session, and a busy session wakes
+  // the loop thousands of times a second. Everything is read when the
+  // watcher lost events or polls, and every kReadSweepNs whatever it says.
+  bool read_all = watcher_ == nullptr || now >= next_read_sweep_ns_ ||
+                  (changes != nullptr && changes->everything);
+  if (now >= next_read_sweep_ns_) next_read_sweep_ns_ = now + kReadSweepNs;
+  absl::flat_hash_set<std::string> changed;
+  if (changes != nullptr && !read_all) {
+    changed.insert(changes->channels.begin(), changes->channels.end());
   }
   for (auto& s : all) {
     SessionState st = s->state.load();
@@ -271,13 +283,20 @@ void EngineImpl::Tick() {
         AbortOverStorage(s.get());
         continue;
       }
-      ReadPeerChannel(s.get());
-      PumpAppToVolume(s.get());
+      if (read_all || s->read_more ||
+          (!changed.empty() && changed.contains(PeerChannel(*s)))) {
+        ReadPeerChannel(s.get());
+      }
+      // The pair's own events pump it (above, in LoopMain); here only what
+      // the writer's room callback asked for, and the sweep.
+      if (read_all ||
+          s->pump_owed->exchange(false, std::memory_order_acq_rel)) {
+        PumpAppToVolume(s.get());
+      }
       NoteVolumeWrites(s.get());
       MaybeFinish(s.get());
     }
   }
-  const int64_t now = clock_->NowNs();
   if (now >= next_resume_dial_ns_) {
     // Housekeeping that needs no more than this cadence, not every wake.
     next_resume_dial_ns_ = now + kResumeDialIntervalMs * 1'000'000;

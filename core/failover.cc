@@ -384,11 +384,12 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   s->out = writer_->AddChannel(s->id, SendDirection(s->role), s->channel.get());
   if (config_.durability == Durability::kInterval)
     s->out->SetIdleSync(config_.fsync_interval_ms * 1'000'000);
-  s->out->SetRoomCallback(
-      [this] {  // buffer room again: the loop resumes reading the pair
-        uint64_t one = 1;
-        os_->Write(kick_fd_, &one, sizeof(one));
-      });
+  s->out->SetRoomCallback([this, owed = s->pump_owed] {
+    // Buffer room again: the loop resumes reading this session's pair.
+    owed->store(true, std::memory_order_release);
+    uint64_t one = 1;
+    os_->Write(kick_fd_, &one, sizeof(one));
+  });
   s->out->SubmitAck(ConsumedOffset(s));
   absl::Status announced =
       s->out->SubmitControl(storage::RecordType::kFailover, failover_offset);

@@ -222,6 +222,14 @@ struct Session {
   // still yielding records is a stream still arriving, whatever became of
   // the process that wrote it.
   int64_t peer_read_ns = 0;
+  // The last read of the peer's channel stopped at its size limit: more
+  // waits, without a change the watcher would report (loop thread).
+  bool read_more = false;
+  // The writer made room in this session's buffer (its callback, on the
+  // writer's thread): the loop reads the socket pair again. Shared with the
+  // callback, which may outlive the session.
+  std::shared_ptr<std::atomic<bool>> pump_owed =
+      std::make_shared<std::atomic<bool>>(false);
   uint64_t delivered =
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)

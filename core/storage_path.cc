@@ -258,7 +258,12 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   // Bytes that came over the old socket may already be trimmed from the
   // channel: the peer acknowledged them.
   s->reader->SkipTo(s->reassembly->contiguous_end());
-  absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, 4 << 20);
+  constexpr size_t kMaxRead = 4 << 20;
+  absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, kMaxRead);
+  size_t bytes = 0;
+  for (const storage::Record& r : records) bytes += r.payload.size();
+  // (A reader stops at about the limit, headers counted or not.)
+  s->read_more = got.ok() && bytes >= kMaxRead / 2;
   if (absl::IsNotFound(got.status())) {
     // The peer removed its channel: it moved to a new episode (a resume that
     // broke, a new failover) and its announcement names the next channel;

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "short_conns.py")
 CONNS = int(os.environ.get("DW_LONG_LIFE_CONNS", "100000"))
 STORAGE_CONNS = 1500
+IDLE_SESSIONS = 200
 RSS_SLACK_KIB = 8 * 1024  # allocator noise, not a per-connection cost
 SETTLE_S = 8  # the engine frees an ended session 5 s after it ended
 
@@ -88,6 +89,28 @@ class LongLifeTest(base.ShimTestCase):
                                  timeout=900, MODE="storage")
         self.assert_flat(early, late,
                          f"{STORAGE_CONNS} connections over the volume")
+
+    def test_idle_sessions_over_the_volume_cost_nothing_per_wake(self):
+        """200 quiet connections over the volume and one busy one: the
+        engine wakes for every write of the busy one, and must not read the
+        200 quiet channels and pairs each time (only when the watcher or the
+        writer reports them changed, and in a sweep every 250 ms). Reading
+        every one at every wake made 355,000 read syscalls a second here;
+        the sweep and the busy session's own reads are a few thousand."""
+        proc = self.net.a.popen(
+            "idle-and-busy",
+            [sys.executable, PROGRAM, "idle_and_busy", self.addr,
+             str(IDLE_SESSIONS), "3"],
+            env=h.clean_env(self.dw.env("a", MODE="storage")),
+            stdout=subprocess.PIPE)
+        out, _ = proc.popen.communicate(timeout=300)
+        self.assertEqual(proc.popen.returncode, 0,
+                         f"{proc.describe()}\n{self.context()}")
+        reads = json.loads(out.decode().strip().splitlines()[-1])["reads_per_s"]
+        # The sweep: 4 a second per quiet session, a read of its channel
+        # and one of its pair; the busy session's own reads come on top.
+        self.assertLess(reads, 100 * IDLE_SESSIONS,
+                        f"{reads:.0f} read syscalls a second\n{self.context()}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@
       as dial, and after connection A, B, ... waits SETTLE_S seconds (default
       0) and prints what the process holds as a JSON line: rss_kib, fds,
       inotify_watches, threads, cpu_s
+  short_conns.py idle_and_busy ADDR:PORT N SECONDS
+      N connections held open, idle, while one more streams 1 KiB every
+      millisecond for SECONDS; prints the read syscalls this process made
+      per second meanwhile as a JSON line ({"reads_per_s": ...})
 """
 
 import json
@@ -90,6 +94,33 @@ def churn(addr, count, checkpoints, settle=0.0):
                   flush=True)
 
 
+def read_syscalls():
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_and_busy(addr, count, seconds):
+    host, port = addr.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(count)]
+    for s in idle:
+        s.sendall(b"hello")  # each one carried, then quiet
+    busy = socket.create_connection((host, int(port)))
+    time.sleep(3)  # the engine has set them all up
+    block = b"b" * 1024
+    start, reads = time.monotonic(), read_syscalls()
+    while time.monotonic() - start < seconds:
+        busy.sendall(block)
+        time.sleep(0.001)
+    elapsed = time.monotonic() - start
+    print(json.dumps({"reads_per_s": (read_syscalls() - reads) / elapsed}),
+          flush=True)
+    for s in idle + [busy]:
+        s.close()
+
+
 def hold(addr):
     host, port = addr.rsplit(":", 1)
     s = socket.create_connection((host, int(port)))
@@ -101,6 +132,8 @@ def hold(addr):
 if __name__ == "__main__":
     {"serve": lambda: serve(sys.argv[2]), "dial": lambda: dial(sys.argv[2], int(sys.argv[3])),
      "hold": lambda: hold(sys.argv[2]),
+     "idle_and_busy": lambda: idle_and_busy(sys.argv[2], int(sys.argv[3]),
+                                            float(sys.argv[4])),
      "churn": lambda: churn(sys.argv[2], int(sys.argv[3]), sys.argv[4],
                             float(sys.argv[5]) if len(sys.argv) > 5 else 0.0),
      }[sys.argv[1]]()
