@@ -36,12 +36,6 @@ size_t TruncateIov(const msghdr* msg, size_t limit, iovec* out) {
   return n;
 }
 
-// The one rule for what an errno on a selected socket says about the network
-// (core/failure_detector.h).
-bool IsPathFailure(int err) {
-  return ReasonForErrno(err) != FailureReason::kNone;
-}
-
 // After a swap the fd names a socket pair: the TCP addresses come from the
 // session, truncated to the caller's buffer as getsockname(2) truncates them.
 SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
@@ -184,9 +178,11 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
       continue;
     }
     if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
-    if (IsPathFailure(r.error))
-      s->abort_consumed = true;  // SO_ERROR is read now
-    if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
+    // The detector says whether the errno names the network.
+    if (!s->detector.OnSocketError(r.error))
+      return done > 0 ? SysResult::Ok(done) : r;
+    s->abort_consumed = true;  // SO_ERROR is read now
+    if (TriggerFailover(s, strerror(r.error), "")) {
       *retry = true;
       break;
     }
@@ -314,9 +310,10 @@ SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
     if (in != SessionState::kDirect) return r;
-    if (IsPathFailure(r.error))
-      s->abort_consumed = true;  // SO_ERROR is read now
-    if (IsPathFailure(r.error) && TriggerFailover(s, strerror(r.error), "")) {
+    // The detector says whether the errno names the network.
+    if (!s->detector.OnSocketError(r.error)) return r;
+    s->abort_consumed = true;  // SO_ERROR is read now
+    if (TriggerFailover(s, strerror(r.error), "")) {
       *retry = true;
       return r;
     }
@@ -474,8 +471,10 @@ bool EngineImpl::CheckPath(int fd) {
   // An orderly close (the peer's FIN, ours) is the application's to see; a
   // connection the kernel aborted (reset, timeout, unreachable) is a broken
   // path.
-  if (!sample.ok() || sample->state != TCP_CLOSE) return false;
-  return TriggerFailover(s, "the connection broke under a wait", "");
+  if (!sample.ok() || !s->detector.OnSample(sample->path_sample()))
+    return false;
+  return TriggerFailover(
+      s, absl::StrCat("under a wait: ", s->detector.verdict().detail), "");
 }
 
 int EngineImpl::FilterEpollEvents(int epfd, epoll_event* events, int n) {

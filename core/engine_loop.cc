@@ -538,30 +538,10 @@ void EngineImpl::CheckDirectSessions() {
     if (!sample.ok()) continue;
     s->bytes_in_network.store(sample->delivered() + s->in_adjust,
                               std::memory_order_relaxed);
-    bool failed = false;
-    std::string reason;
-    if (sample->state != TCP_ESTABLISHED && sample->state != TCP_CLOSE_WAIT &&
-        sample->state != TCP_FIN_WAIT1 && sample->state != TCP_FIN_WAIT2 &&
-        sample->state != TCP_SYN_SENT && sample->state != TCP_SYN_RECV) {
-      // TCP_CLOSE with an error pending: the kernel gave up (user timeout) or a
-      // reset came. The error stays pending for the application, which would
-      // see it on its next call.
-      failed = sample->state == TCP_CLOSE;
-      reason = "the kernel closed the connection";
-    } else if (s->detector.OnSample(sample->stall_sample())) {
-      failed = true;
-      reason =
-          "no acknowledgement for outstanding data within the detection bound";
-    } else if (sample->outq > 0 &&
-               sample->last_ack_recv_ms >= config_.detect_ms) {
-      // After retransmission timeouts the kernel holds the queue back as not
-      // yet sent, so nothing counts as in flight; but bytes queued and no ACK
-      // at all for the bound is a dead path (a zero window still gets ACKs for
-      // its probes).
-      failed = true;
-      reason = "no acknowledgement at all within the detection bound";
-    }
-    if (failed) {
+    // A kernel that closed the connection leaves its error pending for the
+    // application, which would see it on its next call.
+    if (s->detector.OnSample(sample->path_sample())) {
+      const std::string reason = s->detector.verdict().detail;
       s->mu.Unlock();
       TriggerFailover(s.get(), reason, "");
       s->mu.Lock();

@@ -122,6 +122,9 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
         log_.Debug("session ", s->label, ": ", reason, "; still no peer");
       }
       s->no_peer_until_ns = now + config_.heartbeat_ms * 1'000'000;
+      // Nothing to act on: the next probe judges the path afresh (a
+      // connection that recovered is not failed over later for an old stall).
+      s->detector.Reset();
       back_to_direct();
       return false;
     }

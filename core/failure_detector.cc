@@ -27,6 +27,8 @@ absl::string_view FailureReasonName(FailureReason reason) {
       return "connection aborted";
     case FailureReason::kStall:
       return "stall";
+    case FailureReason::kKernelClosed:
+      return "closed by the kernel";
   }
   return "unknown";
 }
@@ -76,9 +78,31 @@ bool FailureDetector::OnSocketError(int err) {
   return true;
 }
 
-bool FailureDetector::OnSample(const StallSample& sample) {
+bool FailureDetector::OnSample(const PathSample& sample) {
   absl::MutexLock lock(&mu_);
   if (verdict_.failed()) return true;
+  switch (sample.tcp_state) {
+    case 1:  // TCP_ESTABLISHED
+    case 2:  // TCP_SYN_SENT
+    case 3:  // TCP_SYN_RECV
+    case 4:  // TCP_FIN_WAIT1
+    case 5:  // TCP_FIN_WAIT2
+    case 8:  // TCP_CLOSE_WAIT
+      break;
+    case 7:  // TCP_CLOSE, with an error pending for the application
+      Fail(FailureReason::kKernelClosed, 0, "the kernel closed the connection");
+      return true;
+    default:  // closing in order
+      return false;
+  }
+  if (sample.bytes_queued > 0 && sample.last_ack_ms * kNsPerMs >= detect_ns_) {
+    Fail(FailureReason::kStall, 0,
+         absl::StrCat("stall: ", sample.bytes_queued,
+                      " bytes queued and no acknowledgement at all for ",
+                      sample.last_ack_ms, " ms (bound ", detect_ns_ / kNsPerMs,
+                      " ms)"));
+    return true;
+  }
   const int64_t now = clock_->NowNs();
   const bool progress = !have_sample_ || sample.bytes_acked != last_acked_;
   have_sample_ = true;

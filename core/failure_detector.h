@@ -28,6 +28,7 @@ enum class FailureReason {
   kNetUnreachable,     // ENETUNREACH, ENETDOWN, ENETRESET
   kConnectionAborted,  // ECONNABORTED
   kStall,              // data outstanding, no ACK progress for detect_ms
+  kKernelClosed,       // TCP_CLOSE without our close: the kernel gave up
 };
 
 // "connection reset", "stall", ...; never empty.
@@ -37,10 +38,15 @@ absl::string_view FailureReasonName(FailureReason reason);
 // errno says nothing about the network (EAGAIN, EINTR, EBADF, ...).
 FailureReason ReasonForErrno(int err);
 
-// What a probe of the socket says about the sending direction.
-struct StallSample {
+// What a probe of the socket says (TcpSample::path_sample()).
+struct PathSample {
   uint64_t bytes_acked = 0;      // tcpi_bytes_acked: cumulative, monotonic
   uint64_t bytes_in_flight = 0;  // sent, not yet acknowledged by the peer
+  // Written and not acknowledged, sent or held back (SIOCOUTQ), and how long
+  // ago the last ACK came.
+  uint64_t bytes_queued = 0;
+  int64_t last_ack_ms = 0;
+  uint8_t tcp_state = 1;  // tcpi_state; TCP_ESTABLISHED
 };
 
 struct FailureVerdict {
@@ -51,12 +57,20 @@ struct FailureVerdict {
   bool failed() const { return reason != FailureReason::kNone; }
 };
 
-// Failure detection for one connection. Healthy until the first socket error
-// that names the network, or until a stall: bytes in flight and no progress
-// of bytes_acked for at least detect_ms. An idle connection (nothing in
-// flight) never stalls, a slow one that keeps making progress never does, and
-// data held back by the peer's zero window is not in flight. The verdict is
-// latched: the first failure is kept until Reset().
+// Failure detection for one connection: every path that judges one (a socket
+// error on the application's call, the loop's periodic probe, a wait that
+// reports an error) goes through it. Healthy until the first of:
+//  - a socket error that names the network (ReasonForErrno);
+//  - the kernel closed the connection (TCP_CLOSE: a reset, its user timeout);
+//  - a stall: bytes in flight and no progress of bytes_acked for detect_ms;
+//  - bytes queued and no ACK at all for detect_ms (after retransmission
+//    timeouts the kernel holds its queue back as not yet sent, so nothing
+//    counts as in flight; a zero window still gets ACKs for its probes).
+// An idle connection (nothing in flight) never stalls, a slow one that keeps
+// making progress never does, and data held back by the peer's zero window is
+// not in flight. A connection closing in order (TIME_WAIT, LAST_ACK, ...) is
+// the application's business. The verdict is latched: the first failure is
+// kept until Reset().
 //
 // Stall timing: the stall clock starts at the first sample that shows the
 // current bytes_acked with data in flight, so it never fires early; it fires at
@@ -76,7 +90,7 @@ class FailureDetector {
 
   // A probe sample; returns true when the connection has (now or before)
   // failed.
-  bool OnSample(const StallSample& sample);
+  bool OnSample(const PathSample& sample);
 
   // The verdict so far.
   FailureVerdict verdict() const;

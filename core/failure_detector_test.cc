@@ -135,6 +135,53 @@ TEST_F(FailureDetectorTest, VerdictIsLatchedUntilReset) {
   EXPECT_FALSE(Sample(0, 10));
 }
 
+// The kernel gave up on the connection (a reset, its user timeout): the
+// probe sees TCP_CLOSE, and that is a failure whatever the counters say.
+TEST_F(FailureDetectorTest, AConnectionTheKernelClosedHasFailed) {
+  PathSample closed;
+  closed.tcp_state = 7;  // TCP_CLOSE
+  EXPECT_TRUE(detector_.OnSample(closed));
+  EXPECT_EQ(detector_.verdict().reason, FailureReason::kKernelClosed);
+}
+
+// TIME_WAIT, LAST_ACK, CLOSING: both sides are ending the connection in
+// order; that is the application's business, even with bytes in flight.
+TEST_F(FailureDetectorTest, AConnectionClosingInOrderNeverFails) {
+  for (uint8_t state : {6, 9, 11}) {
+    PathSample closing;
+    closing.tcp_state = state;
+    closing.bytes_in_flight = 10;
+    closing.bytes_queued = 10;
+    closing.last_ack_ms = 10 * kDetectMs;
+    EXPECT_FALSE(detector_.OnSample(closing)) << int{state};
+    clock_.AdvanceMs(2 * kDetectMs);
+    EXPECT_FALSE(detector_.OnSample(closing)) << int{state};
+  }
+}
+
+// After retransmission timeouts the kernel counts its queue as not yet sent:
+// nothing is in flight, but no ACK at all came for the bound.
+TEST_F(FailureDetectorTest, BytesQueuedWithNoAckAtAllForTheBoundHaveFailed) {
+  PathSample held;
+  held.bytes_queued = 100;
+  held.last_ack_ms = kDetectMs - 1;
+  EXPECT_FALSE(detector_.OnSample(held));
+  held.last_ack_ms = kDetectMs;
+  EXPECT_TRUE(detector_.OnSample(held));
+  EXPECT_EQ(detector_.verdict().reason, FailureReason::kStall);
+}
+
+// A zero window holds bytes back, but its probes still get ACKs.
+TEST_F(FailureDetectorTest, BytesQueuedBehindAZeroWindowThatIsAckedAreFine) {
+  PathSample held;
+  held.bytes_queued = 100;
+  held.last_ack_ms = 20;
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_FALSE(detector_.OnSample(held));
+    clock_.AdvanceMs(kDetectMs);
+  }
+}
+
 class PeerLivenessTest : public ::testing::Test {
  protected:
   static constexpr int64_t kTimeoutMs = 3000;

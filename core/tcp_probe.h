@@ -89,7 +89,9 @@ struct TcpSample {
     const uint64_t total = bytes_acked + outq;
     return total > extra ? total - extra : 0;
   }
-  StallSample stall_sample() const { return {bytes_acked, in_flight()}; }
+  PathSample path_sample() const {
+    return {bytes_acked, in_flight(), outq, last_ack_recv_ms, state};
+  }
 };
 
 // Stateless; thread-safe as far as `os` is. `os` must outlive the probe.
