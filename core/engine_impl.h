@@ -2,8 +2,14 @@
 // The engine behind core/engine.h: the table of selected fds, the healthy data
 // path on the application's threads, the failover (swap and announcement), and
 // the engine loop that carries sessions in STORAGE over the volume. Split by
-// purpose across engine_impl.cc (adoption, data path), failover.cc (swap,
-// announcement, peer lookup) and engine_loop.cc (the loop thread).
+// purpose: engine_impl.cc (adoption, fds, fork), data_path.cc (the
+// application's calls), direct_checks.cc (probing DIRECT sessions),
+// failover.cc (swap, announcement), storage_path.cc (pumping a session in
+// STORAGE), engine_loop.cc (the loop thread), heartbeats.cc (this process's
+// heartbeat, and the peers' through PeerDirectory), inbox.cc (announcements
+// and requests from peers), resume*.cc (back to the network),
+// open_over_storage.cc and accept_over_storage.cc (connections opened while
+// the network is down), exit_drain.cc (exit).
 //
 // Thread safety: all public methods are thread-safe. `mu_` guards the session
 // maps and the epoll shadow registry; each Session has its own locks
@@ -328,6 +334,20 @@ class EngineImpl final : public Engine {
   void CheckOpening();
   void TakeOverConnecting(Session* s);
 
+  // --- direct_checks.cc: probing DIRECT sessions, lingering closes ---
+  // Probes each DIRECT session (every DETECT_MS/25) and fails over those whose
+  // path failed.
+  void CheckDirectSessions();
+  // A closed DIRECT session whose bytes and FIN the peer kernel now holds is
+  // let go (true).
+  bool FinishLinger(Session* s);
+
+  // --- inbox.cc: what other processes ask of this one ---
+  void HandleInbox();
+  // Writes a reset into this side's channel of a session the peer announced
+  // and this process does not have.
+  void AnswerUnknownSession(const FailoverMessage& m);
+
   // --- engine_loop.cc ---
   // Opens the volumes on the first selected socket: a process that selects
   // nothing never touches the volume. Thread-safe; the first error is kept and
@@ -380,23 +400,15 @@ class EngineImpl final : public Engine {
   // Hands the ring's bytes from next_to_volume on, and a FIN when due, to the
   // writer thread.
   void SubmitToWriter(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
-  void HandleInbox();
   // The application closed a session in STORAGE abortively: a reset record
   // instead of the FIN, and the session ends.
   void AbortOverStorage(Session* s);
-  // Writes a reset into this side's channel of a session the peer announced
-  // and this process does not have.
-  void AnswerUnknownSession(const FailoverMessage& m);
   // Per wake: the storage sessions' channels that changed (`changes`, null
   // when the watcher was not drained), the writer side, the periodic work.
   void Tick(const storage::VolumeWatcher::Changes* changes);
   // Says once when appends of the session's records start failing (a full
   // or failing volume) and once when they go through again.
   void NoteVolumeWrites(Session* s);
-  void CheckDirectSessions();
-  // A closed DIRECT session whose bytes and FIN the peer kernel now holds is
-  // let go (true).
-  bool FinishLinger(Session* s);
   void CheckPeers();
   void PublishHeartbeat();
   // Warns (once per other host) when another host's processes use this

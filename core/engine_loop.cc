@@ -1,11 +1,11 @@
 // The engine loop: one thread per process, whatever the number of sessions. It
 // pumps the socket pairs of sessions in STORAGE to and from the volume, drains
-// old TCP sockets after a failover, reads the inbox and probes DIRECT sessions
-// for stalls; heartbeats.cc holds what it does with heartbeats.
+// old TCP sockets after a failover and runs the periodic work; heartbeats.cc
+// holds what it does with heartbeats, inbox.cc with messages, direct_checks.cc
+// its probes of DIRECT sessions.
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
@@ -18,7 +18,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
-#include "core/socket_holders.h"
 
 namespace diskwire {
 namespace {
@@ -202,37 +201,6 @@ void EngineImpl::LoopMain() {
     }
     Tick(drained ? &changes : nullptr);
   }
-}
-
-void EngineImpl::AnswerUnknownSession(const FailoverMessage& m) {
-  const Role mine =
-      m.sender_role == Role::kClient ? Role::kServer : Role::kClient;
-  // Named as the announcer expects this side's channel: this process, and
-  // the claim the announcer knew of it.
-  const std::string channel =
-      ChannelName(m.session, SendDirection(mine), std::max(m.episode, 1u),
-                  IncarnationTag(process_id_, m.to_claim));
-  storage::Record rst;
-  rst.header.type = storage::RecordType::kRst;
-  rst.header.session_id = m.session;
-  rst.header.direction = SendDirection(mine);
-  // The peer reads from what its application has read on.
-  rst.header.stream_offset = m.delivered;
-  absl::Status st = send_volume_->RemoveChannel(channel);
-  absl::StatusOr<std::unique_ptr<storage::ChannelWriter>> writer =
-      st.ok() ? send_volume_->OpenWriter(channel, storage::WriterOptions{})
-              : absl::StatusOr<std::unique_ptr<storage::ChannelWriter>>(st);
-  if (writer.ok()) st = (*writer)->Append({rst});
-  if (writer.ok() && st.ok()) st = (*writer)->Close();
-  if (!writer.ok()) st = writer.status();
-  if (!st.ok()) {
-    log_.Warn("session ", SessionIdHex(m.session), ": cannot answer ",
-              m.from_process, " with a reset: ", st.message());
-    return;
-  }
-  log_.Info("session ", SessionIdHex(m.session), ": ", m.from_process,
-            " announced a failover of a connection this process no longer "
-            "has; answered with a reset");
 }
 
 void EngineImpl::AbortOverStorage(Session* s) {
@@ -436,194 +404,6 @@ void EngineImpl::ReleaseEndedSessions() {
       sessions_.erase(it);
     }
   }
-}
-
-bool EngineImpl::FinishLinger(Session* s) {
-  {
-    absl::MutexLock send_lock(&s->send_mu);
-    if (s->linger_fd < 0) return true;
-    if (s->maybe_shared.load()) {
-      // The application's close was its last name here, but a process it
-      // forked may still hold the connection: then the stream is not over
-      // and the connection is that process's to carry. Otherwise the FIN
-      // the close deferred goes now.
-      auto held = OtherProcessHolds(s->linger_fd);
-      s->maybe_shared.store(false);
-      if (held.ok() && !*held) {
-        if (s->sent_to_socket < s->ring.head()) {
-          s->fin_owed = true;
-        } else if (!s->shut_wr) {
-          os_->Shutdown(s->linger_fd, SHUT_WR);
-          s->shut_wr = true;
-        }
-        return false;
-      }
-      log_.Debug("session ", s->label, ": another process holds it (",
-                 held.ok() ? "seen in /proc" : held.status().message(),
-                 "); this one lets go");
-      s->dormant.store(true);  // no heartbeat entry, no failover
-    } else {
-      auto sample = probe_.Sample(s->linger_fd);
-      if (!sample.ok()) return false;
-      // Still bytes (or our FIN) the peer kernel has not acknowledged: keep
-      // lingering.
-      if (sample->outq > 0) return false;
-      // The kernel's queue can also be empty because it gave up (a reset, a
-      // timeout): then the path failed, and the failover check that follows
-      // takes the session on. The socket is the engine's alone now, so
-      // reading (and clearing) its error takes nothing from anyone.
-      if (sample->state == TCP_CLOSE) {
-        auto error = probe_.PendingError(s->linger_fd);
-        if (!error.ok() || *error != 0) return false;
-      }
-    }
-    private_[s->linger_fd].store(0, std::memory_order_release);
-    os_->Close(s->linger_fd);
-    s->linger_fd = -1;
-  }
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(KeyOf(s->id, s->role));
-  if (it != sessions_.end() && it->second.get() == s) {
-    graveyard_.push_back({it->second, clock_->NowNs()});
-    sessions_.erase(it);
-  }
-  return true;
-}
-
-void EngineImpl::CheckDirectSessions() {
-  std::vector<std::shared_ptr<Session>> direct;
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
-      if (s->state.load() == SessionState::kDirect) direct.push_back(s);
-    }
-    for (auto& s : pending_) direct.push_back(s);
-  }
-  for (auto& s : direct) {
-    if (s->dormant.load()) continue;
-    {
-      // After a resume: what the peer lacks goes out even if the application
-      // sends nothing more.
-      absl::MutexLock send_lock(&s->send_mu);
-      if (s->sent_to_socket < s->ring.head() || s->fin_owed) {
-        absl::MutexLock lock(&s->mu);
-        const int fd = s->names.empty() ? s->linger_fd : s->names[0];
-        if (fd >= 0 && s->state.load() == SessionState::kDirect)
-          FlushBacklog(s.get(), fd);
-      } else if (s->ring.size() > 0 && s->ring.head() == s->idle_check_head &&
-                 s->state.load() == SessionState::kDirect) {
-        // Idle since the last look: what the peer's kernel holds is released.
-        TrimByKernelAck(s.get());
-      }
-      s->idle_check_head = s->ring.head();
-    }
-    bool closed_by_application;
-    {
-      absl::MutexLock lock(&s->mu);
-      closed_by_application = s->names.empty();
-    }
-    if (closed_by_application && s->linger_fd >= 0 && FinishLinger(s.get()))
-      continue;
-    absl::MutexLock lock(
-        &s->mu);  // Close() takes it too: the fd cannot be reused under us
-    if (s->names.empty() && s->linger_fd < 0) continue;
-    const int fd = s->names.empty() ? s->linger_fd : s->names[0];
-    if (!s->endpoints_known) {
-      s->mu.Unlock();
-      FinishAdoption(s.get(), fd);
-      s->mu.Lock();
-      continue;
-    }
-    auto sample = probe_.Sample(fd);
-    if (!sample.ok()) continue;
-    s->bytes_in_network.store(sample->delivered() + s->in_adjust,
-                              std::memory_order_relaxed);
-    // A kernel that closed the connection leaves its error pending for the
-    // application, which would see it on its next call.
-    if (s->detector.OnSample(sample->path_sample())) {
-      const std::string reason = s->detector.verdict().detail;
-      s->mu.Unlock();
-      TriggerFailover(s.get(), reason, "");
-      s->mu.Lock();
-    }
-  }
-}
-
-void EngineImpl::HandleInbox() {
-  auto inbox = recv()->TakeInbox(process_id_);
-  if (!inbox.ok()) {
-    log_.Warn("reading the inbox: ", inbox.status().message());
-    return;
-  }
-  rejected_records_.fetch_add(inbox->problems.size(),
-                              std::memory_order_relaxed);
-  for (const std::string& problem : inbox->problems)
-    log_.Warn("inbox: ", problem);
-  const int64_t now = clock_->NowNs();
-  for (const storage::InboxMessage& msg : inbox->messages) {
-    auto m = DecodeFailover(msg.payload);
-    if (!m.ok()) {
-      log_.Warn("inbox message ", msg.name, ": ", m.status().message());
-      rejected_records_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (m->IsOpenRequest()) {
-      HandleOpenRequest(*m);
-    } else if (!m->answer.empty()) {
-      HandleOpenAnswer(*m);
-    } else {
-      unmatched_.push_back({*m, now});
-    }
-  }
-  std::vector<std::pair<FailoverMessage, int64_t>> keep;
-  for (auto& [m, since] : unmatched_) {
-    std::shared_ptr<Session> s;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = sessions_.find(KeyOf(m.session, m.sender_role == Role::kClient
-                                                    ? Role::kServer
-                                                    : Role::kClient));
-      if (it != sessions_.end()) s = it->second;
-    }
-    if (s == nullptr) {
-      // The announcement can overtake our own accept(); give the session a
-      // moment to appear. Then it is one this process no longer has (it
-      // ended here): TCP answers a segment for it with a reset, and so do we,
-      // or the peer would wait for this process to die.
-      if (now - since < config_.peer_timeout_ms * 1'000'000) {
-        keep.push_back({m, since});
-      } else {
-        AnswerUnknownSession(m);
-      }
-      continue;
-    }
-    const SessionState st = s->state.load();
-    if (st == SessionState::kDirect) {
-      s->peer_claim_ns = m.claim;
-      TriggerFailover(s.get(), "the peer announced a failover", m.from_process,
-                      m.episode);
-    } else if (st == SessionState::kStorage || st == SessionState::kResuming) {
-      // A connection opened over the volume learns which process accepted
-      // it (a forked child, perhaps) from that process's announcement.
-      if (s->peer_process.empty() ||
-          (s->opened_over_storage && m.episode == 1 && s->episode == 1)) {
-        s->peer_process = m.from_process;
-      }
-      if (s->peer_process == m.from_process && s->peer_claim_ns == 0) {
-        s->peer_claim_ns = m.claim;
-        OpenPeerReader(s.get());
-      }
-      if (m.episode > s->episode) {
-        // The peer left an episode this side is still in (it gave up a
-        // resume, or failed over again while this side was resuming).
-        if (s->link != nullptr) {
-          AbandonResume(s.get(), "the peer moved to a new episode", false);
-        }
-        ReFailover(s.get(), m.episode, "the peer announced a new episode");
-      }
-    }
-  }
-  unmatched_.swap(keep);
 }
 
 }  // namespace diskwire
