@@ -151,6 +151,16 @@ absl::StatusOr<Mirror::ChannelCopy*> Mirror::Prepare(const std::string& name) {
     // nor duplicated.
     from = last->stream_offset;
     c->skip_through = last;
+    // The source may have trimmed through that record meanwhile (a peer that
+    // read it from the target acknowledged it): what follows it then starts
+    // where the source now starts, at its end. Past its end, bytes the target
+    // never had are gone, and the reader says so.
+    absl::StatusOr<ChannelStat> stat = source_->StatChannel(name);
+    if (stat.ok() && stat->trimmed_below > from &&
+        stat->trimmed_below <= c->writer->end_offset()) {
+      from = stat->trimmed_below;
+      c->skip_through.reset();
+    }
   }
   DW_ASSIGN_OR_RETURN(c->reader, source_->OpenReader(name, from));
   ChannelCopy* raw = c.get();

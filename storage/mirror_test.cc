@@ -190,6 +190,40 @@ TEST_F(MirrorTest, CorruptSourceStopsThatChannelOnly) {
   EXPECT_EQ(Target("bad").size(), 2u);
 }
 
+// While the mirror was down, the peer read the target's last record and
+// acknowledged it, so the source trimmed everything up to that record's end.
+// The restart resumes there: nothing the target lacks is gone. It stopped the
+// channel for lost data instead (MirrorLunTest in CI, a mirror SIGKILLed in
+// the storage phase), and the session on it hung.
+TEST_F(MirrorTest, RestartAfterTheSourceTrimmedThroughTheTargetsLastRecord) {
+  WriterOptions small;
+  small.segment_bytes = 200;  // two 8-byte records per segment
+  SourceWriter("a", small);
+  uint64_t offset = 0;
+  WriteBatch("a", 2, &offset);
+  WriteBatch("a", 2, &offset);
+  MirrorOptions o = Options();
+  o.segment_bytes = small.segment_bytes;
+  {
+    std::unique_ptr<Mirror> first = NewMirror(o);
+    ASSERT_THAT(first->CopyPass(), IsOk());
+    ASSERT_EQ(Target("a").size(), 4u);
+  }  // killed
+  WriteBatch("a", 2, &offset);
+  ASSERT_THAT(SourceWriter("a").TrimBelow(32), IsOk());  // all the target has
+  WriteBatch("a", 2, &offset);
+  std::unique_ptr<Mirror> second = NewMirror(o);
+  ASSERT_OK_AND_ASSIGN(PassResult pass, second->CopyPass());
+  EXPECT_EQ(pass.records, 4u);
+  EXPECT_THAT(warnings_, IsEmpty());
+  std::unique_ptr<ChannelReader> rest = *target_->OpenReader("a", 32);
+  std::vector<Record> out;
+  ASSERT_THAT(rest->ReadAvailable(&out, 1 << 20), IsOk());
+  ASSERT_EQ(out.size(), 4u);
+  for (size_t i = 0; i < out.size(); ++i)
+    EXPECT_EQ(out[i].header.stream_offset, 32 + 8 * i);
+}
+
 TEST_F(MirrorTest, SourceTrimsAndRemovalsReachTheTarget) {
   WriterOptions small;
   small.segment_bytes = 200;  // two 8-byte records per segment
