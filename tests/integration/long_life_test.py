@@ -107,6 +107,8 @@ class LongLifeTest(base.ShimTestCase):
         self.assertEqual(proc.popen.returncode, 0,
                          f"{proc.describe()}\n{self.context()}")
         reads = json.loads(out.decode().strip().splitlines()[-1])["reads_per_s"]
+        print(f"{IDLE_SESSIONS} idle sessions and a busy one: {reads:.0f} "
+              "read syscalls a second", file=sys.stderr)
         # The sweep: 4 a second per quiet session, a read of its channel
         # and one of its pair; the busy session's own reads come on top.
         self.assertLess(reads, 100 * IDLE_SESSIONS,
