@@ -75,8 +75,9 @@ class EngineTest : public testing::Test {
     ConnectEngines();
   }
 
-  // As Connect(), with the engines a test made.
-  void ConnectEngines() {
+  // A client socket owned by a_, connected to server_, accepted by nobody's
+  // engine yet.
+  void ConnectClient() {
     client_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -87,6 +88,11 @@ class EngineTest : public testing::Test {
             .ok());
     server_ = accept(listener_, nullptr, nullptr);
     ASSERT_GE(server_, 0);
+  }
+
+  // As Connect(), with the engines a test made.
+  void ConnectEngines() {
+    ConnectClient();
     b_->OnAccept(listener_, server_);
     ASSERT_TRUE(a_->Owns(client_));
     ASSERT_TRUE(b_->Owns(server_));
@@ -617,16 +623,7 @@ TEST_F(EngineTest, AResetOnSendFailsOverAndBothStreamsGoOn) {
 // written to the volume.
 TEST_F(EngineTest, AResetWithNoDiskwirePeerReachesTheApplication) {
   a_ = MakeEngine("a", Mode::kFailover);
-  client_ = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port_);
-  ASSERT_TRUE(
-      a_->Connect(client_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-          .ok());
-  server_ = accept(listener_, nullptr, nullptr);  // a server without diskwire
-  ASSERT_GE(server_, 0);
+  ConnectClient();  // the server runs without diskwire
   os_.FailOn(FakeOsCalls::Call::kSendMsg, client_, ECONNRESET, /*times=*/1);
   char byte = 'x';
   EXPECT_EQ(Send(a_.get(), client_, &byte, 1), -1);

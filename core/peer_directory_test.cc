@@ -1,6 +1,5 @@
 #include "core/peer_directory.h"
 
-#include <arpa/inet.h>
 #include <time.h>
 
 #include "base/status_matchers.h"
@@ -20,13 +19,10 @@ int64_t RealNowNs() {
   return int64_t{ts.tv_sec} * kNsPerSec + ts.tv_nsec;
 }
 
-sockaddr_storage V4(const char* ip, uint16_t port) {
-  sockaddr_storage ss = {};
-  auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-  sin->sin_family = AF_INET;
-  sin->sin_port = htons(port);
-  inet_pton(AF_INET, ip, &sin->sin_addr);
-  return ss;
+sockaddr_storage Address(const char* text) {
+  absl::StatusOr<sockaddr_storage> address = ParseAddress(text);
+  EXPECT_THAT(address, IsOk());
+  return address.ok() ? *address : sockaddr_storage{};
 }
 
 SessionReport Holding(const SessionId& id, Role role, const char* state,
@@ -155,11 +151,11 @@ TEST_F(PeerDirectoryTest, ALiveListenerWinsOverADeadOnesFresherBeat) {
   Publish("b.2.1", listening);
   auto snapshot = Refresh();
   EXPECT_FALSE(snapshot->Find("b.1.1")->alive);
-  const PeerProcess* listener = snapshot->ListenerFor(V4("10.0.0.2", 5001));
+  const PeerProcess* listener = snapshot->ListenerFor(Address("10.0.0.2:5001"));
   ASSERT_NE(listener, nullptr);
   EXPECT_EQ(listener->id, "b.2.1");
-  EXPECT_EQ(snapshot->ListenerFor(V4("10.0.0.2", 5002)), nullptr);
-  EXPECT_EQ(snapshot->ListenerFor(V4("10.0.0.3", 5001)), nullptr);
+  EXPECT_EQ(snapshot->ListenerFor(Address("10.0.0.2:5002")), nullptr);
+  EXPECT_EQ(snapshot->ListenerFor(Address("10.0.0.3:5001")), nullptr);
 }
 
 TEST_F(PeerDirectoryTest, AMalformedReportIsAProblemAndItsProcessStays) {
