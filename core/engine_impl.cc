@@ -546,6 +546,10 @@ SysResult EngineImpl::Close(int fd) {
   WaitForStableNames(fd);
   std::shared_ptr<Session> lingering;
   bool ours = false;
+  // An abortive close of a DIRECT session: the heartbeat that no longer lists
+  // it goes out before the kernel's reset, so that the peer takes the reset
+  // for the application's (it is) and not for a broken network.
+  std::optional<uint64_t> unlisted_after;
   {
     absl::MutexLock lock(&mu_);
     epoll_regs_.erase(fd);
@@ -581,6 +585,7 @@ SysResult EngineImpl::Close(int fd) {
         // a duplicate kept for lingering would hold back.
         graveyard_.push_back({it->second, clock_->NowNs()});
         sessions_.erase(it);
+        unlisted_after = heartbeat_snapshots_;
       } else if (s->state.load() == SessionState::kDirect &&
                  it != sessions_.end() && it->second.get() == s) {
         lingering = it->second;
@@ -607,6 +612,7 @@ SysResult EngineImpl::Close(int fd) {
       }
     }
   }
+  if (unlisted_after.has_value()) AwaitHeartbeatAfter(*unlisted_after);
   SysResult r = os_->Close(fd);
   if (ours &&
       kick_fd_ >= 0) {  // the loop finishes what the session still carries
@@ -652,6 +658,7 @@ void EngineImpl::OnEpollCtl(int epfd, int op, int fd,
 
 void EngineImpl::BeforeFork() {
   mu_.Lock();
+  published_mu_.Lock();  // the child's loop publishes its heartbeat too
   if (relay_ != nullptr) relay_->BeforeFork();
   for (storage::Volume* v : OpenVolumes()) v->BeforeFork();
 }
@@ -672,6 +679,7 @@ void EngineImpl::AfterForkParent() {
   }
   for (storage::Volume* v : OpenVolumes()) v->AfterForkParent();
   if (relay_ != nullptr) relay_->AfterForkParent();
+  published_mu_.Unlock();
   mu_.Unlock();
 }
 
@@ -716,7 +724,8 @@ void EngineImpl::AfterForkChild() {
   resume_nonce_ = RandomBytes(kResumeNonceBytes);
   if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
   relay_started_.store(false);
-  mu_.Unlock();  // taken by BeforeFork
+  published_mu_.Unlock();  // taken by BeforeFork
+  mu_.Unlock();
   std::map<Session*, int> first_name;
   for (auto& [fd, who] : inherited) {
     auto [it, fresh] = first_name.emplace(who.first, fd);

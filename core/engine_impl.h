@@ -411,6 +411,11 @@ class EngineImpl final : public Engine {
   void NoteVolumeWrites(Session* s);
   void CheckPeers();
   void PublishHeartbeat();
+  // Has the loop publish a heartbeat taken after snapshot `taken` (a value
+  // of heartbeat_snapshots_), and waits until it is on the volume, at most
+  // kPublishWaitMs. Not from the loop thread.
+  void AwaitHeartbeatAfter(uint64_t taken);
+  static constexpr int64_t kPublishWaitMs = 200;
   // Warns (once per other host) when another host's processes use this
   // node's name: heartbeats, channels and inboxes would be mixed up.
   void CheckNodeName(const PeerSnapshot& peers);
@@ -525,6 +530,11 @@ class EngineImpl final : public Engine {
   std::atomic<bool> relay_started_{false};
   // The relay wants the heartbeat published soon (a new receiver).
   std::atomic<bool> heartbeat_due_{false};
+  // Which of the heartbeat's views of sessions_ is on the volume: counted
+  // when PublishHeartbeat takes one (under mu_), and when it was written.
+  uint64_t heartbeat_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex published_mu_;
+  uint64_t heartbeat_published_ ABSL_GUARDED_BY(published_mu_) = 0;
 };
 
 }  // namespace diskwire

@@ -636,6 +636,31 @@ TEST_F(EngineTest, AResetWithNoDiskwirePeerReachesTheApplication) {
   EXPECT_TRUE(channels->empty()) << (*channels)[0];
 }
 
+// The server's application resets the connection (SO_LINGER {1, 0}): the
+// reset is its word, not the network's. The client's application gets
+// ECONNRESET as TCP gives it, and nothing fails over: the server's engine
+// says in its heartbeat that it let the session go before the reset leaves.
+TEST_F(EngineTest, AnApplicationsResetIsNotTakenForAFailure) {
+  Connect();
+  char byte = 'x';
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
+  absl::SleepFor(absl::Milliseconds(700));  // both heartbeats list it
+  const linger abort_on_close{1, 0};
+  ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_LINGER, &abort_on_close,
+                             sizeof(abort_on_close))
+                  .ok());
+  ASSERT_EQ(b_->Close(server_).value, 0);
+  EXPECT_EQ(Recv(a_.get(), client_, &byte, 1), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_NE(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
+  auto volume = storage::OpenDirVolume(dir_, {});
+  ASSERT_THAT(volume, IsOk());
+  auto channels = (*volume)->ListChannels();
+  ASSERT_THAT(channels, IsOk());
+  EXPECT_TRUE(channels->empty()) << "failed over: " << (*channels)[0];
+}
+
 // The peer goes silent: what the client sent is never acknowledged. The
 // engine's probe sees it within the detection bound, without any error from
 // the socket, and the session goes on over the volume.

@@ -201,9 +201,11 @@ void EngineImpl::CheckNodeName(const PeerSnapshot& peers) {
 void EngineImpl::PublishHeartbeat() {
   ProcessReport report;
   std::vector<std::shared_ptr<Session>> all;
+  uint64_t snapshot;
   {
     absl::MutexLock lock(
         &mu_);  // never held with a session's send_mu (lock order)
+    snapshot = ++heartbeat_snapshots_;
     for (auto& [key, s] : sessions_) all.push_back(s);
   }
   {
@@ -276,6 +278,25 @@ void EngineImpl::PublishHeartbeat() {
   absl::Status st =
       send_volume_->PublishHeartbeat(process_id_, EncodeProcessReport(report));
   if (!st.ok()) log_.Warn("publishing the heartbeat: ", st.message());
+  absl::MutexLock lock(&published_mu_);
+  heartbeat_published_ = std::max(heartbeat_published_, snapshot);
+}
+
+void EngineImpl::AwaitHeartbeatAfter(uint64_t taken) {
+  if (!started_.load() || stopping_.load() || kick_fd_ < 0) return;
+  heartbeat_due_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  os_->Write(kick_fd_, &one, sizeof(one));
+  struct Wanted {
+    const uint64_t* published;
+    uint64_t after;
+  };
+  absl::MutexLock lock(&published_mu_);
+  Wanted wanted{&heartbeat_published_, taken};
+  published_mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](Wanted* w) { return *w->published > w->after; }, &wanted),
+      absl::Milliseconds(kPublishWaitMs));
 }
 
 }  // namespace diskwire
