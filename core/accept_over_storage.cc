@@ -279,7 +279,7 @@ bool EngineImpl::AcceptOverStorage(int fd) {
   log_.Info("accepted ", s->label, " session ", SessionIdHex(s->id),
             " over the volume (opened while the network was down)");
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&table_.mu);
     to_register_.push_back(s);
   }
   uint64_t one = 1;

@@ -483,14 +483,8 @@ int EngineImpl::FilterEpollEvents(int epfd, epoll_event* events, int n) {
     if (events[i].events & (EPOLLERR | EPOLLHUP)) {
       int fd = -1;
       {
-        absl::MutexLock lock(&mu_);
-        for (const auto& [reg_fd, regs] : epoll_regs_) {
-          auto it = regs.find(epfd);
-          if (it != regs.end() && it->second.data.u64 == events[i].data.u64) {
-            fd = reg_fd;
-            break;
-          }
-        }
+        absl::MutexLock lock(&table_.mu);
+        fd = table_.FdRegisteredWith(epfd, events[i].data.u64);
       }
       if (fd >= 0 && CheckPath(fd))
         continue;  // the new file's events come on the next wait

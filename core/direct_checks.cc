@@ -57,23 +57,19 @@ bool EngineImpl::FinishLinger(Session* s) {
     os_->Close(s->linger_fd);
     s->linger_fd = -1;
   }
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(KeyOf(s->id, s->role));
-  if (it != sessions_.end() && it->second.get() == s) {
-    graveyard_.push_back({it->second, clock_->NowNs()});
-    sessions_.erase(it);
-  }
+  absl::MutexLock lock(&table_.mu);
+  table_.Bury(s, clock_->NowNs());
   return true;
 }
 
 void EngineImpl::CheckDirectSessions() {
   std::vector<std::shared_ptr<Session>> direct;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->state.load() == SessionState::kDirect) direct.push_back(s);
-    }
-    for (auto& s : pending_) direct.push_back(s);
+    });
+    for (const auto& s : table_.connecting()) direct.push_back(s);
   }
   for (auto& s : direct) {
     if (s->dormant.load()) continue;

@@ -179,7 +179,7 @@ EngineImpl::~EngineImpl() {
 
 Session* EngineImpl::SessionFor(int fd) const {
   if (!Owns(fd)) return nullptr;
-  return by_fd_[fd].load(std::memory_order_acquire);
+  return table_.At(fd);
 }
 
 bool EngineImpl::FailOver(int fd, const std::string& reason) {
@@ -187,34 +187,9 @@ bool EngineImpl::FailOver(int fd, const std::string& reason) {
   return s != nullptr && TriggerFailover(s, reason, "");
 }
 
-void EngineImpl::SetOwner(int fd, Session* s) {
-  by_fd_[fd].store(s, std::memory_order_release);
-  owned_[fd].store(s == nullptr        ? 0
-                   : s->dormant.load() ? kOwnedDormant
-                                       : 1,
-                   std::memory_order_release);
-}
-
-void EngineImpl::MarkNames(Session* s) {
-  for (int fd : s->names) {
-    if (by_fd_[fd].load() == s) SetOwner(fd, s);
-  }
-}
-
 void EngineImpl::Disown(Session* s) {
-  absl::MutexLock lock(&mu_);
-  {
-    absl::MutexLock slock(&s->mu);
-    for (int fd : s->names) {
-      if (by_fd_[fd].load() == s) SetOwner(fd, nullptr);
-    }
-    s->names.clear();
-  }
-  auto it = sessions_.find(KeyOf(s->id, s->role));
-  if (it != sessions_.end() && it->second.get() == s) {
-    graveyard_.push_back({it->second, clock_->NowNs()});
-    sessions_.erase(it);
-  }
+  absl::MutexLock lock(&table_.mu);
+  table_.UnnameAll(s, clock_->NowNs());
 }
 
 bool EngineImpl::Claim(int fd) {
@@ -242,7 +217,7 @@ void EngineImpl::OnListen(int fd) {
             ": advertised, so that peers can connect over the volume");
   StartThreadsOnce();
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&table_.mu);
     next_heartbeat_ns_ =
         std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
   }
@@ -259,7 +234,7 @@ bool EngineImpl::StartRelayOnce() {
   StartThreadsOnce();  // the heartbeat advertises the relay
   std::string id;
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&table_.mu);
     id = process_id_;
   }
   relay_->Start(send_volume_.get(), recv(), peers_.get(), id, [this] {
@@ -376,12 +351,12 @@ bool EngineImpl::Activate(Session* s, int fd) {
     s->resync.store(false);
     s->dormant.store(false);
     absl::MutexLock lock(&s->mu);
-    MarkNames(s);
+    table_.RefreshFlags(s);
   }
   log_.Info("session ", s->label, " claimed by this process (pid ", getpid(),
             ")");
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&table_.mu);
     next_heartbeat_ns_ =
         std::min(next_heartbeat_ns_, clock_->NowNs() + 10'000'000);
   }
@@ -433,10 +408,6 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     return;
   }
   if (!OpenVolumesOnce().ok()) return;
-  {
-    absl::MutexLock lock(&s->mu);
-    s->names.push_back(fd);
-  }
   auto own = probe_.ReadTimeouts(fd);
   if (own.ok()) s->app_timeouts = *own;
   absl::Status tuned = probe_.ConfigureSelectedSocket(fd, config_.detect_ms);
@@ -447,9 +418,9 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
     tuned = probe_.LimitSendBuffer(fd, config_.replay_cap);
   if (!tuned.ok()) log_.Warn("selected socket ", fd, ": ", tuned.message());
   {
-    absl::MutexLock lock(&mu_);
-    pending_.push_back(s);
-    SetOwner(fd, s.get());
+    absl::MutexLock lock(&table_.mu);
+    table_.AddConnecting(s);
+    table_.AddName(fd, s.get());
   }
   // A dormant session needs the threads only once this process uses it.
   if (!inherited) StartThreadsOnce();
@@ -475,24 +446,15 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
                                 FormatAddress(s->endpoints.local));
   std::shared_ptr<Session> shared;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-      if (it->get() == s) {
-        shared = *it;
-        pending_.erase(it);
-        break;
-      }
-    }
+    absl::MutexLock lock(&table_.mu);
+    shared = table_.TakeConnecting(s);
     if (shared == nullptr)
       return s->endpoints_known;  // another thread finished it
-    auto key = KeyOf(s->id, s->role);
-    auto old = sessions_.find(key);
-    if (old != sessions_.end() &&
-        old->second->state.load() != SessionState::kClosed) {
+    std::shared_ptr<Session> old = table_.Put(shared);
+    if (old != nullptr && old->state.load() != SessionState::kClosed) {
       log_.Warn("session ", s->label,
                 " replaces a live session with the same endpoints");
     }
-    sessions_[key] = shared;
     s->endpoints_known = true;
     s->claim_ns.store(clock_->RealtimeNs());
     s->adopted_ns = clock_->NowNs();
@@ -515,30 +477,15 @@ void EngineImpl::WaitForStableNames(int fd) {
   // A swap replaces the file behind every name it saw: names must not come or
   // go while one is under way.
   if (fd < 0 || fd >= kMaxFds) return;
-  Session* s = by_fd_[fd].load(std::memory_order_acquire);
+  Session* s = table_.At(fd);
   if (s != nullptr) WaitWhileSwapping(s);
 }
 
 void EngineImpl::OnDup(int oldfd, int newfd) {
   if (newfd < 0 || newfd >= kMaxFds || oldfd == newfd) return;
   WaitForStableNames(oldfd);
-  absl::MutexLock lock(&mu_);
-  Session* s = by_fd_[oldfd].load();
-  if (Session* prev = by_fd_[newfd].load();
-      prev != nullptr) {  // dup2 closed a name of ours
-    absl::MutexLock slock(&prev->mu);
-    prev->names.erase(
-        std::remove(prev->names.begin(), prev->names.end(), newfd),
-        prev->names.end());
-  }
-  epoll_regs_.erase(newfd);
-  if (s == nullptr) {
-    SetOwner(newfd, nullptr);
-    return;
-  }
-  absl::MutexLock slock(&s->mu);
-  s->names.push_back(newfd);
-  SetOwner(newfd, s);
+  absl::MutexLock lock(&table_.mu);
+  table_.Dup(oldfd, newfd);
 }
 
 SysResult EngineImpl::Close(int fd) {
@@ -551,44 +498,31 @@ SysResult EngineImpl::Close(int fd) {
   // for the application's (it is) and not for a broken network.
   std::optional<uint64_t> unlisted_after;
   {
-    absl::MutexLock lock(&mu_);
-    epoll_regs_.erase(fd);
-    for (auto& [fd_key, regs] : epoll_regs_)
-      regs.erase(fd);  // fd may be an epoll set
-    Session* s = fd >= 0 && fd < kMaxFds ? by_fd_[fd].load() : nullptr;
+    absl::MutexLock lock(&table_.mu);
+    const SessionTable::Unnamed unnamed = table_.Unname(fd);
+    Session* s = unnamed.session;
     if (s == nullptr) return os_->Close(fd);
     ours = true;
-    SetOwner(fd, nullptr);
-    bool last;
-    {
-      absl::MutexLock slock(&s->mu);
-      s->names.erase(std::remove(s->names.begin(), s->names.end(), fd),
-                     s->names.end());
-      last = s->names.empty();
-      if (last && AbortsOnClose(*s)) s->app_aborted = true;
-    }
-    if (last) {
-      pending_.erase(
-          std::remove_if(pending_.begin(), pending_.end(),
-                         [s](const auto& p) { return p.get() == s; }),
-          pending_.end());
-      auto it = sessions_.find(KeyOf(s->id, s->role));
-      if (it != sessions_.end() && it->second.get() == s && s->dormant.load()) {
+    if (unnamed.last) {
+      {
+        absl::MutexLock slock(&s->mu);
+        if (AbortsOnClose(*s)) s->app_aborted = true;
+      }
+      table_.TakeConnecting(s);
+      std::shared_ptr<Session> listed = table_.Find(s);
+      if (listed != nullptr && s->dormant.load()) {
         // Another process carries the connection: its end is theirs (the
         // kernel's FIN comes with the last close anywhere).
-        graveyard_.push_back({it->second, clock_->NowNs()});
-        sessions_.erase(it);
-      } else if (s->state.load() == SessionState::kDirect &&
-                 it != sessions_.end() && it->second.get() == s &&
-                 s->app_aborted) {
+        table_.Bury(s, clock_->NowNs());
+      } else if (listed != nullptr &&
+                 s->state.load() == SessionState::kDirect && s->app_aborted) {
         // An abortive close: the kernel's reset goes with this close, which
         // a duplicate kept for lingering would hold back.
-        graveyard_.push_back({it->second, clock_->NowNs()});
-        sessions_.erase(it);
+        table_.Bury(s, clock_->NowNs());
         unlisted_after = heartbeat_snapshots_;
-      } else if (s->state.load() == SessionState::kDirect &&
-                 it != sessions_.end() && it->second.get() == s) {
-        lingering = it->second;
+      } else if (listed != nullptr &&
+                 s->state.load() == SessionState::kDirect) {
+        lingering = std::move(listed);
       }
     }
   }
@@ -647,17 +581,12 @@ void EngineImpl::ConsumeWake() {
 
 void EngineImpl::OnEpollCtl(int epfd, int op, int fd,
                             const epoll_event* event) {
-  absl::MutexLock lock(&mu_);
-  if (op == EPOLL_CTL_DEL) {
-    auto it = epoll_regs_.find(fd);
-    if (it != epoll_regs_.end()) it->second.erase(epfd);
-    return;
-  }
-  if (event != nullptr) epoll_regs_[fd][epfd] = *event;
+  absl::MutexLock lock(&table_.mu);
+  table_.OnEpollCtl(epfd, op, fd, event);
 }
 
 void EngineImpl::BeforeFork() {
-  mu_.Lock();
+  table_.mu.Lock();
   published_mu_.Lock();  // the child's loop publishes its heartbeat too
   if (relay_ != nullptr) relay_->BeforeFork();
   for (storage::Volume* v : OpenVolumes()) v->BeforeFork();
@@ -673,14 +602,14 @@ std::vector<storage::Volume*> EngineImpl::OpenVolumes() const {
 void EngineImpl::AfterForkParent() {
   // The child holds every socket now too: a close here must ask first, and
   // the next call here re-reads what the socket carried.
-  for (auto& [key, s] : sessions_) {
+  table_.ForEach([](const std::shared_ptr<Session>& s) {
     s->maybe_shared.store(true);
     s->resync.store(true);
-  }
+  });
   for (storage::Volume* v : OpenVolumes()) v->AfterForkParent();
   if (relay_ != nullptr) relay_->AfterForkParent();
   published_mu_.Unlock();
-  mu_.Unlock();
+  table_.mu.Unlock();
 }
 
 void EngineImpl::AfterForkChild() {
@@ -694,16 +623,13 @@ void EngineImpl::AfterForkChild() {
   std::vector<std::pair<int, std::pair<Session*, Role>>> inherited;
   for (int fd = 0; fd < kMaxFds; ++fd) {
     if (!owned_[fd].load(std::memory_order_relaxed)) continue;
-    Session* s = by_fd_[fd].load();
+    Session* s = table_.At(fd);
     if (s != nullptr && s->endpoints_known &&
         s->state.load() == SessionState::kDirect) {
       inherited.push_back({fd, {s, s->role}});
     }
-    SetOwner(fd, nullptr);
   }
-  sessions_.clear();
-  pending_.clear();
-  epoll_regs_.clear();
+  table_.ClearAfterFork();
   started_.store(false);
   stopping_.store(false);
   // Not joinable when the parent never started its threads, or was itself a
@@ -725,7 +651,7 @@ void EngineImpl::AfterForkChild() {
   if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
   relay_started_.store(false);
   published_mu_.Unlock();  // taken by BeforeFork
-  mu_.Unlock();
+  table_.mu.Unlock();
   std::map<Session*, int> first_name;
   for (auto& [fd, who] : inherited) {
     auto [it, fresh] = first_name.emplace(who.first, fd);

@@ -11,10 +11,10 @@
 // open_over_storage.cc and accept_over_storage.cc (connections opened while
 // the network is down), exit_drain.cc (exit).
 //
-// Thread safety: all public methods are thread-safe. `mu_` guards the session
-// maps and the epoll shadow registry; each Session has its own locks
-// (core/session.h). Lock order: mu_ before Session::mu; Session::send_mu before
-// Session::mu.
+// Thread safety: all public methods are thread-safe. The session table
+// (core/session_table.h) has its own lock, `table_.mu`; each Session has its
+// own locks (core/session.h). Lock order: table_.mu before Session::mu;
+// Session::send_mu before Session::mu.
 
 #ifndef DISKWIRE_CORE_ENGINE_IMPL_H_
 #define DISKWIRE_CORE_ENGINE_IMPL_H_
@@ -44,16 +44,12 @@
 #include "core/peer_directory.h"
 #include "core/resume_handshake.h"
 #include "core/session.h"
+#include "core/session_table.h"
 #include "core/tcp_probe.h"
 #include "core/writer.h"
 #include "storage/volume.h"
 
 namespace diskwire {
-
-using SessionKey = std::tuple<uint64_t, uint64_t, int>;
-inline SessionKey KeyOf(const SessionId& id, Role role) {
-  return {id.high, id.low, static_cast<int>(role)};
-}
 
 class EngineImpl final : public Engine {
  public:
@@ -89,7 +85,7 @@ class EngineImpl final : public Engine {
   bool CheckPath(int fd) override;
   int FilterEpollEvents(int epfd, epoll_event* events, int n) override;
   void OnEpollCtl(int epfd, int op, int fd, const epoll_event* event) override;
-  // mu_ (and the relay's lock) is taken in BeforeFork and released in the
+  // table_.mu (and the relay's lock) is taken in BeforeFork and released in the
   // After* handler of each side: across two functions, which the analysis
   // cannot follow.
   void BeforeFork() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
@@ -137,9 +133,6 @@ class EngineImpl final : public Engine {
   // Completes a session adopted during a non-blocking connect; false while
   // still connecting.
   bool FinishAdoption(Session* s, int fd);
-  void SetOwner(int fd, Session* s);
-  // owned_ of every name of `s` follows its dormancy. REQUIRES: s->mu held.
-  void MarkNames(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu);
   // This process will never carry `s` (it cannot reach the volume): its fds
   // are no longer owned, and it is forgotten.
   void Disown(Session* s);
@@ -460,23 +453,12 @@ class EngineImpl final : public Engine {
   std::atomic<bool> stopping_{false};
   absl::Mutex start_mu_;
 
-  mutable absl::Mutex mu_;
-  // fd -> session: written under mu_, read lock-free on the hooks. A session
-  // leaves sessions_ only once no fd names it, and is freed a while later
-  // (graveyard_), so a hook racing the application's own close() never reads
-  // freed memory.
-  std::atomic<Session*> by_fd_[kMaxFds] = {};
-  std::vector<std::pair<std::shared_ptr<Session>, int64_t>> graveyard_
-      ABSL_GUARDED_BY(mu_);
-  // Keyed by (id, role): both ends of one connection may live in one process.
-  std::map<SessionKey, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
-  // Sessions whose non-blocking connect has not completed: no id yet.
-  std::vector<std::shared_ptr<Session>> pending_ ABSL_GUARDED_BY(mu_);
-  // epoll shadow registry: fd → (epfd → event).
-  absl::flat_hash_map<int, std::map<int, epoll_event>> epoll_regs_
-      ABSL_GUARDED_BY(mu_);
+  // Which fds name which sessions; its lock also guards the fields below
+  // that change with the table (ABSL_GUARDED_BY(table_.mu)) and the few
+  // scalars the loop and the hooks share (next_heartbeat_ns_, process_id_).
+  SessionTable table_{owned_};
   // Sessions that just moved to storage, for the loop to add to its epoll.
-  std::vector<std::shared_ptr<Session>> to_register_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Session>> to_register_ ABSL_GUARDED_BY(table_.mu);
   // Failover announcements for sessions this process does not (yet) know, with
   // when they came.
   std::vector<std::pair<FailoverMessage, int64_t>> unmatched_;
@@ -530,9 +512,9 @@ class EngineImpl final : public Engine {
   std::atomic<bool> relay_started_{false};
   // The relay wants the heartbeat published soon (a new receiver).
   std::atomic<bool> heartbeat_due_{false};
-  // Which of the heartbeat's views of sessions_ is on the volume: counted
-  // when PublishHeartbeat takes one (under mu_), and when it was written.
-  uint64_t heartbeat_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  // Which of the heartbeat's views of the table is on the volume: counted
+  // when PublishHeartbeat takes one (under table_.mu), and when it was written.
+  uint64_t heartbeat_snapshots_ ABSL_GUARDED_BY(table_.mu) = 0;
   absl::Mutex published_mu_;
   uint64_t heartbeat_published_ ABSL_GUARDED_BY(published_mu_) = 0;
 };

@@ -174,7 +174,7 @@ void EngineImpl::LoopMain() {
     // New storage sessions: watch their descriptors and channels.
     std::vector<std::shared_ptr<Session>> fresh;
     {
-      absl::MutexLock lock(&mu_);
+      absl::MutexLock lock(&table_.mu);
       fresh.swap(to_register_);
     }
     for (auto& s : fresh) {
@@ -214,8 +214,8 @@ void EngineImpl::AbortOverStorage(Session* s) {
 void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
   std::vector<std::shared_ptr<Session>> all;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) all.push_back(s);
+    absl::MutexLock lock(&table_.mu);
+    all = table_.Snapshot();
   }
   const int64_t now = clock_->NowNs();
   // A peer's channel is read when the watcher says it changed, and a pair
@@ -344,34 +344,25 @@ void EngineImpl::ReleaseEndedSessions() {
   std::vector<std::shared_ptr<Session>> buried;
   bool freed = false;  // sessions left the graveyard (when `buried` goes)
   {
-    absl::MutexLock lock(&mu_);
-    const size_t buried_before = graveyard_.size();
-    graveyard_.erase(std::remove_if(graveyard_.begin(), graveyard_.end(),
-                                    [&](const auto& g) {
-                                      return now - g.second > kGraceNs;
-                                    }),
-                     graveyard_.end());
-    freed = graveyard_.size() < buried_before;
-    for (const auto& [s, since] : graveyard_) {
-      if (!s->buffers_released.exchange(true)) buried.push_back(s);
-    }
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    freed = table_.SweepGraveyard(now, kGraceNs, &buried);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->state.load() == SessionState::kClosed &&
           now - s->closed_ns > kGraceNs) {
         // An Append still running (a stalled volume) would hold this loop in
         // RemoveChannel: the session waits for a later pass.
-        if (s->out != nullptr && s->out->appending_since_ns() >= 0) continue;
+        if (s->out != nullptr && s->out->appending_since_ns() >= 0) return;
         absl::MutexLock slock(&s->mu);
         if (s->names.empty()) ended.push_back(s);
       }
-    }
+    });
   }
   // A session waits out the grace in the graveyard without its buffers: a
   // process that opens thousands of connections a second would otherwise
   // hold seconds' worth of 64 KiB replay chunks.
   for (auto& s : buried) {
     absl::MutexLock send_lock(&s->send_mu);
-    s->ring.ReleaseAll();  // nothing is replayed once it left sessions_
+    s->ring.ReleaseAll();  // nothing is replayed once it left the table
   }
   trim_owed_ = trim_owed_ || freed || !buried.empty();
   if (trim_owed_ && now >= next_trim_ns_) {
@@ -397,12 +388,8 @@ void EngineImpl::ReleaseEndedSessions() {
       os_->Close(s->reserve_fd);
       s->reserve_fd = -1;
     }
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(KeyOf(s->id, s->role));
-    if (it != sessions_.end() && it->second == s) {
-      graveyard_.push_back({s, now});
-      sessions_.erase(it);
-    }
+    absl::MutexLock lock(&table_.mu);
+    table_.Bury(s.get(), now);
   }
 }
 

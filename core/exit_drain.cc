@@ -64,12 +64,12 @@ void EngineImpl::FailOverUnacknowledgedAtExit() {
   // the volume.
   std::vector<std::shared_ptr<Session>> direct;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       // A dormant session is another process's to carry.
       if (s->state.load() == SessionState::kDirect && !s->dormant.load())
         direct.push_back(s);
-    }
+    });
   }
   const int64_t deadline = clock_->NowNs() + config_.detect_ms * 1'000'000;
   while (!direct.empty()) {
@@ -159,8 +159,8 @@ void EngineImpl::DrainAtExit() {
   if (loop_thread_.joinable()) loop_thread_.join();
   std::vector<std::shared_ptr<Session>> all;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) all.push_back(s);
+    absl::MutexLock lock(&table_.mu);
+    all = table_.Snapshot();
   }
   for (auto& s : all) {
     if (s->link != nullptr) {

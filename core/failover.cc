@@ -140,7 +140,7 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     // the session afresh.
     s->dormant.store(true);
     absl::MutexLock lock(&s->mu);
-    MarkNames(s);
+    table_.RefreshFlags(s);
   }
   if (!swapped.ok()) {
     log_.Error("session ", s->label,
@@ -163,9 +163,9 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
   os_->Write(wake_fd_, &one,
              sizeof(one));  // wake the shim's poll/select wrappers
   {
-    absl::MutexLock lock(&mu_);
-    std::shared_ptr<Session> shared = sessions_[KeyOf(s->id, s->role)];
-    to_register_.push_back(shared);
+    absl::MutexLock lock(&table_.mu);
+    if (std::shared_ptr<Session> shared = table_.Find(s); shared != nullptr)
+      to_register_.push_back(std::move(shared));
   }
   os_->Write(kick_fd_, &one, sizeof(one));
   return true;
@@ -312,14 +312,14 @@ absl::Status EngineImpl::InstallSocketPair(Session* s,
 
 void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
                              int fd_with_file) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&table_.mu);
   for (int fd : names) {
     // epoll keys registrations on (fd, file): drop them while fd still names
     // the old file, so that its events never reach the application, and
     // re-add them after.
-    auto regs = epoll_regs_.find(fd);
-    if (regs != epoll_regs_.end()) {
-      for (auto& [epfd, ev] : regs->second)
+    const std::map<int, epoll_event>* regs = table_.EpollRegistrations(fd);
+    if (regs != nullptr) {
+      for (const auto& [epfd, ev] : *regs)
         os_->EpollCtl(epfd, EPOLL_CTL_DEL, fd, nullptr);
     }
     const int fd_flags = static_cast<int>(os_->Fcntl(fd, F_GETFD, 0).value);
@@ -327,8 +327,8 @@ void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
         os_->Dup3(fd_with_file, fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
     if (!d.ok())
       log_.Error("session ", s->label, ": dup3 failed: ", strerror(d.error));
-    if (regs != epoll_regs_.end()) {
-      for (auto& [epfd, ev] : regs->second) {
+    if (regs != nullptr) {
+      for (const auto& [epfd, ev] : *regs) {
         epoll_event copy = ev;
         os_->EpollCtl(epfd, EPOLL_CTL_ADD, fd, &copy);
       }

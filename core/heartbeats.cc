@@ -21,12 +21,12 @@ void EngineImpl::CheckPeers() {
   std::vector<std::shared_ptr<Session>> storage_sessions;
   bool shared = false;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->state.load() == SessionState::kStorage)
         storage_sessions.push_back(s);
       shared = shared || (s->maybe_shared.load() && !s->dormant.load());
-    }
+    });
   }
   if (storage_sessions.empty() && !shared && retired_.empty()) return;
   auto refreshed = peers_->Refresh();
@@ -131,12 +131,12 @@ void EngineImpl::RemoveRetired(const PeerSnapshot& peers) {
 void EngineImpl::YieldToNewerClaims(const PeerSnapshot& peers) {
   std::vector<std::shared_ptr<Session>> shared;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->maybe_shared.load() && !s->dormant.load() &&
           s->state.load() == SessionState::kDirect)
         shared.push_back(s);
-    }
+    });
   }
   for (const PeerProcess& p : peers.processes()) {
     if (p.id == process_id_ || !p.report.has_value()) continue;
@@ -147,7 +147,7 @@ void EngineImpl::YieldToNewerClaims(const PeerSnapshot& peers) {
           s->dormant.store(true);
           {
             absl::MutexLock lock(&s->mu);
-            MarkNames(s.get());
+            table_.RefreshFlags(s.get());
           }
           log_.Info("session ", s->label, ": process ", p.id,
                     " uses it now; this one goes dormant until it uses it");
@@ -203,10 +203,10 @@ void EngineImpl::PublishHeartbeat() {
   std::vector<std::shared_ptr<Session>> all;
   uint64_t snapshot;
   {
-    absl::MutexLock lock(
-        &mu_);  // never held with a session's send_mu (lock order)
+    // Never held with a session's send_mu (lock order).
+    absl::MutexLock lock(&table_.mu);
     snapshot = ++heartbeat_snapshots_;
-    for (auto& [key, s] : sessions_) all.push_back(s);
+    all = table_.Snapshot();
   }
   {
     for (auto& s : all) {

@@ -44,11 +44,10 @@ void EngineImpl::HandleInbox() {
   for (auto& [m, since] : unmatched_) {
     std::shared_ptr<Session> s;
     {
-      absl::MutexLock lock(&mu_);
-      auto it = sessions_.find(KeyOf(m.session, m.sender_role == Role::kClient
-                                                    ? Role::kServer
-                                                    : Role::kClient));
-      if (it != sessions_.end()) s = it->second;
+      absl::MutexLock lock(&table_.mu);
+      s = table_.Find(KeyOf(m.session, m.sender_role == Role::kClient
+                                           ? Role::kServer
+                                           : Role::kClient));
     }
     if (s == nullptr) {
       // The announcement can overtake our own accept(); give the session a

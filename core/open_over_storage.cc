@@ -172,13 +172,9 @@ absl::StatusOr<std::shared_ptr<Session>> EngineImpl::NewOpenedSession(
 
 void EngineImpl::RegisterOpened(const std::shared_ptr<Session>& s, int fd) {
   {
-    absl::MutexLock lock(&s->mu);
-    s->names.push_back(fd);
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    sessions_[KeyOf(s->id, s->role)] = s;
-    SetOwner(fd, s.get());
+    absl::MutexLock lock(&table_.mu);
+    table_.Put(s);
+    table_.AddName(fd, s.get());
     next_heartbeat_ns_ =
         std::min(next_heartbeat_ns_, clock_->NowNs() + 50'000'000);
   }
@@ -380,8 +376,9 @@ void EngineImpl::CompleteOpen(Session* s, const FailoverMessage& m) {
     s->state_changed.SignalAll();
   }
   {
-    absl::MutexLock lock(&mu_);
-    to_register_.push_back(sessions_[KeyOf(s->id, s->role)]);
+    absl::MutexLock lock(&table_.mu);
+    if (std::shared_ptr<Session> shared = table_.Find(s); shared != nullptr)
+      to_register_.push_back(std::move(shared));
   }
   uint64_t one = 1;
   os_->Write(kick_fd_, &one, sizeof(one));
@@ -400,9 +397,8 @@ void EngineImpl::FailOpen(Session* s, int error, const std::string& why) {
 void EngineImpl::HandleOpenAnswer(const FailoverMessage& m) {
   std::shared_ptr<Session> s;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(KeyOf(m.session, Role::kClient));
-    if (it != sessions_.end()) s = it->second;
+    absl::MutexLock lock(&table_.mu);
+    s = table_.Find(KeyOf(m.session, Role::kClient));
   }
   if (s == nullptr || !s->opening.load()) return;  // late: it gave up
   if (m.answer == "accepted") {
@@ -417,11 +413,11 @@ void EngineImpl::CheckOpening() {
   std::vector<std::shared_ptr<Session>> opening, blackholed;
   const int64_t now = clock_->NowNs();
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->opening.load()) opening.push_back(s);
-    }
-    for (auto& s : pending_) {
+    });
+    for (const auto& s : table_.connecting()) {
       if (!s->dormant.load() && s->connect_started_ns > 0 &&
           now - s->connect_started_ns > config_.detect_ms * 1'000'000) {
         blackholed.push_back(s);
@@ -459,11 +455,9 @@ void EngineImpl::TakeOverConnecting(Session* s) {
   std::optional<OpenTarget> target = FindListener(dest);
   if (!target.has_value() || !target->alive) return;  // TCP's own patience
   {
-    absl::MutexLock lock(&mu_);
-    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                  [s](const auto& p) { return p.get() == s; }),
-                   pending_.end());
-    SetOwner(fd, nullptr);
+    absl::MutexLock lock(&table_.mu);
+    table_.TakeConnecting(s);
+    table_.SetSlot(fd, nullptr);
   }
   if (!OpenOverStorage(fd, dest, /*nonblocking=*/true, ETIMEDOUT).has_value()) {
     log_.Warn("connect to ", FormatAddress(dest),

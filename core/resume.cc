@@ -413,11 +413,10 @@ void EngineImpl::ReFailover(Session* s, uint32_t episode,
     return;
   }
   Announce(s);
-  std::shared_ptr<Session> shared;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(KeyOf(s->id, s->role));
-    if (it != sessions_.end()) to_register_.push_back(it->second);
+    absl::MutexLock lock(&table_.mu);
+    if (std::shared_ptr<Session> shared = table_.Find(s); shared != nullptr)
+      to_register_.push_back(std::move(shared));
   }
   uint64_t one = 1;
   os_->Write(kick_fd_, &one, sizeof(one));

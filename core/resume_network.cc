@@ -129,12 +129,12 @@ void EngineImpl::DialResumes() {
   if (resume_listeners_.empty()) return;
   std::vector<std::shared_ptr<Session>> candidates;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->role == Role::kClient &&
           s->state.load() == SessionState::kStorage && s->link == nullptr)
         candidates.push_back(s);
-    }
+    });
   }
   const int64_t now = clock_->NowNs();
   for (auto& shared : candidates) {
@@ -228,9 +228,8 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   }
   std::shared_ptr<Session> shared;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(KeyOf(hello->session, Role::kServer));
-    if (it != sessions_.end()) shared = it->second;
+    absl::MutexLock lock(&table_.mu);
+    shared = table_.Find(KeyOf(hello->session, Role::kServer));
   }
   Session* s = shared.get();
   if (s != nullptr && s->link != nullptr && !s->link->frozen) {
@@ -332,10 +331,10 @@ void EngineImpl::ExpireResumes() {
   }
   std::vector<std::shared_ptr<Session>> linked;
   {
-    absl::MutexLock lock(&mu_);
-    for (auto& [key, s] : sessions_) {
+    absl::MutexLock lock(&table_.mu);
+    table_.ForEach([&](const std::shared_ptr<Session>& s) {
       if (s->link != nullptr) linked.push_back(s);
-    }
+    });
   }
   for (auto& s : linked) {
     if (s->link == nullptr || now <= s->link->deadline_ns) continue;
