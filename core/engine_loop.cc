@@ -87,7 +87,7 @@ void EngineImpl::StartThreadsOnce() {
 namespace {
 
 Session::LoopTag* TagFor(Session* s, int fd) {
-  if (fd == s->eng_end) return &s->eng_tag;
+  if (fd == s->leg.eng_end) return &s->eng_tag;
   if (s->link != nullptr && fd == s->link->fd) return &s->link_tag;
   return &s->old_tag;
 }
@@ -158,15 +158,16 @@ void EngineImpl::LoopMain() {
         if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
           PumpAppToVolume(s);
         }
-        if ((events[i].events & (EPOLLHUP | EPOLLERR)) && s->app_wrote_eof) {
+        if ((events[i].events & (EPOLLHUP | EPOLLERR)) &&
+            s->leg.app_wrote_eof) {
           // Both directions of the pair are shut (or the application closed its
           // end): epoll would report the hang-up on every wait from now on.
-          LoopDel(s->eng_end);
-          s->eng_in_loop = false;
+          LoopDel(s->leg.eng_end);
+          s->leg.eng_in_loop = false;
           continue;
         }
         if (events[i].events & EPOLLOUT) {
-          s->want_eng_out = false;
+          s->leg.want_eng_out = false;
           PumpVolumeToApp(s);
         }
       }
@@ -179,14 +180,14 @@ void EngineImpl::LoopMain() {
     }
     for (auto& s : fresh) {
       if (s->state.load() != SessionState::kStorage) continue;
-      if (s->eng_end >= 0 && s->eng_in_loop)
-        LoopAdd(s->eng_end, s.get(), EPOLLIN);
-      if (watcher_ != nullptr && s->reader != nullptr) {
+      if (s->leg.eng_end >= 0 && s->leg.eng_in_loop)
+        LoopAdd(s->leg.eng_end, s.get(), EPOLLIN);
+      if (watcher_ != nullptr && s->leg.reader != nullptr) {
         const std::string theirs = PeerChannel(*s);
         absl::Status w = watcher_->Watch(theirs);
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
       }
-      if (s->old_sock_open) LoopAdd(s->old_sock, s.get(), EPOLLIN);
+      if (s->leg.old_sock_open) LoopAdd(s->leg.old_sock, s.get(), EPOLLIN);
       DrainOldSocket(s.get());
       PumpAppToVolume(s.get());
       ReadPeerChannel(s.get());
@@ -206,7 +207,7 @@ void EngineImpl::LoopMain() {
 void EngineImpl::AbortOverStorage(Session* s) {
   {
     absl::MutexLock lock(&s->send_mu);
-    s->app_wrote_eof = true;
+    s->leg.app_wrote_eof = true;
   }
   ResetOverStorage(s, 0, "the application aborted it (SO_LINGER 0)");
 }
@@ -236,14 +237,14 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     // listener's process answers (CheckOpening).
     if (st == SessionState::kStorage && !s->opening.load()) {
       bool aborted = false;
-      if (s->app_end >= 0 && s->link == nullptr) {
+      if (s->leg.app_end >= 0 && s->link == nullptr) {
         absl::MutexLock lock(&s->mu);
         if (s->names.empty()) {
           // The application closed its last name: closing ours too lets the
           // pair report its end to the engine.
-          private_[s->app_end].store(0);
-          os_->Close(s->app_end);
-          s->app_end = -1;
+          private_[s->leg.app_end].store(0);
+          os_->Close(s->leg.app_end);
+          s->leg.app_end = -1;
           aborted = s->app_aborted;
         }
       }
@@ -251,14 +252,14 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
         AbortOverStorage(s.get());
         continue;
       }
-      if (read_all || s->read_more ||
+      if (read_all || s->leg.read_more ||
           (!changed.empty() && changed.contains(PeerChannel(*s)))) {
         ReadPeerChannel(s.get());
       }
       // The pair's own events pump it (above, in LoopMain); here only what
       // the writer's room callback asked for, and the sweep.
       if (read_all ||
-          s->pump_owed->exchange(false, std::memory_order_acq_rel)) {
+          s->leg.pump_owed->exchange(false, std::memory_order_acq_rel)) {
         PumpAppToVolume(s.get());
       }
       NoteVolumeWrites(s.get());
@@ -284,13 +285,14 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     for (auto& s : all) {
       if (s->state.load() != SessionState::kStorage) continue;
       absl::MutexLock lock(&s->send_mu);
-      log_.Debug("session ", s->label, ": delivered ", s->delivered,
-                 " ready_end ", s->reassembly->contiguous_end(), " buffered ",
-                 s->reassembly->buffered_bytes(), " peer_fin ", s->peer_fin,
-                 "@", s->peer_fin_offset, " | ring ", s->ring.tail(), "..",
-                 s->ring.head(), " to_volume ", s->next_to_volume, " buffered ",
-                 s->out->buffered_bytes(), " app_eof ", s->app_wrote_eof,
-                 " fin_sent ", s->fin_sent, " peer_ack ", s->peer_ack);
+      log_.Debug(
+          "session ", s->label, ": delivered ", s->delivered, " ready_end ",
+          s->leg.reassembly->contiguous_end(), " buffered ",
+          s->leg.reassembly->buffered_bytes(), " peer_fin ", s->leg.peer_fin,
+          "@", s->leg.peer_fin_offset, " | ring ", s->ring.tail(), "..",
+          s->ring.head(), " to_volume ", s->leg.next_to_volume, " buffered ",
+          s->leg.out->buffered_bytes(), " app_eof ", s->leg.app_wrote_eof,
+          " fin_sent ", s->leg.fin_sent, " peer_ack ", s->peer_ack);
     }
   }
   if (now >= next_direct_check_ns_) {
@@ -320,10 +322,10 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
 }
 
 void EngineImpl::NoteVolumeWrites(Session* s) {
-  if (s->out == nullptr) return;
-  const absl::Status written = s->out->status();
-  if (written.ok() == s->volume_writes_ok) return;
-  s->volume_writes_ok = written.ok();
+  if (s->leg.out == nullptr) return;
+  const absl::Status written = s->leg.out->status();
+  if (written.ok() == s->leg.volume_writes_ok) return;
+  s->leg.volume_writes_ok = written.ok();
   if (written.ok()) {
     log_.Info("session ", s->label, ": writes to the volume go through again");
   } else {
@@ -351,7 +353,8 @@ void EngineImpl::ReleaseEndedSessions() {
           now - s->closed_ns > kGraceNs) {
         // An Append still running (a stalled volume) would hold this loop in
         // RemoveChannel: the session waits for a later pass.
-        if (s->out != nullptr && s->out->appending_since_ns() >= 0) return;
+        if (s->leg.out != nullptr && s->leg.out->appending_since_ns() >= 0)
+          return;
         absl::MutexLock slock(&s->mu);
         if (s->names.empty()) ended.push_back(s);
       }

@@ -327,8 +327,8 @@ TEST_F(EngineTest, StorageModeCarriesEveryByteOverTheVolume) {
   Session* s = a_->SessionFor(client_);
   EXPECT_EQ(s->state.load(), SessionState::kStorage);
   // Every byte went through the writer thread to the volume.
-  EXPECT_GE(s->out->appended_offset(), 4u << 20);
-  EXPECT_GT(s->out->stats().appends, 0u);
+  EXPECT_GE(s->leg.out->appended_offset(), 4u << 20);
+  EXPECT_GT(s->leg.out->stats().appends, 0u);
 }
 
 TEST_F(EngineTest, ResumesOnTheNetworkWhenThePathWorks) {
@@ -357,8 +357,8 @@ TEST_F(EngineTest, LargeReplayCapWithASlowReaderOverStorage) {
   std::thread tx([&] { SendAll(a_.get(), client_, data, 12); });
   // The reader starts late: the writer's records pile up on the volume.
   absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (a_->SessionFor(client_)->out == nullptr ||
-         a_->SessionFor(client_)->out->appended_offset() < (24u << 20)) {
+  while (a_->SessionFor(client_)->leg.out == nullptr ||
+         a_->SessionFor(client_)->leg.out->appended_offset() < (24u << 20)) {
     ASSERT_LT(absl::Now(), deadline);
     absl::SleepFor(absl::Milliseconds(5));  // polling a byte count
   }

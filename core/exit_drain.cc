@@ -106,7 +106,8 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
     // back; an exiting process resumes nothing, so room is made for them.
     absl::MutexLock lock(&s->send_mu);
     int unread = 0;
-    if (s->eng_end >= 0 && os_->Ioctl(s->eng_end, FIONREAD, &unread).ok() &&
+    if (s->leg.eng_end >= 0 &&
+        os_->Ioctl(s->leg.eng_end, FIONREAD, &unread).ok() &&
         static_cast<size_t>(unread) > s->ring.Free()) {
       s->ring.Grow(s->ring.capacity() + unread - s->ring.Free());
     }
@@ -118,11 +119,12 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
       absl::MutexLock lock(&s->send_mu);
       int unread = 0;
       const bool pair_empty =
-          s->eng_end < 0 || s->app_wrote_eof ||
-          (os_->Ioctl(s->eng_end, FIONREAD, &unread).ok() && unread == 0);
-      pending = !pair_empty || s->next_to_volume < s->ring.head();
+          s->leg.eng_end < 0 || s->leg.app_wrote_eof ||
+          (os_->Ioctl(s->leg.eng_end, FIONREAD, &unread).ok() && unread == 0);
+      pending = !pair_empty || s->leg.next_to_volume < s->ring.head();
       if (!pending) {
-        s->app_wrote_eof = true;  // the application's end stays open: no EOF
+        s->leg.app_wrote_eof =
+            true;  // the application's end stays open: no EOF
         SubmitToWriter(s);
       }
     }
@@ -133,7 +135,7 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
                  " ms)");
       return;
     }
-    (void)s->out->AwaitIdle(absl::Milliseconds(10));  // room in its buffer
+    (void)s->leg.out->AwaitIdle(absl::Milliseconds(10));  // room in its buffer
   }
 }
 
@@ -177,8 +179,9 @@ void EngineImpl::DrainAtExit() {
     }
     // A session that ended just now (CLOSED) may still have its last records,
     // its FIN, in the writer's queue: they go out before the process does.
-    absl::Status idle = s->out != nullptr ? s->out->AwaitIdle(absl::Seconds(5))
-                                          : absl::OkStatus();
+    absl::Status idle = s->leg.out != nullptr
+                            ? s->leg.out->AwaitIdle(absl::Seconds(5))
+                            : absl::OkStatus();
     if (!idle.ok()) {
       log_.Error(
           "session ", s->label,
@@ -187,7 +190,7 @@ void EngineImpl::DrainAtExit() {
   }
   if (writer_ != nullptr) writer_->Stop();
   for (auto& s : all) {
-    if (s->channel != nullptr) (void)s->channel->Sync();
+    if (s->leg.channel != nullptr) (void)s->leg.channel->Sync();
   }
   if (ran && send_volume_ != nullptr)
     (void)send_volume_->RemoveHeartbeat(process_id_);

@@ -273,14 +273,14 @@ absl::Status EngineImpl::Swap(Session* s) {
   // application's, always.
   const linger abortive{1, 0};
   os_->SetSockOpt(old_fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
-  s->old_sock = old_fd;
-  s->old_sock_open = true;
-  private_[s->old_sock].store(1, std::memory_order_release);
+  s->leg.old_sock = old_fd;
+  s->leg.old_sock_open = true;
+  private_[s->leg.old_sock].store(1, std::memory_order_release);
   s->on_tcp = false;
   // A backlog still unsent and a FIN still owed travel on the volume instead.
-  s->app_wrote_eof = s->shut_wr || s->fin_owed;
+  s->leg.app_wrote_eof = s->shut_wr || s->fin_owed;
   s->fin_owed = false;
-  s->old_read_offset = delivered;
+  s->leg.old_read_offset = delivered;
   return StartStoragePath(s, failover_offset, delivered);
 }
 
@@ -303,10 +303,10 @@ absl::Status EngineImpl::InstallSocketPair(Session* s,
   // File status flags belong to the open file description, which every name now
   // shares.
   os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
-  s->app_end = pair[0];
-  s->eng_end = pair[1];
-  private_[s->app_end].store(1, std::memory_order_release);
-  private_[s->eng_end].store(1, std::memory_order_release);
+  s->leg.app_end = pair[0];
+  s->leg.eng_end = pair[1];
+  private_[s->leg.app_end].store(1, std::memory_order_release);
+  private_[s->leg.eng_end].store(1, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -339,7 +339,7 @@ void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
 absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
                                           uint64_t delivered) {
   s->failover_offset = failover_offset;
-  s->next_to_volume = failover_offset;
+  s->leg.next_to_volume = failover_offset;
   s->delivered = delivered;
   // The peer writes to the volume from its failover offset, which may lie a
   // whole receive queue ahead of what this side delivered (bytes our kernel
@@ -348,16 +348,16 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
   // larger.
   size_t window = std::max<size_t>(Reassembly::kDefaultWindow,
                                    2 * static_cast<size_t>(config_.replay_cap));
-  if (s->old_sock_open) {
+  if (s->leg.old_sock_open) {
     int rcvbuf = 0;
     socklen_t len = sizeof(rcvbuf);
-    if (os_->GetSockOpt(s->old_sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len)
+    if (os_->GetSockOpt(s->leg.old_sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len)
             .ok() &&
         rcvbuf > 0) {
       window += static_cast<size_t>(rcvbuf);
     }
   }
-  s->reassembly = std::make_unique<Reassembly>(delivered, window);
+  s->leg.reassembly = std::make_unique<Reassembly>(delivered, window);
   const std::string mine = MyChannel(*s);
   const std::string theirs = PeerChannel(*s);
   // A channel of the same name left by an earlier connection with the same
@@ -378,24 +378,25 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
                                                options.segment_bytes);
   auto writer = send_volume_->OpenWriter(mine, options);
   if (!writer.ok()) return writer.status();
-  s->channel = std::move(*writer);
+  s->leg.channel = std::move(*writer);
   if (PeerKnown(*s)) {
     auto reader = recv()->OpenReader(theirs, delivered);
     if (!reader.ok()) return reader.status();
-    s->reader = std::move(*reader);
+    s->leg.reader = std::move(*reader);
   }  // else: opened once the peer is known (OpenPeerReader)
-  s->out = writer_->AddChannel(s->id, SendDirection(s->role), s->channel.get());
+  s->leg.out =
+      writer_->AddChannel(s->id, SendDirection(s->role), s->leg.channel.get());
   if (config_.durability == Durability::kInterval)
-    s->out->SetIdleSync(config_.fsync_interval_ms * 1'000'000);
-  s->out->SetRoomCallback([this, owed = s->pump_owed] {
+    s->leg.out->SetIdleSync(config_.fsync_interval_ms * 1'000'000);
+  s->leg.out->SetRoomCallback([this, owed = s->leg.pump_owed] {
     // Buffer room again: the loop resumes reading this session's pair.
     owed->store(true, std::memory_order_release);
     uint64_t one = 1;
     os_->Write(kick_fd_, &one, sizeof(one));
   });
-  s->out->SubmitAck(ConsumedOffset(s));
-  absl::Status announced =
-      s->out->SubmitControl(storage::RecordType::kFailover, failover_offset);
+  s->leg.out->SubmitAck(ConsumedOffset(s));
+  absl::Status announced = s->leg.out->SubmitControl(
+      storage::RecordType::kFailover, failover_offset);
   if (!announced.ok()) return announced;
   return absl::OkStatus();
 }
@@ -405,21 +406,21 @@ bool EngineImpl::PeerKnown(const Session& s) {
 }
 
 void EngineImpl::OpenPeerReader(Session* s) {
-  if (s->reader != nullptr || s->reassembly == nullptr || !PeerKnown(*s) ||
-      s->state.load() != SessionState::kStorage) {
+  if (s->leg.reader != nullptr || s->leg.reassembly == nullptr ||
+      !PeerKnown(*s) || s->state.load() != SessionState::kStorage) {
     return;
   }
   const std::string theirs = PeerChannel(*s);
   log_.Debug("session ", s->label, ": reading ", theirs, " of ",
              s->peer_process);
-  auto reader = recv()->OpenReader(theirs, s->reassembly->contiguous_end());
+  auto reader = recv()->OpenReader(theirs, s->leg.reassembly->contiguous_end());
   if (!reader.ok()) {
     log_.Error("session ", s->label, ": cannot read ", theirs, ": ",
                reader.status().message());
     return;
   }
-  s->reader = std::move(*reader);
-  s->peer_channel_gone_ns = 0;
+  s->leg.reader = std::move(*reader);
+  s->leg.peer_channel_gone_ns = 0;
   if (watcher_ != nullptr) {
     absl::Status w = watcher_->Watch(theirs);
     if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
@@ -462,10 +463,10 @@ void EngineImpl::EndSession(Session* s, int error, const std::string& why) {
   } else {
     log_.Info("session ", s->label, " closed: ", why);
   }
-  if (s->eng_end >= 0) {
+  if (s->leg.eng_end >= 0) {
     // The application's blocked reads see end of file and its writes EPIPE; the
     // hooks turn both into `error`.
-    os_->Shutdown(s->eng_end, SHUT_RDWR);
+    os_->Shutdown(s->leg.eng_end, SHUT_RDWR);
   }
 }
 

@@ -52,7 +52,7 @@ void EngineImpl::CheckPeers() {
                      absl::StrCat("no diskwire peer took the connection in ",
                                   config_.peer_timeout_ms, " ms"));
           // Now, before the application's exit closes it with a reset.
-          if (s->old_sock_open) CloseOldSocket(s.get());
+          if (s->leg.old_sock_open) CloseOldSocket(s.get());
         }
         continue;
       }
@@ -72,8 +72,9 @@ void EngineImpl::CheckPeers() {
         OpenPeerReader(s.get());
       }
     }
-    if (s->reader == nullptr && s->peer_channel_gone_ns > 0 &&
-        now - s->peer_channel_gone_ns > config_.peer_timeout_ms * 1'000'000) {
+    if (s->leg.reader == nullptr && s->leg.peer_channel_gone_ns > 0 &&
+        now - s->leg.peer_channel_gone_ns >
+            config_.peer_timeout_ms * 1'000'000) {
       ResetOverStorage(s.get(), EIO,
                        absl::StrCat("the peer removed its channel and named no "
                                     "next one in ",
@@ -83,14 +84,15 @@ void EngineImpl::CheckPeers() {
     // Heard of last: the peer's heartbeat, the session's failover, or a
     // record read from the peer's channel.
     const int64_t since = peers.LastAliveNs(s->peer_process).value_or(0);
-    if (now - std::max({since, s->detected_ns, s->peer_read_ns}) >
+    if (now - std::max({since, s->detected_ns, s->leg.peer_read_ns}) >
         config_.peer_timeout_ms * 1'000'000) {
       // What the peer wrote before it went outlives it, as a kernel's receive
       // queue does: it is delivered first (its end of file too), however
       // slowly the application reads.
-      const bool undelivered = (s->peer_fin && !s->eof_delivered) ||
-                               (s->reassembly != nullptr &&
-                                s->reassembly->contiguous_end() > s->delivered);
+      const bool undelivered =
+          (s->leg.peer_fin && !s->leg.eof_delivered) ||
+          (s->leg.reassembly != nullptr &&
+           s->leg.reassembly->contiguous_end() > s->delivered);
       if (undelivered) continue;
       EndSession(s.get(), ETIMEDOUT,
                  absl::StrCat("the peer process ", s->peer_process,
@@ -237,9 +239,9 @@ void EngineImpl::PublishHeartbeat() {
                                                    : s->failover_offset,
           r.sent_offset);
       r.bytes_out_storage =
-          s->out != nullptr
-              ? s->out->appended_offset() -
-                    std::min(s->out->appended_offset(), s->failover_offset)
+          s->leg.out != nullptr
+              ? s->leg.out->appended_offset() -
+                    std::min(s->leg.out->appended_offset(), s->failover_offset)
               : 0;
       r.bytes_in_network = s->bytes_in_network.load(std::memory_order_relaxed);
       r.bytes_in_storage = s->bytes_in_storage.load(std::memory_order_relaxed);
@@ -248,15 +250,15 @@ void EngineImpl::PublishHeartbeat() {
                                : s->delivered;
       r.peer_ack_offset = s->peer_ack;
       r.failover_ms =
-          s->first_storage_byte_ns > 0
-              ? (s->first_storage_byte_ns -
+          s->leg.first_storage_byte_ns > 0
+              ? (s->leg.first_storage_byte_ns -
                  (s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns)) /
                     1'000'000
               : -1;
       s->lag.Fill(&r);
       r.resumes = s->resumes.load(std::memory_order_relaxed);
-      if (s->out != nullptr) {
-        const absl::Status written = s->out->status();
+      if (s->leg.out != nullptr) {
+        const absl::Status written = s->leg.out->status();
         if (!written.ok()) {
           r.problem = absl::IsResourceExhausted(written)  ? "volume-full"
                       : absl::IsDeadlineExceeded(written) ? "volume-stalled"

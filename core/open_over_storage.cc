@@ -340,23 +340,23 @@ void EngineImpl::HoldUnwritable(Session* s) {
   // Filling the application's end (shrunk to the minimum) keeps poll, select
   // and epoll from reporting it writable until the answer comes.
   const int tiny = 1;
-  os_->SetSockOpt(s->app_end, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
+  os_->SetSockOpt(s->leg.app_end, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
   char filler[4096] = {};
   while (true) {
-    SysResult w = os_->Write(s->app_end, filler, sizeof(filler));
+    SysResult w = os_->Write(s->leg.app_end, filler, sizeof(filler));
     if (!w.ok() || w.value <= 0) break;
     s->held_bytes += static_cast<size_t>(w.value);
   }
 }
 
 void EngineImpl::ReleaseHold(Session* s) {
-  if (s->held_bytes == 0 || s->app_end < 0) return;
+  if (s->held_bytes == 0 || s->leg.app_end < 0) return;
   const int size = 1 << 20;
-  os_->SetSockOpt(s->app_end, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  os_->SetSockOpt(s->leg.app_end, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
   char sink[4096];
   while (s->held_bytes > 0) {
     SysResult r =
-        os_->Read(s->eng_end, sink, std::min(sizeof(sink), s->held_bytes));
+        os_->Read(s->leg.eng_end, sink, std::min(sizeof(sink), s->held_bytes));
     if (!r.ok() || r.value <= 0) break;
     s->held_bytes -= static_cast<size_t>(r.value);
   }

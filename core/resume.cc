@@ -36,7 +36,7 @@ bool EngineImpl::CanResume(Session* s) {
   // The old socket has given all it had and the application still holds the
   // connection. (That the peer is in this episode too is the hello's to
   // prove: its FAILOVER record may lie below where our reader started.)
-  if (s->old_sock_open || s->eng_end < 0 || s->app_end < 0 ||
+  if (s->leg.old_sock_open || s->leg.eng_end < 0 || s->leg.app_end < 0 ||
       s->peer_process.empty()) {
     return false;
   }
@@ -162,10 +162,10 @@ bool EngineImpl::Freeze(Session* s) {
   absl::MutexLock send_lock(&s->send_mu);
   absl::MutexLock recv_lock(&s->recv_mu);
   int unread = 0;
-  os_->Ioctl(s->app_end, FIONREAD, &unread);
+  os_->Ioctl(s->leg.app_end, FIONREAD, &unread);
   const uint64_t consumed =
       s->delivered - std::min<uint64_t>(s->delivered, std::max(unread, 0));
-  if ((s->eof_delivered && unread > 0) || consumed < link->peer_kept_from) {
+  if ((s->leg.eof_delivered && unread > 0) || consumed < link->peer_kept_from) {
     // Not yet: the end of file is in the pair behind those bytes (they cannot
     // be taken back), or the application has still to read bytes the peer no
     // longer keeps (they reached this side through the old socket, and only
@@ -183,7 +183,7 @@ bool EngineImpl::Freeze(Session* s) {
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
-    SysResult r = os_->RecvMsg(s->app_end, &m, MSG_DONTWAIT);
+    SysResult r = os_->RecvMsg(s->leg.app_end, &m, MSG_DONTWAIT);
     if (!r.ok() || r.value == 0) break;
     link->taken_back.append(buf, r.value);
   }
@@ -191,15 +191,15 @@ bool EngineImpl::Freeze(Session* s) {
   // What the application wrote and the engine has not read yet is the
   // application's stream too: into the ring, beyond its cap if need be (the
   // pair holds a bounded amount).
-  while (!s->app_wrote_eof) {
+  while (!s->leg.app_wrote_eof) {
     if (s->ring.Free() == 0) s->ring.Grow(s->ring.capacity() + sizeof(buf));
     SysResult r =
-        os_->Read(s->eng_end, buf, std::min(sizeof(buf), s->ring.Free()));
+        os_->Read(s->leg.eng_end, buf, std::min(sizeof(buf), s->ring.Free()));
     if (r.ok() && r.value > 0) {
       s->ring.Append(absl::string_view(buf, r.value));
       continue;
     }
-    if (r.ok() && r.value == 0) s->app_wrote_eof = true;
+    if (r.ok() && r.value == 0) s->leg.app_wrote_eof = true;
     break;
   }
   link->frozen = true;
@@ -214,7 +214,7 @@ void EngineImpl::Unfreeze(Session* s) {
     absl::MutexLock recv_lock(&s->recv_mu);
     // The pair's queue toward the application is empty (it was taken back and
     // nothing was pushed since): the bytes go back in their order.
-    const size_t given = SendAllNoSignal(s->eng_end, link->taken_back);
+    const size_t given = SendAllNoSignal(s->leg.eng_end, link->taken_back);
     if (given < link->taken_back.size()) {
       log_.Error("session ", s->label, ": cannot give back ",
                  link->taken_back.size() - given,
@@ -279,7 +279,7 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
       os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
     }
     s->sent_to_socket = peer_delivered;
-    s->fin_owed = s->app_wrote_eof;
+    s->fin_owed = s->leg.app_wrote_eof;
     s->shut_wr = false;
     s->on_tcp = true;
     s->in_adjust = static_cast<int64_t>(link->self_delivered) -
@@ -308,21 +308,21 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
 }
 
 void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
-  if (s->eng_end >= 0) {
-    if (s->eng_in_loop) LoopDel(s->eng_end);
-    private_[s->eng_end].store(0);
-    os_->Close(s->eng_end);
-    s->eng_end = -1;
+  if (s->leg.eng_end >= 0) {
+    if (s->leg.eng_in_loop) LoopDel(s->leg.eng_end);
+    private_[s->leg.eng_end].store(0);
+    os_->Close(s->leg.eng_end);
+    s->leg.eng_end = -1;
   }
-  if (s->app_end >= 0) {
-    private_[s->app_end].store(0);
-    os_->Close(s->app_end);
-    s->app_end = -1;
+  if (s->leg.app_end >= 0) {
+    private_[s->leg.app_end].store(0);
+    os_->Close(s->leg.app_end);
+    s->leg.app_end = -1;
   }
-  if (s->old_sock_open) CloseOldSocket(s);
-  if (s->out != nullptr) writer_->RemoveChannel(s->out);
-  s->out.reset();
-  s->channel.reset();
+  if (s->leg.old_sock_open) CloseOldSocket(s);
+  if (s->leg.out != nullptr) writer_->RemoveChannel(s->leg.out);
+  s->leg.out.reset();
+  s->leg.channel.reset();  // closed before its channel is removed
   if (remove_channel) {
     absl::Status removed = send_volume_->RemoveChannel(MyChannel(*s));
     if (!removed.ok()) {
@@ -330,24 +330,11 @@ void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
                 ": cannot remove its channel: ", removed.message());
     }
   }
-  if (watcher_ != nullptr && s->reader != nullptr)
+  if (watcher_ != nullptr && s->leg.reader != nullptr)
     (void)watcher_->Unwatch(PeerChannel(*s));
-  s->reader.reset();
-  s->reassembly.reset();
-  s->eng_in_loop = true;
-  s->app_wrote_eof = false;
-  s->fin_sent = false;
-  s->want_eng_out = false;
-  s->peer_announced = false;
-  s->peer_failover_offset = 0;
-  s->peer_fin = false;
-  s->eof_delivered = false;
-  s->old_expects_commit = false;
-  s->old_prefix.clear();
-  s->old_close_orderly = -1;
+  // The next failover starts from a leg no episode has used.
+  s->leg = StorageLeg();
   s->abort_consumed = false;
-  s->first_storage_byte_ns = 0;
-  s->volume_writes_ok = true;
 }
 
 void EngineImpl::AbandonResume(Session* s, const std::string& why,
@@ -378,11 +365,11 @@ void EngineImpl::AbandonResume(Session* s, const std::string& why,
   // client may be on the link already, sending from our D_s. Keep the link as
   // an old socket (its kernel holds what the client's kernel counts as
   // acknowledged) and move both sides to a new episode.
-  s->old_sock = link->fd;
-  s->old_sock_open = true;
-  s->old_expects_commit = true;
-  s->old_prefix.clear();
-  s->old_read_offset = link->self_delivered;
+  s->leg.old_sock = link->fd;
+  s->leg.old_sock_open = true;
+  s->leg.old_expects_commit = true;
+  s->leg.old_prefix.clear();
+  s->leg.old_read_offset = link->self_delivered;
   s->link.reset();
   ReFailover(s, s->episode + 1, why.empty() ? "the resume link broke" : why);
 }
@@ -391,15 +378,15 @@ void EngineImpl::ReFailover(Session* s, uint32_t episode,
                             const std::string& why) {
   log_.Info("session ", s->label, ": moving to failover episode ", episode,
             " (", why, ")");
-  if (s->out != nullptr) writer_->RemoveChannel(s->out);
-  s->out.reset();
-  s->channel.reset();
+  if (s->leg.out != nullptr) writer_->RemoveChannel(s->leg.out);
+  s->leg.out.reset();
+  s->leg.channel.reset();
   (void)send_volume_->RemoveChannel(MyChannel(*s));
   if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
   s->episode = episode;
-  s->peer_announced = false;
-  s->peer_failover_offset = 0;
-  s->fin_sent = false;
+  s->leg.peer_announced = false;
+  s->leg.peer_failover_offset = 0;
+  s->leg.fin_sent = false;
   uint64_t from;
   {
     absl::MutexLock lock(&s->send_mu);

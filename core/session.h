@@ -26,6 +26,7 @@
 #include "core/replay_ring.h"
 #include "core/resume_link.h"
 #include "core/session_report.h"
+#include "core/storage_leg.h"
 #include "core/tcp_probe.h"
 #include "core/writer.h"
 #include "storage/volume.h"
@@ -156,8 +157,9 @@ struct Session {
   LoopTag eng_tag{this, LoopTag::kSocketPair};
   LoopTag link_tag{this, LoopTag::kResumeLink};
   LoopTag old_tag{this, LoopTag::kOldSocket};
-  uint64_t old_read_offset =
-      0;  // stream offset of the next byte read from the old socket
+  // Everything the storage path holds for it, while it has one
+  // (core/storage_leg.h).
+  StorageLeg leg;
   bool shut_wr = false;  // the application shut down writing while DIRECT
   int64_t no_peer_until_ns = 0;  // don't look for a peer again before this
   // The socket's own keepalive and user timeout, before diskwire tuned them;
@@ -169,23 +171,9 @@ struct Session {
   std::atomic<bool> abort_consumed{false};
   // In the engine's graveyard, its ring's memory was given back.
   std::atomic<bool> buffers_released{false};
-  // For an old socket in TCP_CLOSE: -1 unknown, 0 aborted, 1 ended by FIN (see
-  // OrderlyClose).
-  int old_close_orderly = -1;
-  int old_sock = -1;  // the TCP socket, kept to drain it after the swap
-  bool old_sock_open = false;
-  int eng_end = -1;  // the engine's end of the socket pair
-  // The engine's own name for the application's end of the pair: how many
-  // bytes wait there unread (FIONREAD) and, at a resume, taking them back.
-  int app_end = -1;
   // Failover episodes this session has entered (1 at the first failover);
   // each has its own channels, so a record of an earlier one is never read.
   uint32_t episode = 0;
-  // The old socket is a resume connection that failed mid-handshake: its
-  // first bytes are the peer's COMMIT, and stream bytes follow from
-  // old_read_offset only if it is one.
-  bool old_expects_commit = false;
-  std::string old_prefix;  // the commit read so far
   // The resume attempt under way, when any (core/resume.cc).
   std::unique_ptr<ResumeLink> link;
   int64_t next_resume_ns = 0;  // don't dial before this
@@ -193,43 +181,11 @@ struct Session {
   // all hold yet: the TCP socket, kept (its FIN sent) until they are
   // acknowledged or the session fails over.
   int linger_fd = -1;
-  bool eng_in_loop = true;  // eng_end is in the loop's epoll
   // The application closed with SO_LINGER {1, 0}: its end is a reset.
   bool app_aborted = false;
-  bool app_wrote_eof =
-      false;              // eng_end read EOF: the application shut down writing
-  bool fin_sent = false;  // FIN record submitted at ring.head()
-  bool volume_writes_ok = true;  // as last logged (NoteVolumeWrites)
-  bool want_eng_out = false;     // waiting for room in eng_end
   uint64_t failover_offset = 0;  // F: our first byte written to the volume
-  uint64_t next_to_volume = 0;   // next ring offset to submit as DATA
-  std::unique_ptr<storage::ChannelWriter> channel;
-  std::shared_ptr<OutboundChannel>
-      out;                    // the writer thread's queues for `channel`
-  std::string peer_process;   // who holds the other end, once known
-  int64_t peer_claim_ns = 0;  // its claim: names its channel (0: unknown)
-  std::unique_ptr<storage::ChannelReader> reader;
-  // When the peer removed the channel `reader` tailed (it moved to a new
-  // episode); 0 while it has one.
-  int64_t peer_channel_gone_ns = 0;
-  std::unique_ptr<Reassembly> reassembly;
-  bool peer_announced = false;  // the peer's FAILOVER record was read
-  uint64_t peer_failover_offset = 0;
-  bool peer_fin = false;
-  uint64_t peer_fin_offset = 0;
-  bool eof_delivered = false;
-  // When a record of the peer's channel was last read (monotonic): a channel
-  // still yielding records is a stream still arriving, whatever became of
-  // the process that wrote it.
-  int64_t peer_read_ns = 0;
-  // The last read of the peer's channel stopped at its size limit: more
-  // waits, without a change the watcher would report (loop thread).
-  bool read_more = false;
-  // The writer made room in this session's buffer (its callback, on the
-  // writer's thread): the loop reads the socket pair again. Shared with the
-  // callback, which may outlive the session.
-  std::shared_ptr<std::atomic<bool>> pump_owed =
-      std::make_shared<std::atomic<bool>>(false);
+  std::string peer_process;      // who holds the other end, once known
+  int64_t peer_claim_ns = 0;     // its claim: names its channel (0: unknown)
   uint64_t delivered =
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)
@@ -242,7 +198,6 @@ struct Session {
   // a plain peer): its old socket closes as TCP would, with a FIN.
   bool plain_peer = false;
   int64_t closed_ns = 0;  // when it became CLOSED (monotonic)
-  int64_t first_storage_byte_ns = 0;
   LagStats lag;
   uint64_t lag_over_count = 0;      // records above DISKWIRE_MAX_LAG_MS
   int64_t next_lag_warning_ns = 0;  // rate limit of the warning

@@ -29,7 +29,7 @@ void EngineImpl::PumpAppToVolume(Session* s) {
   char buf[64 << 10];
   {
     absl::MutexLock lock(&s->send_mu);
-    if (s->eng_end < 0) {
+    if (s->leg.eng_end < 0) {
       // The application closed the socket before the failover (a lingering
       // session): nothing more comes from it, but what the ring holds and the
       // FIN still go, as the writer's buffer makes room.
@@ -39,10 +39,11 @@ void EngineImpl::PumpAppToVolume(Session* s) {
     // Read the application's bytes into the ring while it and the writer's
     // buffer have room: a full one stops the reading, and the socket pair
     // pushes back on the application.
-    while (!s->app_wrote_eof && s->out->buffered_bytes() < kWriterBufferBytes) {
+    while (!s->leg.app_wrote_eof &&
+           s->leg.out->buffered_bytes() < kWriterBufferBytes) {
       size_t room = std::min(s->ring.Free(), sizeof(buf));
       if (room == 0) break;
-      SysResult r = os_->Read(s->eng_end, buf, room);
+      SysResult r = os_->Read(s->leg.eng_end, buf, room);
       if (r.ok() && r.value > 0) {
         s->ring.Append(absl::string_view(buf, r.value));
         SubmitToWriter(s);
@@ -51,10 +52,10 @@ void EngineImpl::PumpAppToVolume(Session* s) {
       if (r.ok() && r.value == 0) {
         log_.Debug("session ", s->label,
                    ": the application shut down writing at ", s->ring.head());
-        s->app_wrote_eof = true;
+        s->leg.app_wrote_eof = true;
       }
       if (!r.ok() && r.error != EAGAIN && r.error != EINTR)
-        s->app_wrote_eof = true;
+        s->leg.app_wrote_eof = true;
       break;
     }
     SubmitToWriter(s);
@@ -63,30 +64,30 @@ void EngineImpl::PumpAppToVolume(Session* s) {
 }
 
 void EngineImpl::SubmitToWriter(Session* s) {
-  while (s->next_to_volume < s->ring.head()) {
-    auto view =
-        s->ring.ViewFrom(s->next_to_volume, s->ring.head() - s->next_to_volume);
+  while (s->leg.next_to_volume < s->ring.head()) {
+    auto view = s->ring.ViewFrom(s->leg.next_to_volume,
+                                 s->ring.head() - s->leg.next_to_volume);
     if (!view.ok()) {
       log_.Error("session ", s->label,
                  ": replay ring: ", view.status().message());
       return;
     }
     absl::StatusOr<size_t> taken =
-        s->out->TrySubmitData(s->next_to_volume, view->first);
+        s->leg.out->TrySubmitData(s->leg.next_to_volume, view->first);
     if (!taken.ok()) {
       log_.Error("session ", s->label, ": writer: ", taken.status().message());
       return;
     }
-    s->next_to_volume += *taken;
+    s->leg.next_to_volume += *taken;
     if (*taken < view->first.size())
       return;  // the writer's buffer is full: its callback kicks
   }
-  if (s->app_wrote_eof && !s->fin_sent) {
+  if (s->leg.app_wrote_eof && !s->leg.fin_sent) {
     absl::Status fin =
-        s->out->SubmitControl(storage::RecordType::kFin, s->ring.head());
+        s->leg.out->SubmitControl(storage::RecordType::kFin, s->ring.head());
     if (fin.ok()) {
       log_.Debug("session ", s->label, ": FIN at ", s->ring.head());
-      s->fin_sent = true;
+      s->leg.fin_sent = true;
     } else {
       log_.Error("session ", s->label, ": writer: ", fin.message());
     }
@@ -94,17 +95,17 @@ void EngineImpl::SubmitToWriter(Session* s) {
 }
 
 void EngineImpl::UpdateEventMask(Session* s) {
-  if (s->eng_end < 0 || !s->eng_in_loop) return;
+  if (s->leg.eng_end < 0 || !s->leg.eng_in_loop) return;
   uint32_t events = 0;
   {
     absl::MutexLock lock(&s->send_mu);
-    if (!s->app_wrote_eof && s->ring.Free() > 0 &&
-        s->out->buffered_bytes() < kWriterBufferBytes) {
+    if (!s->leg.app_wrote_eof && s->ring.Free() > 0 &&
+        s->leg.out->buffered_bytes() < kWriterBufferBytes) {
       events |= EPOLLIN;
     }
   }
-  if (s->want_eng_out) events |= EPOLLOUT;
-  LoopMod(s->eng_end, s, events);
+  if (s->leg.want_eng_out) events |= EPOLLOUT;
+  LoopMod(s->leg.eng_end, s, events);
 }
 
 bool EngineImpl::OrderlyClose(Session* s, int fd) {
@@ -112,12 +113,12 @@ bool EngineImpl::OrderlyClose(Session* s, int fd) {
   // close of both sides while the application still held the socket (the
   // kernel's time-wait takeover). Only the pending error tells them apart, and
   // reading it clears it: remember the answer.
-  if (s->old_close_orderly < 0) {
+  if (s->leg.old_close_orderly < 0) {
     auto error = probe_.PendingError(fd);
-    s->old_close_orderly =
+    s->leg.old_close_orderly =
         !s->abort_consumed.load() && error.ok() && *error == 0 ? 1 : 0;
   }
-  return s->old_close_orderly == 1;
+  return s->leg.old_close_orderly == 1;
 }
 
 bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
@@ -142,52 +143,54 @@ bool EngineImpl::ReadOldCommit(Session* s) {
   // A resume link the peer may have committed on: its next message is COMMIT
   // (stream bytes follow) or ABORT (nothing follows).
   const size_t want = ResumeMessageSize("DWC");
-  while (s->old_prefix.size() < want) {
+  while (s->leg.old_prefix.size() < want) {
     char buf[64];
-    SysResult r = os_->Read(s->old_sock, buf, want - s->old_prefix.size());
+    SysResult r =
+        os_->Read(s->leg.old_sock, buf, want - s->leg.old_prefix.size());
     if (r.ok() && r.value > 0) {
-      s->old_prefix.append(buf, r.value);
+      s->leg.old_prefix.append(buf, r.value);
       continue;
     }
     if (!r.ok() && (r.error == EAGAIN || r.error == EINTR)) return false;
-    s->old_expects_commit = false;  // the link ended before a commit
+    s->leg.old_expects_commit = false;  // the link ended before a commit
     return false;
   }
-  s->old_expects_commit = false;
+  s->leg.old_expects_commit = false;
   const bool committed =
-      s->old_prefix[2] == static_cast<char>(ResumeKind::kCommit);
+      s->leg.old_prefix[2] == static_cast<char>(ResumeKind::kCommit);
   log_.Debug("session ", s->label, ": the abandoned link says ",
              committed ? "commit" : "abort");
   return committed;
 }
 
 void EngineImpl::DrainOldSocket(Session* s) {
-  if (!s->old_sock_open) return;
+  if (!s->leg.old_sock_open) return;
   char buf[64 << 10];
   bool close_it = false;
-  if (s->old_expects_commit && !ReadOldCommit(s) && !s->old_expects_commit) {
+  if (s->leg.old_expects_commit && !ReadOldCommit(s) &&
+      !s->leg.old_expects_commit) {
     close_it = true;  // an abort: no stream bytes on this socket
   }
-  while (!close_it && !s->old_expects_commit) {
-    SysResult r = os_->Read(s->old_sock, buf, sizeof(buf));
+  while (!close_it && !s->leg.old_expects_commit) {
+    SysResult r = os_->Read(s->leg.old_sock, buf, sizeof(buf));
     if (r.ok() && r.value > 0) {
-      absl::Status offered = s->reassembly->Offer(
-          s->old_read_offset, absl::string_view(buf, r.value));
+      absl::Status offered = s->leg.reassembly->Offer(
+          s->leg.old_read_offset, absl::string_view(buf, r.value));
       if (!offered.ok()) {
         log_.Error("session ", s->label, ": old socket: ", offered.message());
         close_it = true;
         break;
       }
-      s->old_read_offset += r.value;
+      s->leg.old_read_offset += r.value;
       s->bytes_in_network.fetch_add(r.value, std::memory_order_relaxed);
       continue;
     }
-    if (r.ok() && r.value == 0 && !s->peer_fin &&
-        OrderlyEndOfFile(s, s->old_sock)) {
+    if (r.ok() && r.value == 0 && !s->leg.peer_fin &&
+        OrderlyEndOfFile(s, s->leg.old_sock)) {
       // The peer application's FIN, sent while it was DIRECT (an engine never
       // closes an old socket with a FIN): its stream ends here.
-      s->peer_fin = true;
-      s->peer_fin_offset = s->old_read_offset;
+      s->leg.peer_fin = true;
+      s->leg.peer_fin_offset = s->leg.old_read_offset;
     }
     if (r.ok() || (r.error != EAGAIN && r.error != EINTR))
       close_it = true;  // EOF or error
@@ -196,20 +199,21 @@ void EngineImpl::DrainOldSocket(Session* s) {
   }
   // Once the peer has moved (it announced) and everything below its failover
   // offset is here, the old socket has nothing more to give.
-  if (s->peer_announced &&
-      s->reassembly->next_offset() >= s->peer_failover_offset) {
+  if (s->leg.peer_announced &&
+      s->leg.reassembly->next_offset() >= s->leg.peer_failover_offset) {
     close_it = true;
   }
   if (close_it) {
     log_.Debug("session ", s->label, ": old socket done at ",
-               s->old_read_offset, ", next ", s->reassembly->next_offset());
+               s->leg.old_read_offset, ", next ",
+               s->leg.reassembly->next_offset());
     CloseOldSocket(s);
   }
   PumpVolumeToApp(s);
 }
 
 void EngineImpl::CloseOldSocket(Session* s) {
-  LoopDel(s->old_sock);
+  LoopDel(s->leg.old_sock);
   if (s->plain_peer) {
     // No diskwire at the other end: it gets what TCP gives when a server
     // goes away, an end of file. (Unread bytes would make the kernel send a
@@ -219,32 +223,32 @@ void EngineImpl::CloseOldSocket(Session* s) {
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    while (os_->RecvMsg(s->old_sock, &msg, MSG_DONTWAIT).value > 0) {
+    while (os_->RecvMsg(s->leg.old_sock, &msg, MSG_DONTWAIT).value > 0) {
     }
     const linger orderly{0, 0};  // Swap set an abortive close
-    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &orderly,
+    os_->SetSockOpt(s->leg.old_sock, SOL_SOCKET, SO_LINGER, &orderly,
                     sizeof(orderly));
-    os_->Shutdown(s->old_sock, SHUT_WR);
+    os_->Shutdown(s->leg.old_sock, SHUT_WR);
   } else {
     // An abortive close: the peer's engine holds its own old socket and must
     // never take an orderly FIN from us for its application's end of file.
     const linger abortive{1, 0};
-    os_->SetSockOpt(s->old_sock, SOL_SOCKET, SO_LINGER, &abortive,
+    os_->SetSockOpt(s->leg.old_sock, SOL_SOCKET, SO_LINGER, &abortive,
                     sizeof(abortive));
   }
-  private_[s->old_sock].store(0);
-  os_->Close(s->old_sock);
-  s->old_sock_open = false;
+  private_[s->leg.old_sock].store(0);
+  os_->Close(s->leg.old_sock);
+  s->leg.old_sock_open = false;
 }
 
 void EngineImpl::ResetOverStorage(Session* s, int error,
                                   const std::string& why) {
   {
     absl::MutexLock lock(&s->send_mu);
-    if (s->out != nullptr) {
-      s->fin_sent = true;  // a reset instead, or after it
+    if (s->leg.out != nullptr) {
+      s->leg.fin_sent = true;  // a reset instead, or after it
       absl::Status rst =
-          s->out->SubmitControl(storage::RecordType::kRst, s->ring.head());
+          s->leg.out->SubmitControl(storage::RecordType::kRst, s->ring.head());
       if (!rst.ok())
         log_.Error("session ", s->label, ": writer: ", rst.message());
     }
@@ -253,17 +257,18 @@ void EngineImpl::ResetOverStorage(Session* s, int error,
 }
 
 void EngineImpl::ReadPeerChannel(Session* s) {
-  if (s->reader == nullptr || s->state.load() != SessionState::kStorage) return;
+  if (s->leg.reader == nullptr || s->state.load() != SessionState::kStorage)
+    return;
   std::vector<storage::Record> records;
   // Bytes that came over the old socket may already be trimmed from the
   // channel: the peer acknowledged them.
-  s->reader->SkipTo(s->reassembly->contiguous_end());
+  s->leg.reader->SkipTo(s->leg.reassembly->contiguous_end());
   constexpr size_t kMaxRead = 4 << 20;
-  absl::StatusOr<size_t> got = s->reader->ReadAvailable(&records, kMaxRead);
+  absl::StatusOr<size_t> got = s->leg.reader->ReadAvailable(&records, kMaxRead);
   size_t bytes = 0;
   for (const storage::Record& r : records) bytes += r.payload.size();
   // (A reader stops at about the limit, headers counted or not.)
-  s->read_more = got.ok() && bytes >= kMaxRead / 2;
+  s->leg.read_more = got.ok() && bytes >= kMaxRead / 2;
   if (absl::IsNotFound(got.status())) {
     // The peer removed its channel: it moved to a new episode (a resume that
     // broke, a new failover) and its announcement names the next channel;
@@ -273,8 +278,8 @@ void EngineImpl::ReadPeerChannel(Session* s) {
               ": the peer removed its channel of episode ", s->episode,
               "; waiting for its next one");
     if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
-    s->reader.reset();
-    s->peer_channel_gone_ns = clock_->NowNs();
+    s->leg.reader.reset();
+    s->leg.peer_channel_gone_ns = clock_->NowNs();
     return;
   }
   if (!got.ok()) {
@@ -285,7 +290,7 @@ void EngineImpl::ReadPeerChannel(Session* s) {
                                   got.status().message()));
     return;
   }
-  if (!records.empty()) s->peer_read_ns = clock_->NowNs();
+  if (!records.empty()) s->leg.peer_read_ns = clock_->NowNs();
   const uint8_t peer_dir =
       SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient);
   const int64_t now_real = clock_->RealtimeNs();
@@ -316,28 +321,28 @@ void EngineImpl::ReadPeerChannel(Session* s) {
       case storage::RecordType::kFailover:
         log_.Debug("session ", s->label, ": peer failover offset ",
                    r.header.stream_offset);
-        s->peer_announced = true;
-        s->peer_failover_offset = r.header.stream_offset;
+        s->leg.peer_announced = true;
+        s->leg.peer_failover_offset = r.header.stream_offset;
         break;
       case storage::RecordType::kData: {
-        const uint64_t before = s->reassembly->contiguous_end();
+        const uint64_t before = s->leg.reassembly->contiguous_end();
         absl::Status offered =
-            s->reassembly->Offer(r.header.stream_offset, r.payload);
+            s->leg.reassembly->Offer(r.header.stream_offset, r.payload);
         if (!offered.ok()) {
           ResetOverStorage(s, EIO,
                            absl::StrCat("reassembly: ", offered.message()));
           return;
         }
-        const uint64_t after = s->reassembly->contiguous_end();
+        const uint64_t after = s->leg.reassembly->contiguous_end();
         if (after > before) {
           s->bytes_in_storage.fetch_add(after - before,
                                         std::memory_order_relaxed);
-          if (s->first_storage_byte_ns == 0) {
-            s->first_storage_byte_ns = clock_->NowNs();
+          if (s->leg.first_storage_byte_ns == 0) {
+            s->leg.first_storage_byte_ns = clock_->NowNs();
             const int64_t since =
                 s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns;
             log_.Info("session ", s->label, ": first byte via storage ",
-                      (s->first_storage_byte_ns - since) / 1'000'000,
+                      (s->leg.first_storage_byte_ns - since) / 1'000'000,
                       " ms after the network stopped carrying it (",
                       (s->detected_ns - since) / 1'000'000,
                       " ms of them to detect it; realtime_ns=",
@@ -349,8 +354,8 @@ void EngineImpl::ReadPeerChannel(Session* s) {
       case storage::RecordType::kFin:
         log_.Debug("session ", s->label, ": peer FIN at ",
                    r.header.stream_offset);
-        s->peer_fin = true;
-        s->peer_fin_offset = r.header.stream_offset;
+        s->leg.peer_fin = true;
+        s->leg.peer_fin_offset = r.header.stream_offset;
         break;
       case storage::RecordType::kRst:
         EndSession(s, ECONNRESET, "the peer reset the connection");
@@ -365,12 +370,12 @@ void EngineImpl::ReadPeerChannel(Session* s) {
       absl::MutexLock lock(&s->send_mu);
       // Not past what the writer has taken: its DATA must stay contiguous (the
       // peer discards what it already holds).
-      (void)s->ring.TrimTo(std::min(peer_ack, s->next_to_volume));
+      (void)s->ring.TrimTo(std::min(peer_ack, s->leg.next_to_volume));
     }
-    if (s->out != nullptr) s->out->RequestTrim(peer_ack);
+    if (s->leg.out != nullptr) s->leg.out->RequestTrim(peer_ack);
     UpdateEventMask(s);
   }
-  if (s->old_sock_open)
+  if (s->leg.old_sock_open)
     DrainOldSocket(s);  // the peer's announcement may end the drain
   PumpVolumeToApp(s);
 }
@@ -379,42 +384,42 @@ uint64_t EngineImpl::ConsumedOffset(Session* s) {
   // What waits unread in the application's end of the pair is not delivered
   // yet for the peer: a resume takes it back, and the peer must still hold it.
   int unread = 0;
-  if (s->app_end < 0 || !os_->Ioctl(s->app_end, FIONREAD, &unread).ok() ||
-      unread < 0) {
+  if (s->leg.app_end < 0 ||
+      !os_->Ioctl(s->leg.app_end, FIONREAD, &unread).ok() || unread < 0) {
     return s->delivered;
   }
   return s->delivered - std::min<uint64_t>(s->delivered, unread);
 }
 
 void EngineImpl::PumpVolumeToApp(Session* s) {
-  if (s->reassembly == nullptr || s->state.load() != SessionState::kStorage)
+  if (s->leg.reassembly == nullptr || s->state.load() != SessionState::kStorage)
     return;
-  if (s->eng_end < 0) {
+  if (s->leg.eng_end < 0) {
     // The application closed the socket before the failover: what arrives is
     // dropped, as TCP drops it, and acknowledged so that the peer is never held
     // up.
-    const size_t n = s->reassembly->Peek().size();
-    s->reassembly->Consume(n);
+    const size_t n = s->leg.reassembly->Peek().size();
+    s->leg.reassembly->Consume(n);
     s->delivered += n;
-    s->out->SubmitAck(s->delivered);
+    s->leg.out->SubmitAck(s->delivered);
     return;
   }
   while (true) {
-    absl::string_view ready = s->reassembly->Peek();
+    absl::string_view ready = s->leg.reassembly->Peek();
     if (ready.empty()) break;
     iovec iov{const_cast<char*>(ready.data()), ready.size()};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
-    SysResult r = os_->SendMsg(s->eng_end, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    SysResult r = os_->SendMsg(s->leg.eng_end, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r.ok()) {
-      s->reassembly->Consume(r.value);
+      s->leg.reassembly->Consume(r.value);
       s->delivered += r.value;
       continue;
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
-      if (!s->want_eng_out) {
-        s->want_eng_out = true;
+      if (!s->leg.want_eng_out) {
+        s->leg.want_eng_out = true;
         UpdateEventMask(s);
       }
       break;
@@ -422,17 +427,18 @@ void EngineImpl::PumpVolumeToApp(Session* s) {
     // The application no longer reads (it closed its end): what arrives is
     // dropped, as TCP would drop it, but it still counts as delivered so that
     // the peer is not held up.
-    s->reassembly->Consume(ready.size());
+    s->leg.reassembly->Consume(ready.size());
     s->delivered += ready.size();
   }
-  if (s->peer_fin && !s->eof_delivered && s->delivered >= s->peer_fin_offset) {
-    os_->Shutdown(s->eng_end, SHUT_WR);
-    s->eof_delivered = true;
+  if (s->leg.peer_fin && !s->leg.eof_delivered &&
+      s->delivered >= s->leg.peer_fin_offset) {
+    os_->Shutdown(s->leg.eng_end, SHUT_WR);
+    s->leg.eof_delivered = true;
     log_.Debug("session ", s->label, ": end of file delivered at ",
                s->delivered);
   }
   // The writer decides when the ack needs a record of its own.
-  s->out->SubmitAck(ConsumedOffset(s));
+  s->leg.out->SubmitAck(ConsumedOffset(s));
 }
 
 void EngineImpl::MaybeFinish(Session* s) {
@@ -445,15 +451,16 @@ void EngineImpl::MaybeFinish(Session* s) {
   bool sent_all;
   {
     absl::MutexLock lock(&s->send_mu);
-    sent_all = s->fin_sent && s->peer_ack >= s->ring.head() &&
-               s->out->buffered_bytes() == 0;
+    sent_all = s->leg.fin_sent && s->peer_ack >= s->ring.head() &&
+               s->leg.out->buffered_bytes() == 0;
   }
-  if (!(app_gone && sent_all && (s->eof_delivered || s->peer_fin))) return;
+  if (!(app_gone && sent_all && (s->leg.eof_delivered || s->leg.peer_fin)))
+    return;
   // The last word to the peer: everything that arrived counts as read now
   // (what the application left unread went with its close, as a kernel's
   // receive queue would). Without it the peer may never learn that its last
   // bytes arrived, and waits for that ack with its channel on the volume.
-  s->out->SubmitAck(s->delivered);
+  s->leg.out->SubmitAck(s->delivered);
   EndSession(s, 0, "both directions finished");
 }
 
