@@ -84,6 +84,8 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
       clock_(clock),
       probe_(os),
       log_(config),
+      storage_path_(this, os, clock, &log_, &probe_, config.max_lag_ms,
+                    &rejected_records_),
       listeners_(os),
       resume_nonce_(RandomBytes(kResumeNonceBytes)) {
   if (config.select.has_udp()) {

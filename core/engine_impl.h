@@ -45,13 +45,14 @@
 #include "core/resume_handshake.h"
 #include "core/session.h"
 #include "core/session_table.h"
+#include "core/storage_path.h"
 #include "core/tcp_probe.h"
 #include "core/writer.h"
 #include "storage/volume.h"
 
 namespace diskwire {
 
-class EngineImpl final : public Engine {
+class EngineImpl final : public Engine, private StoragePath::Host {
  public:
   // Opens the volumes and starts nothing yet: threads start with the first
   // selected socket.
@@ -211,11 +212,7 @@ class EngineImpl final : public Engine {
   // each name's FD_CLOEXEC. REQUIRES: the session's hooks are kept out.
   void ReplaceFile(Session* s, const std::vector<int>& names, int fd);
   void Announce(Session* s);
-  void EndSession(Session* s, int error, const std::string& why);
-  // Ends a session in STORAGE that cannot go on (its peer's channel is
-  // corrupt): a reset record tells the peer at once, rather than leave it
-  // waiting out the peer timeout.
-  void ResetOverStorage(Session* s, int error, const std::string& why);
+  void EndSession(Session* s, int error, const std::string& why) override;
 
   // --- resume.cc: back to the network (docs/ARCHITECTURE.md, "Resume") ---
   static constexpr int64_t kResumeDialIntervalMs = 100;
@@ -347,10 +344,6 @@ class EngineImpl final : public Engine {
   // returned again.
   absl::Status OpenVolumesOnce();
   void StartThreadsOnce();
-  // Closes the session's old TCP socket: abortively (the peer's engine must
-  // never read our FIN as its application's end of file), or with a FIN when
-  // no diskwire peer holds the session (Session::plain_peer).
-  void CloseOldSocket(Session* s);
   // When the network last brought anything of `s` (an ACK or data), from its
   // TCP socket's counters; `now` when they cannot tell.
   int64_t LastArrivalNs(Session* s, int64_t now);
@@ -372,27 +365,11 @@ class EngineImpl final : public Engine {
   void FailOverUnacknowledgedAtExit();
   void LoopMain();
   void LoopAdd(int fd, Session* s, uint32_t events);
-  void LoopMod(int fd, Session* s, uint32_t events);
-  void LoopDel(int fd);
-  void PumpAppToVolume(Session* s);
-  void PumpVolumeToApp(Session* s);
-  void DrainOldSocket(Session* s);
-  // For an old socket that is an abandoned resume link: reads the peer's
-  // COMMIT or ABORT; true when a COMMIT was read (stream bytes follow).
-  bool ReadOldCommit(Session* s);
-  // The stream offset the application has read: delivered less what waits
-  // unread in the pair. The ack offset this side sends.
-  uint64_t ConsumedOffset(Session* s);
-  // Did the old socket's end of file come from the peer's FIN (not from an
-  // abort)?
-  bool OrderlyEndOfFile(Session* s, int fd);
-  // For an old socket in TCP_CLOSE: was it closed by FINs both ways (not
-  // aborted)?
-  bool OrderlyClose(Session* s, int fd);
-  void ReadPeerChannel(Session* s);
-  // Hands the ring's bytes from next_to_volume on, and a FIN when due, to the
-  // writer thread.
-  void SubmitToWriter(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  // StoragePath::Host: what the storage path asks of the engine.
+  void LoopMod(int fd, Session* s, uint32_t events) override;
+  void LoopDel(int fd) override;
+  void ReleasePrivate(int fd) override;
+  void ForgetPeerChannel(Session* s) override;
   // The application closed a session in STORAGE abortively: a reset record
   // instead of the FIN, and the session ends.
   void AbortOverStorage(Session* s);
@@ -415,8 +392,6 @@ class EngineImpl final : public Engine {
   // Reclaims heartbeats, inboxes and channels of processes long dead
   // (core/volume_prune.h).
   void PruneDeadProcesses();
-  void UpdateEventMask(Session* s);
-  void MaybeFinish(Session* s);
 
   const Config config_;
   OsCalls* const os_;
@@ -427,6 +402,8 @@ class EngineImpl final : public Engine {
   bool limit_send_buffer_ = true;
   TcpProbe probe_;
   Logger log_;
+  // Pumps the sessions in STORAGE (core/storage_path.h); the loop's.
+  StoragePath storage_path_;
   std::unique_ptr<storage::Volume> send_volume_;
   std::unique_ptr<storage::Volume>
       recv_volume_;  // null when it is the send volume

@@ -112,6 +112,14 @@ void EngineImpl::LoopDel(int fd) {
   os_->EpollCtl(loop_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
+void EngineImpl::ReleasePrivate(int fd) {
+  if (fd >= 0 && fd < kMaxFds) private_[fd].store(0);
+}
+
+void EngineImpl::ForgetPeerChannel(Session* s) {
+  if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+}
+
 void EngineImpl::LoopMain() {
   epoll_event events[64];
   while (!stopping_.load()) {
@@ -153,10 +161,10 @@ void EngineImpl::LoopMain() {
       if (tag->kind == Session::LoopTag::kResumeLink) {
         OnLinkEvent(s);
       } else if (tag->kind == Session::LoopTag::kOldSocket) {
-        DrainOldSocket(s);
+        storage_path_.DrainOldSocket(s);
       } else {
         if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-          PumpAppToVolume(s);
+          storage_path_.PumpAppToVolume(s);
         }
         if ((events[i].events & (EPOLLHUP | EPOLLERR)) &&
             s->leg.app_wrote_eof) {
@@ -168,7 +176,7 @@ void EngineImpl::LoopMain() {
         }
         if (events[i].events & EPOLLOUT) {
           s->leg.want_eng_out = false;
-          PumpVolumeToApp(s);
+          storage_path_.PumpVolumeToApp(s);
         }
       }
     }
@@ -188,9 +196,9 @@ void EngineImpl::LoopMain() {
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
       }
       if (s->leg.old_sock_open) LoopAdd(s->leg.old_sock, s.get(), EPOLLIN);
-      DrainOldSocket(s.get());
-      PumpAppToVolume(s.get());
-      ReadPeerChannel(s.get());
+      storage_path_.DrainOldSocket(s.get());
+      storage_path_.PumpAppToVolume(s.get());
+      storage_path_.ReadPeerChannel(s.get());
     }
     storage::VolumeWatcher::Changes changes;
     bool drained = false;
@@ -209,7 +217,8 @@ void EngineImpl::AbortOverStorage(Session* s) {
     absl::MutexLock lock(&s->send_mu);
     s->leg.app_wrote_eof = true;
   }
-  ResetOverStorage(s, 0, "the application aborted it (SO_LINGER 0)");
+  storage_path_.ResetOverStorage(s, 0,
+                                 "the application aborted it (SO_LINGER 0)");
 }
 
 void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
@@ -254,16 +263,16 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
       }
       if (read_all || s->leg.read_more ||
           (!changed.empty() && changed.contains(PeerChannel(*s)))) {
-        ReadPeerChannel(s.get());
+        storage_path_.ReadPeerChannel(s.get());
       }
       // The pair's own events pump it (above, in LoopMain); here only what
       // the writer's room callback asked for, and the sweep.
       if (read_all ||
           s->leg.pump_owed->exchange(false, std::memory_order_acq_rel)) {
-        PumpAppToVolume(s.get());
+        storage_path_.PumpAppToVolume(s.get());
       }
       NoteVolumeWrites(s.get());
-      MaybeFinish(s.get());
+      storage_path_.MaybeFinish(s.get());
     }
   }
   if (now >= next_resume_dial_ns_) {

@@ -113,7 +113,7 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
     }
   }
   for (;;) {
-    PumpAppToVolume(s);
+    storage_path_.PumpAppToVolume(s);
     bool pending;
     {
       absl::MutexLock lock(&s->send_mu);
@@ -125,7 +125,7 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
       if (!pending) {
         s->leg.app_wrote_eof =
             true;  // the application's end stays open: no EOF
-        SubmitToWriter(s);
+        storage_path_.SubmitToWriter(s);
       }
     }
     if (!pending) return;

@@ -246,7 +246,8 @@ absl::Status EngineImpl::Swap(Session* s) {
       // The probe cannot see a FIN in TCP_CLOSE; a FIN counts one in
       // bytes_received.
       delivered = sample->bytes_received - sample->inq -
-                  (OrderlyClose(s, old_fd) ? 1 : 0) + s->in_adjust;
+                  (storage_path_.OrderlyClose(s, old_fd) ? 1 : 0) +
+                  s->in_adjust;
     }
   } else {
     log_.Warn("session ", s->label, ": cannot read TCP_INFO at failover (",
@@ -394,7 +395,7 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
     uint64_t one = 1;
     os_->Write(kick_fd_, &one, sizeof(one));
   });
-  s->leg.out->SubmitAck(ConsumedOffset(s));
+  s->leg.out->SubmitAck(storage_path_.ConsumedOffset(s));
   absl::Status announced = s->leg.out->SubmitControl(
       storage::RecordType::kFailover, failover_offset);
   if (!announced.ok()) return announced;
@@ -425,7 +426,7 @@ void EngineImpl::OpenPeerReader(Session* s) {
     absl::Status w = watcher_->Watch(theirs);
     if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
   }
-  ReadPeerChannel(s);
+  storage_path_.ReadPeerChannel(s);
 }
 
 void EngineImpl::Announce(Session* s) {

@@ -52,7 +52,7 @@ void EngineImpl::CheckPeers() {
                      absl::StrCat("no diskwire peer took the connection in ",
                                   config_.peer_timeout_ms, " ms"));
           // Now, before the application's exit closes it with a reset.
-          if (s->leg.old_sock_open) CloseOldSocket(s.get());
+          if (s->leg.old_sock_open) storage_path_.CloseOldSocket(s.get());
         }
         continue;
       }
@@ -75,10 +75,11 @@ void EngineImpl::CheckPeers() {
     if (s->leg.reader == nullptr && s->leg.peer_channel_gone_ns > 0 &&
         now - s->leg.peer_channel_gone_ns >
             config_.peer_timeout_ms * 1'000'000) {
-      ResetOverStorage(s.get(), EIO,
-                       absl::StrCat("the peer removed its channel and named no "
-                                    "next one in ",
-                                    config_.peer_timeout_ms, " ms"));
+      storage_path_.ResetOverStorage(
+          s.get(), EIO,
+          absl::StrCat("the peer removed its channel and named no "
+                       "next one in ",
+                       config_.peer_timeout_ms, " ms"));
       continue;
     }
     // Heard of last: the peer's heartbeat, the session's failover, or a

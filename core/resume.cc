@@ -319,7 +319,7 @@ void EngineImpl::ReleaseStorageState(Session* s, bool remove_channel) {
     os_->Close(s->leg.app_end);
     s->leg.app_end = -1;
   }
-  if (s->leg.old_sock_open) CloseOldSocket(s);
+  if (s->leg.old_sock_open) storage_path_.CloseOldSocket(s);
   if (s->leg.out != nullptr) writer_->RemoveChannel(s->leg.out);
   s->leg.out.reset();
   s->leg.channel.reset();  // closed before its channel is removed

@@ -1,7 +1,4 @@
-// The storage path of sessions in STORAGE, run on the engine loop: the
-// application's bytes from the socket pair into the ring and to the writer
-// thread; the old socket and the peer's channel into one reassembly, and from
-// it to the socket pair; the end of each direction.
+#include "core/storage_path.h"
 
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -13,7 +10,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "core/engine_impl.h"
+#include "core/identity.h"
+#include "core/resume_handshake.h"
 
 namespace diskwire {
 namespace {
@@ -24,7 +22,7 @@ const size_t kWriterBufferBytes = WriterOptions{}.buffer_bytes;
 
 }  // namespace
 
-void EngineImpl::PumpAppToVolume(Session* s) {
+void StoragePath::PumpAppToVolume(Session* s) {
   if (s->state.load() != SessionState::kStorage) return;
   char buf[64 << 10];
   {
@@ -50,8 +48,8 @@ void EngineImpl::PumpAppToVolume(Session* s) {
         continue;
       }
       if (r.ok() && r.value == 0) {
-        log_.Debug("session ", s->label,
-                   ": the application shut down writing at ", s->ring.head());
+        log_->Debug("session ", s->label,
+                    ": the application shut down writing at ", s->ring.head());
         s->leg.app_wrote_eof = true;
       }
       if (!r.ok() && r.error != EAGAIN && r.error != EINTR)
@@ -63,19 +61,19 @@ void EngineImpl::PumpAppToVolume(Session* s) {
   UpdateEventMask(s);
 }
 
-void EngineImpl::SubmitToWriter(Session* s) {
+void StoragePath::SubmitToWriter(Session* s) {
   while (s->leg.next_to_volume < s->ring.head()) {
     auto view = s->ring.ViewFrom(s->leg.next_to_volume,
                                  s->ring.head() - s->leg.next_to_volume);
     if (!view.ok()) {
-      log_.Error("session ", s->label,
-                 ": replay ring: ", view.status().message());
+      log_->Error("session ", s->label,
+                  ": replay ring: ", view.status().message());
       return;
     }
     absl::StatusOr<size_t> taken =
         s->leg.out->TrySubmitData(s->leg.next_to_volume, view->first);
     if (!taken.ok()) {
-      log_.Error("session ", s->label, ": writer: ", taken.status().message());
+      log_->Error("session ", s->label, ": writer: ", taken.status().message());
       return;
     }
     s->leg.next_to_volume += *taken;
@@ -86,15 +84,15 @@ void EngineImpl::SubmitToWriter(Session* s) {
     absl::Status fin =
         s->leg.out->SubmitControl(storage::RecordType::kFin, s->ring.head());
     if (fin.ok()) {
-      log_.Debug("session ", s->label, ": FIN at ", s->ring.head());
+      log_->Debug("session ", s->label, ": FIN at ", s->ring.head());
       s->leg.fin_sent = true;
     } else {
-      log_.Error("session ", s->label, ": writer: ", fin.message());
+      log_->Error("session ", s->label, ": writer: ", fin.message());
     }
   }
 }
 
-void EngineImpl::UpdateEventMask(Session* s) {
+void StoragePath::UpdateEventMask(Session* s) {
   if (s->leg.eng_end < 0 || !s->leg.eng_in_loop) return;
   uint32_t events = 0;
   {
@@ -105,26 +103,26 @@ void EngineImpl::UpdateEventMask(Session* s) {
     }
   }
   if (s->leg.want_eng_out) events |= EPOLLOUT;
-  LoopMod(s->leg.eng_end, s, events);
+  host_->LoopMod(s->leg.eng_end, s, events);
 }
 
-bool EngineImpl::OrderlyClose(Session* s, int fd) {
+bool StoragePath::OrderlyClose(Session* s, int fd) {
   // TCP_CLOSE follows an abort (a timeout, a reset: no FIN) but also an orderly
   // close of both sides while the application still held the socket (the
   // kernel's time-wait takeover). Only the pending error tells them apart, and
   // reading it clears it: remember the answer.
   if (s->leg.old_close_orderly < 0) {
-    auto error = probe_.PendingError(fd);
+    auto error = probe_->PendingError(fd);
     s->leg.old_close_orderly =
         !s->abort_consumed.load() && error.ok() && *error == 0 ? 1 : 0;
   }
   return s->leg.old_close_orderly == 1;
 }
 
-bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
+bool StoragePath::OrderlyEndOfFile(Session* s, int fd) {
   // A read of 0 follows a FIN, but also a connection the kernel aborted: only
   // the states a FIN leads to make it the peer application's end of stream.
-  auto sample = probe_.Sample(fd);
+  auto sample = probe_->Sample(fd);
   if (!sample.ok()) return false;
   switch (sample->state) {
     case TCP_CLOSE_WAIT:
@@ -139,7 +137,7 @@ bool EngineImpl::OrderlyEndOfFile(Session* s, int fd) {
   }
 }
 
-bool EngineImpl::ReadOldCommit(Session* s) {
+bool StoragePath::ReadOldCommit(Session* s) {
   // A resume link the peer may have committed on: its next message is COMMIT
   // (stream bytes follow) or ABORT (nothing follows).
   const size_t want = ResumeMessageSize("DWC");
@@ -158,12 +156,12 @@ bool EngineImpl::ReadOldCommit(Session* s) {
   s->leg.old_expects_commit = false;
   const bool committed =
       s->leg.old_prefix[2] == static_cast<char>(ResumeKind::kCommit);
-  log_.Debug("session ", s->label, ": the abandoned link says ",
-             committed ? "commit" : "abort");
+  log_->Debug("session ", s->label, ": the abandoned link says ",
+              committed ? "commit" : "abort");
   return committed;
 }
 
-void EngineImpl::DrainOldSocket(Session* s) {
+void StoragePath::DrainOldSocket(Session* s) {
   if (!s->leg.old_sock_open) return;
   char buf[64 << 10];
   bool close_it = false;
@@ -177,7 +175,7 @@ void EngineImpl::DrainOldSocket(Session* s) {
       absl::Status offered = s->leg.reassembly->Offer(
           s->leg.old_read_offset, absl::string_view(buf, r.value));
       if (!offered.ok()) {
-        log_.Error("session ", s->label, ": old socket: ", offered.message());
+        log_->Error("session ", s->label, ": old socket: ", offered.message());
         close_it = true;
         break;
       }
@@ -204,16 +202,16 @@ void EngineImpl::DrainOldSocket(Session* s) {
     close_it = true;
   }
   if (close_it) {
-    log_.Debug("session ", s->label, ": old socket done at ",
-               s->leg.old_read_offset, ", next ",
-               s->leg.reassembly->next_offset());
+    log_->Debug("session ", s->label, ": old socket done at ",
+                s->leg.old_read_offset, ", next ",
+                s->leg.reassembly->next_offset());
     CloseOldSocket(s);
   }
   PumpVolumeToApp(s);
 }
 
-void EngineImpl::CloseOldSocket(Session* s) {
-  LoopDel(s->leg.old_sock);
+void StoragePath::CloseOldSocket(Session* s) {
+  host_->LoopDel(s->leg.old_sock);
   if (s->plain_peer) {
     // No diskwire at the other end: it gets what TCP gives when a server
     // goes away, an end of file. (Unread bytes would make the kernel send a
@@ -236,13 +234,13 @@ void EngineImpl::CloseOldSocket(Session* s) {
     os_->SetSockOpt(s->leg.old_sock, SOL_SOCKET, SO_LINGER, &abortive,
                     sizeof(abortive));
   }
-  private_[s->leg.old_sock].store(0);
+  host_->ReleasePrivate(s->leg.old_sock);
   os_->Close(s->leg.old_sock);
   s->leg.old_sock_open = false;
 }
 
-void EngineImpl::ResetOverStorage(Session* s, int error,
-                                  const std::string& why) {
+void StoragePath::ResetOverStorage(Session* s, int error,
+                                   const std::string& why) {
   {
     absl::MutexLock lock(&s->send_mu);
     if (s->leg.out != nullptr) {
@@ -250,13 +248,13 @@ void EngineImpl::ResetOverStorage(Session* s, int error,
       absl::Status rst =
           s->leg.out->SubmitControl(storage::RecordType::kRst, s->ring.head());
       if (!rst.ok())
-        log_.Error("session ", s->label, ": writer: ", rst.message());
+        log_->Error("session ", s->label, ": writer: ", rst.message());
     }
   }
-  EndSession(s, error, absl::StrCat(why, "; reset sent to the peer"));
+  host_->EndSession(s, error, absl::StrCat(why, "; reset sent to the peer"));
 }
 
-void EngineImpl::ReadPeerChannel(Session* s) {
+void StoragePath::ReadPeerChannel(Session* s) {
   if (s->leg.reader == nullptr || s->state.load() != SessionState::kStorage)
     return;
   std::vector<storage::Record> records;
@@ -274,17 +272,17 @@ void EngineImpl::ReadPeerChannel(Session* s) {
     // broke, a new failover) and its announcement names the next channel;
     // what this side had not read comes again there, from what it
     // delivered. CheckPeers bounds the wait.
-    log_.Info("session ", s->label,
-              ": the peer removed its channel of episode ", s->episode,
-              "; waiting for its next one");
-    if (watcher_ != nullptr) (void)watcher_->Unwatch(PeerChannel(*s));
+    log_->Info("session ", s->label,
+               ": the peer removed its channel of episode ", s->episode,
+               "; waiting for its next one");
+    host_->ForgetPeerChannel(s);
     s->leg.reader.reset();
     s->leg.peer_channel_gone_ns = clock_->NowNs();
     return;
   }
   if (!got.ok()) {
     // A corrupt, foreign or unauthenticated record: never delivered.
-    rejected_records_.fetch_add(1, std::memory_order_relaxed);
+    rejected_->fetch_add(1, std::memory_order_relaxed);
     ResetOverStorage(s, EIO,
                      absl::StrCat("the peer's channel is unreadable: ",
                                   got.status().message()));
@@ -297,30 +295,19 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   uint64_t peer_ack = s->peer_ack;
   for (const storage::Record& r : records) {
     if (!(r.header.session_id == s->id) || r.header.direction != peer_dir) {
-      log_.Error("session ", s->label,
-                 ": rejected a record of another session or direction");
-      rejected_records_.fetch_add(1, std::memory_order_relaxed);
+      log_->Error("session ", s->label,
+                  ": rejected a record of another session or direction");
+      rejected_->fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     peer_ack = std::max(peer_ack, r.header.ack_offset);
     const int64_t lag_us =
         (now_real - static_cast<int64_t>(r.header.timestamp_ns)) / 1000;
-    s->lag.Add(lag_us);
-    if (lag_us > config_.max_lag_ms * 1000) {
-      // Claim 12's bound is broken: say so, but not for every record.
-      ++s->lag_over_count;
-      const int64_t now = clock_->NowNs();
-      if (now >= s->next_lag_warning_ns) {
-        s->next_lag_warning_ns = now + 10'000'000'000;
-        log_.Warn("session ", s->label, ": storage-path lag ", lag_us / 1000,
-                  " ms is above DISKWIRE_MAX_LAG_MS=", config_.max_lag_ms, " (",
-                  s->lag_over_count, " records over so far)");
-      }
-    }
+    NoteLag(s, lag_us);
     switch (r.header.type) {
       case storage::RecordType::kFailover:
-        log_.Debug("session ", s->label, ": peer failover offset ",
-                   r.header.stream_offset);
+        log_->Debug("session ", s->label, ": peer failover offset ",
+                    r.header.stream_offset);
         s->leg.peer_announced = true;
         s->leg.peer_failover_offset = r.header.stream_offset;
         break;
@@ -341,24 +328,24 @@ void EngineImpl::ReadPeerChannel(Session* s) {
             s->leg.first_storage_byte_ns = clock_->NowNs();
             const int64_t since =
                 s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns;
-            log_.Info("session ", s->label, ": first byte via storage ",
-                      (s->leg.first_storage_byte_ns - since) / 1'000'000,
-                      " ms after the network stopped carrying it (",
-                      (s->detected_ns - since) / 1'000'000,
-                      " ms of them to detect it; realtime_ns=",
-                      clock_->RealtimeNs(), ")");
+            log_->Info("session ", s->label, ": first byte via storage ",
+                       (s->leg.first_storage_byte_ns - since) / 1'000'000,
+                       " ms after the network stopped carrying it (",
+                       (s->detected_ns - since) / 1'000'000,
+                       " ms of them to detect it; realtime_ns=",
+                       clock_->RealtimeNs(), ")");
           }
         }
         break;
       }
       case storage::RecordType::kFin:
-        log_.Debug("session ", s->label, ": peer FIN at ",
-                   r.header.stream_offset);
+        log_->Debug("session ", s->label, ": peer FIN at ",
+                    r.header.stream_offset);
         s->leg.peer_fin = true;
         s->leg.peer_fin_offset = r.header.stream_offset;
         break;
       case storage::RecordType::kRst:
-        EndSession(s, ECONNRESET, "the peer reset the connection");
+        host_->EndSession(s, ECONNRESET, "the peer reset the connection");
         return;
       default:
         break;
@@ -380,7 +367,21 @@ void EngineImpl::ReadPeerChannel(Session* s) {
   PumpVolumeToApp(s);
 }
 
-uint64_t EngineImpl::ConsumedOffset(Session* s) {
+void StoragePath::NoteLag(Session* s, int64_t lag_us) {
+  s->lag.Add(lag_us);
+  if (lag_us <= max_lag_ms_ * 1000) return;
+  // Claim 12's bound is broken: say so, but not for every record.
+  ++s->lag_over_count;
+  const int64_t now = clock_->NowNs();
+  if (now >= s->next_lag_warning_ns) {
+    s->next_lag_warning_ns = now + 10'000'000'000;
+    log_->Warn("session ", s->label, ": storage-path lag ", lag_us / 1000,
+               " ms is above DISKWIRE_MAX_LAG_MS=", max_lag_ms_, " (",
+               s->lag_over_count, " records over so far)");
+  }
+}
+
+uint64_t StoragePath::ConsumedOffset(Session* s) {
   // What waits unread in the application's end of the pair is not delivered
   // yet for the peer: a resume takes it back, and the peer must still hold it.
   int unread = 0;
@@ -391,7 +392,7 @@ uint64_t EngineImpl::ConsumedOffset(Session* s) {
   return s->delivered - std::min<uint64_t>(s->delivered, unread);
 }
 
-void EngineImpl::PumpVolumeToApp(Session* s) {
+void StoragePath::PumpVolumeToApp(Session* s) {
   if (s->leg.reassembly == nullptr || s->state.load() != SessionState::kStorage)
     return;
   if (s->leg.eng_end < 0) {
@@ -434,14 +435,14 @@ void EngineImpl::PumpVolumeToApp(Session* s) {
       s->delivered >= s->leg.peer_fin_offset) {
     os_->Shutdown(s->leg.eng_end, SHUT_WR);
     s->leg.eof_delivered = true;
-    log_.Debug("session ", s->label, ": end of file delivered at ",
-               s->delivered);
+    log_->Debug("session ", s->label, ": end of file delivered at ",
+                s->delivered);
   }
   // The writer decides when the ack needs a record of its own.
   s->leg.out->SubmitAck(ConsumedOffset(s));
 }
 
-void EngineImpl::MaybeFinish(Session* s) {
+void StoragePath::MaybeFinish(Session* s) {
   if (s->state.load() != SessionState::kStorage) return;
   bool app_gone;
   {
@@ -461,7 +462,7 @@ void EngineImpl::MaybeFinish(Session* s) {
   // receive queue would). Without it the peer may never learn that its last
   // bytes arrived, and waits for that ack with its channel on the volume.
   s->leg.out->SubmitAck(s->delivered);
-  EndSession(s, 0, "both directions finished");
+  host_->EndSession(s, 0, "both directions finished");
 }
 
 }  // namespace diskwire
