@@ -1,15 +1,19 @@
 // File: core/engine_impl.h
-// The engine behind core/engine.h: the table of selected fds, the healthy data
-// path on the application's threads, the failover (swap and announcement), and
-// the engine loop that carries sessions in STORAGE over the volume. Split by
-// purpose: engine_impl.cc (adoption, fds, fork), data_path.cc (the
-// application's calls), direct_checks.cc (probing DIRECT sessions),
-// failover.cc (swap, announcement), storage_path.cc (pumping a session in
-// STORAGE), engine_loop.cc (the loop thread), heartbeats.cc (this process's
-// heartbeat, and the peers' through PeerDirectory), inbox.cc (announcements
-// and requests from peers), resume*.cc (back to the network),
-// open_over_storage.cc and accept_over_storage.cc (connections opened while
-// the network is down), exit_drain.cc (exit).
+// The engine behind core/engine.h: the healthy data path on the
+// application's threads, the failover (swap and announcement), and the engine
+// loop that carries sessions in STORAGE over the volume. Its parts that are
+// objects of their own: SessionTable (core/session_table.h: which fd names
+// which session), StoragePath (core/storage_path.h: pumping a session in
+// STORAGE, over its StorageLeg), PeerDirectory (core/peer_directory.h: the
+// other processes' heartbeats), FailureDetector (core/failure_detector.h),
+// Writer (core/writer.h). The engine's own methods, by file: engine_impl.cc
+// (creation, adoption), engine_fds.cc (dup, close, epoll), engine_fork.cc
+// (fork), data_path.cc (the application's calls), direct_checks.cc (probing
+// DIRECT sessions), failover.cc (swap, announcement), engine_loop.cc (the loop
+// thread), heartbeats.cc (this process's heartbeat, and the peers'),
+// inbox.cc (announcements and requests from peers), resume*.cc (back to the
+// network), open_over_storage.cc and accept_over_storage.cc (connections
+// opened while the network is down), exit_drain.cc (exit).
 //
 // Thread safety: all public methods are thread-safe. The session table
 // (core/session_table.h) has its own lock, `table_.mu`; each Session has its

@@ -4,6 +4,22 @@
 
 namespace diskwire {
 
+const char* SessionStateName(SessionState state) {
+  switch (state) {
+    case SessionState::kDirect:
+      return "DIRECT";
+    case SessionState::kFailingOver:
+      return "FAILING_OVER";
+    case SessionState::kResuming:
+      return "RESUMING";
+    case SessionState::kStorage:
+      return "STORAGE";
+    case SessionState::kClosed:
+      return "CLOSED";
+  }
+  return "?";
+}
+
 void LagStats::Add(int64_t us) {
   if (us < 0)
     us =

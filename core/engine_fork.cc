@@ -1,0 +1,92 @@
+// fork(): the engine around the real fork, in the parent and in the child.
+
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/engine_impl.h"
+
+namespace diskwire {
+
+void EngineImpl::BeforeFork() {
+  table_.mu.Lock();
+  published_mu_.Lock();  // the child's loop publishes its heartbeat too
+  if (relay_ != nullptr) relay_->BeforeFork();
+  for (storage::Volume* v : OpenVolumes()) v->BeforeFork();
+}
+
+std::vector<storage::Volume*> EngineImpl::OpenVolumes() const {
+  if (!volumes_open_.load(std::memory_order_acquire)) return {};
+  std::vector<storage::Volume*> out = {send_volume_.get()};
+  if (recv_volume_ != nullptr) out.push_back(recv_volume_.get());
+  return out;
+}
+
+void EngineImpl::AfterForkParent() {
+  // The child holds every socket now too: a close here must ask first, and
+  // the next call here re-reads what the socket carried.
+  table_.ForEach([](const std::shared_ptr<Session>& s) {
+    s->maybe_shared.store(true);
+    s->resync.store(true);
+  });
+  for (storage::Volume* v : OpenVolumes()) v->AfterForkParent();
+  if (relay_ != nullptr) relay_->AfterForkParent();
+  published_mu_.Unlock();
+  table_.mu.Unlock();
+}
+
+void EngineImpl::AfterForkChild() {
+  // The child shares the parent's sockets but not its threads. Its copies of
+  // the connections on the network are adopted afresh (the parent's Session
+  // objects may hold locks of threads that do not exist here), dormant until
+  // the child uses them; sessions on the storage path stay the parent
+  // engine's, which pumps their socket pairs. The child gets an engine
+  // identity of its own.
+  for (storage::Volume* v : OpenVolumes()) v->AfterForkChild();
+  std::vector<std::pair<int, std::pair<Session*, Role>>> inherited;
+  for (int fd = 0; fd < kMaxFds; ++fd) {
+    if (!owned_[fd].load(std::memory_order_relaxed)) continue;
+    Session* s = table_.At(fd);
+    if (s != nullptr && s->endpoints_known &&
+        s->state.load() == SessionState::kDirect) {
+      inherited.push_back({fd, {s, s->role}});
+    }
+  }
+  table_.ClearAfterFork();
+  started_.store(false);
+  stopping_.store(false);
+  // Not joinable when the parent never started its threads, or was itself a
+  // child that had not yet: a daemon's double fork.
+  if (loop_thread_.joinable()) loop_thread_.detach();
+  (void)writer_.release();  // its thread stayed in the parent; a new one starts
+                            // on demand
+  process_id_ =
+      absl::StrCat(config_.node, ".", getpid(), ".", clock_->RealtimeNs());
+  // The parent's resume listener is the parent's: the child gets its own
+  // when it starts its threads.
+  for (int listener : resume_listeners_) {
+    private_[listener].store(0);
+    os_->Close(listener);
+  }
+  resume_listeners_.clear();
+  resume_port_ = 0;
+  resume_nonce_ = RandomBytes(kResumeNonceBytes);
+  if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
+  relay_started_.store(false);
+  published_mu_.Unlock();  // taken by BeforeFork
+  table_.mu.Unlock();
+  std::map<Session*, int> first_name;
+  for (auto& [fd, who] : inherited) {
+    auto [it, fresh] = first_name.emplace(who.first, fd);
+    if (fresh) {
+      Adopt(fd, who.second, nullptr, 0, /*inherited=*/true);
+    } else {
+      OnDup(it->second, fd);
+    }
+  }
+}
+
+}  // namespace diskwire
