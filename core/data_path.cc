@@ -253,7 +253,7 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
 }
 
 SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
-                             SessionState in, bool* retry) {
+                             SessionState in, size_t* received, bool* retry) {
   *retry = false;
   // The blocking mode matters only once a call would block: no fcntl on the
   // fast path.
@@ -265,20 +265,40 @@ SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
       (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nonblocking();
   const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
   const uint32_t generation = s->generation.load();
-  absl::InlinedVector<iovec, 8> rest(msg->msg_iov,
-                                     msg->msg_iov + msg->msg_iovlen);
-  size_t got = 0;
+  // The iovecs still to fill: the caller's, until a MSG_WAITALL read comes
+  // short and a copy (rest) is advanced past what arrived.
+  iovec* iov = msg->msg_iov;
+  size_t iovlen = msg->msg_iovlen;
+  absl::InlinedVector<iovec, 8> rest;
+  auto advance = [&](size_t skip) {
+    if (iov != rest.data()) rest.assign(iov, iov + iovlen);
+    while (!rest.empty() && skip >= rest.front().iov_len) {
+      skip -= rest.front().iov_len;
+      rest.erase(rest.begin());
+    }
+    if (!rest.empty()) {
+      rest.front().iov_base = static_cast<char*>(rest.front().iov_base) + skip;
+      rest.front().iov_len -= skip;
+    }
+    iov = rest.data();
+    iovlen = rest.size();
+  };
+  size_t got = *received;
+  if (got > 0) advance(got);
   while (true) {
     SysResult r;
     {
       absl::MutexLock lock(&s->recv_mu);
       if (s->state.load() != in) {
-        *retry = got == 0;
+        // A swap: the application never sees one, so a MSG_WAITALL read goes
+        // on filling its buffer from the new file.
+        *retry = got == 0 || wait_all;
+        *received = got;
         return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
       }
       msghdr m = *msg;
-      m.msg_iov = rest.data();
-      m.msg_iovlen = rest.size();
+      m.msg_iov = iov;
+      m.msg_iovlen = iovlen;
       r = os_->RecvMsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
       if (got == 0)
         msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
@@ -290,17 +310,9 @@ SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
         absl::MutexLock lock(&s->mu);  // the end of a session that failed
         if (s->error != 0) return SysResult::Fail(s->error);
       }
+      *received = got;
       if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
-      size_t skip = r.value;  // advance the iovecs past what arrived
-      while (!rest.empty() && skip >= rest.front().iov_len) {
-        skip -= rest.front().iov_len;
-        rest.erase(rest.begin());
-      }
-      if (!rest.empty()) {
-        rest.front().iov_base =
-            static_cast<char*>(rest.front().iov_base) + skip;
-        rest.front().iov_len -= skip;
-      }
+      advance(r.value);
       continue;
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
@@ -328,6 +340,7 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
     return os_->RecvMsg(fd, msg, flags);
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
     return os_->RecvMsg(fd, msg, flags);
+  size_t received = 0;
   while (true) {
     SessionState st = s->state.load();
     if (IsSwapping(st)) {
@@ -335,6 +348,8 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
       continue;
     }
     if (st == SessionState::kClosed) {
+      // A MSG_WAITALL read the end interrupted returns what it has.
+      if (received > 0) return SysResult::Ok(received);
       // Nothing swaps the pair any more: what it holds, then the error.
       SysResult r = os_->RecvMsg(fd, msg, flags);
       if (r.ok() && r.value == 0 &&
@@ -345,7 +360,7 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
       return r;
     }
     bool retry = false;
-    SysResult r = RecvOn(s, fd, msg, flags, st, &retry);
+    SysResult r = RecvOn(s, fd, msg, flags, st, &received, &retry);
     if (!retry) return r;
   }
 }

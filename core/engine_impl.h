@@ -160,10 +160,13 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   SysResult SendStorage(Session* s, int fd, const msghdr* msg, int flags,
                         bool* retry);
   // Receives on `fd` while the session stays in state `in`, never blocking
-  // inside the file (so that a swap can always take it); *retry when the
-  // state changed before anything was read.
+  // inside the file (so that a swap can always take it). `*received`: bytes
+  // an earlier call already placed in msg's buffers (a MSG_WAITALL read that
+  // a swap interrupted goes on after them), updated. *retry when the state
+  // changed before the call was done: nothing read yet, or a MSG_WAITALL
+  // buffer not full.
   SysResult RecvOn(Session* s, int fd, msghdr* msg, int flags, SessionState in,
-                   bool* retry);
+                   size_t* received, bool* retry);
   static bool IsSwapping(SessionState st) {
     return st == SessionState::kFailingOver || st == SessionState::kResuming;
   }

@@ -283,6 +283,59 @@ TEST_F(EngineTest, HealthyPathWritesNoChannel) {
   EXPECT_TRUE(channels->empty()) << "the healthy path wrote a channel";
 }
 
+// Sends of several iovecs (an empty one among them) and MSG_WAITALL receives
+// into two: the ring must hold exactly what each send took, which the failover
+// in the middle replays.
+TEST_F(EngineTest, ScatteredSendsAndWaitAllReceivesSurviveAFailover) {
+  Connect();
+  const std::string data = RandomBytes(3 << 20, 11);
+  std::atomic<size_t> received{0};
+  std::string got;
+  std::thread rx([&] {
+    char head[1000], tail[3096];
+    while (got.size() < data.size()) {
+      iovec iov[2] = {{head, sizeof(head)}, {tail, sizeof(tail)}};
+      msghdr m{};
+      m.msg_iov = iov;
+      m.msg_iovlen = 2;
+      SysResult r = b_->RecvMsg(server_, &m, MSG_WAITALL);
+      ASSERT_TRUE(r.ok()) << strerror(r.error);
+      ASSERT_GT(r.value, 0) << "end of file after " << got.size();
+      // A blocking MSG_WAITALL read fills the whole buffer (the stream is a
+      // multiple of it).
+      ASSERT_EQ(r.value, static_cast<ssize_t>(sizeof(head) + sizeof(tail)));
+      got.append(head, sizeof(head));
+      got.append(tail, sizeof(tail));
+      received.store(got.size());
+    }
+  });
+  std::mt19937 rng(12);
+  size_t off = 0;
+  bool cut = false;
+  while (off < data.size()) {
+    const size_t a = std::min<size_t>(data.size() - off, rng() % 9000);
+    const size_t b = std::min<size_t>(data.size() - off - a, 1 + rng() % 30000);
+    iovec iov[3] = {{const_cast<char*>(data.data() + off), a},
+                    {nullptr, 0},
+                    {const_cast<char*>(data.data() + off + a), b}};
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = 3;
+    SysResult r = a_->SendMsg(client_, &m, 0);
+    ASSERT_TRUE(r.ok()) << strerror(r.error);
+    ASSERT_EQ(r.value, static_cast<ssize_t>(a + b)) << "a blocking send";
+    off += a + b;
+    if (!cut && off > data.size() / 2) {
+      ForceFailover(a_.get(), client_);
+      cut = true;
+    }
+  }
+  rx.join();
+  EXPECT_TRUE(got == data) << "received " << got.size() << " of "
+                           << data.size();
+  EXPECT_GE(a_->SessionFor(client_)->episode, 1u);
+}
+
 TEST_F(EngineTest, ClientFailoverMidStreamDeliversBothWaysExactlyOnce) {
   Connect();
   RunBothWays(8 << 20, 2 << 20, /*cut_on_server=*/false);
