@@ -113,8 +113,10 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
   auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
   const uint32_t generation = s->generation.load();
   size_t done = 0;
-  absl::InlinedVector<iovec, 8> rest(msg->msg_iovlen);
-  absl::InlinedVector<iovec, 8> part(msg->msg_iovlen);
+  // The caller's iovecs, less what earlier rounds sent (rest) and cut to the
+  // ring's room (part): built only when the message does not go whole.
+  absl::InlinedVector<iovec, 8> rest;
+  absl::InlinedVector<iovec, 8> part;
   while (true) {
     SysResult r;
     {
@@ -138,9 +140,27 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
       size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
       if (backlog) {
         // r says why the new bytes wait
+      } else if (done == 0 && room >= want) {
+        // The common case: the whole message, with the caller's own iovecs.
+        r = os_->SendMsg(fd, msg, flags | MSG_DONTWAIT);
+        if (r.ok()) {
+          if (static_cast<size_t>(r.value) == want) {
+            s->ring.Append(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+          } else {
+            rest.resize(msg->msg_iovlen);
+            size_t k = TruncateIov(msg, r.value, rest.data());
+            s->ring.Append(rest.data(), static_cast<int>(k));
+          }
+          s->sent_to_socket += r.value;
+          done += r.value;
+          if (done == want || nonblocking()) return SysResult::Ok(done);
+          continue;
+        }
       } else if (room > 0 || want == 0) {
         // Skip what earlier rounds sent, then take at most `room` bytes: every
         // byte the kernel accepts has a place in the ring.
+        rest.resize(msg->msg_iovlen);
+        part.resize(msg->msg_iovlen);
         size_t n = 0, skip = done;
         for (size_t i = 0; i < msg->msg_iovlen; ++i) {
           const iovec& v = msg->msg_iov[i];
