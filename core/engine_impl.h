@@ -159,14 +159,19 @@ class EngineImpl final : public Engine, private StoragePath::Host {
                        bool* retry);
   SysResult SendStorage(Session* s, int fd, const msghdr* msg, int flags,
                         bool* retry);
-  // Receives on `fd` while the session stays in state `in`, never blocking
-  // inside the file (so that a swap can always take it). `*received`: bytes
-  // an earlier call already placed in msg's buffers (a MSG_WAITALL read that
-  // a swap interrupted goes on after them), updated. *retry when the state
-  // changed before the call was done: nothing read yet, or a MSG_WAITALL
-  // buffer not full.
-  SysResult RecvOn(Session* s, int fd, msghdr* msg, int flags, SessionState in,
-                   size_t* received, bool* retry);
+  // Receives on the TCP socket `fd` with the application's own flags, so that
+  // a wait is the kernel's (one call, its SO_RCVTIMEO); a swap wakes a read
+  // blocked there (WaitOutTcpReaders). `*received`: bytes an earlier call
+  // already placed in msg's buffers (a MSG_WAITALL read that a swap
+  // interrupted goes on after them), updated. *retry when the state changed
+  // before the call was done: nothing read yet, or a MSG_WAITALL buffer not
+  // full.
+  SysResult RecvDirect(Session* s, int fd, msghdr* msg, int flags,
+                       size_t* received, bool* retry);
+  // As RecvDirect on the socket pair, never blocking inside it (so that a
+  // resume can always take it): waits are polls a resume interrupts.
+  SysResult RecvStorage(Session* s, int fd, msghdr* msg, int flags,
+                        size_t* received, bool* retry);
   static bool IsSwapping(SessionState st) {
     return st == SessionState::kFailingOver || st == SessionState::kResuming;
   }
@@ -209,9 +214,21 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // No diskwire peer holds `s`: its socket gets its own timeouts back.
   void UsePlainTcpTimeouts(Session* s);
   absl::Status Swap(Session* s);
+  // Waits until no application thread is inside a receive on the session's
+  // TCP socket `fd` (RecvDirect), so that what they read is in the sample
+  // the swap takes next. One still there after a moment waits for bytes in
+  // the kernel: shutting the socket's read side wakes it (nothing goes on the
+  // wire; bytes already queued stay readable, and the loop drains them).
+  // Returns true when any reader was inside. REQUIRES: state is not DIRECT.
+  bool WaitOutTcpReaders(Session* s, int fd);
   // dup3s one end of a new socket pair over each of `names`, keeping epoll
   // registrations.
   absl::Status InstallSocketPair(Session* s, const std::vector<int>& names);
+  // The two halves of InstallSocketPair: making the pair can fail, putting it
+  // in place cannot.
+  absl::Status MakeSocketPair(int pair[2]);
+  void PutSocketPair(Session* s, const std::vector<int>& names,
+                     const int pair[2]);
   absl::Status StartStoragePath(Session* s, uint64_t failover_offset,
                                 uint64_t delivered);
   // Replaces the file behind every name of the session with `fd`'s, keeping

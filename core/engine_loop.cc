@@ -195,7 +195,12 @@ void EngineImpl::LoopMain() {
         absl::Status w = watcher_->Watch(theirs);
         if (!w.ok()) log_.Warn("cannot watch ", theirs, ": ", w.message());
       }
-      if (s->leg.old_sock_open) LoopAdd(s->leg.old_sock, s.get(), EPOLLIN);
+      // A socket whose read side the swap shut stays readable (a read of 0):
+      // edge-triggered, it wakes the loop only when something arrives.
+      if (s->leg.old_sock_open) {
+        LoopAdd(s->leg.old_sock, s.get(),
+                EPOLLIN | (s->leg.old_read_shut ? uint32_t{EPOLLET} : 0u));
+      }
       storage_path_.DrainOldSocket(s.get());
       storage_path_.PumpAppToVolume(s.get());
       storage_path_.ReadPeerChannel(s.get());

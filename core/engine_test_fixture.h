@@ -63,7 +63,12 @@ class EngineTest : public testing::Test {
     c.peer_timeout_ms = 1500;
     c.heartbeat_ms = 100;
     c.poll_ms = 5;
-    c.log_level = getenv("DW_TEST_DEBUG") ? LogLevel::kDebug : LogLevel::kWarn;
+    if (getenv("DW_TEST_DEBUG") != nullptr) {
+      c.log_level = LogLevel::kDebug;
+      c.log_sink = LogSink::kStderr;  // not syslog
+    } else {
+      c.log_level = LogLevel::kWarn;
+    }
     auto e = EngineImpl::Create(c, &os_, RealClock::Get());
     EXPECT_THAT(e, IsOk());
     return std::move(*e);

@@ -190,8 +190,9 @@ void EngineImpl::UsePlainTcpTimeouts(Session* s) {
 }
 
 absl::Status EngineImpl::Swap(Session* s) {
-  // Both locks: no application thread is inside a call on the old socket while
-  // it is swapped.
+  // Both locks: no application thread sends, or receives on the socket pair,
+  // while it is swapped; readers of the TCP socket take none
+  // (WaitOutTcpReaders).
   absl::MutexLock send_lock(&s->send_mu);
   absl::MutexLock recv_lock(&s->recv_mu);
   std::vector<int> names;
@@ -215,16 +216,26 @@ absl::Status EngineImpl::Swap(Session* s) {
       return absl::ErrnoToStatus(old.error, "keeping the TCP socket");
     old_fd = static_cast<int>(old.value);
   }
-  // Where each direction stands, read from the old socket before anything else
-  // moves.
+  // Gives the old socket back (a failure before the swap): the application
+  // goes on with it.
+  auto keep_old = [&] {
+    if (names.empty())
+      s->linger_fd = old_fd;
+    else
+      os_->Close(old_fd);
+  };
+  // Everything that can fail comes before waking a reader, which shuts the
+  // socket's read side for good.
+  int pair[2] = {-1, -1};
+  if (!names.empty()) {
+    absl::Status made = MakeSocketPair(pair);
+    if (!made.ok()) {
+      keep_old();
+      return made;
+    }
+  }
   auto sample = probe_.Sample(old_fd);
-  uint64_t failover_offset = s->ring.tail();
-  uint64_t delivered = 0;
   if (sample.ok()) {
-    // Bytes of the backlog a resume left unsent are not on the socket.
-    failover_offset = std::max(
-        s->ring.tail(), sample->AckedOffset(s->sent_to_socket, s->shut_wr));
-    failover_offset = std::min(failover_offset, s->sent_to_socket);
     const bool foreign_bytes =
         s->maybe_shared.load() && s->resumes.load() == 0 &&
         sample->WrittenBytes(s->role == Role::kClient, s->shut_wr) !=
@@ -233,14 +244,27 @@ absl::Status EngineImpl::Swap(Session* s) {
         sample->AckedOffset(s->sent_to_socket, s->shut_wr) < s->ring.tail()) {
       // Another process (a child that shares the socket) wrote bytes this
       // ring does not hold: no exact failover is possible.
-      if (names.empty())
-        s->linger_fd = old_fd;
-      else
-        os_->Close(old_fd);
+      for (int fd : pair) {
+        if (fd >= 0) os_->Close(fd);
+      }
+      keep_old();
       return absl::DataLossError(
           "another process that shares the socket wrote bytes the peer may "
           "lack and this process does not hold");
     }
+  }
+  // What a reader inside a receive takes belongs to the application: the
+  // sample that says what it was delivered comes after them.
+  if (WaitOutTcpReaders(s, old_fd)) sample = probe_.Sample(old_fd);
+  // Where each direction stands, read from the old socket before anything else
+  // moves.
+  uint64_t failover_offset = s->ring.tail();
+  uint64_t delivered = 0;
+  if (sample.ok()) {
+    // Bytes of the backlog a resume left unsent are not on the socket.
+    failover_offset = std::max(
+        s->ring.tail(), sample->AckedOffset(s->sent_to_socket, s->shut_wr));
+    failover_offset = std::min(failover_offset, s->sent_to_socket);
     delivered = sample->delivered() + s->in_adjust;
     if (sample->state == TCP_CLOSE && sample->bytes_received > sample->inq) {
       // The probe cannot see a FIN in TCP_CLOSE; a FIN counts one in
@@ -258,14 +282,7 @@ absl::Status EngineImpl::Swap(Session* s) {
   // getsockname() must answer with the connection's addresses, not the
   // pair's (an application woken by the swap asks at once).
   s->generation.fetch_add(1);
-  if (!names.empty()) {
-    absl::Status installed = InstallSocketPair(s, names);
-    if (!installed.ok()) {
-      s->generation.fetch_sub(1);
-      os_->Close(old_fd);
-      return installed;
-    }
-  }
+  if (!names.empty()) PutSocketPair(s, names, pair);
   // The old socket's file description is now the engine's alone: the loop reads
   // it without blocking.
   os_->Fcntl(old_fd, F_SETFL, O_NONBLOCK);
@@ -288,16 +305,28 @@ absl::Status EngineImpl::Swap(Session* s) {
 absl::Status EngineImpl::InstallSocketPair(Session* s,
                                            const std::vector<int>& names) {
   int pair[2];
+  absl::Status made = MakeSocketPair(pair);
+  if (!made.ok()) return made;
+  PutSocketPair(s, names, pair);
+  return absl::OkStatus();
+}
+
+absl::Status EngineImpl::MakeSocketPair(int pair[2]) {
   SysResult made =
       os_->SocketPair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
   if (!made.ok()) return absl::ErrnoToStatus(made.error, "socketpair");
-  for (int fd : pair) {
-    os_->SetSockOpt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes,
+  for (int i = 0; i < 2; ++i) {
+    os_->SetSockOpt(pair[i], SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes,
                     sizeof(kPairBufferBytes));
-    os_->SetSockOpt(fd, SOL_SOCKET, SO_RCVBUF, &kPairBufferBytes,
+    os_->SetSockOpt(pair[i], SOL_SOCKET, SO_RCVBUF, &kPairBufferBytes,
                     sizeof(kPairBufferBytes));
   }
   os_->Fcntl(pair[1], F_SETFL, O_NONBLOCK);
+  return absl::OkStatus();
+}
+
+void EngineImpl::PutSocketPair(Session* s, const std::vector<int>& names,
+                               const int pair[2]) {
   const int status_flags =
       static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
   ReplaceFile(s, names, pair[0]);
@@ -308,7 +337,23 @@ absl::Status EngineImpl::InstallSocketPair(Session* s,
   s->leg.eng_end = pair[1];
   private_[s->leg.app_end].store(1, std::memory_order_release);
   private_[s->leg.eng_end].store(1, std::memory_order_release);
-  return absl::OkStatus();
+}
+
+bool EngineImpl::WaitOutTcpReaders(Session* s, int fd) {
+  if (s->readers_on_tcp.load() == 0) return false;
+  // A reader with bytes to take, or on a non-blocking socket, is out within
+  // microseconds; only one waiting in the kernel for bytes needs waking.
+  const absl::Time kick_at = absl::Now() + absl::Milliseconds(2);
+  while (s->readers_on_tcp.load() > 0) {
+    if (!s->leg.old_read_shut && absl::Now() >= kick_at) {
+      os_->Shutdown(fd, SHUT_RD);
+      s->leg.old_read_shut = true;
+      log_.Debug("session ", s->label,
+                 ": woke a receive blocked on the TCP socket");
+    }
+    absl::SleepFor(absl::Microseconds(50));  // a reader leaving the kernel
+  }
+  return true;
 }
 
 void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,

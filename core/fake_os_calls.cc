@@ -168,6 +168,10 @@ SysResult FakeOsCalls::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
 }
 
 SysResult FakeOsCalls::Poll(pollfd* fds, nfds_t nfds, int timeout_ms) {
+  if (nfds > 0) {
+    if (int error = Scripted(Call::kPoll, fds[0].fd))
+      return SysResult::Fail(error);
+  }
   return Of(::poll(fds, nfds, timeout_ms));
 }
 

@@ -26,8 +26,8 @@ namespace diskwire {
 
 class FakeOsCalls final : public OsCalls {
  public:
-  // The calls a test can make fail.
-  enum class Call { kSendMsg, kRecvMsg, kConnect, kRead, kWrite };
+  // The calls a test can make fail (and count; a poll counts on its first fd).
+  enum class Call { kSendMsg, kRecvMsg, kConnect, kRead, kWrite, kPoll };
   static constexpr int kAnyFd = -1;
 
   // REQUIRES: clock outlives this (it times stalls).

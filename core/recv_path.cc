@@ -6,87 +6,151 @@
 
 #include "absl/container/inlined_vector.h"
 #include "core/engine_impl.h"
+#include "core/failure_detector.h"
 #include "core/iov.h"
 
 namespace diskwire {
 
-SysResult EngineImpl::RecvOn(Session* s, int fd, msghdr* msg, int flags,
-                             SessionState in, size_t* received, bool* retry) {
+namespace {
+
+// The caller's iovecs past the bytes already received (a MSG_WAITALL read
+// that a swap interrupted goes on after them): the caller's own array until
+// something is skipped, then a copy.
+class IovTail {
+ public:
+  IovTail(const msghdr* msg, size_t skip)
+      : iov_(msg->msg_iov), len_(msg->msg_iovlen) {
+    if (skip > 0) Skip(skip);
+  }
+
+  void Skip(size_t skip) {
+    if (iov_ != copy_.data()) copy_.assign(iov_, iov_ + len_);
+    size_t used = 0;
+    while (used < copy_.size() && skip >= copy_[used].iov_len) {
+      skip -= copy_[used++].iov_len;
+    }
+    copy_.erase(copy_.begin(), copy_.begin() + used);
+    if (!copy_.empty()) {
+      copy_[0].iov_base = static_cast<char*>(copy_[0].iov_base) + skip;
+      copy_[0].iov_len -= skip;
+    }
+    iov_ = copy_.data();
+    len_ = copy_.size();
+  }
+
+  // `msg` with these iovecs.
+  msghdr Over(const msghdr* msg) const {
+    msghdr m = *msg;
+    m.msg_iov = iov_;
+    m.msg_iovlen = len_;
+    return m;
+  }
+
+ private:
+  iovec* iov_;
+  size_t len_;
+  absl::InlinedVector<iovec, 8> copy_;
+};
+
+}  // namespace
+
+SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
+                                 size_t* received, bool* retry) {
   *retry = false;
-  // The blocking mode matters only once a call would block: no fcntl on the
-  // fast path.
+  size_t got = *received;
+  IovTail tail(msg, got);
+  msghdr m = tail.Over(msg);
+  // Counted in before the state is read, both sequentially consistent: a swap
+  // either sees this reader (and waits it out) or is seen by it.
+  s->readers_on_tcp.fetch_add(1);
+  if (s->state.load() != SessionState::kDirect) {
+    s->readers_on_tcp.fetch_sub(1);
+    *retry = true;
+    return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
+  }
+  // The application's own flags: the kernel blocks, times out (SO_RCVTIMEO)
+  // and waits for a whole MSG_WAITALL buffer as it would without diskwire.
+  SysResult r = os_->RecvMsg(fd, &m, flags);
+  // A reset or a timeout handed over here is gone from SO_ERROR: the swap
+  // must not take the socket's end for an orderly one. Said before the reader
+  // counts out, since the swap reads it next.
+  if (!r.ok() && ReasonForErrno(r.error) != FailureReason::kNone) {
+    s->abort_consumed = true;
+  }
+  s->readers_on_tcp.fetch_sub(1);
+  if (got == 0) msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
+  if (s->state.load() != SessionState::kDirect) {
+    // A swap woke this read (its end of file or error is the swap's, not the
+    // stream's) or began as it returned. What it read counts (the swap samples
+    // the socket once it is out); a MSG_WAITALL read goes on from the new file.
+    if (r.ok()) got += r.value;
+    *received = got;
+    const bool wait_all = (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
+                          !IsNonBlocking(fd, flags);
+    const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
+    *retry = got == 0 || (wait_all && got < want);
+    return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
+  }
+  if (r.ok()) {
+    got += r.value;
+    *received = got;
+    return SysResult::Ok(got);
+  }
+  if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
+  // The detector says whether the errno names the network (not EAGAIN from a
+  // non-blocking socket or a timeout, not EINTR).
+  if (!s->detector.OnSocketError(r.error)) return r;
+  if (TriggerFailover(s, strerror(r.error), "")) *retry = true;
+  return r;
+}
+
+SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
+                                  size_t* received, bool* retry) {
+  *retry = false;
+  // The blocking mode matters only once a call would block: no fcntl before.
   auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
   // MSG_WAITALL on a blocking socket: keep reading until the buffer is full, as
-  // the kernel would (the inner reads never block, so that a swap can always
-  // take the socket).
+  // the kernel would (the inner reads never block, so that a resume can always
+  // take the pair).
   const bool wait_all =
       (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !nonblocking();
   const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
   const uint32_t generation = s->generation.load();
-  // The iovecs still to fill: the caller's, until a MSG_WAITALL read comes
-  // short and a copy (rest) is advanced past what arrived.
-  iovec* iov = msg->msg_iov;
-  size_t iovlen = msg->msg_iovlen;
-  absl::InlinedVector<iovec, 8> rest;
-  auto advance = [&](size_t skip) {
-    if (iov != rest.data()) rest.assign(iov, iov + iovlen);
-    while (!rest.empty() && skip >= rest.front().iov_len) {
-      skip -= rest.front().iov_len;
-      rest.erase(rest.begin());
-    }
-    if (!rest.empty()) {
-      rest.front().iov_base = static_cast<char*>(rest.front().iov_base) + skip;
-      rest.front().iov_len -= skip;
-    }
-    iov = rest.data();
-    iovlen = rest.size();
-  };
   size_t got = *received;
-  if (got > 0) advance(got);
+  IovTail tail(msg, got);
   while (true) {
     SysResult r;
     {
       absl::MutexLock lock(&s->recv_mu);
-      if (s->state.load() != in) {
-        // A swap: the application never sees one, so a MSG_WAITALL read goes
-        // on filling its buffer from the new file.
+      if (s->state.load() != SessionState::kStorage) {
+        // A resume or the end: the application never sees a swap, so a
+        // MSG_WAITALL read goes on filling its buffer from the new file.
         *retry = got == 0 || wait_all;
         *received = got;
         return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
       }
-      msghdr m = *msg;
-      m.msg_iov = iov;
-      m.msg_iovlen = iovlen;
+      msghdr m = tail.Over(msg);
       r = os_->RecvMsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
       if (got == 0)
         msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
     }
     if (r.ok()) {
       got += r.value;
-      if (r.value == 0 && got == 0 && want > 0 &&
-          in == SessionState::kStorage) {
+      if (r.value == 0 && got == 0 && want > 0) {
         absl::MutexLock lock(&s->mu);  // the end of a session that failed
         if (s->error != 0) return SysResult::Fail(s->error);
       }
       *received = got;
       if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
-      advance(r.value);
+      tail.Skip(r.value);
       continue;
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
-      WaitReady(fd, POLLIN, s, generation, in);
+      WaitReady(fd, POLLIN, s, generation, SessionState::kStorage);
       continue;
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call
-    if (in != SessionState::kDirect) return r;
-    // The detector says whether the errno names the network.
-    if (!s->detector.OnSocketError(r.error)) return r;
-    s->abort_consumed = true;  // SO_ERROR is read now
-    if (TriggerFailover(s, strerror(r.error), "")) {
-      *retry = true;
-      return r;
-    }
     return r;
   }
 }
@@ -118,7 +182,9 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
       return r;
     }
     bool retry = false;
-    SysResult r = RecvOn(s, fd, msg, flags, st, &received, &retry);
+    SysResult r = st == SessionState::kDirect
+                      ? RecvDirect(s, fd, msg, flags, &received, &retry)
+                      : RecvStorage(s, fd, msg, flags, &received, &retry);
     if (!retry) return r;
   }
 }

@@ -106,10 +106,13 @@ struct Session {
 
   // --- Send direction. ---
   absl::Mutex send_mu;
-  // Held across the healthy path's non-blocking recv so that a swap never races
-  // a read of the old socket (which would make the delivered offset it reads
+  // Held across a non-blocking recv on the socket pair so that a resume never
+  // races a read of it (which would make the delivered offset it reads
   // stale).
   absl::Mutex recv_mu;
+  // Application threads inside a receive on the TCP socket (DIRECT), which
+  // takes no lock: a swap waits them out (EngineImpl::WaitOutTcpReaders).
+  std::atomic<int> readers_on_tcp{0};
   ReplayRing ring ABSL_GUARDED_BY(send_mu);
   // The application's fd names a TCP socket (DIRECT), not a socket pair.
   bool on_tcp ABSL_GUARDED_BY(send_mu) = true;

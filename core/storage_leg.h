@@ -44,6 +44,10 @@ struct StorageLeg {
   std::string old_prefix;  // the commit read so far
   // In TCP_CLOSE: -1 unknown, 0 aborted, 1 ended by FIN (see OrderlyClose).
   int old_close_orderly = -1;
+  // The swap shut its read side to wake a blocked reader: a read of 0 there
+  // is no end of stream while the connection is open, and the loop watches
+  // it edge-triggered (it stays readable).
+  bool old_read_shut = false;
 
   // --- Outbound: this side's channel. ---
   std::unique_ptr<storage::ChannelWriter> channel;

@@ -137,6 +137,13 @@ bool StoragePath::OrderlyEndOfFile(Session* s, int fd) {
   }
 }
 
+bool StoragePath::StillConnected(int fd) {
+  auto sample = probe_->Sample(fd);
+  if (!sample.ok()) return false;
+  return sample->state == TCP_ESTABLISHED || sample->state == TCP_FIN_WAIT1 ||
+         sample->state == TCP_FIN_WAIT2;
+}
+
 bool StoragePath::ReadOldCommit(Session* s) {
   // A resume link the peer may have committed on: its next message is COMMIT
   // (stream bytes follow) or ABORT (nothing follows).
@@ -183,12 +190,15 @@ void StoragePath::DrainOldSocket(Session* s) {
       s->bytes_in_network.fetch_add(r.value, std::memory_order_relaxed);
       continue;
     }
-    if (r.ok() && r.value == 0 && !s->leg.peer_fin &&
-        OrderlyEndOfFile(s, s->leg.old_sock)) {
-      // The peer application's FIN, sent while it was DIRECT (an engine never
-      // closes an old socket with a FIN): its stream ends here.
-      s->leg.peer_fin = true;
-      s->leg.peer_fin_offset = s->leg.old_read_offset;
+    if (r.ok() && r.value == 0 && !s->leg.peer_fin) {
+      if (OrderlyEndOfFile(s, s->leg.old_sock)) {
+        // The peer application's FIN, sent while it was DIRECT (an engine
+        // never closes an old socket with a FIN): its stream ends here.
+        s->leg.peer_fin = true;
+        s->leg.peer_fin_offset = s->leg.old_read_offset;
+      } else if (s->leg.old_read_shut && StillConnected(s->leg.old_sock)) {
+        break;  // the swap's SHUT_RD, not an end: bytes may still come
+      }
     }
     if (r.ok() || (r.error != EAGAIN && r.error != EINTR))
       close_it = true;  // EOF or error

@@ -89,6 +89,9 @@ class StoragePath {
   // Did the old socket's end of file come from the peer's FIN (not from an
   // abort)?
   bool OrderlyEndOfFile(Session* s, int fd);
+  // Can the TCP connection still bring bytes (established, or only our side
+  // closed)?
+  bool StillConnected(int fd);
   // For an old socket that is an abandoned resume link: reads the peer's
   // COMMIT or ABORT; true when a COMMIT was read (stream bytes follow).
   bool ReadOldCommit(Session* s);

@@ -1,0 +1,116 @@
+// Stories of the receive path on a blocking socket: while the network works a
+// receive is the application's own call to the kernel, and a swap still takes
+// a receive blocked in it onto the volume.
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "core/engine_test_fixture.h"
+#include "gtest/gtest.h"
+
+namespace diskwire {
+namespace {
+
+using Call = FakeOsCalls::Call;
+
+// Waits at most `limit` for `done`; false if it never came.
+bool WaitFor(const std::atomic<bool>& done, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done.load()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));  // polling a flag the test sets
+  }
+  return true;
+}
+
+TEST_F(EngineTest, AReceiveThatWaitsIsOneCallToTheKernel) {
+  Connect();
+  // The first exchange adopts the session on both sides.
+  ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);
+  char buf[16];
+  ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
+  const int recvs = os_.Count(Call::kRecvMsg, server_);
+  const int polls = os_.Count(Call::kPoll, server_);
+  std::atomic<bool> done{false};
+  ssize_t got = -1;
+  std::thread reader([&] {
+    got = Recv(b_.get(), server_, buf, sizeof(buf));
+    done.store(true);
+  });
+  absl::SleepFor(absl::Milliseconds(100));  // the reader is waiting by now
+  ASSERT_EQ(Send(a_.get(), client_, "0123456789", 10), 10);
+  reader.join();
+  EXPECT_EQ(got, 10);
+  // Not a non-blocking try, a poll and a second read: a waiting receive costs
+  // what it costs without diskwire.
+  EXPECT_EQ(os_.Count(Call::kRecvMsg, server_) - recvs, 1);
+  EXPECT_EQ(os_.Count(Call::kPoll, server_) - polls, 0);
+}
+
+TEST_F(EngineTest, ABlockingReceiveKeepsItsOwnTimeout) {
+  Connect();
+  const timeval timeout{0, 150'000};
+  ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                             sizeof(timeout))
+                  .ok());
+  std::atomic<bool> done{false};
+  ssize_t got = 0;
+  int error = 0;
+  std::thread reader([&] {
+    char buf[16];
+    got = Recv(b_.get(), server_, buf, sizeof(buf));
+    error = errno;
+    done.store(true);
+  });
+  const bool returned = WaitFor(done, absl::Seconds(5));
+  if (!returned) Send(a_.get(), client_, "x", 1);  // frees the reader
+  reader.join();
+  ASSERT_TRUE(returned)
+      << "SO_RCVTIMEO of 150 ms ignored: still blocked at 5 s";
+  EXPECT_EQ(got, -1);
+  EXPECT_EQ(error, EAGAIN) << strerror(error);
+}
+
+TEST_F(EngineTest, AReceiveBlockedInTheKernelFollowsTheSessionToTheVolume) {
+  Connect();
+  ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);
+  char buf[16];
+  ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
+  std::string got;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    char big[4096];
+    msghdr m{};
+    iovec iov{big, sizeof(big)};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    // MSG_WAITALL: the kernel holds the first part in the buffer when the
+    // swap wakes the reader; the rest comes from the volume.
+    SysResult r = b_->RecvMsg(server_, &m, MSG_WAITALL);
+    if (r.ok()) got.assign(big, r.value);
+    done.store(true);
+  });
+  const std::string data = RandomBytes(4096, 7);
+  ASSERT_EQ(Send(a_.get(), client_, data.data(), 1000), 1000);
+  absl::SleepFor(absl::Milliseconds(100));  // the reader holds 1000 bytes
+  ForceFailover(b_.get(), server_);
+  EXPECT_GE(b_->SessionFor(server_)->episode, 1u);
+  ASSERT_EQ(Send(a_.get(), client_, data.data() + 1000, 3096), 3096);
+  const bool returned = WaitFor(done, absl::Seconds(10));
+  if (!returned) b_->Shutdown(server_, SHUT_RDWR);  // frees the reader
+  reader.join();
+  ASSERT_TRUE(returned) << "the reader never came back";
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "first difference at "
+                           << FirstDifference(got, data);
+}
+
+}  // namespace
+}  // namespace diskwire
