@@ -18,6 +18,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "storage/blake2b.h"
 #include "storage/dir_volume.h"
 #include "storage/volume_open.h"
 
@@ -84,6 +85,10 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
 
 absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
     const Config& config, OsCalls* os, const Clock* clock) {
+  // The resume handshake and record MACs need it; without it no session
+  // could come back to the network.
+  if (absl::Status sodium = storage::Blake2b::Available(); !sodium.ok())
+    return sodium;
   std::unique_ptr<EngineImpl> e(new EngineImpl(config, os, clock));
   e->process_id_ =
       absl::StrCat(config.node, ".", getpid(), ".", clock->RealtimeNs());

@@ -1,10 +1,13 @@
 #include "core/resume_handshake.h"
 
-#include <sodium.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "storage/blake2b.h"
 
 namespace diskwire {
 namespace {
@@ -12,21 +15,8 @@ namespace {
 constexpr size_t kMacBytes = 32;
 constexpr char kVersion = 1;
 
-void InitSodium() {
-  static const int kInit = sodium_init();  // idempotent, thread-safe
-  (void)kInit;
-}
-
 std::string Blake2b(absl::string_view key, absl::string_view data) {
-  InitSodium();
-  std::string out(kMacBytes, '\0');
-  crypto_generichash(
-      reinterpret_cast<unsigned char*>(out.data()), out.size(),
-      reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-      key.empty() ? nullptr
-                  : reinterpret_cast<const unsigned char*>(key.data()),
-      key.size());
-  return out;
+  return storage::Blake2b::Hash(key, data, kMacBytes);
 }
 
 size_t BodySize(char kind) {
@@ -88,9 +78,21 @@ std::string MacInput(const ResumeMessage& m, absl::string_view transcript) {
 }  // namespace
 
 std::string RandomBytes(size_t n) {
-  InitSodium();
   std::string out(n, '\0');
-  randombytes_buf(out.data(), out.size());
+  size_t done = 0;
+  while (done < n) {
+    // The kernel's CSPRNG; it blocks only before the pool is first seeded.
+    const ssize_t got = getrandom(out.data() + done, n - done, 0);
+    if (got > 0) {
+      done += static_cast<size_t>(got);
+    } else if (got < 0 && errno != EINTR) {
+      break;  // no getrandom (a kernel before 3.17): /dev/urandom below
+    }
+  }
+  if (done < n) {
+    std::ifstream urandom("/dev/urandom", std::ios::binary);
+    urandom.read(out.data() + done, static_cast<std::streamsize>(n - done));
+  }
   return out;
 }
 
@@ -117,7 +119,7 @@ bool ResumeSecret::Verify(absl::string_view label, absl::string_view data,
                           absl::string_view mac) const {
   const std::string want = Mac(label, data);
   return mac.size() == want.size() &&
-         sodium_memcmp(mac.data(), want.data(), want.size()) == 0;
+         storage::ConstantTimeEquals(mac.data(), want.data(), want.size());
 }
 
 size_t ResumeMessageSize(absl::string_view prefix) {

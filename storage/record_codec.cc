@@ -1,6 +1,5 @@
 #include "storage/record_codec.h"
 
-#include <sodium.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/str_cat.h"
+#include "storage/blake2b.h"
 
 namespace diskwire::storage {
 namespace {
@@ -29,18 +29,10 @@ uint64_t Checksum(const char* header, absl::string_view payload,
 
 void ComputeMac(const char* header, absl::string_view payload,
                 absl::string_view key, unsigned char* mac) {
-  static const int kSodiumInit = sodium_init();  // idempotent, thread-safe
-  (void)kSodiumInit;
-  crypto_generichash_state state;
-  crypto_generichash_init(&state,
-                          reinterpret_cast<const unsigned char*>(key.data()),
-                          key.size(), kMacSize);
-  crypto_generichash_update(
-      &state, reinterpret_cast<const unsigned char*>(header), kChecksumOffset);
-  crypto_generichash_update(
-      &state, reinterpret_cast<const unsigned char*>(payload.data()),
-      payload.size());
-  crypto_generichash_final(&state, mac, kMacSize);
+  Blake2b hash(key, kMacSize);
+  hash.Update(header, kChecksumOffset);
+  hash.Update(payload.data(), payload.size());
+  hash.Final(mac);
 }
 
 DecodeResult WithKind(DecodeResult::Kind kind) {
@@ -140,7 +132,7 @@ DecodeResult DecodeRecord(absl::string_view data, absl::string_view mac_key,
     }
     unsigned char expected[kMacSize];
     ComputeMac(p, payload, mac_key, expected);
-    if (sodium_memcmp(expected, mac, kMacSize) != 0) {
+    if (!ConstantTimeEquals(expected, mac, kMacSize)) {
       return Invalid(absl::UnauthenticatedError("record MAC mismatch"));
     }
   } else if (with_mac) {

@@ -51,6 +51,9 @@ install_fresh() {
   dpkg --root="$root" -s diskwire libdiskwire0 | grep -c '^Status: install ok installed' | grep -qx 2
 }
 check "dpkg -i into a fresh root" install_fresh
+# dpkg-shlibdeps cannot see it: the engine dlopens libsodium (storage/blake2b.h).
+check "both packages depend on the libsodium the engine loads" bash -c "
+  for deb in ${debs[*]}; do dpkg-deb -f \"\$deb\" Depends | grep -q 'libsodium23 (>= '; done"
 dw="$root/usr/bin/diskwire"
 version=$(sed -n 's/.*kVersion\[\] = "\(.*\)";/\1/p' core/version.h)
 check "diskwire --version from the installed path" \
