@@ -113,6 +113,11 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // the first connection.
   using LinkFault = std::function<bool(Role role, ResumeLink::Phase phase)>;
   void SetLinkFaultForTest(LinkFault stall) { link_fault_ = std::move(stall); }
+  // The engine-wide lock (the session table's), for a test that holds it to
+  // show that the healthy send and receive path never takes it.
+  absl::Mutex* TableLockForTest() ABSL_LOCK_RETURNED(table_.mu) {
+    return &table_.mu;
+  }
 
  private:
   EngineImpl(const Config& config, OsCalls* os, const Clock* clock);

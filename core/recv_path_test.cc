@@ -1,6 +1,6 @@
-// Stories of the receive path on a blocking socket: while the network works a
-// receive is the application's own call to the kernel, and a swap still takes
-// a receive blocked in it onto the volume.
+// Stories of the healthy path: while the network works a receive is the
+// application's own call to the kernel (a swap still takes a receive blocked
+// in it onto the volume), and no call takes an engine-wide lock.
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -110,6 +110,36 @@ TEST_F(EngineTest, AReceiveBlockedInTheKernelFollowsTheSessionToTheVolume) {
   EXPECT_EQ(got.size(), data.size());
   EXPECT_TRUE(got == data) << "first difference at "
                            << FirstDifference(got, data);
+}
+
+// Sends and receives on a DIRECT session go on while another thread holds the
+// engine-wide lock: the fd's session is found without it, and nothing on the
+// way takes it (two threads on two connections never wait for each other).
+TEST_F(EngineTest, TheHealthyPathTakesNoEngineWideLock) {
+  Connect();
+  ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);
+  char buf[16];
+  ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
+  std::atomic<bool> done{false};
+  std::string got;
+  a_->TableLockForTest()->Lock();
+  b_->TableLockForTest()->Lock();
+  std::thread app([&] {
+    for (int i = 0; i < 100; ++i) {
+      if (Send(a_.get(), client_, "ping", 4) != 4) break;
+      if (Recv(b_.get(), server_, buf, 4) != 4) break;
+      if (Send(b_.get(), server_, "pong", 4) != 4) break;
+      if (Recv(a_.get(), client_, buf, 4) != 4) break;
+      got.assign(buf, 4);
+    }
+    done.store(true);
+  });
+  const bool finished = WaitFor(done, absl::Seconds(5));
+  b_->TableLockForTest()->Unlock();
+  a_->TableLockForTest()->Unlock();
+  app.join();
+  EXPECT_TRUE(finished) << "the healthy path waited for the engine-wide lock";
+  EXPECT_EQ(got, "pong");
 }
 
 }  // namespace

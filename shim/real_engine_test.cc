@@ -3,15 +3,21 @@
 // be what it is without diskwire, and a process whose sockets are not selected
 // must leave the volume untouched (DESIGN.md invariant 6).
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shim/testing/preload_fixture.h"
@@ -22,6 +28,22 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// A loopback port nobody listens on now.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
 
 TEST_F(PreloadTest, UnselectedSocketsCreateNothingOnTheVolume) {
   Result base = Probe("transcript", {});
@@ -94,6 +116,65 @@ TEST_F(PreloadTest, AProgramsOwnXxhashSymbolsDoNotChangeTheChecksums) {
   EXPECT_THAT(seen.problems, ::testing::IsEmpty());
   ASSERT_EQ(seen.heartbeats.size(), 1u) << "no heartbeat within 5 s";
   EXPECT_EQ(seen.heartbeats[0].node, "clash");
+}
+
+// The probe exports libsodium's functions (wrong ones) and a statically
+// linked abseil of its own; it sends over the volume, records authenticated
+// with a key, to a plain program. Were the engine to call the probe's
+// crypto_generichash, its MACs would be 0xAA bytes and the receiver's engine
+// would refuse every record.
+TEST_F(PreloadTest, AProgramWithItsOwnLibrariesSendsAuthenticatedRecords) {
+  char key_path[] = "/tmp/dw_key_XXXXXX";
+  const int key_fd = mkstemp(key_path);
+  ASSERT_GE(key_fd, 0);
+  const std::string key(32, '\x5c');
+  ASSERT_EQ(write(key_fd, key.data(), key.size()), 32);
+  close(key_fd);
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  constexpr size_t kBytes = 4 << 20;
+  auto env = [&](const char* node) {
+    return std::vector<std::string>{
+        Real(),
+        Volume(),
+        "DISKWIRE_SELECT=" + std::to_string(port),
+        "DISKWIRE_MODE=storage",
+        std::string("DISKWIRE_KEY_FILE=") + key_path,
+        std::string("DISKWIRE_NODE=") + node,
+        "PATH=/usr/bin:/bin"};
+  };
+  const std::string receiver = absl::StrCat(R"(
+import socket
+pattern = bytes(range(251)) * ()",
+                                            kBytes / 251 + 300, R"()
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", )",
+                                            port, R"())
+l.listen(1)
+c, _ = l.accept()
+n, good = 0, True
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    good = good and b == pattern[n % 251:n % 251 + len(b)]
+    n += len(b)
+print("ok" if good else "differs", n)
+)");
+  Result received;
+  std::thread rx([&] {
+    received = Run({"/usr/bin/python3", "-c", receiver}, env("plain"));
+  });
+  Result sent = Run({Runfile("clash_probe"), "send", std::to_string(port),
+                     std::to_string(kBytes)},
+                    env("clash"));
+  rx.join();
+  unlink(key_path);
+  EXPECT_TRUE(Exited(sent, 0)) << sent.err;
+  EXPECT_TRUE(Exited(received, 0)) << received.err;
+  EXPECT_EQ(received.out, absl::StrCat("ok ", kBytes, "\n"))
+      << "receiver: " << received.err << "\nsender: " << sent.err;
 }
 
 TEST_F(PreloadTest, ADaemonsDoubleForkRunsTheGrandchild) {
