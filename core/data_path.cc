@@ -331,8 +331,11 @@ SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
     *len = sizeof(int);
     return SysResult::Ok(0);
   }
-  if (level == IPPROTO_TCP && s->leg.old_sock_open) {
-    return os_->GetSockOpt(s->leg.old_sock, level, name, val, len);
+  if (level == IPPROTO_TCP) {
+    absl::MutexLock lock(&s->mu);  // the loop closes it under mu
+    if (s->old_sock_for_app >= 0) {
+      return os_->GetSockOpt(s->old_sock_for_app, level, name, val, len);
+    }
   }
   if (level == IPPROTO_TCP && *len >= sizeof(int)) {
     *static_cast<int*>(val) =

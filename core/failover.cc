@@ -293,6 +293,10 @@ absl::Status EngineImpl::Swap(Session* s) {
   os_->SetSockOpt(old_fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
   s->leg.old_sock = old_fd;
   s->leg.old_sock_open = true;
+  {
+    absl::MutexLock lock(&s->mu);
+    s->old_sock_for_app = old_fd;
+  }
   private_[s->leg.old_sock].store(1, std::memory_order_release);
   s->on_tcp = false;
   // A backlog still unsent and a FIN still owed travel on the volume instead.

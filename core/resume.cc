@@ -367,6 +367,10 @@ void EngineImpl::AbandonResume(Session* s, const std::string& why,
   // acknowledged) and move both sides to a new episode.
   s->leg.old_sock = link->fd;
   s->leg.old_sock_open = true;
+  {
+    absl::MutexLock lock(&s->mu);
+    s->old_sock_for_app = link->fd;
+  }
   s->leg.old_expects_commit = true;
   s->leg.old_prefix.clear();
   s->leg.old_read_offset = link->self_delivered;

@@ -146,7 +146,10 @@ struct Session {
       0;  // errno reported to the application once kClosed
   std::vector<int> names
       ABSL_GUARDED_BY(mu);  // fd numbers that name the session
-  int nonblocking_names ABSL_GUARDED_BY(mu) = 0;
+  // The old TCP socket while the loop keeps it (StorageLeg::old_sock), for
+  // the application's IPPROTO_TCP getsockopt calls, which answer from it; -1
+  // otherwise. Under mu, so that the loop cannot close it under such a call.
+  int old_sock_for_app ABSL_GUARDED_BY(mu) = -1;
   FailureDetector detector;
 
   // --- Storage path (loop). ---

@@ -244,6 +244,10 @@ void StoragePath::CloseOldSocket(Session* s) {
     os_->SetSockOpt(s->leg.old_sock, SOL_SOCKET, SO_LINGER, &abortive,
                     sizeof(abortive));
   }
+  {
+    absl::MutexLock lock(&s->mu);  // no getsockopt of the application on it
+    s->old_sock_for_app = -1;
+  }
   host_->ReleasePrivate(s->leg.old_sock);
   os_->Close(s->leg.old_sock);
   s->leg.old_sock_open = false;
