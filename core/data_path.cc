@@ -6,12 +6,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/engine_impl.h"
 #include "core/iov.h"
 
@@ -54,14 +57,30 @@ void EngineImpl::WaitWhileSwapping(Session* s) {
 }
 
 SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
-                                uint32_t generation, SessionState in) {
+                                uint32_t generation, SessionState in,
+                                absl::Time deadline) {
   pollfd p{fd, events, 0};
   while (s->generation.load() == generation && s->state.load() == in) {
-    SysResult r = os_->Poll(&p, 1, kWaitSliceMs);
-    if (!r.ok() && r.error != EINTR) return r;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return SysResult::Fail(EAGAIN);
+    const int slice_ms = static_cast<int>(std::min<int64_t>(
+        kWaitSliceMs,
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)))));
+    SysResult r = os_->Poll(&p, 1, slice_ms);
+    if (!r.ok() && r.error != EINTR) return SysResult::Ok(0);
     if (r.value > 0) return SysResult::Ok(0);
   }
   return SysResult::Ok(0);
+}
+
+absl::Time EngineImpl::TimeoutDeadline(int fd, int option) const {
+  timeval tv{};
+  socklen_t len = sizeof(tv);
+  if (!os_->GetSockOpt(fd, SOL_SOCKET, option, &tv, &len).ok() ||
+      (tv.tv_sec == 0 && tv.tv_usec == 0)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::Now() + absl::DurationFromTimeval(tv);
 }
 
 void EngineImpl::TrimByKernelAck(Session* s) {
@@ -112,6 +131,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
   // ring's room (part): built only when the message does not go whole.
   absl::InlinedVector<iovec, 8> rest;
   absl::InlinedVector<iovec, 8> part;
+  absl::Time deadline = absl::InfinitePast();  // SO_SNDTIMEO, at the first wait
   while (true) {
     SysResult r;
     {
@@ -189,7 +209,13 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking())
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      WaitReady(fd, POLLOUT, s, generation, SessionState::kDirect);
+      if (deadline == absl::InfinitePast())
+        deadline = TimeoutDeadline(fd, SO_SNDTIMEO);
+      if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kDirect,
+                     deadline)
+               .ok()) {
+        return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
+      }
       continue;
     }
     if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
@@ -243,6 +269,7 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
   m.msg_name = nullptr;
   m.msg_namelen = 0;
   const uint32_t generation = s->generation.load();
+  absl::Time deadline = absl::InfinitePast();  // SO_SNDTIMEO, at the first wait
   while (true) {
     SysResult r;
     {
@@ -256,7 +283,13 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
     }
     if (r.ok()) return r;
     if (r.error == EAGAIN && !IsNonBlocking(fd, flags)) {
-      WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage);
+      if (deadline == absl::InfinitePast())
+        deadline = TimeoutDeadline(fd, SO_SNDTIMEO);
+      if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage,
+                     deadline)
+               .ok()) {
+        return r;  // SO_SNDTIMEO passed
+      }
       continue;
     }
     if (r.error == EPIPE) {

@@ -181,8 +181,14 @@ class EngineImpl final : public Engine, private StoragePath::Host {
     return st == SessionState::kFailingOver || st == SessionState::kResuming;
   }
   void WaitWhileSwapping(Session* s);
+  // Waits until `fd` is ready for `events`, the session leaves state `in` or
+  // generation `generation`, or `deadline` passes (then EAGAIN), in slices
+  // short enough to notice a swap.
   SysResult WaitReady(int fd, short events, Session* s, uint32_t generation,
-                      SessionState in);
+                      SessionState in, absl::Time deadline);
+  // When a blocking call on `fd` gives up: its SO_RCVTIMEO or SO_SNDTIMEO
+  // (`option`) from now, or never.
+  absl::Time TimeoutDeadline(int fd, int option) const;
 
   // --- failover.cc ---
   // Moves a DIRECT session to STORAGE. `peer_process` is known when the peer
@@ -232,6 +238,10 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // The two halves of InstallSocketPair: making the pair can fail, putting it
   // in place cannot.
   absl::Status MakeSocketPair(int pair[2]);
+  // SO_RCVTIMEO and SO_SNDTIMEO of the file `from` onto the file `to`, which
+  // takes its place under the application's fd: a blocking call keeps the
+  // timeout the application gave it (the waits honour it, TimeoutDeadline).
+  void CopyTimeouts(int from, int to);
   void PutSocketPair(Session* s, const std::vector<int>& names,
                      const int pair[2]);
   absl::Status StartStoragePath(Session* s, uint64_t failover_offset,

@@ -333,6 +333,7 @@ void EngineImpl::PutSocketPair(Session* s, const std::vector<int>& names,
                                const int pair[2]) {
   const int status_flags =
       static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
+  CopyTimeouts(names[0], pair[0]);
   ReplaceFile(s, names, pair[0]);
   // File status flags belong to the open file description, which every name now
   // shares.
@@ -341,6 +342,16 @@ void EngineImpl::PutSocketPair(Session* s, const std::vector<int>& names,
   s->leg.eng_end = pair[1];
   private_[s->leg.app_end].store(1, std::memory_order_release);
   private_[s->leg.eng_end].store(1, std::memory_order_release);
+}
+
+void EngineImpl::CopyTimeouts(int from, int to) {
+  for (int option : {SO_RCVTIMEO, SO_SNDTIMEO}) {
+    timeval tv{};
+    socklen_t len = sizeof(tv);
+    if (os_->GetSockOpt(from, SOL_SOCKET, option, &tv, &len).ok()) {
+      os_->SetSockOpt(to, SOL_SOCKET, option, &tv, len);
+    }
+  }
 }
 
 bool EngineImpl::WaitOutTcpReaders(Session* s, int fd) {

@@ -95,7 +95,11 @@ bool FailureDetector::OnSample(const PathSample& sample) {
     default:  // closing in order
       return false;
   }
-  if (sample.bytes_queued > 0 && sample.last_ack_ms * kNsPerMs >= detect_ns_) {
+  const bool unanswered = sample.bytes_in_flight > 0 ||
+                          sample.retransmits > 0 ||
+                          sample.unanswered_probes >= 2;
+  if (sample.bytes_queued > 0 && unanswered &&
+      sample.last_ack_ms * kNsPerMs >= detect_ns_) {
     Fail(FailureReason::kStall, 0,
          absl::StrCat("stall: ", sample.bytes_queued,
                       " bytes queued and no acknowledgement at all for ",

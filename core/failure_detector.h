@@ -47,6 +47,10 @@ struct PathSample {
   uint64_t bytes_queued = 0;
   int64_t last_ack_ms = 0;
   uint8_t tcp_state = 1;  // tcpi_state; TCP_ESTABLISHED
+  // Retransmission timeouts in a row (tcpi_retransmits), and zero-window
+  // probes the peer has not answered (tcpi_probes; an ACK resets it).
+  uint8_t retransmits = 0;
+  uint8_t unanswered_probes = 0;
 };
 
 struct FailureVerdict {
@@ -63,9 +67,13 @@ struct FailureVerdict {
 //  - a socket error that names the network (ReasonForErrno);
 //  - the kernel closed the connection (TCP_CLOSE: a reset, its user timeout);
 //  - a stall: bytes in flight and no progress of bytes_acked for detect_ms;
-//  - bytes queued and no ACK at all for detect_ms (after retransmission
-//    timeouts the kernel holds its queue back as not yet sent, so nothing
-//    counts as in flight; a zero window still gets ACKs for its probes).
+//  - bytes queued and no ACK at all for detect_ms, with bytes in flight,
+//    after a retransmission timeout (the kernel then holds its queue back as
+//    not yet sent, so nothing counts as in flight), or with two zero-window
+//    probes unanswered. A peer that keeps its window shut (an application
+//    that does not read) answers every probe, but the kernel probes at
+//    doubling intervals (0.2 s, 0.4 s, ... up to 2 min), so its ACKs may come
+//    further apart than detect_ms: that alone is no failure.
 // An idle connection (nothing in flight) never stalls, a slow one that keeps
 // making progress never does, and data held back by the peer's zero window is
 // not in flight. A connection closing in order (TIME_WAIT, LAST_ACK, ...) is

@@ -164,9 +164,27 @@ TEST_F(FailureDetectorTest, AConnectionClosingInOrderNeverFails) {
 TEST_F(FailureDetectorTest, BytesQueuedWithNoAckAtAllForTheBoundHaveFailed) {
   PathSample held;
   held.bytes_queued = 100;
+  held.retransmits = 1;
   held.last_ack_ms = kDetectMs - 1;
   EXPECT_FALSE(detector_.OnSample(held));
   held.last_ack_ms = kDetectMs;
+  EXPECT_TRUE(detector_.OnSample(held));
+  EXPECT_EQ(detector_.verdict().reason, FailureReason::kStall);
+}
+
+// A reader that stops reading: its kernel answers every zero-window probe,
+// but the probes come at doubling intervals, so the last ACK may be older
+// than the bound. Two unanswered probes are a failure.
+TEST_F(FailureDetectorTest, AZeroWindowWhoseProbesAreAnsweredLateIsFine) {
+  PathSample held;
+  held.bytes_queued = 100;
+  held.last_ack_ms = 10 * kDetectMs;
+  for (uint8_t probes : {0, 1}) {
+    held.unanswered_probes = probes;
+    EXPECT_FALSE(detector_.OnSample(held)) << int{probes};
+    clock_.AdvanceMs(kDetectMs);
+  }
+  held.unanswered_probes = 2;
   EXPECT_TRUE(detector_.OnSample(held));
   EXPECT_EQ(detector_.verdict().reason, FailureReason::kStall);
 }

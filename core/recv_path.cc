@@ -118,6 +118,7 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
   const uint32_t generation = s->generation.load();
   size_t got = *received;
   IovTail tail(msg, got);
+  absl::Time deadline = absl::InfinitePast();  // SO_RCVTIMEO, at the first wait
   while (true) {
     SysResult r;
     {
@@ -147,7 +148,13 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
-      WaitReady(fd, POLLIN, s, generation, SessionState::kStorage);
+      if (deadline == absl::InfinitePast())
+        deadline = TimeoutDeadline(fd, SO_RCVTIMEO);
+      if (!WaitReady(fd, POLLIN, s, generation, SessionState::kStorage,
+                     deadline)
+               .ok()) {
+        return got > 0 ? SysResult::Ok(got) : r;  // SO_RCVTIMEO passed
+      }
       continue;
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call

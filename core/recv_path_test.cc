@@ -78,6 +78,87 @@ TEST_F(EngineTest, ABlockingReceiveKeepsItsOwnTimeout) {
   EXPECT_EQ(error, EAGAIN) << strerror(error);
 }
 
+// A reader that stops reading is no network failure: its kernel shuts the
+// window and answers the sender's probes, at doubling intervals that soon
+// exceed the detection bound (500 ms here).
+TEST_F(EngineTest, AReaderThatStopsReadingIsNoFailure) {
+  Connect();
+  const std::string chunk(256 << 10, 'x');
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop.load()) {
+      iovec iov{const_cast<char*>(chunk.data()), chunk.size()};
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      SysResult r = a_->SendMsg(client_, &m, MSG_DONTWAIT);
+      if (!r.ok()) absl::SleepFor(absl::Milliseconds(5));  // full: try later
+    }
+  });
+  absl::SleepFor(absl::Seconds(4));  // past four probe intervals
+  stop.store(true);
+  writer.join();
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
+  EXPECT_EQ(a_->SessionFor(client_)->episode, 0u);
+}
+
+TEST_F(EngineTest, ABlockingSendKeepsItsOwnTimeout) {
+  Connect();
+  const timeval timeout{0, 150'000};
+  ASSERT_TRUE(a_->SetSockOpt(client_, SOL_SOCKET, SO_SNDTIMEO, &timeout,
+                             sizeof(timeout))
+                  .ok());
+  // Nobody reads: sends fill the socket and the ring, then one times out,
+  // short or with EAGAIN, as the kernel's would.
+  const std::string chunk(1 << 20, 'x');
+  std::atomic<bool> done{false};
+  ssize_t last = 0;
+  int error = 0;
+  std::thread writer([&] {
+    for (int i = 0; i < 64; ++i) {
+      last = Send(a_.get(), client_, chunk.data(), chunk.size());
+      error = errno;
+      if (last != static_cast<ssize_t>(chunk.size())) break;
+    }
+    done.store(true);
+  });
+  const bool returned = WaitFor(done, absl::Seconds(10));
+  if (!returned) b_->Shutdown(server_, SHUT_RDWR);  // frees the writer
+  writer.join();
+  ASSERT_TRUE(returned) << "SO_SNDTIMEO of 150 ms ignored: still blocked";
+  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
+  EXPECT_TRUE(last >= 0 || error == EAGAIN) << strerror(error);
+  EXPECT_LT(last, static_cast<ssize_t>(chunk.size()));
+}
+
+TEST_F(EngineTest, ReceiveTimeoutsCarryOverToTheVolume) {
+  base_config_.resume = false;  // the loopback works: it would come back
+  Connect();
+  const timeval timeout{0, 150'000};
+  ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                             sizeof(timeout))
+                  .ok());
+  ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);
+  char buf[16];
+  ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
+  ForceFailover(b_.get(), server_);
+  ASSERT_EQ(b_->SessionFor(server_)->state.load(), SessionState::kStorage);
+  std::atomic<bool> done{false};
+  ssize_t got = 0;
+  int error = 0;
+  std::thread reader([&] {
+    got = Recv(b_.get(), server_, buf, sizeof(buf));
+    error = errno;
+    done.store(true);
+  });
+  const bool returned = WaitFor(done, absl::Seconds(5));
+  if (!returned) Send(a_.get(), client_, "x", 1);  // frees the reader
+  reader.join();
+  ASSERT_TRUE(returned) << "SO_RCVTIMEO lost on the socket pair";
+  EXPECT_EQ(got, -1);
+  EXPECT_EQ(error, EAGAIN) << strerror(error);
+}
+
 TEST_F(EngineTest, AReceiveBlockedInTheKernelFollowsTheSessionToTheVolume) {
   Connect();
   ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);

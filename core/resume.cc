@@ -275,6 +275,7 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
     if (!names.empty()) {
       const int status_flags =
           static_cast<int>(os_->Fcntl(names[0], F_GETFL, 0).value);
+      CopyTimeouts(names[0], link_fd);
       ReplaceFile(s, names, link_fd);
       os_->Fcntl(names[0], F_SETFL, status_flags & (O_NONBLOCK | O_APPEND));
     }

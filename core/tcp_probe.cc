@@ -76,6 +76,8 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   s.unacked_segments = info.tcpi_unacked;
   s.last_ack_recv_ms = info.tcpi_last_ack_recv;
   s.last_data_recv_ms = info.tcpi_last_data_recv;
+  s.retransmits = info.tcpi_retransmits;
+  s.probes = info.tcpi_probes;
 
   int q = 0;
   SysResult r = os_->Ioctl(fd, SIOCOUTQ, &q);
@@ -138,12 +140,6 @@ absl::Status TcpProbe::LimitSendBuffer(int fd, size_t ring_capacity) const {
 
 TcpProbe::KeepaliveSettings TcpProbe::SettingsFor(int64_t detect_ms) {
   KeepaliveSettings k;
-  // The kernel gives up on unacknowledged data only well after the engine's own
-  // stall detector (which fires at detect_ms) has moved the session to storage:
-  // the kernel's abort is the fallback for a peer without diskwire, not the
-  // detector.
-  k.user_timeout_ms = static_cast<int>(
-      std::min<int64_t>(detect_ms * kUserTimeoutFactor, INT32_MAX));
   const int64_t total_s = std::max<int64_t>(2, (detect_ms + 999) / 1000);
   k.idle_s = static_cast<int>(std::max<int64_t>(1, total_s / 2));
   k.count = static_cast<int>(std::clamp<int64_t>(total_s - k.idle_s, 1, 3));
@@ -203,8 +199,20 @@ absl::Status TcpProbe::ConfigureSelectedSocket(int fd,
         "detection bound must be positive, got ", detect_ms, " ms"));
   }
   const KeepaliveSettings k = SettingsFor(detect_ms);
-  return RestoreTimeouts(
-      fd, Timeouts{{1, k.idle_s, k.interval_s, k.count, k.user_timeout_ms}});
+  // Not TCP_USER_TIMEOUT: the kernel applies it to zero-window probing too,
+  // and would abort a connection whose reader merely stopped reading for that
+  // long (the engine's detector judges data in flight itself).
+  const int values[4] = {1, k.idle_s, k.interval_s, k.count};
+  for (int i = 0; i < 4; ++i) {
+    const TunedOption& o = kTunedOptions[i];
+    SysResult r =
+        os_->SetSockOpt(fd, o.level, o.name, &values[i], sizeof(values[i]));
+    if (!r.ok()) {
+      return CallError(
+          r, absl::StrCat("setsockopt(", o.label, "=", values[i], ")"), fd);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace diskwire

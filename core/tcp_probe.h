@@ -1,7 +1,7 @@
 // File: core/tcp_probe.h
 // Reads what the kernel knows about a TCP connection (TCP_INFO, SIOCOUTQ,
 // FIONREAD, SO_ERROR) and tunes a selected socket so that the kernel notices a
-// dead path within the detection bound (TCP_USER_TIMEOUT, keepalive).
+// dead path within the detection bound on an idle connection (keepalive).
 //
 // Facts this relies on, verified on a real loopback connection by
 // tcp_probe_test.cc (see that file for the exact checks):
@@ -59,6 +59,8 @@ struct TcpSample {
   uint32_t unacked_segments = 0;  // tcpi_unacked
   uint32_t last_ack_recv_ms = 0;  // ms since the last ACK arrived
   uint32_t last_data_recv_ms = 0;
+  uint8_t retransmits = 0;    // tcpi_retransmits: timeouts in a row
+  uint8_t probes = 0;         // tcpi_probes: unanswered zero-window probes
   uint32_t outq = 0;          // SIOCOUTQ: written, not yet acknowledged
   uint32_t inq = 0;           // FIONREAD: readable bytes (FIN excluded)
   bool fin_received = false;  // the peer's FIN arrived and is not yet read
@@ -90,14 +92,14 @@ struct TcpSample {
     return total > extra ? total - extra : 0;
   }
   PathSample path_sample() const {
-    return {bytes_acked, in_flight(), outq, last_ack_recv_ms, state};
+    return {bytes_acked, in_flight(), outq,  last_ack_recv_ms,
+            state,       retransmits, probes};
   }
 };
 
 // Stateless; thread-safe as far as `os` is. `os` must outlive the probe.
 class TcpProbe {
  public:
-  static constexpr int64_t kUserTimeoutFactor = 3;
   explicit TcpProbe(OsCalls* os) : os_(os) {}
 
   // TCP_INFO + SIOCOUTQ + FIONREAD. Errors: the errno of the failing call as
@@ -116,13 +118,12 @@ class TcpProbe {
 
   // Keepalive timing derived from a detection bound.
   struct KeepaliveSettings {
-    int user_timeout_ms;  // TCP_USER_TIMEOUT = kUserTimeoutFactor × detect_ms
-    int idle_s;           // TCP_KEEPIDLE
-    int interval_s;       // TCP_KEEPINTVL
-    int count;            // TCP_KEEPCNT
+    int idle_s;      // TCP_KEEPIDLE
+    int interval_s;  // TCP_KEEPINTVL
+    int count;       // TCP_KEEPCNT
   };
-  // idle + interval * count ~ detect_ms (whole seconds, at least 1 each);
-  // user timeout = kUserTimeoutFactor × detect_ms. REQUIRES: detect_ms > 0.
+  // idle + interval * count ~ detect_ms (whole seconds, at least 1 each).
+  // REQUIRES: detect_ms > 0.
   static KeepaliveSettings SettingsFor(int64_t detect_ms);
 
   // Caps the kernel's send buffer so that the bytes it holds unacknowledged
@@ -148,9 +149,11 @@ class TcpProbe {
   // or nullopt when it cannot be read.
   static std::optional<uint64_t> ReadTcpWmemMax();
 
-  // Sets SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT from
-  // SettingsFor(detect_ms). InvalidArgument when detect_ms is not positive;
-  // otherwise the errno of the first option that fails, naming it.
+  // Sets SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT from SettingsFor(detect_ms)
+  // (an idle connection's dead path shows as the kernel's abort). Leaves
+  // TCP_USER_TIMEOUT as it is: the kernel applies it to a shut window too.
+  // InvalidArgument when detect_ms is not positive; otherwise the errno of the
+  // first option that fails, naming it.
   absl::Status ConfigureSelectedSocket(int fd, int64_t detect_ms) const;
 
   // The options ConfigureSelectedSocket sets, as the socket had them: read
