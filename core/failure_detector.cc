@@ -95,10 +95,10 @@ bool FailureDetector::OnSample(const PathSample& sample) {
     default:  // closing in order
       return false;
   }
-  const bool unanswered = sample.bytes_in_flight > 0 ||
-                          sample.retransmits > 0 ||
-                          sample.unanswered_probes >= 2;
-  if (sample.bytes_queued > 0 && unanswered &&
+  const bool held_by_reader =
+      sample.peer_window_shut && sample.bytes_in_flight == 0 &&
+      sample.retransmits == 0 && sample.unanswered_probes < 2;
+  if (sample.bytes_queued > 0 && !held_by_reader &&
       sample.last_ack_ms * kNsPerMs >= detect_ns_) {
     Fail(FailureReason::kStall, 0,
          absl::StrCat("stall: ", sample.bytes_queued,

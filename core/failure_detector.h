@@ -51,6 +51,8 @@ struct PathSample {
   // probes the peer has not answered (tcpi_probes; an ACK resets it).
   uint8_t retransmits = 0;
   uint8_t unanswered_probes = 0;
+  // The peer advertises a zero window (known on Linux >= 6.2 only).
+  bool peer_window_shut = false;
 };
 
 struct FailureVerdict {
@@ -67,13 +69,14 @@ struct FailureVerdict {
 //  - a socket error that names the network (ReasonForErrno);
 //  - the kernel closed the connection (TCP_CLOSE: a reset, its user timeout);
 //  - a stall: bytes in flight and no progress of bytes_acked for detect_ms;
-//  - bytes queued and no ACK at all for detect_ms, with bytes in flight,
-//    after a retransmission timeout (the kernel then holds its queue back as
-//    not yet sent, so nothing counts as in flight), or with two zero-window
-//    probes unanswered. A peer that keeps its window shut (an application
-//    that does not read) answers every probe, but the kernel probes at
-//    doubling intervals (0.2 s, 0.4 s, ... up to 2 min), so its ACKs may come
-//    further apart than detect_ms: that alone is no failure.
+//  - bytes queued and no ACK at all for detect_ms (after retransmission
+//    timeouts, or with the link down, the kernel holds its queue back as not
+//    yet sent, so nothing counts as in flight), unless the peer keeps its
+//    window shut and answers the kernel's probes: an application that does
+//    not read. The kernel probes a shut window at doubling intervals (0.2 s,
+//    0.4 s, ... up to 2 min), so those ACKs may come further apart than
+//    detect_ms; two unanswered probes, a retransmission timeout or bytes in
+//    flight still are a failure.
 // An idle connection (nothing in flight) never stalls, a slow one that keeps
 // making progress never does, and data held back by the peer's zero window is
 // not in flight. A connection closing in order (TIME_WAIT, LAST_ACK, ...) is

@@ -164,7 +164,6 @@ TEST_F(FailureDetectorTest, AConnectionClosingInOrderNeverFails) {
 TEST_F(FailureDetectorTest, BytesQueuedWithNoAckAtAllForTheBoundHaveFailed) {
   PathSample held;
   held.bytes_queued = 100;
-  held.retransmits = 1;
   held.last_ack_ms = kDetectMs - 1;
   EXPECT_FALSE(detector_.OnSample(held));
   held.last_ack_ms = kDetectMs;
@@ -178,6 +177,7 @@ TEST_F(FailureDetectorTest, BytesQueuedWithNoAckAtAllForTheBoundHaveFailed) {
 TEST_F(FailureDetectorTest, AZeroWindowWhoseProbesAreAnsweredLateIsFine) {
   PathSample held;
   held.bytes_queued = 100;
+  held.peer_window_shut = true;
   held.last_ack_ms = 10 * kDetectMs;
   for (uint8_t probes : {0, 1}) {
     held.unanswered_probes = probes;

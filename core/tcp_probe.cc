@@ -78,6 +78,10 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   s.last_data_recv_ms = info.tcpi_last_data_recv;
   s.retransmits = info.tcpi_retransmits;
   s.probes = info.tcpi_probes;
+  // Linux >= 6.2.
+  s.window_known =
+      len >= offsetof(tcp_info, tcpi_snd_wnd) + sizeof(info.tcpi_snd_wnd);
+  s.peer_window = s.window_known ? info.tcpi_snd_wnd : 0;
 
   int q = 0;
   SysResult r = os_->Ioctl(fd, SIOCOUTQ, &q);

@@ -61,6 +61,8 @@ struct TcpSample {
   uint32_t last_data_recv_ms = 0;
   uint8_t retransmits = 0;    // tcpi_retransmits: timeouts in a row
   uint8_t probes = 0;         // tcpi_probes: unanswered zero-window probes
+  bool window_known = false;  // the kernel reports tcpi_snd_wnd (>= 6.2)
+  uint32_t peer_window = 0;   // tcpi_snd_wnd: the peer's advertised window
   uint32_t outq = 0;          // SIOCOUTQ: written, not yet acknowledged
   uint32_t inq = 0;           // FIONREAD: readable bytes (FIN excluded)
   bool fin_received = false;  // the peer's FIN arrived and is not yet read
@@ -92,8 +94,16 @@ struct TcpSample {
     return total > extra ? total - extra : 0;
   }
   PathSample path_sample() const {
-    return {bytes_acked, in_flight(), outq,  last_ack_recv_ms,
-            state,       retransmits, probes};
+    PathSample p;
+    p.bytes_acked = bytes_acked;
+    p.bytes_in_flight = in_flight();
+    p.bytes_queued = outq;
+    p.last_ack_ms = last_ack_recv_ms;
+    p.tcp_state = state;
+    p.retransmits = retransmits;
+    p.unanswered_probes = probes;
+    p.peer_window_shut = window_known && peer_window == 0;
+    return p;
   }
 };
 

@@ -446,6 +446,28 @@ TEST_F(TcpProbeTest, LimitedSendBufferKeepsUnackedBytesUnderHalfTheRing) {
                        testing::HasSubstr("SO_SNDBUF")));
 }
 
+// What the detector takes for a reader that stopped reading (not a failure):
+// the peer's advertised window reads 0 once every buffer on the way is full.
+TEST_F(TcpProbeTest, APeerThatDoesNotReadShowsAShutWindow) {
+  ASSERT_OK_AND_ASSIGN(TcpSample first, probe_.Sample(client_));
+  if (!first.window_known) {
+    GTEST_SKIP() << "this kernel's TCP_INFO has no tcpi_snd_wnd (Linux < 6.2)";
+  }
+  EXPECT_GT(first.peer_window, 0u);
+  ASSERT_TRUE(os_->Fcntl(client_, F_SETFL, O_NONBLOCK).ok());
+  const std::string chunk(65536, 'w');
+  TcpSample s = first;
+  for (int i = 0; i < 400 && s.peer_window > 0; ++i) {
+    while (os_->Write(client_, chunk.data(), chunk.size()).ok()) {
+    }
+    absl::SleepFor(absl::Milliseconds(5));  // the window update comes back
+    ASSERT_OK_AND_ASSIGN(s, probe_.Sample(client_));
+  }
+  EXPECT_EQ(s.peer_window, 0u);
+  EXPECT_GT(s.outq, 0u);
+  EXPECT_TRUE(s.path_sample().peer_window_shut);
+}
+
 TEST(KeepaliveSettingsTest, DetectionWithinTheBound) {
   for (int64_t ms : {1, 500, 1000, 2000, 3000, 5000, 10000, 60000}) {
     TcpProbe::KeepaliveSettings k = TcpProbe::SettingsFor(ms);
