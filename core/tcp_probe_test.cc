@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "base/status_matchers.h"
 #include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
