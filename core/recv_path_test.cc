@@ -102,6 +102,44 @@ TEST_F(EngineTest, AReaderThatStopsReadingIsNoFailure) {
   EXPECT_EQ(a_->SessionFor(client_)->episode, 0u);
 }
 
+// A failover while the reader is not reading: every buffer on the way is
+// full (the reader's kernel holds more than a replay ring), and the bytes
+// still arrive, once, when it reads again.
+TEST_F(EngineTest, AFailoverWhileTheReaderPausesLosesNothing) {
+  for (const bool cut_on_reader : {false, true}) {
+    SCOPED_TRACE(cut_on_reader ? "the reader fails over" : "the writer");
+    Connect();
+    const std::string data = RandomBytes(24 << 20, 5);
+    std::atomic<size_t> sent{0};
+    std::thread writer([&] {
+      size_t off = 0;
+      while (off < data.size()) {
+        const ssize_t n = Send(a_.get(), client_, data.data() + off,
+                               std::min<size_t>(data.size() - off, 1 << 20));
+        if (n <= 0) break;
+        off += n;
+        sent.store(off);
+      }
+      a_->Shutdown(client_, SHUT_WR);
+    });
+    absl::SleepFor(absl::Milliseconds(1500));  // the writer fills everything
+    ASSERT_GT(sent.load(), 0u);
+    ForceFailover(cut_on_reader ? b_.get() : a_.get(),
+                  cut_on_reader ? server_ : client_);
+    absl::SleepFor(absl::Milliseconds(500));  // the reader still pauses
+    std::atomic<size_t> progress{0};
+    const std::string got = RecvAll(b_.get(), server_, &progress);
+    writer.join();
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data)
+        << "first difference at " << FirstDifference(got, data);
+    a_->Close(client_);
+    b_->Close(server_);
+    a_.reset();
+    b_.reset();
+  }
+}
+
 TEST_F(EngineTest, ABlockingSendKeepsItsOwnTimeout) {
   Connect();
   const timeval timeout{0, 150'000};
