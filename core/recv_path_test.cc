@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -28,6 +29,34 @@ bool WaitFor(const std::atomic<bool>& done, absl::Duration limit) {
     absl::SleepFor(absl::Milliseconds(2));  // polling a flag the test sets
   }
   return true;
+}
+
+// What a receive on its own thread did within a time limit: a read still
+// blocked then is freed by `unblock` and counted as not returned.
+struct TimedRecv {
+  bool returned = false;
+  ssize_t got = 0;
+  int error = 0;
+};
+TimedRecv RecvWithin(EngineImpl* e, int fd, absl::Duration limit,
+                     const std::function<void()>& unblock) {
+  TimedRecv out;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    char buf[16];
+    iovec iov{buf, sizeof(buf)};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    SysResult r = e->RecvMsg(fd, &m, 0);
+    out.got = r.value;
+    out.error = r.ok() ? 0 : r.error;
+    done.store(true);
+  });
+  out.returned = WaitFor(done, limit);
+  if (!out.returned) unblock();
+  reader.join();
+  return out;
 }
 
 TEST_F(EngineTest, AReceiveThatWaitsIsOneCallToTheKernel) {
@@ -60,22 +89,12 @@ TEST_F(EngineTest, ABlockingReceiveKeepsItsOwnTimeout) {
   ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_RCVTIMEO, &timeout,
                              sizeof(timeout))
                   .ok());
-  std::atomic<bool> done{false};
-  ssize_t got = 0;
-  int error = 0;
-  std::thread reader([&] {
-    char buf[16];
-    got = Recv(b_.get(), server_, buf, sizeof(buf));
-    error = errno;
-    done.store(true);
-  });
-  const bool returned = WaitFor(done, absl::Seconds(5));
-  if (!returned) Send(a_.get(), client_, "x", 1);  // frees the reader
-  reader.join();
-  ASSERT_TRUE(returned)
+  const TimedRecv r = RecvWithin(b_.get(), server_, absl::Seconds(5),
+                                 [&] { Send(a_.get(), client_, "x", 1); });
+  ASSERT_TRUE(r.returned)
       << "SO_RCVTIMEO of 150 ms ignored: still blocked at 5 s";
-  EXPECT_EQ(got, -1);
-  EXPECT_EQ(error, EAGAIN) << strerror(error);
+  EXPECT_EQ(r.got, -1);
+  EXPECT_EQ(r.error, EAGAIN) << strerror(r.error);
 }
 
 // A reader that stops reading is no network failure: its kernel shuts the
@@ -181,20 +200,11 @@ TEST_F(EngineTest, ReceiveTimeoutsCarryOverToTheVolume) {
   ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
   ForceFailover(b_.get(), server_);
   ASSERT_EQ(b_->SessionFor(server_)->state.load(), SessionState::kStorage);
-  std::atomic<bool> done{false};
-  ssize_t got = 0;
-  int error = 0;
-  std::thread reader([&] {
-    got = Recv(b_.get(), server_, buf, sizeof(buf));
-    error = errno;
-    done.store(true);
-  });
-  const bool returned = WaitFor(done, absl::Seconds(5));
-  if (!returned) Send(a_.get(), client_, "x", 1);  // frees the reader
-  reader.join();
-  ASSERT_TRUE(returned) << "SO_RCVTIMEO lost on the socket pair";
-  EXPECT_EQ(got, -1);
-  EXPECT_EQ(error, EAGAIN) << strerror(error);
+  const TimedRecv r = RecvWithin(b_.get(), server_, absl::Seconds(5),
+                                 [&] { Send(a_.get(), client_, "x", 1); });
+  ASSERT_TRUE(r.returned) << "SO_RCVTIMEO lost on the socket pair";
+  EXPECT_EQ(r.got, -1);
+  EXPECT_EQ(r.error, EAGAIN) << strerror(r.error);
 }
 
 TEST_F(EngineTest, AReceiveBlockedInTheKernelFollowsTheSessionToTheVolume) {
