@@ -407,6 +407,10 @@ void EngineImpl::Adopt(int fd, Role role, const sockaddr* remote_hint,
   // application to spin on.
   if (tuned.ok() && limit_send_buffer_)
     tuned = probe_.LimitSendBuffer(fd, config_.replay_cap);
+  if (tuned.ok() && !peer.ok()) {
+    tuned = probe_.BoundConnect(fd, config_.detect_ms);
+    s->connect_bounded = tuned.ok();
+  }
   if (!tuned.ok()) log_.Warn("selected socket ", fd, ": ", tuned.message());
   {
     absl::MutexLock lock(&table_.mu);
@@ -424,6 +428,13 @@ bool EngineImpl::FinishAdoption(Session* s, int fd) {
   sockaddr_storage remote = {};
   if (!os_->GetPeerName(fd, reinterpret_cast<sockaddr*>(&remote), &len).ok())
     return false;
+  if (s->connect_bounded) {
+    // Connected: the socket's own user timeout again.
+    absl::Status ended = probe_.EndConnectBound(
+        fd, s->app_timeouts.has_value() ? s->app_timeouts->values[4] : 0);
+    if (!ended.ok()) log_.Warn("session on fd ", fd, ": ", ended.message());
+    s->connect_bounded = false;
+  }
   len = sizeof(s->endpoints.local);
   os_->GetSockName(fd, reinterpret_cast<sockaddr*>(&s->endpoints.local), &len);
   s->endpoints.remote = remote;

@@ -171,6 +171,8 @@ struct Session {
   // The socket's own keepalive and user timeout, before diskwire tuned them;
   // put back once no diskwire peer holds the connection (plain TCP then).
   std::optional<TcpProbe::Timeouts> app_timeouts;
+  // Its connect runs under TcpProbe::BoundConnect until FinishAdoption.
+  bool connect_bounded = false;
   bool plain_tcp = false;  // they were put back
   // The application's call already took the socket's error (an abort): SO_ERROR
   // reads 0.

@@ -219,4 +219,26 @@ absl::Status TcpProbe::ConfigureSelectedSocket(int fd,
   return absl::OkStatus();
 }
 
+absl::Status TcpProbe::BoundConnect(int fd, int64_t detect_ms) const {
+  const int ms = static_cast<int>(
+      std::min<int64_t>(detect_ms * kConnectTimeoutFactor, INT32_MAX));
+  SysResult r =
+      os_->SetSockOpt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+  if (!r.ok()) {
+    return CallError(r, absl::StrCat("setsockopt(TCP_USER_TIMEOUT=", ms, ")"),
+                     fd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpProbe::EndConnectBound(int fd, int app_value) const {
+  SysResult r = os_->SetSockOpt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &app_value,
+                                sizeof(app_value));
+  if (!r.ok()) {
+    return CallError(
+        r, absl::StrCat("setsockopt(TCP_USER_TIMEOUT=", app_value, ")"), fd);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace diskwire

@@ -166,6 +166,16 @@ class TcpProbe {
   // first option that fails, naming it.
   absl::Status ConfigureSelectedSocket(int fd, int64_t detect_ms) const;
 
+  // Bounds a connect in progress on `fd` by the detection bound: a SYN that
+  // gets no answer (a host gone, a link blackholed) fails with ETIMEDOUT after
+  // kConnectTimeoutFactor × detect_ms instead of TCP's two minutes
+  // (TCP_USER_TIMEOUT). `app_value` is what EndConnectBound puts back once
+  // the connection is up: the kernel applies the option to a shut window
+  // too, and would abort a connection whose reader merely pauses.
+  static constexpr int64_t kConnectTimeoutFactor = 3;
+  absl::Status BoundConnect(int fd, int64_t detect_ms) const;
+  absl::Status EndConnectBound(int fd, int app_value) const;
+
   // The options ConfigureSelectedSocket sets, as the socket had them: read
   // before it, and put back when no diskwire peer holds the connection, so
   // that it lives and dies as plain TCP would (a cut longer than the user

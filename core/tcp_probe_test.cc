@@ -416,6 +416,21 @@ TEST_F(TcpProbeTest, ConfigureSelectedSocketSetsDerivedOptions) {
   EXPECT_EQ(get(IPPROTO_TCP, TCP_KEEPCNT), k.count);
 }
 
+TEST_F(TcpProbeTest, AConnectIsBoundedUntilItEnds) {
+  auto user_timeout = [&] {
+    int v = -1;
+    socklen_t len = sizeof(v);
+    EXPECT_TRUE(
+        os_->GetSockOpt(client_, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &len).ok());
+    return v;
+  };
+  ASSERT_THAT(probe_.BoundConnect(client_, 2000), IsOk());
+  EXPECT_EQ(user_timeout(), 2000 * TcpProbe::kConnectTimeoutFactor);
+  ASSERT_THAT(probe_.EndConnectBound(client_, 0), IsOk());
+  EXPECT_EQ(user_timeout(), 0);
+  EXPECT_FALSE(probe_.BoundConnect(-1, 2000).ok());
+}
+
 TEST_F(TcpProbeTest, ConfigureRejectsBadBoundAndBadFd) {
   EXPECT_THAT(probe_.ConfigureSelectedSocket(client_, 0),
               StatusIs(StatusCode::kInvalidArgument));
