@@ -22,18 +22,6 @@ namespace diskwire {
 
 namespace {
 
-// Copies the first `limit` bytes' worth of `msg`'s iovecs into `out` (sized by
-// the caller).
-size_t TruncateIov(const msghdr* msg, size_t limit, iovec* out) {
-  size_t n = 0;
-  for (size_t i = 0; i < msg->msg_iovlen && limit > 0; ++i) {
-    size_t len = std::min(limit, msg->msg_iov[i].iov_len);
-    out[n++] = {msg->msg_iov[i].iov_base, len};
-    limit -= len;
-  }
-  return n;
-}
-
 // After a swap the fd names a socket pair: the TCP addresses come from the
 // session, truncated to the caller's buffer as getsockname(2) truncates them.
 SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
@@ -95,6 +83,25 @@ void EngineImpl::TrimByKernelAck(Session* s) {
   (void)s->ring.TrimTo(std::min(*acked, s->sent_to_socket));
 }
 
+void EngineImpl::KeepSent(Session* s, int fd, const iovec* iov, size_t iovcnt,
+                          size_t sent) {
+  const uint64_t end = s->sent_to_socket + sent;
+  s->sent_to_socket = end;
+  uint64_t held = 0;  // the peer's kernel holds every byte below this
+  if (end >= s->next_trim_head) {
+    // After the send, so that the acknowledgement covers these bytes too: on
+    // a fast link most of a large write is acknowledged before sendmsg
+    // returns, and those bytes are never copied.
+    s->next_trim_head = end + Session::kEagerTrimBytes;
+    auto acked = probe_.AckedOffset(fd, end, s->shut_wr);
+    if (acked.ok()) {
+      held = std::min(*acked, end);
+      s->kernel_acked.store(held, std::memory_order_relaxed);
+    }
+  }
+  s->ring.Append(iov, static_cast<int>(iovcnt), sent, held);
+}
+
 SysResult EngineImpl::FlushBacklog(Session* s, int fd) {
   while (s->sent_to_socket < s->ring.head()) {
     auto view =
@@ -127,9 +134,8 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
   auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
   const uint32_t generation = s->generation.load();
   size_t done = 0;
-  // The caller's iovecs, less what earlier rounds sent (rest) and cut to the
-  // ring's room (part): built only when the message does not go whole.
-  absl::InlinedVector<iovec, 8> rest;
+  // The caller's iovecs, less what earlier rounds sent and cut to the ring's
+  // room: built only when the message does not go whole.
   absl::InlinedVector<iovec, 8> part;
   absl::Time deadline = absl::InfinitePast();  // SO_SNDTIMEO, at the first wait
   while (true) {
@@ -147,56 +153,24 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         backlog = s->sent_to_socket < s->ring.head();
         if (backlog && r.ok()) r = SysResult::Fail(EAGAIN);
       }
-      if (!backlog && (s->ring.Free() < want - done ||
-                       s->ring.head() >= s->next_trim_head)) {
-        TrimByKernelAck(s);
-        s->next_trim_head = s->ring.head() + Session::kEagerTrimBytes;
-      }
-      size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
+      if (!backlog && s->ring.Free() < want - done) TrimByKernelAck(s);
+      const size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
       if (backlog) {
         // r says why the new bytes wait
-      } else if (done == 0 && room >= want) {
-        // The common case: the whole message, with the caller's own iovecs.
-        r = os_->SendMsg(fd, msg, flags | MSG_DONTWAIT);
-        if (r.ok()) {
-          if (static_cast<size_t>(r.value) == want) {
-            s->ring.Append(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
-          } else {
-            rest.resize(msg->msg_iovlen);
-            size_t k = TruncateIov(msg, r.value, rest.data());
-            s->ring.Append(rest.data(), static_cast<int>(k));
-          }
-          s->sent_to_socket += r.value;
-          done += r.value;
-          if (done == want || nonblocking()) return SysResult::Ok(done);
-          continue;
-        }
       } else if (room > 0 || want == 0) {
-        // Skip what earlier rounds sent, then take at most `room` bytes: every
-        // byte the kernel accepts has a place in the ring.
-        rest.resize(msg->msg_iovlen);
-        part.resize(msg->msg_iovlen);
-        size_t n = 0, skip = done;
-        for (size_t i = 0; i < msg->msg_iovlen; ++i) {
-          const iovec& v = msg->msg_iov[i];
-          if (skip >= v.iov_len) {
-            skip -= v.iov_len;
-            continue;
-          }
-          rest[n++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
-          skip = 0;
-        }
+        // The caller's own iovecs when the message goes whole (the common
+        // case); else skip what earlier rounds sent and take at most `room`
+        // bytes: every byte the kernel accepts has a place in the ring.
         msghdr m = *msg;
-        m.msg_iov = rest.data();
-        m.msg_iovlen = n;
-        m.msg_iovlen = TruncateIov(&m, room, part.data());
-        m.msg_iov = part.data();
+        if (done > 0 || room < want) {
+          part.resize(msg->msg_iovlen);
+          m.msg_iovlen =
+              IovSlice(msg->msg_iov, msg->msg_iovlen, done, room, part.data());
+          m.msg_iov = part.data();
+        }
         r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT);
         if (r.ok()) {
-          msghdr sent = m;
-          size_t k = TruncateIov(&sent, r.value, rest.data());
-          s->ring.Append(rest.data(), static_cast<int>(k));
-          s->sent_to_socket += r.value;
+          KeepSent(s, fd, m.msg_iov, m.msg_iovlen, r.value);
           done += r.value;
           if (done == want || nonblocking()) return SysResult::Ok(done);
           continue;

@@ -155,6 +155,11 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // Takes s->mu (after send_mu, the sessions' lock order).
   void TrimByKernelAck(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu)
       ABSL_LOCKS_EXCLUDED(s->mu);
+  // Records that the TCP socket `fd` took the first `sent` bytes of `iov`:
+  // sent_to_socket moves on and the ring keeps them, but for those the peer's
+  // kernel already acknowledged, which it asks every kEagerTrimBytes.
+  void KeepSent(Session* s, int fd, const iovec* iov, size_t iovcnt,
+                size_t sent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
   // Writes the ring from sent_to_socket to head() on the TCP socket `fd`
   // without blocking, then the FIN when one is owed. Returns the first error
   // (EAGAIN when the socket is full).

@@ -6,6 +6,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 
 namespace diskwire {
@@ -15,6 +16,25 @@ inline size_t IovTotal(const iovec* iov, size_t n) {
   size_t total = 0;
   for (size_t i = 0; i < n; ++i) total += iov[i].iov_len;
   return total;
+}
+
+// Writes to `out` (room for `n` entries) the iovecs that cover bytes
+// [skip, skip + limit) of the `n` iovecs `iov` hold, cut short where they
+// end, and returns how many it wrote.
+inline size_t IovSlice(const iovec* iov, size_t n, size_t skip, size_t limit,
+                       iovec* out) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && limit > 0; ++i) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    const size_t len = std::min(limit, iov[i].iov_len - skip);
+    out[k++] = {static_cast<char*>(iov[i].iov_base) + skip, len};
+    limit -= len;
+    skip = 0;
+  }
+  return k;
 }
 
 }  // namespace diskwire

@@ -41,14 +41,29 @@ size_t ReplayRing::Append(absl::string_view bytes) {
   return n;
 }
 
-size_t ReplayRing::Append(const iovec* iov, int iovcnt) {
-  size_t copied = 0;
-  for (int i = 0; i < iovcnt; ++i) {
-    size_t n = std::min(iov[i].iov_len, Free());
-    CopyIn(static_cast<const char*>(iov[i].iov_base), n);
-    copied += n;
-    if (n < iov[i].iov_len) break;
+size_t ReplayRing::Append(const iovec* iov, int iovcnt, size_t len,
+                          uint64_t held) {
+  held = std::min<uint64_t>(held, head_ + len);
+  size_t skip = 0;
+  if (held > head_) {
+    skip = static_cast<size_t>(held - head_);
+    RestartAt(held);
   }
+  len -= skip;
+  size_t copied = 0;
+  for (int i = 0; i < iovcnt && len > 0; ++i) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    const size_t n = std::min({iov[i].iov_len - skip, len, Free()});
+    CopyIn(static_cast<const char*>(iov[i].iov_base) + skip, n);
+    copied += n;
+    len -= n;
+    skip = 0;
+    if (Free() == 0) break;
+  }
+  (void)TrimTo(held);  // no-op unless `held` is inside what was kept
   return copied;
 }
 
@@ -62,6 +77,9 @@ void ReplayRing::ReleaseAll() {
 }
 
 void ReplayRing::RestartAt(uint64_t offset) {
+  for (Chunk& chunk : chunks_) {
+    if (spares_.size() < kSpareChunks) spares_.push_back(std::move(chunk));
+  }
   chunks_.clear();
   tail_ = head_ = offset;
   first_chunk_ = offset / kChunkBytes;

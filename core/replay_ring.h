@@ -67,12 +67,19 @@ class ReplayRing {
   // Room for Append(): capacity() - size().
   size_t Free() const { return capacity_ - size(); }
 
-  // Copies min(total length, Free()) bytes of the gather list, in order, to
-  // offset head() and advances head(). Returns the number of bytes copied:
-  // never overwrites a kept byte, never allocates. Backpressure (waiting for
-  // room, or EAGAIN) is the caller's decision.
-  size_t Append(const iovec* iov, int iovcnt);
+  // Copies min(bytes.size(), Free()) bytes to offset head() and advances
+  // head(). Returns the number of bytes copied: never overwrites a kept byte,
+  // never allocates. Backpressure (waiting for room, or EAGAIN) is the
+  // caller's decision.
   size_t Append(absl::string_view bytes);
+
+  // Appends the first `len` bytes of the gather list, in order, as the
+  // string form does, but not those below stream offset `held`, which the
+  // peer already holds: they are not copied, and kept bytes below `held` are
+  // released. For a send that the peer's kernel acknowledged, in part, before
+  // it could be appended; `held` <= head() skips nothing. Returns the bytes
+  // copied.
+  size_t Append(const iovec* iov, int iovcnt, size_t len, uint64_t held);
 
   // Raises the capacity to `capacity` (no-op when not larger), keeping every
   // byte at its offset: for the rare moment when bytes the application
@@ -81,8 +88,10 @@ class ReplayRing {
   void Grow(size_t capacity);
 
   // Forgets every byte kept and continues at `offset`: head() == tail() ==
-  // offset. For a connection that another process wrote to (a forked or
-  // re-executed server): the next byte this process sends has that offset.
+  // offset; the chunks become spares. For a connection that another process
+  // wrote to (a forked or re-executed server): the next byte this process
+  // sends has that offset; and for bytes the peer's kernel acknowledged
+  // before they could be appended, which need no copy.
   void RestartAt(uint64_t offset);
 
   // Forgets every kept byte (tail() = head()) and frees every chunk, spares

@@ -61,8 +61,65 @@ TEST_F(ReplayRingTest, GatherAppendCopiesInOrderAndStopsWhenFull) {
   ReplayRing ring(8);
   char a[] = "abc", b[] = "defgh", c[] = "ijk";
   iovec iov[4] = {{a, 3}, {nullptr, 0}, {b, 5}, {c, 3}};
-  EXPECT_EQ(ring.Append(iov, 4), 8u);
+  EXPECT_EQ(ring.Append(iov, 4, 11, 0), 8u);
   EXPECT_EQ(Read(ring, 0, 8), "abcdefgh");
+}
+
+TEST_F(ReplayRingTest, GatherAppendStopsAtTheLengthGiven) {
+  ReplayRing ring(16);
+  char a[] = "abc", b[] = "defgh";
+  iovec iov[2] = {{a, 3}, {b, 5}};
+  EXPECT_EQ(ring.Append(iov, 2, 4, 0), 4u);
+  EXPECT_EQ(ring.head(), 4u);
+  EXPECT_EQ(Read(ring, 0, 16), "abcd");
+}
+
+TEST_F(ReplayRingTest, BytesThePeerHoldsAreNotCopied) {
+  ReplayRing ring(16);
+  ASSERT_EQ(ring.Append("0123"), 4u);
+  char a[] = "abc", b[] = "defgh";
+  iovec iov[2] = {{a, 3}, {b, 5}};
+  // The peer holds up to offset 9 ("0123abcde"): the rest of the send only.
+  EXPECT_EQ(ring.Append(iov, 2, 7, 9), 2u);
+  EXPECT_EQ(ring.tail(), 9u);
+  EXPECT_EQ(ring.head(), 11u);
+  EXPECT_EQ(Read(ring, 9, 16), "fg");
+  EXPECT_FALSE(ring.ViewFrom(8, 1).ok());
+}
+
+TEST_F(ReplayRingTest, AnAckInsideTheKeptBytesReleasesThoseBelowIt) {
+  ReplayRing ring(16);
+  ASSERT_EQ(ring.Append("0123"), 4u);
+  char a[] = "abc";
+  iovec iov[1] = {{a, 3}};
+  EXPECT_EQ(ring.Append(iov, 1, 3, 2), 3u);
+  EXPECT_EQ(ring.tail(), 2u);
+  EXPECT_EQ(Read(ring, 2, 16), "23abc");
+}
+
+TEST_F(ReplayRingTest, AWholeSendThePeerHoldsLeavesTheRingEmptyAtItsEnd) {
+  ReplayRing ring(16);
+  ASSERT_EQ(ring.Append("0123"), 4u);
+  char a[] = "abcdef";
+  iovec iov[1] = {{a, 6}};
+  EXPECT_EQ(ring.Append(iov, 1, 6, 100), 0u);  // an ack past the send: capped
+  EXPECT_EQ(ring.tail(), 10u);
+  EXPECT_EQ(ring.head(), 10u);
+  EXPECT_EQ(ring.Free(), 16u);
+}
+
+TEST_F(ReplayRingTest, SkippingHoldsNoMoreMemoryThanItKeeps) {
+  ReplayRing ring(1 << 20);
+  const std::string block(ReplayRing::kChunkBytes, 'x');
+  iovec iov[1] = {{const_cast<char*>(block.data()), block.size()}};
+  ring.Append(iov, 1, block.size(), 0);
+  const size_t allocated = ring.allocated_bytes();
+  for (int i = 0; i < 10; ++i) {
+    // Half of every send acknowledged before it is appended.
+    ring.Append(iov, 1, block.size(), ring.head() + block.size() / 2);
+    EXPECT_LE(ring.allocated_bytes(), allocated + ReplayRing::kChunkBytes);
+  }
+  EXPECT_EQ(ring.size(), block.size() / 2);
 }
 
 TEST_F(ReplayRingTest, AViewAcrossAChunkBoundaryHasTwoPieces) {
