@@ -46,10 +46,20 @@ void EngineImpl::WaitWhileSwapping(Session* s) {
 
 SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
                                 uint32_t generation, SessionState in,
-                                absl::Time deadline) {
+                                absl::Time* deadline) {
+  if (*deadline == absl::InfinitePast()) {
+    // The first wait of the call: it gives up at the socket's timeout.
+    timeval tv{};
+    socklen_t len = sizeof(tv);
+    const int option = (events & POLLOUT) ? SO_SNDTIMEO : SO_RCVTIMEO;
+    *deadline = os_->GetSockOpt(fd, SOL_SOCKET, option, &tv, &len).ok() &&
+                        (tv.tv_sec != 0 || tv.tv_usec != 0)
+                    ? absl::Now() + absl::DurationFromTimeval(tv)
+                    : absl::InfiniteFuture();
+  }
   pollfd p{fd, events, 0};
   while (s->generation.load() == generation && s->state.load() == in) {
-    const absl::Duration left = deadline - absl::Now();
+    const absl::Duration left = *deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return SysResult::Fail(EAGAIN);
     const int slice_ms = static_cast<int>(std::min<int64_t>(
         kWaitSliceMs,
@@ -59,16 +69,6 @@ SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
     if (r.value > 0) return SysResult::Ok(0);
   }
   return SysResult::Ok(0);
-}
-
-absl::Time EngineImpl::TimeoutDeadline(int fd, int option) const {
-  timeval tv{};
-  socklen_t len = sizeof(tv);
-  if (!os_->GetSockOpt(fd, SOL_SOCKET, option, &tv, &len).ok() ||
-      (tv.tv_sec == 0 && tv.tv_usec == 0)) {
-    return absl::InfiniteFuture();
-  }
-  return absl::Now() + absl::DurationFromTimeval(tv);
 }
 
 void EngineImpl::TrimByKernelAck(Session* s) {
@@ -137,7 +137,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
   // The caller's iovecs, less what earlier rounds sent and cut to the ring's
   // room: built only when the message does not go whole.
   absl::InlinedVector<iovec, 8> part;
-  absl::Time deadline = absl::InfinitePast();  // SO_SNDTIMEO, at the first wait
+  absl::Time deadline = absl::InfinitePast();  // set by the first wait
   while (true) {
     SysResult r;
     {
@@ -183,10 +183,8 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking())
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      if (deadline == absl::InfinitePast())
-        deadline = TimeoutDeadline(fd, SO_SNDTIMEO);
       if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kDirect,
-                     deadline)
+                     &deadline)
                .ok()) {
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
       }
@@ -243,7 +241,7 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
   m.msg_name = nullptr;
   m.msg_namelen = 0;
   const uint32_t generation = s->generation.load();
-  absl::Time deadline = absl::InfinitePast();  // SO_SNDTIMEO, at the first wait
+  absl::Time deadline = absl::InfinitePast();  // set by the first wait
   while (true) {
     SysResult r;
     {
@@ -257,10 +255,8 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
     }
     if (r.ok()) return r;
     if (r.error == EAGAIN && !IsNonBlocking(fd, flags)) {
-      if (deadline == absl::InfinitePast())
-        deadline = TimeoutDeadline(fd, SO_SNDTIMEO);
       if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage,
-                     deadline)
+                     &deadline)
                .ok()) {
         return r;  // SO_SNDTIMEO passed
       }

@@ -187,13 +187,12 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   }
   void WaitWhileSwapping(Session* s);
   // Waits until `fd` is ready for `events`, the session leaves state `in` or
-  // generation `generation`, or `deadline` passes (then EAGAIN), in slices
-  // short enough to notice a swap.
+  // generation `generation`, or `*deadline` passes (then EAGAIN), in slices
+  // short enough to notice a swap. A call's first wait (`*deadline` still
+  // InfinitePast) sets it from the socket's SO_SNDTIMEO (POLLOUT) or
+  // SO_RCVTIMEO, or to never, as the kernel times a blocking call.
   SysResult WaitReady(int fd, short events, Session* s, uint32_t generation,
-                      SessionState in, absl::Time deadline);
-  // When a blocking call on `fd` gives up: its SO_RCVTIMEO or SO_SNDTIMEO
-  // (`option`) from now, or never.
-  absl::Time TimeoutDeadline(int fd, int option) const;
+                      SessionState in, absl::Time* deadline);
 
   // --- failover.cc ---
   // Moves a DIRECT session to STORAGE. `peer_process` is known when the peer
@@ -245,7 +244,7 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   absl::Status MakeSocketPair(int pair[2]);
   // SO_RCVTIMEO and SO_SNDTIMEO of the file `from` onto the file `to`, which
   // takes its place under the application's fd: a blocking call keeps the
-  // timeout the application gave it (the waits honour it, TimeoutDeadline).
+  // timeout the application gave it (the waits honour it, WaitReady).
   void CopyTimeouts(int from, int to);
   void PutSocketPair(Session* s, const std::vector<int>& names,
                      const int pair[2]);

@@ -118,7 +118,7 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
   const uint32_t generation = s->generation.load();
   size_t got = *received;
   IovTail tail(msg, got);
-  absl::Time deadline = absl::InfinitePast();  // SO_RCVTIMEO, at the first wait
+  absl::Time deadline = absl::InfinitePast();  // set by the first wait
   while (true) {
     SysResult r;
     {
@@ -148,10 +148,8 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
-      if (deadline == absl::InfinitePast())
-        deadline = TimeoutDeadline(fd, SO_RCVTIMEO);
       if (!WaitReady(fd, POLLIN, s, generation, SessionState::kStorage,
-                     deadline)
+                     &deadline)
                .ok()) {
         return got > 0 ? SysResult::Ok(got) : r;  // SO_RCVTIMEO passed
       }
