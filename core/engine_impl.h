@@ -234,8 +234,8 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // the swap takes next. One still there after a moment waits for bytes in
   // the kernel: shutting the socket's read side wakes it (nothing goes on the
   // wire; bytes already queued stay readable, and the loop drains them).
-  // Returns true when any reader was inside. REQUIRES: state is not DIRECT.
-  bool WaitOutTcpReaders(Session* s, int fd);
+  // REQUIRES: state is not DIRECT (no reader enters after it is read).
+  void WaitOutTcpReaders(Session* s, int fd);
   // dup3s one end of a new socket pair over each of `names`, keeping epoll
   // registrations.
   absl::Status InstallSocketPair(Session* s, const std::vector<int>& names);

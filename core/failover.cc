@@ -254,8 +254,10 @@ absl::Status EngineImpl::Swap(Session* s) {
     }
   }
   // What a reader inside a receive takes belongs to the application: the
-  // sample that says what it was delivered comes after them.
-  if (WaitOutTcpReaders(s, old_fd)) sample = probe_.Sample(old_fd);
+  // sample that says what it was delivered comes after them. Always a new
+  // one: a reader may have left since the first.
+  WaitOutTcpReaders(s, old_fd);
+  sample = probe_.Sample(old_fd);
   // Where each direction stands, read from the old socket before anything else
   // moves.
   uint64_t failover_offset = s->ring.tail();
@@ -354,8 +356,7 @@ void EngineImpl::CopyTimeouts(int from, int to) {
   }
 }
 
-bool EngineImpl::WaitOutTcpReaders(Session* s, int fd) {
-  if (s->readers_on_tcp.load() == 0) return false;
+void EngineImpl::WaitOutTcpReaders(Session* s, int fd) {
   // A reader with bytes to take, or on a non-blocking socket, is out within
   // microseconds; only one waiting in the kernel for bytes needs waking.
   const absl::Time kick_at = absl::Now() + absl::Milliseconds(2);
@@ -368,7 +369,6 @@ bool EngineImpl::WaitOutTcpReaders(Session* s, int fd) {
     }
     absl::SleepFor(absl::Microseconds(50));  // a reader leaving the kernel
   }
-  return true;
 }
 
 void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
