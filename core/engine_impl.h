@@ -248,8 +248,14 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   void CopyTimeouts(int from, int to);
   void PutSocketPair(Session* s, const std::vector<int>& names,
                      const int pair[2]);
-  absl::Status StartStoragePath(Session* s, uint64_t failover_offset,
-                                uint64_t delivered);
+  // This side's channel of the session's episode, emptied and opened.
+  absl::StatusOr<std::unique_ptr<storage::ChannelWriter>> OpenMyChannel(
+      const Session& s);
+  // Sets up the volume leg from the failover offset and what the application
+  // was delivered, on `channel` (nullptr: opened here).
+  absl::Status StartStoragePath(
+      Session* s, uint64_t failover_offset, uint64_t delivered,
+      std::unique_ptr<storage::ChannelWriter> channel = nullptr);
   // Replaces the file behind every name of the session with `fd`'s, keeping
   // epoll registrations (removed while the name still means the old file) and
   // each name's FD_CLOEXEC. REQUIRES: the session's hooks are kept out.

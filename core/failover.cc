@@ -142,6 +142,11 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     absl::MutexLock lock(&s->mu);
     table_.RefreshFlags(s);
   }
+  if (absl::IsAborted(swapped)) {
+    // Past the swap: the application learns now, not from a hang.
+    EndSession(s, EIO, std::string(swapped.message()));
+    return false;
+  }
   if (!swapped.ok()) {
     log_.Error("session ", s->label,
                ": cannot move to storage: ", swapped.message());
@@ -253,6 +258,16 @@ absl::Status EngineImpl::Swap(Session* s) {
           "lack and this process does not hold");
     }
   }
+  // The volume can fail too; past this point there is no way back to the TCP
+  // socket.
+  auto channel = OpenMyChannel(*s);
+  if (!channel.ok()) {
+    for (int fd : pair) {
+      if (fd >= 0) os_->Close(fd);
+    }
+    keep_old();
+    return channel.status();
+  }
   // What a reader inside a receive takes belongs to the application: the
   // sample that says what it was delivered comes after them. Always a new
   // one: a reader may have left since the first.
@@ -305,7 +320,15 @@ absl::Status EngineImpl::Swap(Session* s) {
   s->leg.app_wrote_eof = s->shut_wr || s->fin_owed;
   s->fin_owed = false;
   s->leg.old_read_offset = delivered;
-  return StartStoragePath(s, failover_offset, delivered);
+  absl::Status started =
+      StartStoragePath(s, failover_offset, delivered, std::move(*channel));
+  if (!started.ok()) {
+    // The application's fd names the pair and the old socket's read side may
+    // be shut: the session cannot go back to TCP.
+    return absl::AbortedError(
+        absl::StrCat("the volume failed after the swap: ", started.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EngineImpl::InstallSocketPair(Session* s,
@@ -397,8 +420,31 @@ void EngineImpl::ReplaceFile(Session* s, const std::vector<int>& names,
   }
 }
 
-absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
-                                          uint64_t delivered) {
+absl::StatusOr<std::unique_ptr<storage::ChannelWriter>>
+EngineImpl::OpenMyChannel(const Session& s) {
+  const std::string mine = MyChannel(s);
+  // A channel of the same name left by an earlier connection with the same
+  // endpoints is stale: this side is its only writer.
+  absl::Status removed = send_volume_->RemoveChannel(mine);
+  if (!removed.ok()) return removed;
+  storage::WriterOptions options;
+  options.durability = config_.durability == Durability::kBatch
+                           ? storage::Durability::kEveryBatch
+                       : config_.durability == Durability::kInterval
+                           ? storage::Durability::kInterval
+                           : storage::Durability::kNone;
+  options.sync_interval = absl::Milliseconds(config_.fsync_interval_ms);
+  // Space comes back a whole segment at a time, once the peer has every byte
+  // in it: segments of a quarter of the replay cap keep a channel's footprint
+  // near the bytes it must hold (at most the cap, plus one segment).
+  options.segment_bytes = std::clamp<uint64_t>(config_.replay_cap / 4, 1 << 20,
+                                               options.segment_bytes);
+  return send_volume_->OpenWriter(mine, options);
+}
+
+absl::Status EngineImpl::StartStoragePath(
+    Session* s, uint64_t failover_offset, uint64_t delivered,
+    std::unique_ptr<storage::ChannelWriter> channel) {
   s->failover_offset = failover_offset;
   s->leg.next_to_volume = failover_offset;
   s->delivered = delivered;
@@ -419,27 +465,13 @@ absl::Status EngineImpl::StartStoragePath(Session* s, uint64_t failover_offset,
     }
   }
   s->leg.reassembly = std::make_unique<Reassembly>(delivered, window);
-  const std::string mine = MyChannel(*s);
   const std::string theirs = PeerChannel(*s);
-  // A channel of the same name left by an earlier connection with the same
-  // endpoints is stale: this side is its only writer.
-  absl::Status removed = send_volume_->RemoveChannel(mine);
-  if (!removed.ok()) return removed;
-  storage::WriterOptions options;
-  options.durability = config_.durability == Durability::kBatch
-                           ? storage::Durability::kEveryBatch
-                       : config_.durability == Durability::kInterval
-                           ? storage::Durability::kInterval
-                           : storage::Durability::kNone;
-  options.sync_interval = absl::Milliseconds(config_.fsync_interval_ms);
-  // Space comes back a whole segment at a time, once the peer has every byte
-  // in it: segments of a quarter of the replay cap keep a channel's footprint
-  // near the bytes it must hold (at most the cap, plus one segment).
-  options.segment_bytes = std::clamp<uint64_t>(config_.replay_cap / 4, 1 << 20,
-                                               options.segment_bytes);
-  auto writer = send_volume_->OpenWriter(mine, options);
-  if (!writer.ok()) return writer.status();
-  s->leg.channel = std::move(*writer);
+  if (channel == nullptr) {
+    auto opened = OpenMyChannel(*s);
+    if (!opened.ok()) return opened.status();
+    channel = std::move(*opened);
+  }
+  s->leg.channel = std::move(channel);
   if (PeerKnown(*s)) {
     auto reader = recv()->OpenReader(theirs, delivered);
     if (!reader.ok()) return reader.status();
