@@ -9,11 +9,12 @@
 // Writer (core/writer.h). The engine's own methods, by file: engine_impl.cc
 // (creation, adoption), engine_fds.cc (dup, close, epoll), engine_fork.cc
 // (fork), data_path.cc (the application's calls), direct_checks.cc (probing
-// DIRECT sessions), failover.cc (swap, announcement), engine_loop.cc (the loop
-// thread), heartbeats.cc (this process's heartbeat, and the peers'),
-// inbox.cc (announcements and requests from peers), resume*.cc (back to the
-// network), open_over_storage.cc and accept_over_storage.cc (connections
-// opened while the network is down), exit_drain.cc (exit).
+// DIRECT sessions), failover.cc (the decision, announcement), swap.cc (the
+// swap), engine_loop.cc (the loop thread), heartbeats.cc (this process's
+// heartbeat, and the peers'), inbox.cc (announcements and requests from
+// peers), resume*.cc (back to the network), open_over_storage.cc and
+// accept_over_storage.cc (connections opened while the network is down),
+// exit_drain.cc (exit).
 //
 // Thread safety: all public methods are thread-safe. The session table
 // (core/session_table.h) has its own lock, `table_.mu`; each Session has its
@@ -228,6 +229,21 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   bool YoungSessionWait(const Session& s);
   // No diskwire peer holds `s`: its socket gets its own timeouts back.
   void UsePlainTcpTimeouts(Session* s);
+  // This side's channel of the session's episode, emptied and opened.
+  absl::StatusOr<std::unique_ptr<storage::ChannelWriter>> OpenMyChannel(
+      const Session& s);
+  // Sets up the volume leg from the failover offset and what the application
+  // was delivered, on `channel` (nullptr: opened here).
+  absl::Status StartStoragePath(
+      Session* s, uint64_t failover_offset, uint64_t delivered,
+      std::unique_ptr<storage::ChannelWriter> channel = nullptr);
+  void Announce(Session* s);
+  void EndSession(Session* s, int error, const std::string& why) override;
+
+  // --- swap.cc ---
+  // Moves the application's fd from the TCP socket to a socket pair and sets
+  // up the storage path. Fails, leaving everything as it was, until the point
+  // of no return; Aborted past it (the session cannot go back to TCP).
   absl::Status Swap(Session* s);
   // Waits until no application thread is inside a receive on the session's
   // TCP socket `fd` (RecvDirect), so that what they read is in the sample
@@ -248,20 +264,10 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   void CopyTimeouts(int from, int to);
   void PutSocketPair(Session* s, const std::vector<int>& names,
                      const int pair[2]);
-  // This side's channel of the session's episode, emptied and opened.
-  absl::StatusOr<std::unique_ptr<storage::ChannelWriter>> OpenMyChannel(
-      const Session& s);
-  // Sets up the volume leg from the failover offset and what the application
-  // was delivered, on `channel` (nullptr: opened here).
-  absl::Status StartStoragePath(
-      Session* s, uint64_t failover_offset, uint64_t delivered,
-      std::unique_ptr<storage::ChannelWriter> channel = nullptr);
   // Replaces the file behind every name of the session with `fd`'s, keeping
   // epoll registrations (removed while the name still means the old file) and
   // each name's FD_CLOEXEC. REQUIRES: the session's hooks are kept out.
   void ReplaceFile(Session* s, const std::vector<int>& names, int fd);
-  void Announce(Session* s);
-  void EndSession(Session* s, int error, const std::string& why) override;
 
   // --- resume.cc: back to the network (docs/ARCHITECTURE.md, "Resume") ---
   static constexpr int64_t kResumeDialIntervalMs = 100;

@@ -269,7 +269,7 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
   {
     absl::MutexLock send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
-    // Before the swap (failover.cc says why).
+    // Before the swap (swap.cc says why).
     s->generation.fetch_add(1);
     started = InstallSocketPair(s.get(), {fd});
     if (!started.ok()) s->generation.fetch_sub(1);

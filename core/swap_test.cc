@@ -1,4 +1,4 @@
-// The swap's stories (core/failover.cc): what an application sees when a
+// The swap's stories (core/swap.cc): what an application sees when a
 // failover cannot be carried through.
 
 #include <sys/socket.h>
