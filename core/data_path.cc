@@ -161,19 +161,18 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         // The caller's own iovecs when the message goes whole (the common
         // case); else skip what earlier rounds sent and take at most `room`
         // bytes: every byte the kernel accepts has a place in the ring.
-        msghdr m = *msg;
-        if (done > 0 || room < want) {
-          part.resize(msg->msg_iovlen);
-          m.msg_iovlen =
-              IovSlice(msg->msg_iov, msg->msg_iovlen, done, room, part.data());
-          m.msg_iov = part.data();
-        }
+        const msghdr m =
+            done > 0 || room < want ? MsgSlice(*msg, done, room, &part) : *msg;
         r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT);
         if (r.ok()) {
           KeepSent(s, fd, m.msg_iov, m.msg_iovlen, r.value);
           done += r.value;
           if (done == want || nonblocking()) return SysResult::Ok(done);
-          continue;
+          // A short send: the socket's buffer is full. Wait for POLLOUT, as
+          // the kernel's blocking send waits for room, rather than taking
+          // the few bytes each ACK frees one sendmsg at a time.
+          if (static_cast<size_t>(r.value) == room) continue;
+          r = SysResult::Fail(EAGAIN);
         }
       } else {
         r = SysResult::Fail(
@@ -214,6 +213,10 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
     return os_->SendMsg(fd, msg, flags);
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
     return os_->SendMsg(fd, msg, flags);
+  size_t done = 0;
+  size_t want = 0;  // counted once a state change interrupts the send
+  msghdr rest = *msg;
+  absl::InlinedVector<iovec, 8> part;
   while (true) {
     SessionState st = s->state.load();
     if (IsSwapping(st)) {
@@ -222,9 +225,18 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
     }
     bool retry = false;
     SysResult r = st == SessionState::kDirect
-                      ? SendDirect(s, fd, msg, flags, &retry)
-                      : SendStorage(s, fd, msg, flags, &retry);
-    if (!retry || r.ok()) return r;
+                      ? SendDirect(s, fd, &rest, flags, &retry)
+                      : SendStorage(s, fd, &rest, flags, &retry);
+    if (r.ok()) done += r.value;
+    if (!retry) return done > 0 ? SysResult::Ok(done) : r;
+    // The session moved between TCP and storage under the call. A blocking
+    // send goes on in the new state: it returns once every byte is handed
+    // over, as the kernel's does, for programs that trust it to.
+    if (done > 0) {
+      if (want == 0) want = IovTotal(msg->msg_iov, msg->msg_iovlen);
+      if (done == want || IsNonBlocking(fd, flags)) return SysResult::Ok(done);
+      rest = MsgSlice(*msg, done, want - done, &part);
+    }
   }
 }
 
@@ -240,6 +252,9 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
   msghdr m = *msg;
   m.msg_name = nullptr;
   m.msg_namelen = 0;
+  const size_t want = IovTotal(m.msg_iov, m.msg_iovlen);
+  size_t done = 0;
+  absl::InlinedVector<iovec, 8> part;
   const uint32_t generation = s->generation.load();
   absl::Time deadline = absl::InfinitePast();  // set by the first wait
   while (true) {
@@ -249,19 +264,25 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
       absl::MutexLock lock(&s->send_mu);
       if (s->state.load() != SessionState::kStorage) {
         *retry = true;
-        return SysResult::Fail(EAGAIN);
+        return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
       }
-      r = os_->SendMsg(fd, &m, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+      const msghdr rest = done > 0 ? MsgSlice(m, done, want - done, &part) : m;
+      r = os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    if (r.ok()) return r;
+    if (r.ok()) {
+      done += r.value;
+      if (done == want || IsNonBlocking(fd, flags)) return SysResult::Ok(done);
+      r = SysResult::Fail(EAGAIN);  // a short send: the pair is full
+    }
     if (r.error == EAGAIN && !IsNonBlocking(fd, flags)) {
       if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage,
                      &deadline)
                .ok()) {
-        return r;  // SO_SNDTIMEO passed
+        return done > 0 ? SysResult::Ok(done) : r;  // SO_SNDTIMEO passed
       }
       continue;
     }
+    if (done > 0) return SysResult::Ok(done);
     if (r.error == EPIPE) {
       absl::MutexLock lock(&s->mu);
       if (s->error != 0) return SysResult::Fail(s->error);

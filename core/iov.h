@@ -4,10 +4,13 @@
 #ifndef DISKWIRE_CORE_IOV_H_
 #define DISKWIRE_CORE_IOV_H_
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cstddef>
+
+#include "absl/container/inlined_vector.h"
 
 namespace diskwire {
 
@@ -35,6 +38,18 @@ inline size_t IovSlice(const iovec* iov, size_t n, size_t skip, size_t limit,
     skip = 0;
   }
   return k;
+}
+
+// `msg` cut to bytes [skip, skip + limit) of its iovecs (IovSlice), which
+// `part` holds: the part of a send that earlier rounds did not take.
+inline msghdr MsgSlice(const msghdr& msg, size_t skip, size_t limit,
+                       absl::InlinedVector<iovec, 8>* part) {
+  part->resize(msg.msg_iovlen);
+  msghdr m = msg;
+  m.msg_iovlen =
+      IovSlice(msg.msg_iov, msg.msg_iovlen, skip, limit, part->data());
+  m.msg_iov = part->data();
+  return m;
 }
 
 }  // namespace diskwire

@@ -3,6 +3,7 @@ The veth link carries at most a small fraction of the stream (connection
 setup, ACK-free control traffic), and a cut makes no difference. With no
 diskwire peer, the connection fails as TCP would instead of swallowing bytes."""
 
+import os
 import subprocess
 import time
 
@@ -29,6 +30,32 @@ class StorageModeTest(base.ShimTestCase):
         xfer.wait_received(SIZE // 4, 30)
         self.net.cuts.link_down("a")
         self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
+
+    def test_a_blocking_send_hands_over_every_byte(self):
+        """One blocking send() of 8 MiB returns 8 MiB, as TCP's does: over the
+        volume it used to return after the first 2 MiB, and a program that
+        trusts a blocking send (as C programs writing to a socket commonly
+        do) lost the rest."""
+        size = 8 * h.MiB
+        with open(self.net.path("out"), "wb") as out:
+            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
+                             env=h.clean_env(self.dw.env("b")), stdout=out)
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+        client = (
+            "import socket\n"
+            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+            f"print(s.send(bytes(range(256)) * {size // 256}))\n"
+            "s.close()\n")
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a")),
+                                stdout=subprocess.PIPE)
+        h.wait_exit(proc, 60)
+        self.assertEqual(proc.popen.stdout.read().decode().strip(), str(size),
+                         self.context())
+        out = self.net.path("out")
+        h.wait_for(lambda: os.path.getsize(out) >= size, 60, "nc to read it all")
+        with open(out, "rb") as f:
+            self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
 
     def test_no_diskwire_peer_fails_within_the_peer_timeout(self):
         with open(self.net.path("out"), "wb") as out:
