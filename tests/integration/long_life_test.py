@@ -23,7 +23,8 @@ CONNS = int(os.environ.get("DW_LONG_LIFE_CONNS", "100000"))
 STORAGE_CONNS = 1500
 IDLE_SESSIONS = 200
 RSS_SLACK_KIB = 8 * 1024  # allocator noise, not a per-connection cost
-SETTLE_S = 8  # the engine frees an ended session 5 s after it ended
+SETTLE_S = 8  # the engine frees an ended session 5 s after it ended (and
+# the late checkpoint waits up to as long again while more is held)
 
 
 class LongLifeTest(base.ShimTestCase):
