@@ -129,6 +129,14 @@ void EngineImpl::LoopMain() {
       timeout_ms = std::min<int64_t>(
           timeout_ms, absl::ToInt64Milliseconds(watcher_->poll_interval()));
     }
+    {
+      // A heartbeat scheduled sooner (for a new session or listener, which
+      // its peers wait to see) ends the wait.
+      absl::MutexLock lock(&table_.mu);
+      const int64_t due_ns = next_heartbeat_ns_ - clock_->NowNs();
+      timeout_ms =
+          std::clamp<int64_t>((due_ns + 999'999) / 1'000'000, 0, timeout_ms);
+    }
     SysResult n =
         os_->EpollWait(loop_fd_, events, 64, static_cast<int>(timeout_ms));
     if (!n.ok() && n.error != EINTR) {

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -60,8 +61,8 @@ class EngineTest : public testing::Test {
     c.mode = mode;
     c.node = node;
     c.detect_ms = 500;
-    c.peer_timeout_ms = 1500;
-    c.heartbeat_ms = 100;
+    c.heartbeat_ms = heartbeat_ms_;
+    c.peer_timeout_ms = std::max<int64_t>(1500, 3 * heartbeat_ms_);
     c.poll_ms = 5;
     if (getenv("DW_TEST_DEBUG") != nullptr) {
       c.log_level = LogLevel::kDebug;
@@ -208,6 +209,9 @@ class EngineTest : public testing::Test {
   }
 
   Config base_config_;  // settings a test changes before Connect()
+  // The engines' heartbeat interval (their peer timeout is at least three of
+  // them): short, so that stories about peers are quick.
+  int64_t heartbeat_ms_ = 100;
   std::string dir_;
   int listener_ = -1, client_ = -1, server_ = -1;
   uint16_t port_ = 0;
