@@ -259,6 +259,18 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     // listener's process answers (CheckOpening).
     if (st == SessionState::kStorage && !s->opening.load()) {
       bool aborted = false;
+      if (s->leg.app_end >= 0 && s->link != nullptr &&
+          s->link->phase == ResumeLink::Phase::kConnecting) {
+        // Closed while a resume's connect waits for an answer (on a path
+        // still down, until the attempt times out): the end of the
+        // connection goes over the volume now, not a second later.
+        bool closed;
+        {
+          absl::MutexLock lock(&s->mu);
+          closed = s->names.empty();
+        }
+        if (closed) AbandonResume(s.get(), "", false);
+      }
       if (s->leg.app_end >= 0 && s->link == nullptr) {
         absl::MutexLock lock(&s->mu);
         if (s->names.empty()) {

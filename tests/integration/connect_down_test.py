@@ -78,6 +78,48 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.assertEqual(got, expected, "both connections' bytes, in turn")
         self.assertEqual(self.log_lines("a", "opened over the volume"), 2, self.context())
 
+    def test_one_connection_after_another_while_the_link_is_down(self):
+        """A client that opens connections one after another to a server that
+        serves one at a time, while the link is down. Once the first has found
+        the path down, the next connects do not wait out the detection bound
+        for a SYN's answer (before: a second each); and each close reaches the
+        server at once, so that it takes the next connection (before: a
+        resume's connect attempt held the end of file back for up to a
+        second)."""
+        server = ("import socket\n"
+                  f"l = socket.create_server(({self.net.b.addr!r}, {base.PORT}))\n"
+                  "while True:\n"
+                  "    c, _ = l.accept()\n"
+                  "    while (b := c.recv(100)):\n"
+                  "        c.sendall(b)\n"
+                  "    c.close()\n")
+        self.net.b.popen("server", ["python3", "-c", server],
+                         env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "the server to listen")
+        self.wait_advertised()
+        self.net.cuts.link_down("b")
+        client = ("import json, socket, time\n"
+                  "times = []\n"
+                  "for i in range(6):\n"
+                  "    t0 = time.monotonic()\n"
+                  f"    s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+                  "    t1 = time.monotonic()\n"
+                  "    s.sendall(b'x')\n"
+                  "    assert s.recv(1) == b'x'\n"
+                  "    times.append((t1 - t0, time.monotonic() - t1))\n"
+                  "    time.sleep(0.3)  # as a client does with its answer\n"
+                  "    s.close()\n"
+                  "print(json.dumps(times))\n")
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
+        self.assertEqual(h.wait_exit(proc, 120), 0, proc.describe() + self.context())
+        times = json.loads(proc.popen.stdout.read().decode())
+        print(f"connect, first echo (s): {times}", file=sys.stderr)
+        for connect_s, echo_s in times[1:]:
+            self.assertLess(connect_s, base.DETECT_MS / 2000, f"{times}\n{self.context()}")
+            self.assertLess(echo_s, 0.5, f"{times}\n{self.context()}")
+        self.assertEqual(self.log_lines("a", "opened over the volume"), 6, self.context())
+
     def test_blackholed_nc_stream_opens_over_the_volume_and_returns_to_tcp(self):
         size, rate = 12 * h.MiB, 2 * h.MiB
         out = self.net.path("out")
