@@ -531,16 +531,8 @@ TEST_F(EngineTest, AConnectionWhoseAcksStopFailsOverWithinTheBound) {
   char byte = 'x';
   ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
   ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
-  Session* s = a_->SessionFor(client_);
-  const absl::Time cut = absl::Now();
-  os_.Stall(client_);
-  while (s->state.load() != SessionState::kStorage &&
-         absl::Now() < cut + absl::Seconds(10)) {
-    absl::SleepFor(absl::Milliseconds(5));  // polling a state
-  }
-  const absl::Duration took = absl::Now() - cut;
-  os_.Clear();
-  ASSERT_EQ(s->state.load(), SessionState::kStorage);
+  const absl::Duration took = TimeSilentCut(absl::Seconds(10));
+  ASSERT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
   // detect_ms is 500; the probe runs every detect_ms / 25.
   EXPECT_LT(took, absl::Milliseconds(1500)) << took;
   EXPECT_EQ(os_.Count(FakeOsCalls::Call::kSendMsg, client_), 1)

@@ -163,6 +163,23 @@ class EngineTest : public testing::Test {
     return out;
   }
 
+  // Makes the client's connection look as if its peer went silent
+  // (FakeOsCalls::Stall) and returns how long the client's engine took to
+  // move it to storage (it gives up after `limit`).
+  absl::Duration TimeSilentCut(absl::Duration limit) {
+    Session* s = a_->SessionFor(client_);
+    const absl::Time cut = absl::Now();
+    os_.Stall(client_);
+    while (s->state.load() != SessionState::kStorage &&
+           absl::Now() < cut + limit) {
+      absl::SleepFor(absl::Milliseconds(5));  // polling a state
+    }
+    const absl::Duration took = absl::Now() - cut;
+    os_.Clear();
+    EXPECT_EQ(s->state.load(), SessionState::kStorage);
+    return took;
+  }
+
   // Forces `e` to fail over `fd`, retrying while the peer's heartbeat does not
   // list it yet.
   static void ForceFailover(EngineImpl* e, int fd) {

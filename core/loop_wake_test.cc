@@ -51,16 +51,7 @@ TEST_F(EngineTest, ASilentCutIsFoundWithinTheBoundWhateverTheHeartbeat) {
   char byte = 'x';
   ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
   ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
-  Session* s = a_->SessionFor(client_);
-  const absl::Time cut = absl::Now();
-  os_.Stall(client_);
-  while (s->state.load() != SessionState::kStorage &&
-         absl::Now() < cut + absl::Seconds(15)) {
-    absl::SleepFor(absl::Milliseconds(5));  // polling a state
-  }
-  const absl::Duration took = absl::Now() - cut;
-  os_.Clear();
-  EXPECT_EQ(s->state.load(), SessionState::kStorage);
+  const absl::Duration took = TimeSilentCut(absl::Seconds(15));
   EXPECT_LT(took, absl::Milliseconds(1500)) << took;
 }
 
