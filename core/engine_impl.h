@@ -338,14 +338,6 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // ETIMEDOUT with *blackholed when the SYN got no answer within the
   // detection bound and a live peer listens at `dest`).
   int AwaitConnect(int fd, const sockaddr_storage& dest, bool* blackholed);
-  // How long a SYN to `dest` may go unanswered before the connection opens
-  // over the volume: the detection bound, or a tenth of it (at least 50 ms)
-  // while a session with that host is on the volume, since its path is known
-  // to be down then (a resume moves the session back within a fraction of a
-  // second of the heal).
-  int64_t SynWaitNs(const sockaddr_storage& dest);
-  int64_t SynWaitNsLocked(const MappedAddress& dest)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(table_.mu);
   // The peer process whose heartbeat advertises a listener that a connection
   // to `dest` would reach: a live one first. None when nobody advertises one.
   std::optional<OpenTarget> FindListener(const sockaddr_storage& dest);

@@ -15,7 +15,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -92,7 +91,6 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
   socklen_t len = sizeof(sndtimeo);
   os_->GetSockOpt(fd, SOL_SOCKET, SO_SNDTIMEO, &sndtimeo, &len);
   const int64_t start = clock_->NowNs();
-  const int64_t bound_ns = SynWaitNs(dest);
   const int64_t limit_ns = sndtimeo.tv_sec > 0 || sndtimeo.tv_usec > 0
                                ? start + sndtimeo.tv_sec * 1'000'000'000LL +
                                      sndtimeo.tv_usec * 1000LL
@@ -102,7 +100,8 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
     const int64_t now = clock_->NowNs();
     if (limit_ns >= 0 && now >= limit_ns) return EINPROGRESS;
     int64_t wait_ns = limit_ns >= 0 ? limit_ns - now : 1'000'000'000;
-    if (!asked) wait_ns = std::min(wait_ns, start + bound_ns - now);
+    if (!asked)
+      wait_ns = std::min(wait_ns, start + config_.detect_ms * 1'000'000 - now);
     pollfd p{fd, POLLOUT, 0};
     SysResult polled = os_->Poll(
         &p, 1, static_cast<int>(std::max<int64_t>(wait_ns / 1'000'000, 1)));
@@ -116,7 +115,7 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
       os_->GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
       return error;
     }
-    if (!asked && clock_->NowNs() >= start + bound_ns) {
+    if (!asked && clock_->NowNs() >= start + config_.detect_ms * 1'000'000) {
       // No answer to the SYN within the bound: the rendezvous, if a live
       // listener is advertised. Otherwise TCP's own patience.
       asked = true;
@@ -132,27 +131,6 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
       }
     }
   }
-}
-
-int64_t EngineImpl::SynWaitNs(const sockaddr_storage& dest) {
-  MappedAddress host;
-  if (!ToMapped(dest, &host)) return config_.detect_ms * 1'000'000;
-  absl::MutexLock lock(&table_.mu);
-  return SynWaitNsLocked(host);
-}
-
-int64_t EngineImpl::SynWaitNsLocked(const MappedAddress& dest) {
-  bool down = false;
-  table_.ForEach([&](const std::shared_ptr<Session>& s) {
-    MappedAddress remote;
-    down = down || (s->state.load() == SessionState::kStorage &&
-                    ToMapped(s->endpoints.remote, &remote) &&
-                    remote.bytes == dest.bytes);
-  });
-  const int64_t detect_ms = config_.detect_ms;
-  return (down ? std::clamp<int64_t>(detect_ms / 10, 50, detect_ms)
-               : detect_ms) *
-         1'000'000;
 }
 
 std::optional<EngineImpl::OpenTarget> EngineImpl::FindListener(
@@ -440,10 +418,8 @@ void EngineImpl::CheckOpening() {
       if (s->opening.load()) opening.push_back(s);
     });
     for (const auto& s : table_.connecting()) {
-      MappedAddress dest;
       if (!s->dormant.load() && s->connect_started_ns > 0 &&
-          ToMapped(s->endpoints.remote, &dest) &&
-          now - s->connect_started_ns > SynWaitNsLocked(dest)) {
+          now - s->connect_started_ns > config_.detect_ms * 1'000'000) {
         blackholed.push_back(s);
       }
     }

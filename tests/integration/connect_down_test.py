@@ -80,9 +80,7 @@ class ConnectWhileDownTest(base.ShimTestCase):
 
     def test_one_connection_after_another_while_the_link_is_down(self):
         """A client that opens connections one after another to a server that
-        serves one at a time, while the link is down. Once the first has found
-        the path down, the next connects do not wait out the detection bound
-        for a SYN's answer (before: a second each); and each close reaches the
+        serves one at a time, while the link is down: each close reaches the
         server at once, so that it takes the next connection (before: a
         resume's connect attempt held the end of file back for up to a
         second)."""
@@ -115,8 +113,7 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.assertEqual(h.wait_exit(proc, 120), 0, proc.describe() + self.context())
         times = json.loads(proc.popen.stdout.read().decode())
         print(f"connect, first echo (s): {times}", file=sys.stderr)
-        for connect_s, echo_s in times[1:]:
-            self.assertLess(connect_s, base.DETECT_MS / 2000, f"{times}\n{self.context()}")
+        for _, echo_s in times[1:]:
             self.assertLess(echo_s, 0.5, f"{times}\n{self.context()}")
         self.assertEqual(self.log_lines("a", "opened over the volume"), 6, self.context())
 
