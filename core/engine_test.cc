@@ -69,11 +69,8 @@ TEST_F(EngineTest, HealthyPathWritesNoChannel) {
   rx.join();
   EXPECT_TRUE(got == data);
   EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
-  auto volume = storage::OpenDirVolume(dir_, {});
-  ASSERT_THAT(volume, IsOk());
-  auto channels = (*volume)->ListChannels();
-  ASSERT_THAT(channels, IsOk());
-  EXPECT_TRUE(channels->empty()) << "the healthy path wrote a channel";
+  const std::vector<std::string> channels = ChannelsOnVolume();
+  EXPECT_TRUE(channels.empty()) << "the healthy path wrote a channel";
 }
 
 // Sends of several iovecs (an empty one among them) and MSG_WAITALL receives
@@ -475,11 +472,8 @@ TEST_F(EngineTest, AResetWithNoDiskwirePeerReachesTheApplication) {
   EXPECT_EQ(Send(a_.get(), client_, &byte, 1), -1);
   EXPECT_EQ(errno, ECONNRESET);
   EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
-  auto volume = storage::OpenDirVolume(dir_, {});
-  ASSERT_THAT(volume, IsOk());
-  auto channels = (*volume)->ListChannels();
-  ASSERT_THAT(channels, IsOk());
-  EXPECT_TRUE(channels->empty()) << (*channels)[0];
+  const std::vector<std::string> channels = ChannelsOnVolume();
+  EXPECT_TRUE(channels.empty()) << channels[0];
 }
 
 // The server's application resets the connection (SO_LINGER {1, 0}): the
@@ -493,22 +487,7 @@ TEST_F(EngineTest, AnApplicationsResetIsNotTakenForAFailure) {
   ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
   // Until the server's heartbeat lists the session: before, the client would
   // have failed over to it.
-  const SessionId id = a_->SessionFor(client_)->id;
-  auto volume = storage::OpenDirVolume(dir_, {});
-  ASSERT_THAT(volume, IsOk());
-  bool listed = false;
-  const absl::Time until = absl::Now() + absl::Seconds(5);
-  while (!listed && absl::Now() < until) {
-    auto listing = (*volume)->ListHeartbeats();
-    ASSERT_THAT(listing, IsOk());
-    for (const storage::Heartbeat& hb : listing->heartbeats) {
-      auto report = DecodeProcessReport(hb.payload);
-      if (hb.process_id != b_->process_id() || !report.ok()) continue;
-      for (const SessionReport& r : report->sessions) listed |= r.id == id;
-    }
-    if (!listed) absl::SleepFor(absl::Milliseconds(10));  // polling the volume
-  }
-  ASSERT_TRUE(listed) << "the server's heartbeat never listed the session";
+  WaitUntilHeartbeatLists(*b_, a_.get(), client_);
   const linger abort_on_close{1, 0};
   ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_LINGER, &abort_on_close,
                              sizeof(abort_on_close))
@@ -517,9 +496,8 @@ TEST_F(EngineTest, AnApplicationsResetIsNotTakenForAFailure) {
   EXPECT_EQ(Recv(a_.get(), client_, &byte, 1), -1);
   EXPECT_EQ(errno, ECONNRESET);
   EXPECT_NE(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
-  auto channels = (*volume)->ListChannels();
-  ASSERT_THAT(channels, IsOk());
-  EXPECT_TRUE(channels->empty()) << "failed over: " << (*channels)[0];
+  const std::vector<std::string> channels = ChannelsOnVolume();
+  EXPECT_TRUE(channels.empty()) << "failed over: " << channels[0];
 }
 
 // The peer goes silent: what the client sent is never acknowledged. The

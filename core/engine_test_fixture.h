@@ -19,6 +19,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -26,6 +27,7 @@
 #include "core/engine_impl.h"
 #include "core/fake_os_calls.h"
 #include "gtest/gtest.h"
+#include "storage/dir_volume.h"
 
 namespace diskwire {
 
@@ -190,6 +192,39 @@ class EngineTest : public testing::Test {
       absl::SleepFor(
           absl::Milliseconds(20));  // waiting for the peer's next heartbeat
     }
+  }
+
+  // The channels on the shared volume now (none on the healthy path).
+  std::vector<std::string> ChannelsOnVolume() {
+    auto volume = storage::OpenDirVolume(dir_, {});
+    EXPECT_THAT(volume, IsOk());
+    if (!volume.ok()) return {};
+    auto channels = (*volume)->ListChannels();
+    EXPECT_THAT(channels, IsOk());
+    return channels.ok() ? *channels : std::vector<std::string>{};
+  }
+
+  // Waits until `e`'s heartbeat on the volume lists the session of `fd`
+  // (an fd of the other engine): from then on, a failover of that side finds
+  // its peer.
+  void WaitUntilHeartbeatLists(const EngineImpl& e, EngineImpl* other, int fd) {
+    const SessionId id = other->SessionFor(fd)->id;
+    auto volume = storage::OpenDirVolume(dir_, {});
+    ASSERT_THAT(volume, IsOk());
+    const absl::Time until = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < until) {
+      auto listing = (*volume)->ListHeartbeats();
+      ASSERT_THAT(listing, IsOk());
+      for (const storage::Heartbeat& hb : listing->heartbeats) {
+        auto report = DecodeProcessReport(hb.payload);
+        if (hb.process_id != e.process_id() || !report.ok()) continue;
+        for (const SessionReport& r : report->sessions) {
+          if (r.id == id) return;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(10));  // polling the volume
+    }
+    FAIL() << "the heartbeat never listed the session";
   }
 
   // Streams `bytes` each way at once; once `cut_after` bytes went up, one
