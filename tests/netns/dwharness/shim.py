@@ -94,14 +94,22 @@ class Diskwire:
             env["LD_PRELOAD"] = self.preload
         return env
 
-    def logs(self, limit=1500):
-        """The tail of both hosts' diskwire logs, for failure messages."""
+    def logs(self, limit=1500, warnings=20):
+        """For failure messages: both hosts' last `warnings` lines that are
+        not INFO (a long run's INFO lines push them out of any tail), then
+        the tail of each log."""
         parts = []
         for node in ("a", "b"):
             path = self.log_path(node)
-            if file_size(path):
-                with open(path, "rb") as f:
-                    f.seek(max(0, file_size(path) - limit))
-                    parts.append(f"--- diskwire log {node} ---\n"
-                                 + f.read().decode(errors="replace"))
+            if not file_size(path):
+                continue
+            with open(path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+            notable = [line for line in lines if " INFO: " not in line]
+            if notable:
+                parts.append(f"--- diskwire log {node}: the last {warnings} of "
+                             f"{len(notable)} lines that are not INFO ---\n"
+                             + "\n".join(notable[-warnings:]))
+            tail = "\n".join(lines)[-limit:]
+            parts.append(f"--- diskwire log {node} ---\n" + tail)
         return "\n".join(parts) or "(no diskwire log)"
