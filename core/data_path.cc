@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -34,6 +35,14 @@ SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
 }
 
 constexpr int kWaitSliceMs = 20;  // how soon a blocked hook notices a swap
+
+// The engine sends with MSG_NOSIGNAL, for it may carry the stream on over
+// the volume; an EPIPE that reaches the application comes with the SIGPIPE
+// the kernel's send would have raised on this thread.
+SysResult SignalBrokenPipe(SysResult r, int flags) {
+  if (r.error == EPIPE && (flags & MSG_NOSIGNAL) == 0) raise(SIGPIPE);
+  return r;
+}
 
 }  // namespace
 
@@ -163,7 +172,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         // bytes: every byte the kernel accepts has a place in the ring.
         const msghdr m =
             done > 0 || room < want ? MsgSlice(*msg, done, room, &part) : *msg;
-        r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT);
+        r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r.ok()) {
           KeepSent(s, fd, m.msg_iov, m.msg_iovlen, r.value);
           done += r.value;
@@ -228,7 +237,8 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
                       ? SendDirect(s, fd, &rest, flags, &retry)
                       : SendStorage(s, fd, &rest, flags, &retry);
     if (r.ok()) done += r.value;
-    if (!retry) return done > 0 ? SysResult::Ok(done) : r;
+    if (!retry)
+      return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
     // The session moved between TCP and storage under the call. A blocking
     // send goes on in the new state: it returns once every byte is handed
     // over, as the kernel's does, for programs that trust it to.
