@@ -46,12 +46,8 @@ bool EngineImpl::FinishLinger(Session* s) {
       if (sample->outq > 0) return false;
       // The kernel's queue can also be empty because it gave up (a reset, a
       // timeout): then the path failed, and the failover check that follows
-      // takes the session on. The socket is the engine's alone now, so
-      // reading (and clearing) its error takes nothing from anyone.
-      if (sample->state == TCP_CLOSE) {
-        auto error = probe_.PendingError(s->linger_fd);
-        if (!error.ok() || *error != 0) return false;
-      }
+      // takes the session on (and must still see the error).
+      if (sample->error_pending) return false;
     }
     private_[s->linger_fd].store(0, std::memory_order_release);
     os_->Close(s->linger_fd);

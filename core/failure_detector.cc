@@ -89,7 +89,8 @@ bool FailureDetector::OnSample(const PathSample& sample) {
     case 5:  // TCP_FIN_WAIT2
     case 8:  // TCP_CLOSE_WAIT
       break;
-    case 7:  // TCP_CLOSE, with an error pending for the application
+    case 7:                                     // TCP_CLOSE
+      if (!sample.error_pending) return false;  // ended in order
       Fail(FailureReason::kKernelClosed, 0, "the kernel closed the connection");
       return true;
     default:  // closing in order

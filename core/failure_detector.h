@@ -53,6 +53,8 @@ struct PathSample {
   uint8_t unanswered_probes = 0;
   // The peer advertises a zero window (known on Linux >= 6.2 only).
   bool peer_window_shut = false;
+  // TCP_CLOSE with an error for the application (else it ended in order).
+  bool error_pending = false;
 };
 
 struct FailureVerdict {
@@ -67,7 +69,8 @@ struct FailureVerdict {
 // error on the application's call, the loop's periodic probe, a wait that
 // reports an error) goes through it. Healthy until the first of:
 //  - a socket error that names the network (ReasonForErrno);
-//  - the kernel closed the connection (TCP_CLOSE: a reset, its user timeout);
+//  - the kernel closed the connection (TCP_CLOSE with an error pending: a
+//    reset, its user timeout; without one, the connection ended in order);
 //  - a stall: bytes in flight and no progress of bytes_acked for detect_ms;
 //  - bytes queued and no ACK at all for detect_ms (after retransmission
 //    timeouts, or with the link down, the kernel holds its queue back as not

@@ -136,18 +136,22 @@ TEST_F(FailureDetectorTest, VerdictIsLatchedUntilReset) {
 }
 
 // The kernel gave up on the connection (a reset, its user timeout): the
-// probe sees TCP_CLOSE, and that is a failure whatever the counters say.
+// probe sees TCP_CLOSE with an error pending, and that is a failure whatever
+// the counters say.
 TEST_F(FailureDetectorTest, AConnectionTheKernelClosedHasFailed) {
   PathSample closed;
   closed.tcp_state = 7;  // TCP_CLOSE
+  closed.error_pending = true;
   EXPECT_TRUE(detector_.OnSample(closed));
   EXPECT_EQ(detector_.verdict().reason, FailureReason::kKernelClosed);
 }
 
-// TIME_WAIT, LAST_ACK, CLOSING: both sides are ending the connection in
-// order; that is the application's business, even with bytes in flight.
+// TIME_WAIT, LAST_ACK, CLOSING, and TCP_CLOSE with no error (the socket an
+// application holds once its connection went to TIME_WAIT): both sides are
+// ending the connection in order; that is the application's business, even
+// with bytes in flight.
 TEST_F(FailureDetectorTest, AConnectionClosingInOrderNeverFails) {
-  for (uint8_t state : {6, 9, 11}) {
+  for (uint8_t state : {6, 7, 9, 11}) {
     PathSample closing;
     closing.tcp_state = state;
     closing.bytes_in_flight = 10;

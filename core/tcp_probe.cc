@@ -3,6 +3,7 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -90,6 +91,13 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   s.inq = static_cast<uint32_t>(std::max(inq, 0));
   s.fin_received = FinReceivedState(s.state) &&
                    s.bytes_received > s.inq;  // FIN not yet consumed.
+  if (s.state == kTcpClose) {
+    // SO_ERROR would clear the error; poll() reports it and leaves it.
+    pollfd p{fd, 0, 0};
+    r = os_->Poll(&p, 1, 0);
+    if (!r.ok()) return CallError(r, "poll", fd);
+    s.error_pending = (p.revents & POLLERR) != 0;
+  }
   return s;
 }
 

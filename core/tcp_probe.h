@@ -66,6 +66,11 @@ struct TcpSample {
   uint32_t outq = 0;          // SIOCOUTQ: written, not yet acknowledged
   uint32_t inq = 0;           // FIONREAD: readable bytes (FIN excluded)
   bool fin_received = false;  // the peer's FIN arrived and is not yet read
+  // In TCP_CLOSE only: an error (a reset, a timeout) waits for the
+  // application. Without one the connection ended in order: a socket whose
+  // connection went to TIME_WAIT, or acknowledged our last FIN, reads
+  // TCP_CLOSE while the application still holds it.
+  bool error_pending = false;
 
   // Bytes sent and not yet acknowledged (excludes bytes held back, e.g. by a
   // zero window).
@@ -103,6 +108,7 @@ struct TcpSample {
     p.retransmits = retransmits;
     p.unanswered_probes = probes;
     p.peer_window_shut = window_known && peer_window == 0;
+    p.error_pending = error_pending;
     return p;
   }
 };
@@ -112,9 +118,11 @@ class TcpProbe {
  public:
   explicit TcpProbe(OsCalls* os) : os_(os) {}
 
-  // TCP_INFO + SIOCOUTQ + FIONREAD. Errors: the errno of the failing call as
-  // a Status naming it (EBADF, ENOTSOCK, EINVAL on a listening socket...);
-  // FailedPrecondition when the kernel's tcp_info lacks the byte counters.
+  // TCP_INFO + SIOCOUTQ + FIONREAD (and, in TCP_CLOSE, poll()'s POLLERR,
+  // which leaves the error to the application). Errors: the errno of the
+  // failing call as a Status naming it (EBADF, ENOTSOCK, EINVAL on a listening
+  // socket...); FailedPrecondition when the kernel's tcp_info lacks the byte
+  // counters.
   absl::StatusOr<TcpSample> Sample(int fd) const;
 
   // TcpSample::AckedOffset() from SIOCOUTQ alone (one ioctl): the healthy

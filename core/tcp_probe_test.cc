@@ -320,6 +320,7 @@ TEST_F(TcpProbeTest, QueuedBytesStayReadableAfterPeerReset) {
   server_ = -1;
   TcpSample c =
       WaitFor(client_, [](const TcpSample& s) { return s.state == kTcpClose; });
+  EXPECT_TRUE(c.error_pending);
   EXPECT_EQ(c.inq, 7000u);
   EXPECT_EQ(c.bytes_received, 7000u);
   EXPECT_FALSE(c.fin_received);
@@ -352,6 +353,22 @@ TEST_F(TcpProbeTest, FinThenResetIsAmbiguousUntilDrained) {
   EXPECT_EQ(r.value, 0) << "a FIN was received: the drain ends in EOF";
 }
 
+// Kernel fact: a socket whose connection ended in order reads TCP_CLOSE once
+// the connection is in TIME_WAIT, while the application still holds it; no
+// error waits for it, which tells it from a reset.
+TEST_F(TcpProbeTest, AnOrderlyEndReadsCloseWithNoError) {
+  ASSERT_TRUE(os_->Shutdown(client_, SHUT_WR).ok());
+  WaitFor(server_, [](const TcpSample& s) { return s.state == kTcpCloseWait; });
+  ASSERT_TRUE(os_->Shutdown(server_, SHUT_WR).ok());
+  TcpSample c =
+      WaitFor(client_, [](const TcpSample& s) { return s.state == kTcpClose; });
+  EXPECT_FALSE(c.error_pending);
+  ASSERT_OK_AND_ASSIGN(int err, probe_.PendingError(client_));
+  EXPECT_EQ(err, 0);
+}
+
+// The samples taken while waiting (which look for the error with poll())
+// leave it to the application.
 TEST_F(TcpProbeTest, PendingErrorAfterResetIsConnReset) {
   ResetFrom(server_);
   server_ = -1;
