@@ -118,7 +118,7 @@ class ShimTestCase(unittest.TestCase):
     def context(self, xfer=None):
         parts = [xfer.describe()] if xfer else []
         parts.append(f"cuts: {[what for _, what in self.net.cuts.log]}")
-        parts.append(self.dw.logs())
+        parts.append(self.dw.logs(warnings=20))
         return "\n".join(parts)
 
     def assert_byte_exact(self, xfer, timeout):

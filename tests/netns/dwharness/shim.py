@@ -94,10 +94,11 @@ class Diskwire:
             env["LD_PRELOAD"] = self.preload
         return env
 
-    def logs(self, limit=1500, warnings=20):
-        """For failure messages: both hosts' last `warnings` lines that are
-        not INFO (a long run's INFO lines push them out of any tail), then
-        the tail of each log."""
+    def logs(self, limit=1500, warnings=0):
+        """The tail of both hosts' diskwire logs, for failure messages; with
+        `warnings`, each host's last `warnings` lines that are not INFO
+        before its tail (a long run's INFO lines push them out of any
+        tail)."""
         parts = []
         for node in ("a", "b"):
             path = self.log_path(node)
@@ -106,7 +107,7 @@ class Diskwire:
             with open(path, "rb") as f:
                 lines = f.read().decode(errors="replace").splitlines()
             notable = [line for line in lines if " INFO: " not in line]
-            if notable:
+            if warnings and notable:
                 parts.append(f"--- diskwire log {node}: the last {warnings} of "
                              f"{len(notable)} lines that are not INFO ---\n"
                              + "\n".join(notable[-warnings:]))
