@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "core/engine_impl.h"
 #include "core/iov.h"
+#include "core/signal_restart.h"
 
 namespace diskwire {
 
@@ -55,7 +56,7 @@ void EngineImpl::WaitWhileSwapping(Session* s) {
 
 SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
                                 uint32_t generation, SessionState in,
-                                absl::Time* deadline) {
+                                absl::Time* deadline, bool moved) {
   if (*deadline == absl::InfinitePast()) {
     // The first wait of the call: it gives up at the socket's timeout.
     timeval tv{};
@@ -74,8 +75,17 @@ SysResult EngineImpl::WaitReady(int fd, short events, Session* s,
         kWaitSliceMs,
         absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)))));
     SysResult r = os_->Poll(&p, 1, slice_ms);
-    if (!r.ok() && r.error != EINTR) return SysResult::Ok(0);
-    if (r.value > 0) return SysResult::Ok(0);
+    if (!r.ok() && r.error == EINTR) {
+      // As the kernel's blocking call: a signal ends it with what it moved,
+      // or with EINTR unless the call restarts (and then, like it, this wait
+      // goes on). A program's handler runs now, and one that must see the
+      // call end (Python's, for one) sees it end.
+      if (moved || !RestartsAfterSignal(*deadline != absl::InfiniteFuture())) {
+        return SysResult::Fail(EINTR);
+      }
+      continue;
+    }
+    if (!r.ok() || r.value > 0) return SysResult::Ok(0);
   }
   return SysResult::Ok(0);
 }
@@ -191,11 +201,9 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking())
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kDirect,
-                     &deadline)
-               .ok()) {
-        return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      }
+      SysResult waited = WaitReady(fd, POLLOUT, s, generation,
+                                   SessionState::kDirect, &deadline, done > 0);
+      if (!waited.ok()) return done > 0 ? SysResult::Ok(done) : waited;
       continue;
     }
     if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
@@ -285,11 +293,10 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
       r = SysResult::Fail(EAGAIN);  // a short send: the pair is full
     }
     if (r.error == EAGAIN && !IsNonBlocking(fd, flags)) {
-      if (!WaitReady(fd, POLLOUT, s, generation, SessionState::kStorage,
-                     &deadline)
-               .ok()) {
-        return done > 0 ? SysResult::Ok(done) : r;  // SO_SNDTIMEO passed
-      }
+      // SO_SNDTIMEO passed (EAGAIN), or a signal (EINTR).
+      SysResult waited = WaitReady(fd, POLLOUT, s, generation,
+                                   SessionState::kStorage, &deadline, done > 0);
+      if (!waited.ok()) return done > 0 ? SysResult::Ok(done) : waited;
       continue;
     }
     if (done > 0) return SysResult::Ok(done);

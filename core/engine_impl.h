@@ -191,9 +191,11 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // generation `generation`, or `*deadline` passes (then EAGAIN), in slices
   // short enough to notice a swap. A call's first wait (`*deadline` still
   // InfinitePast) sets it from the socket's SO_SNDTIMEO (POLLOUT) or
-  // SO_RCVTIMEO, or to never, as the kernel times a blocking call.
+  // SO_RCVTIMEO, or to never, as the kernel times a blocking call. A signal
+  // handler ends it with EINTR as it ends the kernel's call: when the call
+  // `moved` bytes already, or unless the call would restart.
   SysResult WaitReady(int fd, short events, Session* s, uint32_t generation,
-                      SessionState in, absl::Time* deadline);
+                      SessionState in, absl::Time* deadline, bool moved);
 
   // --- failover.cc ---
   // Moves a DIRECT session to STORAGE. `peer_process` is known when the peer

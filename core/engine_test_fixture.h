@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -271,6 +274,47 @@ class EngineTest : public testing::Test {
   FakeOsCalls os_;
   std::unique_ptr<EngineImpl> a_, b_;
 };
+
+// A SIGUSR1 handler that does nothing, with or without SA_RESTART, for the
+// life of the object: a test interrupts a call blocked on another thread with
+// pthread_kill(thread, SIGUSR1).
+class ScopedUsr1Handler {
+ public:
+  explicit ScopedUsr1Handler(bool restart) {
+    struct sigaction act {};
+    act.sa_handler = [](int) {};
+    act.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGUSR1, &act, &old_);
+  }
+  ~ScopedUsr1Handler() { sigaction(SIGUSR1, &old_, nullptr); }
+
+ private:
+  struct sigaction old_;
+};
+
+// Runs `call` on a thread, sends that thread SIGUSR1 after `after`, and says
+// whether `call` returned within `limit` of the signal; if not, `unblock`
+// frees it.
+inline bool ReturnsOnSignal(const std::function<void()>& call,
+                            absl::Duration after, absl::Duration limit,
+                            const std::function<void()>& unblock) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    call();
+    done.store(true);
+  });
+  absl::SleepFor(after);  // the call is blocked by then
+  pthread_kill(t.native_handle(), SIGUSR1);
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done.load() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));  // polling a flag the thread sets
+  }
+  const bool returned = done.load();
+  if (!returned) unblock();
+  t.join();
+  return returned;
+}
 
 // Where two streams first differ, for failure messages.
 inline size_t FirstDifference(const std::string& a, const std::string& b) {

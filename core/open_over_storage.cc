@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/engine_impl.h"
+#include "core/signal_restart.h"
 
 namespace diskwire {
 namespace {
@@ -105,9 +106,13 @@ int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
     pollfd p{fd, POLLOUT, 0};
     SysResult polled = os_->Poll(
         &p, 1, static_cast<int>(std::max<int64_t>(wait_ns / 1'000'000, 1)));
-    // A signal does not end the wait, as the data path's waits: the kernel
-    // restarts a blocking connect() under SA_RESTART, glibc's default.
-    if (!polled.ok() && polled.error == EINTR) continue;
+    // A signal ends the wait as it ends the kernel's blocking connect(),
+    // unless the call would restart; the connection goes on without the
+    // caller, as the kernel's does.
+    if (!polled.ok() && polled.error == EINTR) {
+      if (!RestartsAfterSignal(limit_ns >= 0)) return EINTR;
+      continue;
+    }
     if (!polled.ok()) return polled.error;
     if (polled.value > 0) {
       int error = 0;

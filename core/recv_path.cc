@@ -148,11 +148,10 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
     }
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
       if (nonblocking()) return got > 0 ? SysResult::Ok(got) : r;
-      if (!WaitReady(fd, POLLIN, s, generation, SessionState::kStorage,
-                     &deadline)
-               .ok()) {
-        return got > 0 ? SysResult::Ok(got) : r;  // SO_RCVTIMEO passed
-      }
+      // SO_RCVTIMEO passed (EAGAIN), or a signal (EINTR).
+      SysResult waited = WaitReady(fd, POLLIN, s, generation,
+                                   SessionState::kStorage, &deadline, got > 0);
+      if (!waited.ok()) return got > 0 ? SysResult::Ok(got) : waited;
       continue;
     }
     if (got > 0) return SysResult::Ok(got);  // the error shows on the next call

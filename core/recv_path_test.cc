@@ -271,5 +271,50 @@ TEST_F(EngineTest, TheHealthyPathTakesNoEngineWideLock) {
   EXPECT_EQ(got, "pong");
 }
 
+// A receive over the volume waits in the engine, not in the kernel. A signal
+// must end it as it ends the kernel's blocking receive: with EINTR when the
+// handler does not ask for SA_RESTART (Python's handlers do not: without
+// the EINTR, Ctrl-C never reached a Python client waiting through an outage).
+TEST_F(EngineTest, ASignalEndsAReceiveWaitingOnTheVolume) {
+  Connect(Mode::kStorage);
+  ScopedUsr1Handler handler(/*restart=*/false);
+  SysResult r;
+  const bool returned = ReturnsOnSignal(
+      [&] {
+        char byte;
+        iovec iov{&byte, 1};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        r = a_->RecvMsg(client_, &m, 0);
+      },
+      absl::Milliseconds(300), absl::Seconds(2),
+      [&] { ASSERT_EQ(Send(b_.get(), server_, "x", 1), 1); });
+  EXPECT_TRUE(returned) << "the signal did not end the receive";
+  EXPECT_EQ(r.error, EINTR);
+}
+
+// With SA_RESTART the kernel restarts the receive: it goes on waiting and
+// returns the bytes that come after the signal.
+TEST_F(EngineTest, AReceiveOnTheVolumeRestartsAfterAnSaRestartHandler) {
+  Connect(Mode::kStorage);
+  ScopedUsr1Handler handler(/*restart=*/true);
+  SysResult r;
+  char byte = 0;
+  const bool returned = ReturnsOnSignal(
+      [&] {
+        iovec iov{&byte, 1};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        r = a_->RecvMsg(client_, &m, 0);
+      },
+      absl::Milliseconds(300), absl::Milliseconds(300),
+      [&] { ASSERT_EQ(Send(b_.get(), server_, "x", 1), 1); });
+  EXPECT_FALSE(returned) << "returned " << r.value << ", error " << r.error;
+  EXPECT_EQ(r.value, 1);
+  EXPECT_EQ(byte, 'x');
+}
+
 }  // namespace
 }  // namespace diskwire

@@ -108,6 +108,37 @@ TEST_F(SendPathTest, ABlockingSendThatAFailoverInterruptsIsWhole) {
   EXPECT_GE(a_->SessionFor(client_)->episode, 1u);
 }
 
+// A blocking send that waits for room (the reader reads nothing) ends on a
+// signal as the kernel's does: with the bytes it handed over, in either
+// state; a program's timeout (alarm, a Python handler) depends on it.
+TEST_F(SendPathTest, ASignalEndsASendWaitingForRoomWithWhatItSent) {
+  for (Mode mode : {Mode::kFailover, Mode::kStorage}) {
+    SCOPED_TRACE(mode == Mode::kStorage ? "storage" : "direct");
+    Connect(mode);
+    ScopedUsr1Handler handler(/*restart=*/true);
+    const std::string data = RandomBytes(64 << 20, 23);
+    ssize_t sent = -2;
+    const bool returned = ReturnsOnSignal(
+        [&] { sent = Send(a_.get(), client_, data.data(), data.size()); },
+        absl::Milliseconds(300), absl::Seconds(2),
+        [&] {  // let the send finish: read all it sends
+          std::string buf(1 << 20, '\0');
+          for (size_t got = 0; got < data.size();) {
+            const ssize_t n = Recv(b_.get(), server_, buf.data(), buf.size());
+            if (n <= 0) break;
+            got += n;
+          }
+        });
+    EXPECT_TRUE(returned) << "the signal did not end the send";
+    EXPECT_GT(sent, 0);
+    EXPECT_LT(sent, static_cast<ssize_t>(data.size()));
+    a_.reset();
+    b_.reset();
+    close(client_);
+    close(server_);
+  }
+}
+
 // The server shut down its side, and the network resets the half-closed
 // connection (a firewall's reset, played here by disconnecting the server's
 // socket under its engine): the kernel answers the client's next send with

@@ -4,6 +4,7 @@ setup, ACK-free control traffic), and a cut makes no difference. With no
 diskwire peer, the connection fails as TCP would instead of swallowing bytes."""
 
 import os
+import signal
 import subprocess
 import time
 
@@ -135,6 +136,44 @@ class StorageModeTest(base.ShimTestCase):
         self.assertEqual(out.strip(), "b'answer\\n' error 104", self.context())
         self.assertEqual(self.log_lines("a", "storage mode"), 1, self.context())
 
+
+    def test_ctrl_c_ends_a_receive_waiting_on_the_volume(self):
+        """A Python client waits for an answer that does not come, over the
+        volume: Ctrl-C (SIGINT) must end it at once, as it does on TCP.
+        Python's handler only sets a flag; the interpreter acts on it when
+        the receive returns EINTR, which a wait inside diskwire never
+        returned: the client hung until killed."""
+        server = (
+            "import socket, time\n"
+            f"l = socket.create_server(({self.net.b.addr!r}, {base.PORT}))\n"
+            "c, _ = l.accept()\n"
+            "time.sleep(60)\n")
+        self.net.b.popen("server", ["python3", "-c", server],
+                         env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20,
+                   "the server to listen")
+        ready = self.net.path("client-ready")
+        client = (
+            "import socket\n"
+            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+            f"open({ready!r}, 'w').close()\n"
+            "try:\n"
+            "    s.recv(100)\n"
+            "    print('returned')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted')\n")
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a")),
+                                stdout=subprocess.PIPE)
+        h.wait_for(lambda: os.path.exists(ready), 20, "the client to connect")
+        time.sleep(0.5)  # into the receive
+        proc.signal(signal.SIGINT)
+        try:
+            h.wait_exit(proc, 5)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}: Ctrl-C did not end the receive\n{self.context()}")
+        self.assertEqual(proc.popen.stdout.read().decode().strip(),
+                         "interrupted", self.context())
 
 
 class StorageModeLunTest(StorageModeTest):
