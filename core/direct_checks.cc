@@ -67,8 +67,10 @@ void EngineImpl::CheckDirectSessions() {
     });
     for (const auto& s : table_.connecting()) direct.push_back(s);
   }
+  const int64_t now = clock_->NowNs();
   for (auto& s : direct) {
     if (s->dormant.load()) continue;
+    bool quiet;  // every byte and FIN this side sent is acknowledged
     {
       // After a resume: what the peer lacks goes out even if the application
       // sends nothing more.
@@ -84,6 +86,8 @@ void EngineImpl::CheckDirectSessions() {
         TrimByKernelAck(s.get());
       }
       s->idle_check_head = s->ring.head();
+      quiet = s->ring.size() == 0 && s->sent_to_socket >= s->ring.head() &&
+              !s->fin_owed && !s->shut_wr;
     }
     bool closed_by_application;
     {
@@ -102,6 +106,12 @@ void EngineImpl::CheckDirectSessions() {
       s->mu.Lock();
       continue;
     }
+    // With nothing unacknowledged, the detector can find only a kernel that
+    // closed the connection, which can wait: a server's thousands of idle
+    // connections are not sampled at every check, which runs every
+    // detect_ms / 25 (10 ms at the least).
+    if (quiet && now - s->last_sample_ns < kQuietSampleNs) continue;
+    s->last_sample_ns = now;
     auto sample = probe_.Sample(fd);
     if (!sample.ok()) continue;
     s->bytes_in_network.store(sample->delivered() + s->in_adjust,

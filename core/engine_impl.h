@@ -521,6 +521,8 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   ListenerTable listeners_;  // selected listening sockets (advertised)
   std::set<std::string> name_clashes_;  // other hosts' keys, warned about
   int64_t next_direct_check_ns_ = 0;
+  // How often a direct session with nothing unacknowledged is sampled.
+  static constexpr int64_t kQuietSampleNs = 250'000'000;
   int64_t next_dump_ns_ = 0;
 
   // Resume: this process's nonce (in its heartbeat), its listener, the

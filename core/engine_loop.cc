@@ -131,9 +131,13 @@ void EngineImpl::LoopMain() {
     }
     {
       // A heartbeat scheduled sooner (for a new session or listener, which
-      // its peers wait to see) ends the wait.
+      // its peers wait to see) ends the wait, and so does the check of
+      // direct sessions, whose failure detector samples every detect_ms / 25.
       absl::MutexLock lock(&table_.mu);
-      const int64_t due_ns = next_heartbeat_ns_ - clock_->NowNs();
+      int64_t due_ns = next_heartbeat_ns_;
+      if (table_.size() > 0 || !table_.connecting().empty())
+        due_ns = std::min(due_ns, next_direct_check_ns_);
+      due_ns -= clock_->NowNs();
       timeout_ms =
           std::clamp<int64_t>((due_ns + 999'999) / 1'000'000, 0, timeout_ms);
     }

@@ -39,5 +39,21 @@ TEST_F(EngineTest, ANewSessionsFirstBytesDoNotWaitForTheLoopsLongestSleep) {
   EXPECT_LT(took, absl::Seconds(1));
 }
 
+// The check of direct sessions (the failure detector's samples) is due every
+// detect_ms / 25; the loop used to run it only when its longest wait ended,
+// so a silent cut was found up to a quarter of the heartbeat interval late:
+// with DISKWIRE_DETECT_MS=200 and the default interval, up to 250 ms on top
+// of the 200.
+TEST_F(EngineTest, ASilentCutIsFoundWithinTheBoundWhateverTheHeartbeat) {
+  heartbeat_ms_ = 40'000;  // the loop's longest wait: 10 s
+  base_config_.resume = false;
+  Connect();  // detect_ms is 500
+  char byte = 'x';
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
+  const absl::Duration took = TimeSilentCut(absl::Seconds(15));
+  EXPECT_LT(took, absl::Milliseconds(1500)) << took;
+}
+
 }  // namespace
 }  // namespace diskwire
