@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -96,11 +97,21 @@ bool FailureDetector::OnSample(const PathSample& sample) {
     default:  // closing in order
       return false;
   }
+  const int64_t now = clock_->NowNs();
+  if (sample.bytes_queued == 0) {
+    queued_since_ns_ = -1;
+  } else if (queued_since_ns_ < 0) {
+    queued_since_ns_ = now;
+  }
   const bool held_by_reader =
       sample.peer_window_shut && sample.bytes_in_flight == 0 &&
       sample.retransmits == 0 && sample.unanswered_probes < 2;
+  // No ACK for the bound, with bytes queued for the bound: a connection idle
+  // for longer than the bound that sends again has had no ACK for that long
+  // the moment it writes.
   if (sample.bytes_queued > 0 && !held_by_reader &&
-      sample.last_ack_ms * kNsPerMs >= detect_ns_) {
+      sample.last_ack_ms * kNsPerMs >= detect_ns_ &&
+      now - queued_since_ns_ >= detect_ns_) {
     Fail(FailureReason::kStall, 0,
          absl::StrCat("stall: ", sample.bytes_queued,
                       " bytes queued and no acknowledgement at all for ",
@@ -108,7 +119,6 @@ bool FailureDetector::OnSample(const PathSample& sample) {
                       " ms)"));
     return true;
   }
-  const int64_t now = clock_->NowNs();
   const bool progress = !have_sample_ || sample.bytes_acked != last_acked_;
   have_sample_ = true;
   last_acked_ = sample.bytes_acked;
@@ -142,8 +152,10 @@ bool FailureDetector::failed() const {
 
 int64_t FailureDetector::NextCheckNs() const {
   absl::MutexLock lock(&mu_);
-  if (stall_start_ns_ >= 0) return stall_start_ns_ + detect_ns_;
-  return clock_->NowNs() + detect_ns_;
+  int64_t start = clock_->NowNs();
+  if (stall_start_ns_ >= 0) start = std::min(start, stall_start_ns_);
+  if (queued_since_ns_ >= 0) start = std::min(start, queued_since_ns_);
+  return start + detect_ns_;
 }
 
 void FailureDetector::Reset() {
@@ -152,6 +164,7 @@ void FailureDetector::Reset() {
   have_sample_ = false;
   last_acked_ = 0;
   stall_start_ns_ = -1;
+  queued_since_ns_ = -1;
 }
 
 PeerLiveness::PeerLiveness(const Clock* clock, int64_t peer_timeout_ms)

@@ -72,7 +72,8 @@ struct FailureVerdict {
 //  - the kernel closed the connection (TCP_CLOSE with an error pending: a
 //    reset, its user timeout; without one, the connection ended in order);
 //  - a stall: bytes in flight and no progress of bytes_acked for detect_ms;
-//  - bytes queued and no ACK at all for detect_ms (after retransmission
+//  - bytes queued for detect_ms (from the first sample that saw them) and no
+//    ACK at all for detect_ms (after retransmission
 //    timeouts, or with the link down, the kernel holds its queue back as not
 //    yet sent, so nothing counts as in flight), unless the peer keeps its
 //    window shut and answers the kernel's probes: an application that does
@@ -131,6 +132,9 @@ class FailureDetector {
   uint64_t last_acked_ ABSL_GUARDED_BY(mu_) = 0;
   // Start of the current stall, or -1 when nothing is in flight.
   int64_t stall_start_ns_ ABSL_GUARDED_BY(mu_) = -1;
+  // The first sample that saw bytes queued since the queue was last seen
+  // empty, or -1.
+  int64_t queued_since_ns_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
 // Whether the peer process is alive, judged from its heartbeats on the volume.

@@ -168,10 +168,39 @@ TEST_F(FailureDetectorTest, AConnectionClosingInOrderNeverFails) {
 TEST_F(FailureDetectorTest, BytesQueuedWithNoAckAtAllForTheBoundHaveFailed) {
   PathSample held;
   held.bytes_queued = 100;
+  held.last_ack_ms = 1;
+  EXPECT_FALSE(detector_.OnSample(held));
+  clock_.AdvanceMs(kDetectMs - 2);
   held.last_ack_ms = kDetectMs - 1;
   EXPECT_FALSE(detector_.OnSample(held));
+  clock_.AdvanceMs(1);
   held.last_ack_ms = kDetectMs;
+  EXPECT_FALSE(detector_.OnSample(held)) << "queued for less than the bound";
+  clock_.AdvanceMs(1);
+  held.last_ack_ms = kDetectMs + 1;
   EXPECT_TRUE(detector_.OnSample(held));
+  EXPECT_EQ(detector_.verdict().reason, FailureReason::kStall);
+}
+
+// A connection idle for longer than the bound sends again: the moment the
+// bytes are written, the last ACK is as old as the idle time, and a probe
+// that looks before their ACK comes (a delayed ACK takes up to 200 ms) must
+// not take that for a stall. The bound counts from when the queue was seen.
+TEST_F(FailureDetectorTest, AnIdleConnectionThatSendsAgainHasNotStalled) {
+  PathSample idle;
+  idle.last_ack_ms = 60 * kDetectMs;
+  EXPECT_FALSE(detector_.OnSample(idle));
+  PathSample sent = idle;
+  sent.bytes_queued = 100;
+  sent.bytes_in_flight = 100;
+  EXPECT_FALSE(detector_.OnSample(sent));
+  clock_.AdvanceMs(kDetectMs - 1);
+  sent.last_ack_ms += kDetectMs - 1;
+  EXPECT_FALSE(detector_.OnSample(sent));
+  // Still no ACK at the bound: that is a stall.
+  clock_.AdvanceMs(1);
+  sent.last_ack_ms += 1;
+  EXPECT_TRUE(detector_.OnSample(sent));
   EXPECT_EQ(detector_.verdict().reason, FailureReason::kStall);
 }
 
