@@ -293,9 +293,10 @@ class ScopedUsr1Handler {
   struct sigaction old_;
 };
 
-// Runs `call` on a thread, sends that thread SIGUSR1 after `after`, and says
-// whether `call` returned within `limit` of the signal; if not, `unblock`
-// frees it.
+// Runs `call` on a thread and, from `after` on, sends that thread SIGUSR1
+// every 20 ms (one signal could come before the call blocks); says whether
+// `call` returned within `limit` of the first signal. If not, `unblock` frees
+// it.
 inline bool ReturnsOnSignal(const std::function<void()>& call,
                             absl::Duration after, absl::Duration limit,
                             const std::function<void()>& unblock) {
@@ -304,11 +305,11 @@ inline bool ReturnsOnSignal(const std::function<void()>& call,
     call();
     done.store(true);
   });
-  absl::SleepFor(after);  // the call is blocked by then
-  pthread_kill(t.native_handle(), SIGUSR1);
+  absl::SleepFor(after);
   const absl::Time deadline = absl::Now() + limit;
   while (!done.load() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(2));  // polling a flag the thread sets
+    pthread_kill(t.native_handle(), SIGUSR1);
+    absl::SleepFor(absl::Milliseconds(20));  // polling a flag the thread sets
   }
   const bool returned = done.load();
   if (!returned) unblock();
