@@ -109,9 +109,13 @@ void EngineImpl::CheckDirectSessions() {
     // With nothing unacknowledged, the detector can find only a kernel that
     // closed the connection, which can wait: a server's thousands of idle
     // connections are not sampled at every check, which runs every
-    // detect_ms / 25 (10 ms at the least).
-    if (quiet && now - s->last_sample_ns < kQuietSampleNs) continue;
+    // detect_ms / 25 (10 ms at the least). But once as it turns quiet: the
+    // detector must see the queue empty, or it would count the next bytes as
+    // queued since the burst before.
+    if (quiet && s->sampled_quiet && now - s->last_sample_ns < kQuietSampleNs)
+      continue;
     s->last_sample_ns = now;
+    s->sampled_quiet = quiet;
     auto sample = probe_.Sample(fd);
     if (!sample.ok()) continue;
     s->bytes_in_network.store(sample->delivered() + s->in_adjust,

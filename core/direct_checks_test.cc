@@ -39,5 +39,37 @@ TEST_F(EngineTest, AnOrderlyEndTheApplicationHoldsIsNotAFailure) {
   EXPECT_TRUE(channels.empty()) << "failed over: " << channels[0];
 }
 
+// A burst that waited for its ACK a while, then a pause, then bytes again
+// after a long silence: the stall rule wants bytes queued, and no ACK, for
+// DETECT_MS each. The loop samples a quiet session only every 250 ms, so what
+// it last saw was the queue of the earlier burst: the new bytes were taken for
+// bytes queued since then, and a healthy connection failed over the moment it
+// sent again (its peer had simply had nothing to acknowledge).
+TEST_F(EngineTest, BytesAfterAPauseAreNotQueuedSinceTheBurstBefore) {
+  detect_ms_ = 200;  // below the quiet sessions' 250 ms between samples
+  base_config_.resume = false;
+  Connect();
+  Session* s = a_->SessionFor(client_);
+  char byte = 'x';
+  // The burst: its byte waits 50 ms for its ACK (the loop looks every 8 ms).
+  const absl::Time burst = absl::Now();
+  os_.Stall(client_);
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  absl::SleepFor(absl::Milliseconds(50));
+  os_.Clear();  // acknowledged: the session turns quiet
+  // The pause, shorter than the 250 ms between a quiet session's samples:
+  // then a byte whose ACK has not come yet, after a silence over the bound.
+  absl::SleepFor(burst + absl::Milliseconds(230) - absl::Now());
+  os_.Stall(client_, absl::ToInt64Nanoseconds(absl::Now() - burst));
+  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
+  // Acknowledged well before it has been queued for the bound.
+  absl::SleepFor(absl::Milliseconds(100));
+  os_.Clear();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(s->state.load(), SessionState::kDirect)
+      << s->detector.verdict().detail;
+  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
+}
+
 }  // namespace
 }  // namespace diskwire

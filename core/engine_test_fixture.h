@@ -65,7 +65,7 @@ class EngineTest : public testing::Test {
     c.select = *Selector::Parse(absl::StrCat(port_));
     c.mode = mode;
     c.node = node;
-    c.detect_ms = 500;
+    c.detect_ms = detect_ms_;
     c.heartbeat_ms = heartbeat_ms_;
     c.peer_timeout_ms = std::max<int64_t>(1500, 3 * heartbeat_ms_);
     c.poll_ms = 5;
@@ -267,6 +267,8 @@ class EngineTest : public testing::Test {
   // The engines' heartbeat interval (their peer timeout is at least three of
   // them): short, so that stories about peers are quick.
   int64_t heartbeat_ms_ = 100;
+  // Their DETECT_MS: the loop probes healthy sessions every detect_ms_ / 25.
+  int64_t detect_ms_ = 500;
   std::string dir_;
   int listener_ = -1, client_ = -1, server_ = -1;
   uint16_t port_ = 0;

@@ -29,9 +29,9 @@ void FakeOsCalls::FailOn(Call call, int fd, int error, int times) {
   rules_.push_back({call, fd, error, times});
 }
 
-void FakeOsCalls::Stall(int fd) {
+void FakeOsCalls::Stall(int fd, int64_t silent_for_ns) {
   absl::MutexLock lock(&mu_);
-  stalled_since_ns_[fd] = clock_->NowNs();
+  stalled_since_ns_[fd] = clock_->NowNs() - silent_for_ns;
 }
 
 void FakeOsCalls::Clear() {

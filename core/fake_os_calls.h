@@ -40,8 +40,8 @@ class FakeOsCalls final : public OsCalls {
   // went silent: TCP_INFO says no ACK came since this call, and SIOCOUTQ
   // shows at least one byte waiting for one. The bytes themselves still
   // flow (the failover must cope with a peer that has more than the
-  // counters say).
-  void Stall(int fd);
+  // counters say). `silent_for`: as if the last ACK came that long before.
+  void Stall(int fd, int64_t silent_for_ns = 0);
   // Forgets every rule and stall.
   void Clear();
   // How many times `call` was made on `fd` (kAnyFd: on any), failed or not.

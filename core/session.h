@@ -132,8 +132,10 @@ struct Session {
   // that has not moved since is trimmed there, so an idle connection keeps
   // nothing the peer holds.
   uint64_t idle_check_head ABSL_GUARDED_BY(send_mu) = 0;
-  // When CheckDirectSessions last sampled the socket (the loop's alone).
+  // When CheckDirectSessions last sampled the socket, and whether that sample
+  // was taken quiet (the loop's alone).
   int64_t last_sample_ns = 0;
+  bool sampled_quiet = false;
   // Stream offset the application has read = tcpi delivered + in_adjust (the
   // socket's first stream byte after a resume, less its handshake bytes).
   int64_t in_adjust = 0;
