@@ -122,7 +122,11 @@ class SshdTest(base.ShimTestCase):
     def test_login_works(self):
         out = self.net.path("hello.out")
         client = self.ssh("echo hello", out)
-        status = h.wait_exit(client, 60)
+        try:
+            status = h.wait_exit(client, 60)
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{client.describe()}\n{self.sshd.describe()}\n"
+                      f"{self.context()}")
         self.assertEqual(status, 0, f"{client.describe()}\n{self.sshd.describe()}\n"
                          f"{self.context()}")
         with open(out) as f:
