@@ -188,8 +188,8 @@ bool EngineImpl::Claim(int fd) {
   if (s == nullptr) return false;
   if (!s->dormant.load()) return true;
   if (Activate(s, fd)) return true;
-  log_.Debug("session ", s->label,
-             ": this process cannot reach the volume; its calls pass through");
+  // Not even a log line: a sandbox may kill on a write to the log file (sshd
+  // sets RLIMIT_FSIZE to 0: SIGXFSZ) or on the send to syslog (SIGSYS).
   Disown(s);
   return false;
 }

@@ -67,7 +67,9 @@ class SshdTest(base.ShimTestCase):
     (the child inherits the socket across exec), streaming to stock ssh."""
 
     select = 2222
-    settings = {"LOG_LEVEL": os.environ.get("DW_LOG_LEVEL", "info")}
+    # Debug: sshd's sandboxed network child must survive every line the
+    # engine could log (it may not write to a file, nor send to syslog).
+    settings = {"LOG_LEVEL": "debug"}
 
     def setUp(self):
         if not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"):
