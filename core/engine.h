@@ -168,6 +168,12 @@ class Engine {
   virtual void AfterForkParent() = 0;
   virtual void AfterForkChild() = 0;
 
+  // --- _exit(): the process leaves without running its atexit handlers, the
+  // engine's drain among them. What TCP's kernel would still send for it (the
+  // bytes of sessions on the volume, unacknowledged ones) goes now, as at
+  // exit(). Not from a signal handler that interrupted the engine. ---
+  virtual void BeforeExit() = 0;
+
  protected:
   static constexpr uint8_t kOwnedDormant = 2;  // owned_: 0 no, 1 yes
   std::atomic<uint8_t> owned_[kMaxFds] = {};

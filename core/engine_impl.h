@@ -97,6 +97,7 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   void BeforeFork() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void AfterForkParent() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void AfterForkChild() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void BeforeExit() override { DrainAtExit(); }
 
   const std::string& process_id() const { return process_id_; }
   // The session an fd names, for tests; nullptr when none.
@@ -410,7 +411,7 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // Stops the loop and, on the calling thread, writes what sessions in STORAGE
   // still hold: the bytes left in their socket pairs and a FIN for each (the
   // process is going away, as TCP's kernel would keep sending after it). Runs
-  // at exit() and in the destructor; idempotent.
+  // at exit(), at _exit() and in the destructor; idempotent.
   void DrainAtExit();
   static void DrainAtExitHook();
   // Adds this engine to those the exit hook drains (exit_drain.cc).

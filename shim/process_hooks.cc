@@ -129,6 +129,29 @@ DW_HOOK(int, daemon, (int nochdir, int noclose)) {
   return Real().daemon(nochdir, noclose);
 }
 
+namespace {
+
+// _exit() and _Exit() skip the atexit handler that drains the engine (what a
+// process wrote over the volume would die with it: a forking server's child
+// that leaves by _exit, as Python's socketserver does). Not when a signal
+// handler calls it while this thread was inside the engine, whose locks the
+// interrupted frame may hold.
+[[noreturn]] void LeaveNow(void (*real_exit)(int), int status) {
+  diskwire::Engine* engine = CurrentEngine();
+  if (engine != nullptr && t_inside_diskwire == 0) {
+    InsideDiskwire inside;
+    engine->BeforeExit();
+  }
+  real_exit(status);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+DW_HOOK(void, _exit, (int status)) { LeaveNow(Real()._exit, status); }
+
+DW_HOOK(void, _Exit, (int status)) { LeaveNow(Real()._Exit, status); }
+
 DW_HOOK(int, execve,
         (const char* path, char* const argv[], char* const envp[])) {
   return Real().execve(path, argv, WithExported(envp, DW_ENV_ROOM(envp)));

@@ -82,6 +82,8 @@
   X(pid_t, fork, ())                                                     \
   X(pid_t, vfork, ())                                                    \
   X(int, daemon, (int, int))                                             \
+  X(void, _exit, (int))                                                  \
+  X(void, _Exit, (int))                                                  \
   X(int, execve, (const char*, char* const*, char* const*))              \
   X(int, execvpe, (const char*, char* const*, char* const*))             \
   X(int, fexecve, (int, char* const*, char* const*))                     \

@@ -138,6 +138,7 @@ class FakeEngine final : public Engine {
   void BeforeFork() override {}
   void AfterForkParent() override {}
   void AfterForkChild() override { Count(kForkChildren); }
+  void BeforeExit() override {}
 
   void Wake() {
     const uint64_t one = 1;

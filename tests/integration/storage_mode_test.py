@@ -58,6 +58,36 @@ class StorageModeTest(base.ShimTestCase):
         with open(out, "rb") as f:
             self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
 
+    def test_a_sender_that_leaves_by__exit_delivers_every_byte(self):
+        """_exit() skips atexit handlers, where the engine drains what the
+        process wrote to the volume; Python's forking servers leave by
+        os._exit, and C daemons' children by _exit. As TCP's kernel sends an
+        exited process's bytes, every byte must arrive; the volume's share
+        was lost instead."""
+        size = 8 * h.MiB
+        with open(self.net.path("out"), "wb") as out:
+            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
+                             env=h.clean_env(self.dw.env("b")), stdout=out)
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+        client = (
+            "import os, socket\n"
+            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
+            f"s.sendall(bytes(range(256)) * {size // 256})\n"
+            "s.close()\n"
+            "os._exit(0)\n")
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a")))
+        self.assertEqual(h.wait_exit(proc, 60), 0, proc.describe())
+        out = self.net.path("out")
+        try:
+            h.wait_for(lambda: os.path.getsize(out) >= size, 30,
+                       "nc to read it all",
+                       last=lambda: f"{os.path.getsize(out)} bytes")
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{self.context()}")
+        with open(out, "rb") as f:
+            self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
+
     def test_no_diskwire_peer_fails_within_the_peer_timeout(self):
         with open(self.net.path("out"), "wb") as out:
             self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
