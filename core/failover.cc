@@ -119,7 +119,8 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     }
   }
   s->detected_ns = now;
-  s->stopped_ns = LastArrivalNs(s, now);
+  // In storage mode the network never carried the stream: no outage to time.
+  s->stopped_ns = config_.mode == Mode::kStorage ? 0 : LastArrivalNs(s, now);
   s->peer_process = peer_process;
   const uint32_t previous_episode = s->episode;
   s->episode = std::max(s->episode + 1, episode);

@@ -338,10 +338,16 @@ void StoragePath::ReadPeerChannel(Session* s) {
         if (after > before) {
           s->bytes_in_storage.fetch_add(after - before,
                                         std::memory_order_relaxed);
-          if (s->leg.first_storage_byte_ns == 0) {
+          if (s->leg.first_storage_byte_ns == 0 && s->stopped_ns == 0) {
+            // Storage mode, or opened over the volume: no outage to time.
             s->leg.first_storage_byte_ns = clock_->NowNs();
-            const int64_t since =
-                s->stopped_ns > 0 ? s->stopped_ns : s->detected_ns;
+            log_->Info(
+                "session ", s->label, ": first byte via storage ",
+                (s->leg.first_storage_byte_ns - s->detected_ns) / 1'000'000,
+                " ms after the session moved to it");
+          } else if (s->leg.first_storage_byte_ns == 0) {
+            s->leg.first_storage_byte_ns = clock_->NowNs();
+            const int64_t since = s->stopped_ns;
             log_->Info("session ", s->label, ": first byte via storage ",
                        (s->leg.first_storage_byte_ns - since) / 1'000'000,
                        " ms after the network stopped carrying it (",

@@ -25,6 +25,9 @@ class StorageModeTest(base.ShimTestCase):
         over_network = self.net.b.link_counters()["rx_bytes"] - before
         self.assertLess(over_network, SIZE // 100,
                         f"{over_network} bytes crossed the link\n{self.context()}")
+        # No outage to report: the network never carried the stream.
+        self.assertNotIn("after the network stopped", self.dw.logs())
+        self.assertIn("first byte via storage", self.dw.logs())
 
     def test_a_cut_changes_nothing(self):
         xfer = self.nc(SIZE, RATE).start()
