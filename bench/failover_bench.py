@@ -29,8 +29,8 @@ FIRST_BYTE = re.compile(r"first byte via storage .*realtime_ns=(\d+)")
 
 def one_round(detect_ms):
     with h.TwoHosts() as net:
-        dw = Diskwire(net, 5001, DETECT_MS=detect_ms, PEER_TIMEOUT_MS=4 * detect_ms,
-                      HEARTBEAT_MS=200)
+        # What a user sets: the bound alone; heartbeat and peer timeout default.
+        dw = Diskwire(net, 5001, DETECT_MS=detect_ms)
         xfer = h.NcTransfer(net, size=8 * h.MiB, rate=4 * h.MiB, env_sender=dw.env("a"),
                             env_receiver=dw.env("b")).start()
         xfer.wait_received(1 * h.MiB, 30)
