@@ -277,6 +277,7 @@ void EngineImpl::OpenPeerReader(Session* s) {
     return;
   }
   s->leg.reader = std::move(*reader);
+  s->leg.parked.clear();  // the last reader's
   s->leg.peer_channel_gone_ns = 0;
   if (watcher_ != nullptr) {
     absl::Status w = watcher_->Watch(theirs);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/reassembly.h"
 #include "core/writer.h"
@@ -79,6 +80,10 @@ struct StorageLeg {
   // The last read of the peer's channel stopped at its size limit: more
   // waits, without a change the watcher would report.
   bool read_more = false;
+  // Records read from the peer's channel that the reassembly had no room
+  // for yet (the application has not read what comes before them): offered
+  // again, in order and before anything newer, once it has. From `reader`.
+  std::vector<storage::Record> parked;
   int64_t first_storage_byte_ns = 0;
 };
 

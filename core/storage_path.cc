@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "core/identity.h"
@@ -177,7 +178,16 @@ void StoragePath::DrainOldSocket(Session* s) {
     close_it = true;  // an abort: no stream bytes on this socket
   }
   while (!close_it && !s->leg.old_expects_commit) {
-    SysResult r = os_->Read(s->leg.old_sock, buf, sizeof(buf));
+    // What the reassembly has no room for stays in the kernel until the
+    // application reads (the loop comes back: read_more).
+    const uint64_t end = s->leg.reassembly->window_end();
+    if (s->leg.old_read_offset >= end) {
+      s->leg.read_more = true;
+      break;
+    }
+    SysResult r = os_->Read(
+        s->leg.old_sock, buf,
+        std::min<uint64_t>(sizeof(buf), end - s->leg.old_read_offset));
     if (r.ok() && r.value > 0) {
       absl::Status offered = s->leg.reassembly->Offer(
           s->leg.old_read_offset, absl::string_view(buf, r.value));
@@ -269,18 +279,30 @@ void StoragePath::ResetOverStorage(Session* s, int error,
 }
 
 void StoragePath::ReadPeerChannel(Session* s) {
-  if (s->leg.reader == nullptr || s->state.load() != SessionState::kStorage)
+  if (s->state.load() != SessionState::kStorage) return;
+  if (s->leg.reader == nullptr) {
+    // Not known yet, or between two episodes; the old socket may still have
+    // bytes the reassembly had no room for (read_more).
+    if (s->leg.old_sock_open) DrainOldSocket(s);
     return;
+  }
   std::vector<storage::Record> records;
-  // Bytes that came over the old socket may already be trimmed from the
-  // channel: the peer acknowledged them.
-  s->leg.reader->SkipTo(s->leg.reassembly->contiguous_end());
-  constexpr size_t kMaxRead = 4 << 20;
-  absl::StatusOr<size_t> got = s->leg.reader->ReadAvailable(&records, kMaxRead);
-  size_t bytes = 0;
-  for (const storage::Record& r : records) bytes += r.payload.size();
-  // (A reader stops at about the limit, headers counted or not.)
-  s->leg.read_more = got.ok() && bytes >= kMaxRead / 2;
+  const bool again = !s->leg.parked.empty();
+  absl::StatusOr<size_t> got = 0;
+  if (again) {
+    records.swap(s->leg.parked);
+    PumpVolumeToApp(s);  // the room the application made since
+  } else {
+    // Bytes that came over the old socket may already be trimmed from the
+    // channel: the peer acknowledged them.
+    s->leg.reader->SkipTo(s->leg.reassembly->contiguous_end());
+    constexpr size_t kMaxRead = 4 << 20;
+    got = s->leg.reader->ReadAvailable(&records, kMaxRead);
+    size_t bytes = 0;
+    for (const storage::Record& r : records) bytes += r.payload.size();
+    // (A reader stops at about the limit, headers counted or not.)
+    s->leg.read_more = got.ok() && bytes >= kMaxRead / 2;
+  }
   if (absl::IsNotFound(got.status())) {
     // The peer removed its channel: it moved to a new episode (a resume that
     // broke, a new failover) and its announcement names the next channel;
@@ -291,6 +313,7 @@ void StoragePath::ReadPeerChannel(Session* s) {
                "; waiting for its next one");
     host_->ForgetPeerChannel(s);
     s->leg.reader.reset();
+    s->leg.parked.clear();
     s->leg.peer_channel_gone_ns = clock_->NowNs();
     return;
   }
@@ -307,7 +330,8 @@ void StoragePath::ReadPeerChannel(Session* s) {
       SendDirection(s->role == Role::kClient ? Role::kServer : Role::kClient);
   const int64_t now_real = clock_->RealtimeNs();
   uint64_t peer_ack = s->peer_ack;
-  for (const storage::Record& r : records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    storage::Record& r = records[i];
     if (!(r.header.session_id == s->id) || r.header.direction != peer_dir) {
       log_->Error("session ", s->label,
                   ": rejected a record of another session or direction");
@@ -317,7 +341,18 @@ void StoragePath::ReadPeerChannel(Session* s) {
     peer_ack = std::max(peer_ack, r.header.ack_offset);
     const int64_t lag_us =
         (now_real - static_cast<int64_t>(r.header.timestamp_ns)) / 1000;
-    NoteLag(s, lag_us);
+    if (!again) NoteLag(s, lag_us);  // not the application's pause
+    if (r.header.type == storage::RecordType::kData &&
+        r.header.stream_offset + r.payload.size() >
+            s->leg.reassembly->window_end()) {
+      // The application has not read what comes before: this record and
+      // the rest wait, in order, until it has (the peer writes up to its
+      // ring ahead of what it knows delivered, the old socket may hold a
+      // receive queue more).
+      s->leg.parked.assign(std::make_move_iterator(records.begin() + i),
+                           std::make_move_iterator(records.end()));
+      break;
+    }
     switch (r.header.type) {
       case storage::RecordType::kFailover:
         log_->Debug("session ", s->label, ": peer failover offset ",
@@ -385,6 +420,19 @@ void StoragePath::ReadPeerChannel(Session* s) {
   if (s->leg.old_sock_open)
     DrainOldSocket(s);  // the peer's announcement may end the drain
   PumpVolumeToApp(s);
+  if (s->leg.parked.empty()) return;
+  s->leg.read_more = true;  // offered again at the loop's next pass
+  if (s->leg.reassembly->Peek().empty() && !s->leg.old_sock_open) {
+    // Nothing before the parked bytes will ever come: a broken peer.
+    const storage::Record& first = s->leg.parked.front();
+    ResetOverStorage(
+        s, EIO,
+        absl::StrCat("reassembly: piece at ", first.header.stream_offset,
+                     " of ", first.payload.size(),
+                     " bytes is beyond the window and nothing before it "
+                     "arrives (delivered ",
+                     s->leg.reassembly->next_offset(), ")"));
+  }
 }
 
 void StoragePath::NoteLag(Session* s, int64_t lag_us) {

@@ -36,6 +36,21 @@ class RecordingHost final : public StoragePath::Host {
   std::vector<std::pair<int, std::string>> ended;
 };
 
+// A peer channel that yields the records a test queues.
+class ScriptedReader final : public storage::ChannelReader {
+ public:
+  absl::StatusOr<size_t> ReadAvailable(std::vector<storage::Record>* out,
+                                       size_t) override {
+    const size_t n = queue.size();
+    for (storage::Record& r : queue) out->push_back(std::move(r));
+    queue.clear();
+    return n;
+  }
+  void SkipTo(uint64_t) override {}
+
+  std::vector<storage::Record> queue;
+};
+
 // One session in STORAGE with a real socket pair, a reassembly and a writer
 // queue over a fake sink: the application's end is app_.
 class StoragePathTest : public ::testing::Test {
@@ -63,6 +78,26 @@ class StoragePathTest : public ::testing::Test {
     ssize_t got = read(app_, out.data(), n);
     out.resize(got < 0 ? 0 : got);
     return out;
+  }
+
+  // A DATA record of the peer's channel (the session is the client's).
+  storage::Record PeerData(uint64_t offset, std::string bytes) {
+    storage::Record r;
+    r.header.type = storage::RecordType::kData;
+    r.header.session_id = s_.id;
+    r.header.direction = SendDirection(Role::kServer);
+    r.header.stream_offset = offset;
+    r.payload = std::move(bytes);
+    return r;
+  }
+  // Fills the pair towards the application; returns how many bytes it took.
+  size_t FillPair() {
+    const std::string filler(4096, 'f');
+    size_t n = 0;
+    ssize_t w;
+    while ((w = write(s_.leg.eng_end, filler.data(), filler.size())) > 0)
+      n += w;
+    return n;
   }
 
   FakeOsCalls os_;
@@ -161,6 +196,71 @@ TEST_F(StoragePathTest, AResetEndsTheSessionWithTheError) {
   EXPECT_EQ(host_.ended[0].first, ECONNRESET);
   EXPECT_NE(host_.ended[0].second.find("reset sent to the peer"),
             std::string::npos);
+}
+
+// The peer writes its ring's worth ahead of what it knows delivered, and the
+// old socket may hold a whole receive queue more: records beyond what the
+// reassembly holds wait until the application reads. They reset the session
+// before (a paused reader's failover ended in EIO).
+TEST_F(StoragePathTest, RecordsBeyondTheWindowWaitForTheApplicationToRead) {
+  s_.role = Role::kClient;
+  s_.leg.reassembly = std::make_unique<Reassembly>(0, /*window=*/16);
+  auto reader = std::make_unique<ScriptedReader>();
+  ScriptedReader* peer = reader.get();
+  s_.leg.reader = std::move(reader);
+  const size_t filler = FillPair();  // the application pauses
+  peer->queue.push_back(PeerData(0, "0123456789"));
+  peer->queue.push_back(PeerData(10, "abcdefghij"));
+  path_.ReadPeerChannel(&s_);
+  EXPECT_TRUE(host_.ended.empty()) << host_.ended[0].second;
+  EXPECT_TRUE(s_.leg.read_more) << "the loop must come back for them";
+  std::string got;
+  while (got.size() < filler) got += ReadApp(filler - got.size());
+  for (int pass = 0; pass < 3 && s_.delivered < 20; ++pass) {
+    path_.ReadPeerChannel(&s_);  // the loop's next passes
+  }
+  EXPECT_TRUE(host_.ended.empty());
+  EXPECT_EQ(ReadApp(64), "0123456789abcdefghij");
+}
+
+// What nothing can come before (no old socket, nothing ready below it) is a
+// broken peer: the session resets rather than wait for ever.
+TEST_F(StoragePathTest, APieceBeyondTheWindowWithNothingBeforeItResets) {
+  s_.role = Role::kClient;
+  s_.leg.reassembly = std::make_unique<Reassembly>(0, /*window=*/16);
+  auto reader = std::make_unique<ScriptedReader>();
+  reader->queue.push_back(PeerData(20, "0123456789"));
+  s_.leg.reader = std::move(reader);
+  path_.ReadPeerChannel(&s_);
+  ASSERT_EQ(host_.ended.size(), 1u);
+  EXPECT_EQ(host_.ended[0].first, EIO);
+}
+
+// The old socket's receive queue may hold more than the reassembly: what does
+// not fit stays in the kernel until the application reads. The old socket
+// used to be closed there, and the bytes it still held were lost.
+TEST_F(StoragePathTest, TheOldSocketIsReadOnlyAsFarAsTheReassemblyHolds) {
+  s_.leg.reassembly = std::make_unique<Reassembly>(0, /*window=*/16);
+  int old[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, old), 0);
+  const std::string stream = "0123456789abcdefghijklmnopqrstuv";  // 32 bytes
+  ASSERT_EQ(write(old[1], stream.data(), stream.size()),
+            static_cast<ssize_t>(stream.size()));
+  s_.leg.old_sock = old[0];
+  s_.leg.old_sock_open = true;
+  const size_t filler = FillPair();  // the application pauses
+  path_.DrainOldSocket(&s_);
+  EXPECT_TRUE(s_.leg.old_sock_open) << "closed with bytes still in it";
+  EXPECT_TRUE(s_.leg.read_more) << "the loop must come back for them";
+  std::string got;
+  while (got.size() < filler) got += ReadApp(filler - got.size());
+  for (int pass = 0; pass < 4 && s_.delivered < stream.size(); ++pass) {
+    path_.PumpVolumeToApp(&s_);
+    path_.DrainOldSocket(&s_);
+  }
+  EXPECT_EQ(ReadApp(64), stream);
+  if (s_.leg.old_sock_open) close(old[0]);
+  close(old[1]);
 }
 
 }  // namespace
