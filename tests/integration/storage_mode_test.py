@@ -35,31 +35,46 @@ class StorageModeTest(base.ShimTestCase):
         self.net.cuts.link_down("a")
         self.assert_byte_exact(xfer, base.transfer_bound(SIZE, RATE))
 
+    def listen(self):
+        """nc on b, writing what it receives to the file it returns."""
+        out = self.net.path("out")
+        with open(out, "wb") as sink:
+            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
+                             env=h.clean_env(self.dw.env("b")), stdout=sink)
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
+        return out
+
+    def client(self, body, **popen):
+        """A Python client on a with `s` connected to the listener."""
+        script = ("import os, socket\n"
+                  f"s = socket.create_connection(({self.net.b.addr!r}, "
+                  f"{base.PORT}))\n" + body)
+        return self.net.a.popen("client", ["python3", "-c", script],
+                                env=h.clean_env(self.dw.env("a")), **popen)
+
+    def assert_all_arrived(self, out, size):
+        try:
+            h.wait_for(lambda: os.path.getsize(out) >= size, 60,
+                       "nc to read it all",
+                       last=lambda: f"{os.path.getsize(out)} bytes")
+        except h.WaitTimeout as e:
+            self.fail(f"{e}\n{self.context()}")
+        with open(out, "rb") as f:
+            self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
+
     def test_a_blocking_send_hands_over_every_byte(self):
         """One blocking send() of 8 MiB returns 8 MiB, as TCP's does: over the
         volume it used to return after the first 2 MiB, and a program that
         trusts a blocking send (as C programs writing to a socket commonly
         do) lost the rest."""
         size = 8 * h.MiB
-        with open(self.net.path("out"), "wb") as out:
-            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
-                             env=h.clean_env(self.dw.env("b")), stdout=out)
-        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
-        client = (
-            "import socket\n"
-            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
-            f"print(s.send(bytes(range(256)) * {size // 256}))\n"
-            "s.close()\n")
-        proc = self.net.a.popen("client", ["python3", "-c", client],
-                                env=h.clean_env(self.dw.env("a")),
-                                stdout=subprocess.PIPE)
+        out = self.listen()
+        proc = self.client(f"print(s.send(bytes(range(256)) * {size // 256}))\n"
+                           "s.close()\n", stdout=subprocess.PIPE)
         h.wait_exit(proc, 60)
         self.assertEqual(proc.popen.stdout.read().decode().strip(), str(size),
                          self.context())
-        out = self.net.path("out")
-        h.wait_for(lambda: os.path.getsize(out) >= size, 60, "nc to read it all")
-        with open(out, "rb") as f:
-            self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
+        self.assert_all_arrived(out, size)
 
     def test_a_sender_that_leaves_by__exit_delivers_every_byte(self):
         """_exit() skips atexit handlers, where the engine drains what the
@@ -68,28 +83,12 @@ class StorageModeTest(base.ShimTestCase):
         exited process's bytes, every byte must arrive; the volume's share
         was lost instead."""
         size = 8 * h.MiB
-        with open(self.net.path("out"), "wb") as out:
-            self.net.b.popen("nc-listen", ["nc", "-d", "-l", str(base.PORT)],
-                             env=h.clean_env(self.dw.env("b")), stdout=out)
-        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "nc to listen")
-        client = (
-            "import os, socket\n"
-            f"s = socket.create_connection(({self.net.b.addr!r}, {base.PORT}))\n"
-            f"s.sendall(bytes(range(256)) * {size // 256})\n"
-            "s.close()\n"
-            "os._exit(0)\n")
-        proc = self.net.a.popen("client", ["python3", "-c", client],
-                                env=h.clean_env(self.dw.env("a")))
+        out = self.listen()
+        proc = self.client(f"s.sendall(bytes(range(256)) * {size // 256})\n"
+                           "s.close()\n"
+                           "os._exit(0)\n")
         self.assertEqual(h.wait_exit(proc, 60), 0, proc.describe())
-        out = self.net.path("out")
-        try:
-            h.wait_for(lambda: os.path.getsize(out) >= size, 30,
-                       "nc to read it all",
-                       last=lambda: f"{os.path.getsize(out)} bytes")
-        except h.WaitTimeout as e:
-            self.fail(f"{e}\n{self.context()}")
-        with open(out, "rb") as f:
-            self.assertTrue(f.read() == bytes(range(256)) * (size // 256))
+        self.assert_all_arrived(out, size)
 
     def test_no_diskwire_peer_fails_within_the_peer_timeout(self):
         with open(self.net.path("out"), "wb") as out:
