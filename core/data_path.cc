@@ -240,6 +240,17 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
       WaitWhileSwapping(s);
       continue;
     }
+    if (st == SessionState::kClosed) {
+      // Nothing swaps the fd any more: the socket, or the pair whose far end
+      // is shut (EPIPE, or the session's error).
+      SysResult r = os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL);
+      if (r.error == EPIPE) {
+        absl::MutexLock lock(&s->mu);
+        if (s->error != 0) r = SysResult::Fail(s->error);
+      }
+      if (r.ok()) done += r.value;
+      return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
+    }
     bool retry = false;
     SysResult r = st == SessionState::kDirect
                       ? SendDirect(s, fd, &rest, flags, &retry)

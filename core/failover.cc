@@ -323,7 +323,8 @@ void EngineImpl::EndSession(Session* s, int error, const std::string& why) {
   }
   if (s->leg.eng_end >= 0) {
     // The application's blocked reads see end of file and its writes EPIPE; the
-    // hooks turn both into `error`.
+    // hooks turn both into `error` (reads not after the peer's own end of
+    // file: Session::eof_queued).
     os_->Shutdown(s->leg.eng_end, SHUT_RDWR);
   }
 }

@@ -95,6 +95,15 @@ void EngineImpl::CheckPeers() {
           (s->leg.reassembly != nullptr &&
            s->leg.reassembly->contiguous_end() > s->delivered);
       if (undelivered) continue;
+      if (s->leg.eof_delivered) {
+        // It finished its stream, then left, as a forked server's child
+        // does: no failure. As from a TCP peer that closed and exited, reads
+        // end with its end of file and writes fail with EPIPE (the pair's).
+        EndSession(s.get(), 0,
+                   absl::StrCat("the peer process ", s->peer_process,
+                                " left after its end of file"));
+        continue;
+      }
       EndSession(s.get(), ETIMEDOUT,
                  absl::StrCat("the peer process ", s->peer_process,
                               " stopped its heartbeat"));

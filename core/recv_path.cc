@@ -139,7 +139,7 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
       got += r.value;
       if (r.value == 0 && got == 0 && want > 0) {
         absl::MutexLock lock(&s->mu);  // the end of a session that failed
-        if (s->error != 0) return SysResult::Fail(s->error);
+        if (s->error != 0 && !s->eof_queued) return SysResult::Fail(s->error);
       }
       *received = got;
       if (!wait_all || r.value == 0 || got >= want) return SysResult::Ok(got);
@@ -181,7 +181,7 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
       if (r.ok() && r.value == 0 &&
           IovTotal(msg->msg_iov, msg->msg_iovlen) > 0) {
         absl::MutexLock lock(&s->mu);
-        if (s->error != 0) return SysResult::Fail(s->error);
+        if (s->error != 0 && !s->eof_queued) return SysResult::Fail(s->error);
       }
       return r;
     }

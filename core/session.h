@@ -148,6 +148,10 @@ struct Session {
       state_changed;  // signalled with mu held when state leaves kFailingOver
   int error ABSL_GUARDED_BY(mu) =
       0;  // errno reported to the application once kClosed
+  // The peer's end of file is queued for the application (TCP's SOCK_DONE):
+  // its reads end there, whatever ended the session after; `error` shows on
+  // its writes only.
+  bool eof_queued ABSL_GUARDED_BY(mu) = false;
   std::vector<int> names
       ABSL_GUARDED_BY(mu);  // fd numbers that name the session
   // The old TCP socket while the loop keeps it (StorageLeg::old_sock), for

@@ -325,6 +325,8 @@ void StoragePath::PumpVolumeToApp(Session* s) {
       s->delivered >= s->leg.peer_fin_offset) {
     os_->Shutdown(s->leg.eng_end, SHUT_WR);
     s->leg.eof_delivered = true;
+    absl::MutexLock lock(&s->mu);
+    s->eof_queued = true;
     log_->Debug("session ", s->label, ": end of file delivered at ",
                 s->delivered);
   }

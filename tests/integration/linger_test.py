@@ -89,6 +89,33 @@ class LingerTest(base.ShimTestCase):
 
         self.cut_after_close_and_check(exit_server_once_failed_over)
 
+    def test_a_server_that_exits_at_once_leaves_the_end_of_file(self):
+        """It closes and exits as soon as its bytes are queued (a forked
+        child's end), no cut: stock socat, read slowly, gets every byte, then
+        the end of file, and exits 0 (before: the read after the last byte
+        failed with ETIMEDOUT once the server's heartbeat went stale)."""
+        exit_file = self.net.path("exit")
+        open(exit_file, "w").close()
+        self.start_server("--exit-on", exit_file)
+        self.out = self.net.path("received.bin")
+        out = open(self.out, "wb")
+        try:
+            client = self.net.a.popen(
+                "socat", ["socat", "-u", f"TCP:{self.net.b.addr}:{base.PORT}",
+                          "STDOUT"],
+                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
+            reader = self.net.a.popen("reader", pacer_argv(READ_RATE),
+                                      stdin=client.popen.stdout, stdout=out)
+            client.popen.stdout.close()
+        finally:
+            out.close()
+        self.assertEqual(h.wait_exit(self.server, 30), 0)
+        self.assertLess(h.file_size(self.out), SIZE // 2,
+                        "the client read too fast for the exit to matter")
+        self.assert_received(client, self.out, SIZE, self.sha_sent,
+                             SIZE / READ_RATE + base.SLACK_S, also=[reader])
+        self.assertEqual(self.log_lines("a", "WARN"), 0, self.context())
+
 
 class LingerHttpTest(base.ShimTestCase):
     """Stock curl from Python's http.server (HTTP/1.0: the server closes after
