@@ -1,6 +1,8 @@
 #include "core/log.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -22,6 +24,19 @@ const char* LevelName(LogLevel level) {
       return "DEBUG";
   }
   return "?";
+}
+
+// Whether `n` more bytes fit in the regular file `fd` under the process's
+// RLIMIT_FSIZE: a write past it kills the process with SIGXFSZ (sshd's
+// sandboxed child sets the limit to 0). Another process appending in between
+// can still pass it; the log is not worth a lock across processes.
+bool FitsFileSizeLimit(int fd, size_t n) {
+  rlimit lim;
+  if (getrlimit(RLIMIT_FSIZE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+    return true;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return true;
+  return static_cast<uint64_t>(st.st_size) + n <= lim.rlim_cur;
 }
 
 }  // namespace
@@ -64,6 +79,7 @@ void Logger::Emit(LogLevel level, const std::string& message) {
   }
   std::string line = absl::StrCat("diskwire[", getpid(), "] ", LevelName(level),
                                   ": ", message, "\n");
+  if (!FitsFileSizeLimit(fd_, line.size())) return;  // dropped, not fatal
   iovec iov{line.data(), line.size()};
   (void)storage::FileOps::Default()->WriteV(fd_, &iov, 1);
 }

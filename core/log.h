@@ -1,7 +1,9 @@
 // File: core/log.h
 // diskwire's log: one line per event, "diskwire[pid] LEVEL: message", to
 // stderr, a file (DISKWIRE_LOG=/path) or nowhere. Lines are written with one
-// write() each so that concurrent lines never interleave. Thread-safe.
+// write() each so that concurrent lines never interleave; a line that would
+// pass the process's file size limit (RLIMIT_FSIZE) is dropped rather than
+// written (SIGXFSZ would kill the process). Thread-safe.
 
 #ifndef DISKWIRE_CORE_LOG_H_
 #define DISKWIRE_CORE_LOG_H_
