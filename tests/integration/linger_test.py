@@ -17,6 +17,21 @@ SIZE = 3 * h.MiB
 READ_RATE = 512 * 1024  # the client's slow reader, bytes/s: a 6 s read
 
 
+def start_slow_client(test, argv, out_path):
+    """Starts `argv` on host a under diskwire, its output through a slow
+    reader into `out_path`; returns (client, reader)."""
+    out = open(out_path, "wb")
+    try:
+        client = test.net.a.popen(argv[0], argv, env=h.clean_env(test.dw.env("a")),
+                                  stdout=subprocess.PIPE)
+        reader = test.net.a.popen("reader", pacer_argv(READ_RATE),
+                                  stdin=client.popen.stdout, stdout=out)
+        client.popen.stdout.close()
+    finally:
+        out.close()
+    return client, reader
+
+
 class LingerTest(base.ShimTestCase):
     def setUp(self):
         super().setUp()
@@ -41,17 +56,8 @@ class LingerTest(base.ShimTestCase):
     def start_slow_client(self):
         """Stock nc under diskwire, its output through a slow reader."""
         self.out = self.net.path("received.bin")
-        out = open(self.out, "wb")
-        try:
-            self.client = self.net.a.popen(
-                "nc", ["nc", "-d", self.net.b.addr, str(base.PORT)],
-                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
-            self.reader = self.net.a.popen(
-                "reader", pacer_argv(READ_RATE),
-                stdin=self.client.popen.stdout, stdout=out)
-            self.client.popen.stdout.close()
-        finally:
-            out.close()
+        self.client, self.reader = start_slow_client(
+            self, ["nc", "-d", self.net.b.addr, str(base.PORT)], self.out)
 
     def cut_after_close_and_check(self, after_cut=lambda: None):
         h.wait_for(lambda: os.path.exists(self.closed), 30,
@@ -98,17 +104,9 @@ class LingerTest(base.ShimTestCase):
         open(exit_file, "w").close()
         self.start_server("--exit-on", exit_file)
         self.out = self.net.path("received.bin")
-        out = open(self.out, "wb")
-        try:
-            client = self.net.a.popen(
-                "socat", ["socat", "-u", f"TCP:{self.net.b.addr}:{base.PORT}",
-                          "STDOUT"],
-                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
-            reader = self.net.a.popen("reader", pacer_argv(READ_RATE),
-                                      stdin=client.popen.stdout, stdout=out)
-            client.popen.stdout.close()
-        finally:
-            out.close()
+        client, reader = start_slow_client(
+            self, ["socat", "-u", f"TCP:{self.net.b.addr}:{base.PORT}", "STDOUT"],
+            self.out)
         self.assertEqual(h.wait_exit(self.server, 30), 0)
         self.assertLess(h.file_size(self.out), SIZE // 2,
                         "the client read too fast for the exit to matter")
@@ -125,17 +123,10 @@ class LingerHttpTest(base.ShimTestCase):
         h.hold_data_in_sender(self.net, sender="b")
         server, sha_sent = self.start_http_server(SIZE)
         out = self.net.path("download.bin")
-        sink = open(out, "wb")
-        try:  # curl's --limit-rate reads ahead: a slow pipe holds it back.
-            curl = self.net.a.popen(
-                "curl", ["curl", "-sS", "--fail",
-                         f"http://{self.net.b.addr}:{base.PORT}/data.bin"],
-                env=h.clean_env(self.dw.env("a")), stdout=subprocess.PIPE)
-            reader = self.net.a.popen("reader", pacer_argv(READ_RATE),
-                                      stdin=curl.popen.stdout, stdout=sink)
-            curl.popen.stdout.close()
-        finally:
-            sink.close()
+        # curl's --limit-rate reads ahead: a slow pipe holds it back.
+        curl, reader = start_slow_client(
+            self, ["curl", "-sS", "--fail",
+                   f"http://{self.net.b.addr}:{base.PORT}/data.bin"], out)
         # http.server has closed its end once the whole body sat in its queue.
         h.wait_for(lambda: [s for s in self.net.b.tcp_states(base.PORT)
                             if s.startswith("FIN-WAIT")], 30,
