@@ -241,13 +241,15 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
       continue;
     }
     if (st == SessionState::kClosed) {
-      // Nothing swaps the fd any more: the socket, or the pair whose far end
-      // is shut (EPIPE, or the session's error).
-      SysResult r = os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL);
-      if (r.error == EPIPE) {
+      // The session's error; or, when it ended without one (its peer left
+      // after its end of file), the pair whose far end is shut: EPIPE.
+      int error;
+      {
         absl::MutexLock lock(&s->mu);
-        if (s->error != 0) r = SysResult::Fail(s->error);
+        error = s->error;
       }
+      SysResult r = error != 0 ? SysResult::Fail(error)
+                               : os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL);
       if (r.ok()) done += r.value;
       return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
     }
