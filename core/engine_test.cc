@@ -212,26 +212,6 @@ TEST_F(EngineTest, LargeReplayCapWithASlowReaderOverStorage) {
   EXPECT_TRUE(got == data);
 }
 
-TEST_F(EngineTest, PeerExitAfterFailoverIsAnEndOfFile) {
-  Connect();
-  ForceFailover(a_.get(), client_);
-  // Wait until the peer has moved too, then let its process exit: like TCP's
-  // kernel, which sends a FIN for the sockets of an exiting process, the exit
-  // sends one on the volume.
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (b_->SessionFor(server_)->state.load() != SessionState::kStorage) {
-    ASSERT_LT(absl::Now(), deadline);
-    absl::SleepFor(
-        absl::Milliseconds(5));  // polling a state, not synchronising
-  }
-  ASSERT_EQ(Send(b_.get(), server_, "bye", 3), 3);
-  b_.reset();
-  char buf[16];
-  ASSERT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 3);
-  EXPECT_EQ(std::string(buf, 3), "bye");
-  EXPECT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 0);
-}
-
 // Property: whatever the stream sizes, write patterns, side and moment of the
 // failover, both directions arrive exactly once and in order. The network keeps
 // working after the failover (a wrong detection), so bytes reach the receiver
@@ -357,37 +337,6 @@ TEST_F(EngineTest, WarnsWhenTheStorageLagBoundIsBroken) {
   std::filesystem::remove(base_config_.log_path);
 }
 
-// SO_LINGER {1, 0} then close: the peer sees a reset, not an end of file,
-// on the healthy path (the kernel's, not held back by a lingering
-// duplicate) and on the storage path (a reset record).
-void ExpectAbortiveCloseIsAReset(EngineImpl* a, int client, EngineImpl* b,
-                                 int server) {
-  const linger abortive{1, 0};
-  ASSERT_EQ(
-      a->SetSockOpt(client, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive))
-          .value,
-      0);
-  ASSERT_EQ(a->Close(client).value, 0);
-  char buf[16];
-  iovec iov{buf, sizeof(buf)};
-  msghdr m{};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  SysResult r = b->RecvMsg(server, &m, 0);
-  EXPECT_FALSE(r.ok()) << "read " << r.value << " bytes: an end of file";
-  EXPECT_EQ(r.error, ECONNRESET);
-}
-
-TEST_F(EngineTest, AbortiveCloseOnTheHealthyPathIsAReset) {
-  Connect();
-  ExpectAbortiveCloseIsAReset(a_.get(), client_, b_.get(), server_);
-}
-
-TEST_F(EngineTest, AbortiveCloseOnTheStoragePathIsAReset) {
-  Connect(Mode::kStorage);
-  ExpectAbortiveCloseIsAReset(a_.get(), client_, b_.get(), server_);
-}
-
 TEST_F(EngineTest, ChannelsOfEndedSessionsLeaveTheVolume) {
   Connect(Mode::kStorage);
   RunBothWays(256 << 10, 0, /*cut_on_server=*/false);
@@ -447,58 +396,6 @@ TEST_F(EngineTest, BytesReadJustBeforeTheCloseAreAcknowledged) {
 
 // Stories told with a scripted OsCalls: the connection fails the way a
 // network fails it, not by a forced failover.
-
-// A send that the kernel fails with a reset (a middlebox's, or the peer
-// host's after a reboot of its network) moves the session to the volume, and
-// both streams go on byte-exact.
-TEST_F(EngineTest, AResetOnSendFailsOverAndBothStreamsGoOn) {
-  base_config_.resume = false;  // the loopback is fine: it would come back
-  Connect();
-  os_.FailOn(FakeOsCalls::Call::kSendMsg, client_, ECONNRESET, /*times=*/1);
-  RunBothWays(1 << 20, 0, /*cut_on_server=*/false, /*force=*/false);
-  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
-  EXPECT_EQ(b_->SessionFor(server_)->state.load(), SessionState::kStorage);
-  EXPECT_GT(b_->SessionFor(server_)->bytes_in_storage.load(), 0u);
-}
-
-// The same reset with no diskwire at the other end: nobody could carry the
-// stream, so the application gets the reset as TCP gave it, and nothing is
-// written to the volume.
-TEST_F(EngineTest, AResetWithNoDiskwirePeerReachesTheApplication) {
-  a_ = MakeEngine("a", Mode::kFailover);
-  ConnectClient();  // the server runs without diskwire
-  os_.FailOn(FakeOsCalls::Call::kSendMsg, client_, ECONNRESET, /*times=*/1);
-  char byte = 'x';
-  EXPECT_EQ(Send(a_.get(), client_, &byte, 1), -1);
-  EXPECT_EQ(errno, ECONNRESET);
-  EXPECT_EQ(a_->SessionFor(client_)->state.load(), SessionState::kDirect);
-  const std::vector<std::string> channels = ChannelsOnVolume();
-  EXPECT_TRUE(channels.empty()) << channels[0];
-}
-
-// The server's application resets the connection (SO_LINGER {1, 0}): the
-// reset is its word, not the network's. The client's application gets
-// ECONNRESET as TCP gives it, and nothing fails over: the server's engine
-// says in its heartbeat that it let the session go before the reset leaves.
-TEST_F(EngineTest, AnApplicationsResetIsNotTakenForAFailure) {
-  Connect();
-  char byte = 'x';
-  ASSERT_EQ(Send(a_.get(), client_, &byte, 1), 1);
-  ASSERT_EQ(Recv(b_.get(), server_, &byte, 1), 1);
-  // Until the server's heartbeat lists the session: before, the client would
-  // have failed over to it.
-  WaitUntilHeartbeatLists(*b_, a_.get(), client_);
-  const linger abort_on_close{1, 0};
-  ASSERT_TRUE(b_->SetSockOpt(server_, SOL_SOCKET, SO_LINGER, &abort_on_close,
-                             sizeof(abort_on_close))
-                  .ok());
-  ASSERT_EQ(b_->Close(server_).value, 0);
-  EXPECT_EQ(Recv(a_.get(), client_, &byte, 1), -1);
-  EXPECT_EQ(errno, ECONNRESET);
-  EXPECT_NE(a_->SessionFor(client_)->state.load(), SessionState::kStorage);
-  const std::vector<std::string> channels = ChannelsOnVolume();
-  EXPECT_TRUE(channels.empty()) << "failed over: " << channels[0];
-}
 
 // The peer goes silent: what the client sent is never acknowledged. The
 // engine's probe sees it within the detection bound, without any error from

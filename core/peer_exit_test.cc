@@ -28,6 +28,26 @@ TEST_F(EngineTest, PeerDeathEndsTheSessionWithTimedOut) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
+TEST_F(EngineTest, PeerExitAfterFailoverIsAnEndOfFile) {
+  Connect();
+  ForceFailover(a_.get(), client_);
+  // Wait until the peer has moved too, then let its process exit: like TCP's
+  // kernel, which sends a FIN for the sockets of an exiting process, the exit
+  // sends one on the volume.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (b_->SessionFor(server_)->state.load() != SessionState::kStorage) {
+    ASSERT_LT(absl::Now(), deadline);
+    absl::SleepFor(
+        absl::Milliseconds(5));  // polling a state, not synchronising
+  }
+  ASSERT_EQ(Send(b_.get(), server_, "bye", 3), 3);
+  b_.reset();
+  char buf[16];
+  ASSERT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 3);
+  EXPECT_EQ(std::string(buf, 3), "bye");
+  EXPECT_EQ(Recv(a_.get(), client_, buf, sizeof(buf)), 0);
+}
+
 class PeerExitTest : public EngineTest {
  protected:
   static constexpr char kLast[] = "the last words, then the end of file";
