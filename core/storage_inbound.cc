@@ -195,23 +195,7 @@ void StoragePath::ReadPeerChannel(Session* s) {
         if (after > before) {
           s->bytes_in_storage.fetch_add(after - before,
                                         std::memory_order_relaxed);
-          if (s->leg.first_storage_byte_ns == 0 && s->stopped_ns == 0) {
-            // Storage mode, or opened over the volume: no outage to time.
-            s->leg.first_storage_byte_ns = clock_->NowNs();
-            log_->Info(
-                "session ", s->label, ": first byte via storage ",
-                (s->leg.first_storage_byte_ns - s->detected_ns) / 1'000'000,
-                " ms after the session moved to it");
-          } else if (s->leg.first_storage_byte_ns == 0) {
-            s->leg.first_storage_byte_ns = clock_->NowNs();
-            const int64_t since = s->stopped_ns;
-            log_->Info("session ", s->label, ": first byte via storage ",
-                       (s->leg.first_storage_byte_ns - since) / 1'000'000,
-                       " ms after the network stopped carrying it (",
-                       (s->detected_ns - since) / 1'000'000,
-                       " ms of them to detect it; realtime_ns=",
-                       clock_->RealtimeNs(), ")");
-          }
+          if (s->leg.first_storage_byte_ns == 0) NoteFirstStorageByte(s);
         }
         break;
       }
@@ -255,6 +239,24 @@ void StoragePath::ReadPeerChannel(Session* s) {
                      "arrives (delivered ",
                      s->leg.reassembly->next_offset(), ")"));
   }
+}
+
+void StoragePath::NoteFirstStorageByte(Session* s) {
+  const int64_t now = clock_->NowNs();
+  s->leg.first_storage_byte_ns = now;
+  if (s->stopped_ns == 0) {
+    // Storage mode, or opened over the volume: no outage to time.
+    log_->Info("session ", s->label, ": first byte via storage ",
+               (now - s->detected_ns) / 1'000'000,
+               " ms after the session moved to it");
+    return;
+  }
+  log_->Info("session ", s->label, ": first byte via storage ",
+             (now - s->stopped_ns) / 1'000'000,
+             " ms after the network stopped carrying it (",
+             (s->detected_ns - s->stopped_ns) / 1'000'000,
+             " ms of them to detect it; realtime_ns=", clock_->RealtimeNs(),
+             ")");
 }
 
 void StoragePath::NoteLag(Session* s, int64_t lag_us) {

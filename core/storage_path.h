@@ -95,6 +95,9 @@ class StoragePath {
   // For an old socket that is an abandoned resume link: reads the peer's
   // COMMIT or ABORT; true when a COMMIT was read (stream bytes follow).
   bool ReadOldCommit(Session* s);
+  // Logs how long the first byte over the volume took: from the outage, or
+  // from the move to the volume when there was none.
+  void NoteFirstStorageByte(Session* s);
   // Says (at most every 10 s) that a record's lag broke DISKWIRE_MAX_LAG_MS.
   void NoteLag(Session* s, int64_t lag_us);
 
