@@ -309,6 +309,12 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     next_resume_dial_ns_ = now + kResumeDialIntervalMs * 1'000'000;
     // An Append hung on one channel must not hold the others' records.
     if (writer_ != nullptr) writer_->Supervise();
+    for (auto& s : all) {
+      // The chunks a stream did not cycle through since the last pass go
+      // back to malloc (core/replay_ring.h).
+      absl::MutexLock send_lock(&s->send_mu);
+      s->ring.ReleaseIdleSpares();
+    }
     ExpireResumes();
     ReleaseEndedSessions();
     DialResumes();

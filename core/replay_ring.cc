@@ -25,6 +25,7 @@ void ReplayRing::CopyIn(const char* src, size_t len) {
       } else {
         chunks_.push_back(std::move(spares_.back()));
         spares_.pop_back();
+        spares_low_ = std::min(spares_low_, spares_.size());
       }
     }
     const size_t n = std::min(len, kChunkBytes - index);
@@ -74,12 +75,18 @@ void ReplayRing::Grow(size_t capacity) {
 void ReplayRing::ReleaseAll() {
   RestartAt(head_);
   spares_.clear();
+  spares_low_ = 0;
+}
+
+void ReplayRing::ReleaseIdleSpares() {
+  const size_t idle =
+      spares_low_ > kSpareChunks ? spares_low_ - kSpareChunks : 0;
+  spares_.erase(spares_.begin(), spares_.begin() + idle);
+  spares_low_ = spares_.size();
 }
 
 void ReplayRing::RestartAt(uint64_t offset) {
-  for (Chunk& chunk : chunks_) {
-    if (spares_.size() < kSpareChunks) spares_.push_back(std::move(chunk));
-  }
+  for (Chunk& chunk : chunks_) spares_.push_back(std::move(chunk));
   chunks_.clear();
   tail_ = head_ = offset;
   first_chunk_ = offset / kChunkBytes;
@@ -96,8 +103,7 @@ absl::Status ReplayRing::TrimTo(uint64_t offset) {
   // stays even when empty.
   while (!chunks_.empty() && (first_chunk_ + 1) * kChunkBytes <= tail_ &&
          (first_chunk_ + 1) * kChunkBytes <= head_) {
-    if (spares_.size() < kSpareChunks)
-      spares_.push_back(std::move(chunks_.front()));
+    spares_.push_back(std::move(chunks_.front()));
     chunks_.pop_front();
     ++first_chunk_;
   }

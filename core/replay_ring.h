@@ -41,10 +41,12 @@ struct RingView {
 // takes no lock so that the healthy send path is a memcpy or two.
 //
 // Memory: the bytes live in chunks of kChunkBytes, allocated as the head
-// reaches them and freed as trimming passes them (two are kept as spares, so
-// a steady stream allocates nothing): a connection holds what it keeps,
-// rounded up to chunks, plus the spares, not its capacity. A view may
-// therefore stop at the end of its second chunk: callers loop.
+// reaches them. Chunks trimming passes become spares for the head, and
+// ReleaseIdleSpares() frees those no append needed since its last call: a
+// stream that keeps megabytes in flight reuses its chunks, and a connection
+// that went quiet holds what it keeps, rounded up to chunks, plus
+// kSpareChunks, not its capacity. A view may therefore stop at the end of its
+// second chunk: callers loop.
 class ReplayRing {
  public:
   static constexpr size_t kDefaultCapacity = 4 << 20;  // 4 MiB
@@ -99,6 +101,15 @@ class ReplayRing {
   // waits out the engine's grace period. A later Append allocates again.
   void ReleaseAll();
 
+  // Frees the spares that no append took since the last call, all but
+  // kSpareChunks. The engine calls it every few milliseconds: a stream whose
+  // bytes in flight swing by megabytes keeps the chunks it cycles through
+  // instead of giving them back to malloc, which gives them back to the
+  // kernel, and faulting them in (zeroed) again at the next swing: at four
+  // iperf3 streams on loopback that churn cost the sender more than the copy
+  // itself (bench/shim_bench.sh).
+  void ReleaseIdleSpares();
+
   // Bytes of the chunks allocated now (spares included): what the ring costs.
   size_t allocated_bytes() const {
     return (chunks_.size() + spares_.size()) * kChunkBytes;
@@ -139,10 +150,12 @@ class ReplayRing {
   // chunks_[i] holds offsets [(first_chunk_ + i) * kChunkBytes, ...+ kChunk).
   std::deque<Chunk> chunks_;
   uint64_t first_chunk_;
-  // Freed chunks reused by the next ones needed (at most kSpareChunks): a
-  // steady stream allocates nothing, and a ring the chunks of which are
-  // cache-warm copies faster than fresh memory (bench/shim_bench.sh).
+  // Trimmed chunks reused by the next ones needed, the last freed first
+  // (cache-warm). ReleaseIdleSpares() frees from the front.
   std::vector<Chunk> spares_;
+  // The fewest spares held since the last ReleaseIdleSpares(): that many,
+  // the oldest, no append needed.
+  size_t spares_low_ = 0;
   static constexpr size_t kSpareChunks = 2;
 };
 

@@ -162,6 +162,32 @@ TEST_F(ReplayRingTest, AStreamHoldsOnlyTheChunksItKeeps) {
   EXPECT_LE(ring.allocated_bytes(), 2 * ReplayRing::kChunkBytes);
 }
 
+// Bytes in flight that swing by megabytes (four iperf3 streams on loopback)
+// cycle through the same chunks: none goes back to malloc while the stream
+// needs it, and a connection that went quiet holds two spares after two
+// passes of the engine's ReleaseIdleSpares().
+TEST_F(ReplayRingTest, ASwingingStreamReusesItsChunksAndAQuietOneLetsGo) {
+  ReplayRing ring(4 << 20);
+  const std::string block(2 << 20, 's');
+  ASSERT_EQ(ring.Append(block), block.size());
+  const size_t swing = ring.allocated_bytes();
+  EXPECT_GE(swing, block.size());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(ring.TrimTo(ring.head()), IsOk());
+    ring.ReleaseIdleSpares();  // the stream takes every spare before the next
+    ASSERT_EQ(ring.Append(block), block.size());
+    EXPECT_EQ(ring.allocated_bytes(), swing) << "swing " << i;
+  }
+  ASSERT_THAT(ring.TrimTo(ring.head()), IsOk());
+  ring.ReleaseIdleSpares();  // the last append took every spare this pass
+  EXPECT_EQ(ring.allocated_bytes(), swing) << "a spare went while needed";
+  ring.ReleaseIdleSpares();  // a whole pass in which no append took one
+  // Nothing kept, the head at a chunk boundary: two spares.
+  EXPECT_EQ(ring.allocated_bytes(), 2 * ReplayRing::kChunkBytes);
+  ASSERT_EQ(ring.Append(block), block.size());
+  EXPECT_EQ(Read(ring, ring.tail(), 4), "ssss");
+}
+
 TEST_F(ReplayRingTest, AnEndedConnectionReleasesItsChunks) {
   ReplayRing ring(4 << 20);
   ASSERT_EQ(ring.Append(std::string(3 * ReplayRing::kChunkBytes, 'a')),
