@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/cold_copy.h"
 
 namespace diskwire {
 
@@ -13,23 +14,43 @@ ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
       head_(start_offset),
       first_chunk_(start_offset / kChunkBytes) {}
 
+namespace {
+
+// Bytes this thread copied into any ring: the clock of Chunk::written_at.
+thread_local uint64_t t_copied = 0;
+
+}  // namespace
+
+void ReplayRing::AttachHeadChunk() {
+  if (spares_.empty()) {
+    // Not initialised: the kernel commits (and zeroes) pages as they are
+    // first written, which leaves them in the cache.
+    chunks_.push_back(Chunk{std::unique_ptr<char[]>(new char[kChunkBytes])});
+    head_cold_ = false;
+    return;
+  }
+  chunks_.push_back(std::move(spares_.back()));
+  spares_.pop_back();
+  spares_low_ = std::min(spares_low_, spares_.size());
+  head_cold_ = t_copied - chunks_.back().written_at >= ColdDistance();
+}
+
 void ReplayRing::CopyIn(const char* src, size_t len) {
   // REQUIRES: len <= Free().
   while (len > 0) {  // src may be null for an empty iovec.
     const size_t index = IndexInChunk(head_);
     if (head_ / kChunkBytes - first_chunk_ == chunks_.size()) {
-      // Chunks are not initialised: the kernel commits pages as they are
-      // written.
-      if (spares_.empty()) {
-        chunks_.emplace_back(new char[kChunkBytes]);
-      } else {
-        chunks_.push_back(std::move(spares_.back()));
-        spares_.pop_back();
-        spares_low_ = std::min(spares_low_, spares_.size());
-      }
+      AttachHeadChunk();
     }
     const size_t n = std::min(len, kChunkBytes - index);
-    std::memcpy(ChunkFor(head_) + index, src, n);
+    Chunk& chunk = ChunkAt(head_);
+    if (head_cold_) {
+      ColdCopy(chunk.bytes.get() + index, src, n);
+    } else {
+      std::memcpy(chunk.bytes.get() + index, src, n);
+    }
+    t_copied += n;
+    chunk.written_at = t_copied;
     src += n;
     len -= n;
     head_ += n;

@@ -132,13 +132,24 @@ class ReplayRing {
   absl::StatusOr<size_t> CopyOut(uint64_t offset, size_t max, char* dst) const;
 
  private:
-  using Chunk = std::unique_ptr<char[]>;
+  struct Chunk {
+    std::unique_ptr<char[]> bytes;
+    // The writing thread's count of bytes copied into rings after its last
+    // copy here: how long ago the chunk was written, and so whether it is
+    // still in that CPU's cache when the head comes back to it.
+    uint64_t written_at = 0;
+  };
   // The chunk holding stream offset `offset` (kept or at the head), and the
   // byte's index in it.
+  Chunk& ChunkAt(uint64_t offset) {
+    return chunks_[static_cast<size_t>(offset / kChunkBytes - first_chunk_)];
+  }
   char* ChunkFor(uint64_t offset) const {
     return chunks_[static_cast<size_t>(offset / kChunkBytes - first_chunk_)]
-        .get();
+        .bytes.get();
   }
+  // Puts a chunk at the head: a spare, else a new one.
+  void AttachHeadChunk();
   static size_t IndexInChunk(uint64_t offset) {
     return static_cast<size_t>(offset % kChunkBytes);
   }
@@ -156,6 +167,13 @@ class ReplayRing {
   // The fewest spares held since the last ReleaseIdleSpares(): that many,
   // the oldest, no append needed.
   size_t spares_low_ = 0;
+  // The head's chunk left the cache since it was last written: appends to it
+  // bypass the cache (core/cold_copy.h). When the ring keeps megabytes
+  // (bytes a peer has not acknowledged, or several busy connections on one
+  // thread), a reused chunk is cold and memcpy would read every line before
+  // writing it and evict the application's and the kernel's data for bytes
+  // nobody reads; when it keeps little, the chunk is warm and memcpy wins.
+  bool head_cold_ = false;
   static constexpr size_t kSpareChunks = 2;
 };
 
