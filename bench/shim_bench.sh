@@ -8,22 +8,35 @@
 #   (every byte over the volume) when the shim supports it.
 # A benchmark, not a test: it prints figures and fails only when a tool fails.
 #
-# Usage: bench/shim_bench.sh [-n RUNS] [-t SECONDS]     (defaults 3 and 3: ~3 min)
+# Usage: bench/shim_bench.sh [-n RUNS] [-t SECONDS] [-c CPUS]   (defaults 3, 3: ~3 min)
+#   -c CPUS  runs both ends under `taskset -c CPUS` in every mode. On a machine
+#            of two shared vCPUs, where the scheduler puts the two ends decides
+#            the figure more than the shim does (four iperf3 streams unpinned
+#            land between 12 and 26 Gbit/s from run to run, with or without
+#            it); `-c 0` puts both on one CPU, which gives steady figures.
 # Env:   DW_SHIM=path/libdiskwire.so (else built with bazel $DW_BAZEL_FLAGS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=3
 secs=3
-while getopts "n:t:" opt; do
+cpus=""
+while getopts "n:t:c:" opt; do
   case "$opt" in
     n) runs="$OPTARG" ;;
     t) secs="$OPTARG" ;;
-    *) echo "usage: $0 [-n RUNS] [-t SECONDS]" >&2; exit 2 ;;
+    c) cpus="$OPTARG" ;;
+    *) echo "usage: $0 [-n RUNS] [-t SECONDS] [-c CPUS]" >&2; exit 2 ;;
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ && "$secs" =~ ^[1-9][0-9]*$ ]] ||
   { echo "shim_bench: -n and -t take positive integers" >&2; exit 2; }
+pin=()
+if [ -n "$cpus" ]; then
+  taskset -c "$cpus" true 2>/dev/null ||
+    { echo "shim_bench: -c $cpus: taskset cannot run on those CPUs" >&2; exit 2; }
+  pin=(taskset -c "$cpus")
+fi
 for tool in iperf3 sockperf python3 ss; do
   command -v "$tool" >/dev/null || { echo "shim_bench: needs $tool (scripts/setup)" >&2; exit 2; }
 done
@@ -53,11 +66,12 @@ with_mode() {
   local mode="$1" node="$2" port="$3"
   shift 3
   case "$mode" in
-    base) exec env -u LD_PRELOAD "$@" ;;
+    base) exec env -u LD_PRELOAD "${pin[@]}" "$@" ;;
     shim | storage)
       exec env LD_PRELOAD="$shim" DISKWIRE_VOLUME="$work/volume" DISKWIRE_SELECT="$port" \
         DISKWIRE_NODE="$node" DISKWIRE_LOG="$work/diskwire.log" \
-        DISKWIRE_MODE="$([ "$mode" = storage ] && echo storage || echo failover)" "$@" ;;
+        DISKWIRE_MODE="$([ "$mode" = storage ] && echo storage || echo failover)" \
+        "${pin[@]}" "$@" ;;
   esac
 }
 
@@ -124,7 +138,7 @@ measure() {
 
 declare -A results
 echo "shim: $shim"
-echo "loopback, $runs alternating runs per mode, $secs s each:" \
+echo "loopback, $runs alternating runs per mode, $secs s each${cpus:+, both ends on CPUs $cpus}:" \
   "iperf3 bulk (1 and 4 streams); sockperf ping-pong (64 B and 16 KiB)"
 printf '  %-12s %9s %9s %9s %9s %9s %9s %9s %9s\n' "" "iperf3x1" "iperf3x4" "64B p50" \
   "64B p99" "16K p50" "16K p99" "x1 CPU/GB" "x4 CPU/GB"
