@@ -203,8 +203,11 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // announced first. Returns false when the session cannot fail over (no live
   // peer holds it): the caller passes the socket's error to the application.
   // `episode` is the one the peer announced (0 when this side decides).
+  // `cause`: what the announcement says when the path did not fail
+  // (FailoverMessage::cause).
   bool TriggerFailover(Session* s, const std::string& reason,
-                       std::string peer_process, uint32_t episode = 0);
+                       std::string peer_process, uint32_t episode = 0,
+                       const char* cause = "");
   // This side's and the peer's channel in the session's current episode.
   std::string MyChannel(const Session& s) const;
   std::string PeerChannel(const Session& s) const;

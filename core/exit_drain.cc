@@ -86,7 +86,8 @@ void EngineImpl::FailOverUnacknowledgedAtExit() {
     if (clock_->NowNs() >= deadline) {
       for (auto& s : direct) {
         TriggerFailover(s.get(),
-                        "exiting with bytes the peer has not acknowledged", "");
+                        "exiting with bytes the peer has not acknowledged", "",
+                        0, "exit");
       }
       break;
     }

@@ -73,7 +73,8 @@ int64_t EngineImpl::LastArrivalNs(Session* s, int64_t now) {
 }
 
 bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
-                                 std::string peer_process, uint32_t episode) {
+                                 std::string peer_process, uint32_t episode,
+                                 const char* cause) {
   if (s->dormant.load()) return false;  // another process carries it
   SessionState expected = SessionState::kDirect;
   if (!s->state.compare_exchange_strong(expected, SessionState::kFailingOver)) {
@@ -119,6 +120,7 @@ bool EngineImpl::TriggerFailover(Session* s, const std::string& reason,
     }
   }
   s->detected_ns = now;
+  s->failover_cause = cause;
   // In storage mode the network never carried the stream: no outage to time.
   s->stopped_ns = config_.mode == Mode::kStorage ? 0 : LastArrivalNs(s, now);
   s->peer_process = peer_process;
@@ -296,6 +298,7 @@ void EngineImpl::Announce(Session* s) {
   m.episode = s->episode;
   m.claim = s->claim_ns.load();
   m.to_claim = s->peer_claim_ns;
+  m.cause = s->failover_cause;
   const std::string name = absl::StrCat("fo-", SessionIdHex(s->id), "-",
                                         s->role == Role::kClient ? "c" : "s",
                                         "-", clock_->RealtimeNs());

@@ -19,6 +19,7 @@ std::string EncodeFailover(const FailoverMessage& m) {
   if (m.IsOpenRequest())
     absl::StrAppend(&out, " open_from=", m.open_from, " open_to=", m.open_to);
   if (!m.answer.empty()) absl::StrAppend(&out, " answer=", m.answer);
+  if (!m.cause.empty()) absl::StrAppend(&out, " cause=", m.cause);
   return out;
 }
 
@@ -65,6 +66,12 @@ absl::StatusOr<FailoverMessage> DecodeFailover(absl::string_view payload) {
     } else if (kv.first == "answer") {
       m.answer = std::string(kv.second);
       ok = m.answer == "accepted" || m.answer == "refused";
+    } else if (kv.first == "cause") {
+      // One word of lower-case letters: a later version may add others.
+      m.cause = std::string(kv.second);
+      ok = !m.cause.empty() &&
+           m.cause.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") ==
+               std::string::npos;
     } else if (kv.first == "from") {
       m.from_process = std::string(kv.second);
       have_from = !m.from_process.empty();

@@ -37,6 +37,11 @@ struct FailoverMessage {
   std::string open_from;  // the client's address:port, in a request
   std::string open_to;    // the address:port it connected to
   std::string answer;     // "accepted" or "refused", in an answer
+  // Why the sender moved, when the path did not fail: "exit" (its process
+  // exits with bytes the peer has not acknowledged, and hands them to the
+  // volume). Empty: the path failed. A peer that does not know the word logs
+  // a plain failover.
+  std::string cause;
   bool IsOpenRequest() const { return !open_to.empty(); }
 
   bool operator==(const FailoverMessage&) const = default;

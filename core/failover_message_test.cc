@@ -49,6 +49,25 @@ TEST(FailoverMessage, OpenRequestsAndAnswersRoundTrip) {
                        testing::HasSubstr("open_from")));
 }
 
+TEST(FailoverMessage, ACauseRoundTripsAndIsOneWord) {
+  FailoverMessage m = Message(Role::kServer, 10, 0, "b.3.4");
+  m.cause = "exit";
+  ASSERT_OK_AND_ASSIGN(FailoverMessage back, DecodeFailover(EncodeFailover(m)));
+  EXPECT_EQ(back.cause, "exit");
+  EXPECT_EQ(
+      EncodeFailover(Message(Role::kServer, 10, 0, "b.3.4")).find("cause"),
+      std::string::npos);
+  const std::string base =
+      "failover 1 session=00000000000000010000000000000002 role=server "
+      "offset=10 from=p";
+  EXPECT_THAT(DecodeFailover(base + " cause=Exit!"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       testing::HasSubstr("cause")));
+  // A word this version does not know is kept, for the log to show.
+  ASSERT_OK_AND_ASSIGN(back, DecodeFailover(base + " cause=maintenance"));
+  EXPECT_EQ(back.cause, "maintenance");
+}
+
 TEST(FailoverMessage, RejectsForeignText) {
   EXPECT_THAT(DecodeFailover("hello world"),
               StatusIs(absl::StatusCode::kInvalidArgument));

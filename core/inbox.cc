@@ -14,6 +14,23 @@
 
 namespace diskwire {
 
+namespace {
+
+// What this side's log says of a failover its peer announced: an exiting
+// process's hand-over is no network failure, and an operator who alerts on
+// failovers must be able to tell.
+std::string AnnouncedReason(const FailoverMessage& m) {
+  if (m.cause.empty()) return "the peer announced a failover";
+  if (m.cause == "exit") {
+    return "the peer's process exits with bytes this side has not "
+           "acknowledged; they follow over the volume, the network did not "
+           "fail";
+  }
+  return absl::StrCat("the peer announced a failover (", m.cause, ")");
+}
+
+}  // namespace
+
 void EngineImpl::HandleInbox() {
   auto inbox = recv()->TakeInbox(process_id_);
   if (!inbox.ok()) {
@@ -64,8 +81,7 @@ void EngineImpl::HandleInbox() {
     const SessionState st = s->state.load();
     if (st == SessionState::kDirect) {
       s->peer_claim_ns = m.claim;
-      TriggerFailover(s.get(), "the peer announced a failover", m.from_process,
-                      m.episode);
+      TriggerFailover(s.get(), AnnouncedReason(m), m.from_process, m.episode);
     } else if (st == SessionState::kStorage || st == SessionState::kResuming) {
       // A connection opened over the volume learns which process accepted
       // it (a forked child, perhaps) from that process's announcement.

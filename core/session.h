@@ -200,8 +200,11 @@ struct Session {
   // The application closed with SO_LINGER {1, 0}: its end is a reset.
   bool app_aborted = false;
   uint64_t failover_offset = 0;  // F: our first byte written to the volume
-  std::string peer_process;      // who holds the other end, once known
-  int64_t peer_claim_ns = 0;     // its claim: names its channel (0: unknown)
+  // Why this side moved when the path did not fail (FailoverMessage::cause),
+  // for the announcement; "" when it failed.
+  std::string failover_cause;
+  std::string peer_process;   // who holds the other end, once known
+  int64_t peer_claim_ns = 0;  // its claim: names its channel (0: unknown)
   uint64_t delivered =
       0;  // bytes handed to the application (ack offset we send)
   uint64_t peer_ack = 0;    // the peer's ack offset (trims the ring)

@@ -113,6 +113,16 @@ class LingerTest(base.ShimTestCase):
         self.assert_received(client, self.out, SIZE, self.sha_sent,
                              SIZE / READ_RATE + base.SLACK_S, also=[reader])
         self.assertEqual(self.log_lines("a", "WARN"), 0, self.context())
+        # The server's exit handed its tail to the volume; the client's log
+        # says so, not that the network failed (an operator alerting on
+        # failovers would page for every such exit).
+        self.assertEqual(self.log_lines(
+            "b", "exiting with bytes the peer has not acknowledged"), 1,
+            self.context())
+        self.assertEqual(self.log_lines("a", "the peer's process exits"), 1,
+                         self.context())
+        self.assertEqual(self.log_lines("a", "(the peer announced a failover)"),
+                         0, self.context())
 
 
 class LingerHttpTest(base.ShimTestCase):
