@@ -102,7 +102,7 @@ class ReplayRing {
   void ReleaseAll();
 
   // Frees the spares that no append took since the last call, all but
-  // kSpareChunks. The engine calls it every few milliseconds: a stream whose
+  // kSpareChunks. The engine calls it every 100 ms: a stream whose
   // bytes in flight swing by megabytes keeps the chunks it cycles through
   // instead of giving them back to malloc, which gives them back to the
   // kernel, and faulting them in (zeroed) again at the next swing: at four
@@ -139,14 +139,14 @@ class ReplayRing {
     // still in that CPU's cache when the head comes back to it.
     uint64_t written_at = 0;
   };
-  // The chunk holding stream offset `offset` (kept or at the head), and the
-  // byte's index in it.
-  Chunk& ChunkAt(uint64_t offset) {
-    return chunks_[static_cast<size_t>(offset / kChunkBytes - first_chunk_)];
+  // The chunk holding stream offset `offset` (kept or at the head): its place
+  // in chunks_, the chunk, its bytes; IndexInChunk() is the byte's index.
+  size_t ChunkIndex(uint64_t offset) const {
+    return static_cast<size_t>(offset / kChunkBytes - first_chunk_);
   }
+  Chunk& ChunkAt(uint64_t offset) { return chunks_[ChunkIndex(offset)]; }
   char* ChunkFor(uint64_t offset) const {
-    return chunks_[static_cast<size_t>(offset / kChunkBytes - first_chunk_)]
-        .bytes.get();
+    return chunks_[ChunkIndex(offset)].bytes.get();
   }
   // Puts a chunk at the head: a spare, else a new one.
   void AttachHeadChunk();
