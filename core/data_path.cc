@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "core/engine_impl.h"
 #include "core/iov.h"
+#include "core/message_calls.h"
 #include "core/signal_restart.h"
 
 namespace diskwire {
@@ -132,7 +133,7 @@ SysResult EngineImpl::FlushBacklog(Session* s, int fd) {
     msghdr m{};
     m.msg_iov = iov;
     m.msg_iovlen = view->second.empty() ? 1 : 2;
-    SysResult r = os_->SendMsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    SysResult r = SendMessage(os_, fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (!r.ok()) return r;
     s->sent_to_socket += r.value;
   }
@@ -182,7 +183,7 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
         // bytes: every byte the kernel accepts has a place in the ring.
         const msghdr m =
             done > 0 || room < want ? MsgSlice(*msg, done, room, &part) : *msg;
-        r = os_->SendMsg(fd, &m, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = SendMessage(os_, fd, m, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r.ok()) {
           KeepSent(s, fd, m.msg_iov, m.msg_iovlen, r.value);
           done += r.value;
@@ -225,11 +226,11 @@ SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
 
 SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
   Session* s = SessionFor(fd);
-  if (s == nullptr) return os_->SendMsg(fd, msg, flags);
+  if (s == nullptr) return SendMessage(os_, fd, *msg, flags);
   if (!s->endpoints_known && !FinishAdoption(s, fd))
-    return os_->SendMsg(fd, msg, flags);
+    return SendMessage(os_, fd, *msg, flags);
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
-    return os_->SendMsg(fd, msg, flags);
+    return SendMessage(os_, fd, *msg, flags);
   size_t done = 0;
   size_t want = 0;  // counted once a state change interrupts the send
   msghdr rest = *msg;
@@ -248,8 +249,9 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
         absl::MutexLock lock(&s->mu);
         error = s->error;
       }
-      SysResult r = error != 0 ? SysResult::Fail(error)
-                               : os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL);
+      SysResult r = error != 0
+                        ? SysResult::Fail(error)
+                        : SendMessage(os_, fd, rest, flags | MSG_NOSIGNAL);
       if (r.ok()) done += r.value;
       return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
     }
@@ -298,7 +300,7 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
       }
       const msghdr rest = done > 0 ? MsgSlice(m, done, want - done, &part) : m;
-      r = os_->SendMsg(fd, &rest, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+      r = SendMessage(os_, fd, rest, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     if (r.ok()) {
       done += r.value;

@@ -95,8 +95,12 @@ class Engine {
   // (honouring O_NONBLOCK and MSG_DONTWAIT) and can be woken by a failover,
   // which it survives.
   virtual SysResult SendMsg(int fd, const msghdr* msg, int flags) = 0;
-  // recv/recvfrom/recvmsg/read/readv on an owned fd; same blocking rules.
+  // recvmsg on an owned fd; same blocking rules.
   virtual SysResult RecvMsg(int fd, msghdr* msg, int flags) = 0;
+  // recv/recvfrom/read/readv on an owned fd: RecvMsg for a caller that does
+  // not read msg->msg_flags back, which lets a one-buffer read reach the
+  // kernel as the cheaper recvfrom(2) (core/message_calls.h).
+  virtual SysResult Recv(int fd, msghdr* msg, int flags) = 0;
   virtual SysResult Shutdown(int fd, int how) = 0;
 
   // --- Socket introspection. After a swap the fd names a local socket pair,

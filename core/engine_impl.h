@@ -79,6 +79,7 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   SysResult Close(int fd) override;
   SysResult SendMsg(int fd, const msghdr* msg, int flags) override;
   SysResult RecvMsg(int fd, msghdr* msg, int flags) override;
+  SysResult Recv(int fd, msghdr* msg, int flags) override;
   SysResult Shutdown(int fd, int how) override;
   SysResult GetSockName(int fd, sockaddr* addr, socklen_t* len) override;
   SysResult GetPeerName(int fd, sockaddr* addr, socklen_t* len) override;
@@ -167,6 +168,10 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // (EAGAIN when the socket is full).
   SysResult FlushBacklog(Session* s, int fd)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->send_mu);
+  // How a receive reaches the kernel: recvmsg(2) for a caller that reads
+  // msg_flags back (recvmsg, recvmmsg), ReceiveMessage (core/message_calls.h)
+  // for one that does not.
+  enum class RecvCall { kRecvMsg, kWithoutFlags };
   SysResult SendDirect(Session* s, int fd, const msghdr* msg, int flags,
                        bool* retry);
   SysResult SendStorage(Session* s, int fd, const msghdr* msg, int flags,
@@ -178,12 +183,17 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // interrupted goes on after them), updated. *retry when the state changed
   // before the call was done: nothing read yet, or a MSG_WAITALL buffer not
   // full.
+  // `call`: how the kernel is asked (RecvCall).
   SysResult RecvDirect(Session* s, int fd, msghdr* msg, int flags,
-                       size_t* received, bool* retry);
+                       RecvCall call, size_t* received, bool* retry);
   // As RecvDirect on the socket pair, never blocking inside it (so that a
   // resume can always take it): waits are polls a resume interrupts.
   SysResult RecvStorage(Session* s, int fd, msghdr* msg, int flags,
-                        size_t* received, bool* retry);
+                        RecvCall call, size_t* received, bool* retry);
+  // RecvMsg and Recv.
+  SysResult Receive(int fd, msghdr* msg, int flags, RecvCall call);
+  // One receive from the kernel, as `call` says.
+  SysResult RecvOnce(int fd, msghdr* msg, int flags, RecvCall call);
   static bool IsSwapping(SessionState st) {
     return st == SessionState::kFailingOver || st == SessionState::kResuming;
   }

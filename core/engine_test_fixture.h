@@ -125,7 +125,7 @@ class EngineTest : public testing::Test {
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
-    SysResult r = e->RecvMsg(fd, &m, 0);
+    SysResult r = e->Recv(fd, &m, 0);  // as recv(2) does
     if (!r.ok()) errno = r.error;
     return r.value;
   }

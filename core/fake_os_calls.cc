@@ -123,6 +123,20 @@ SysResult FakeOsCalls::RecvMsg(int fd, msghdr* msg, int flags) {
   return Of(::recvmsg(fd, msg, flags));
 }
 
+SysResult FakeOsCalls::SendTo(int fd, const void* buf, size_t len, int flags,
+                              const sockaddr* to, socklen_t to_len) {
+  if (int error = Scripted(Call::kSendMsg, fd)) return SysResult::Fail(error);
+  if (int error = Scripted(Call::kSendTo, fd)) return SysResult::Fail(error);
+  return Of(::sendto(fd, buf, len, flags, to, to_len));
+}
+
+SysResult FakeOsCalls::RecvFrom(int fd, void* buf, size_t len, int flags,
+                                sockaddr* from, socklen_t* from_len) {
+  if (int error = Scripted(Call::kRecvMsg, fd)) return SysResult::Fail(error);
+  if (int error = Scripted(Call::kRecvFrom, fd)) return SysResult::Fail(error);
+  return Of(::recvfrom(fd, buf, len, flags, from, from_len));
+}
+
 SysResult FakeOsCalls::Read(int fd, void* buf, size_t len) {
   if (int error = Scripted(Call::kRead, fd)) return SysResult::Fail(error);
   return Of(::read(fd, buf, len));

@@ -27,7 +27,19 @@ namespace diskwire {
 class FakeOsCalls final : public OsCalls {
  public:
   // The calls a test can make fail (and count; a poll counts on its first fd).
-  enum class Call { kSendMsg, kRecvMsg, kConnect, kRead, kWrite, kPoll };
+  // kSendMsg is any send on a socket, sendmsg or sendto, and kRecvMsg any
+  // receive; kSendTo and kRecvFrom count (and fail) only those made as
+  // sendto and recvfrom, after kSendMsg's and kRecvMsg's rules.
+  enum class Call {
+    kSendMsg,
+    kRecvMsg,
+    kSendTo,
+    kRecvFrom,
+    kConnect,
+    kRead,
+    kWrite,
+    kPoll
+  };
   static constexpr int kAnyFd = -1;
 
   // REQUIRES: clock outlives this (it times stalls).
@@ -59,6 +71,10 @@ class FakeOsCalls final : public OsCalls {
   SysResult Ioctl(int fd, unsigned long request, int* arg) override;
   SysResult SendMsg(int fd, const msghdr* msg, int flags) override;
   SysResult RecvMsg(int fd, msghdr* msg, int flags) override;
+  SysResult SendTo(int fd, const void* buf, size_t len, int flags,
+                   const sockaddr* to, socklen_t to_len) override;
+  SysResult RecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
+                     socklen_t* from_len) override;
   SysResult Read(int fd, void* buf, size_t len) override;
   SysResult Write(int fd, const void* buf, size_t len) override;
   SysResult Shutdown(int fd, int how) override;

@@ -52,6 +52,12 @@ class OsCalls {
   virtual SysResult SendMsg(int fd, const msghdr* msg, int flags) = 0;
   /** @see man 2 recvmsg */
   virtual SysResult RecvMsg(int fd, msghdr* msg, int flags) = 0;
+  /** @see man 2 sendto */
+  virtual SysResult SendTo(int fd, const void* buf, size_t len, int flags,
+                           const sockaddr* to, socklen_t to_len) = 0;
+  /** @see man 2 recvfrom */
+  virtual SysResult RecvFrom(int fd, void* buf, size_t len, int flags,
+                             sockaddr* from, socklen_t* from_len) = 0;
   /** @see man 2 read */
   virtual SysResult Read(int fd, void* buf, size_t len) = 0;
   /** @see man 2 write */

@@ -8,6 +8,7 @@
 #include "core/engine_impl.h"
 #include "core/failure_detector.h"
 #include "core/iov.h"
+#include "core/message_calls.h"
 
 namespace diskwire {
 
@@ -54,8 +55,13 @@ class IovTail {
 
 }  // namespace
 
+SysResult EngineImpl::RecvOnce(int fd, msghdr* msg, int flags, RecvCall call) {
+  return call == RecvCall::kRecvMsg ? os_->RecvMsg(fd, msg, flags)
+                                    : ReceiveMessage(os_, fd, msg, flags);
+}
+
 SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
-                                 size_t* received, bool* retry) {
+                                 RecvCall call, size_t* received, bool* retry) {
   *retry = false;
   size_t got = *received;
   IovTail tail(msg, got);
@@ -70,7 +76,7 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
   }
   // The application's own flags: the kernel blocks, times out (SO_RCVTIMEO)
   // and waits for a whole MSG_WAITALL buffer as it would without diskwire.
-  SysResult r = os_->RecvMsg(fd, &m, flags);
+  SysResult r = RecvOnce(fd, &m, flags, call);
   // A reset or a timeout handed over here is gone from SO_ERROR: the swap
   // must not take the socket's end for an orderly one. Said before the reader
   // counts out, since the swap reads it next.
@@ -105,7 +111,8 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
 }
 
 SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
-                                  size_t* received, bool* retry) {
+                                  RecvCall call, size_t* received,
+                                  bool* retry) {
   *retry = false;
   // The blocking mode matters only once a call would block: no fcntl before.
   auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
@@ -131,7 +138,7 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
         return got > 0 ? SysResult::Ok(got) : SysResult::Fail(EAGAIN);
       }
       msghdr m = tail.Over(msg);
-      r = os_->RecvMsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+      r = RecvOnce(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT, call);
       if (got == 0)
         msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
     }
@@ -160,12 +167,20 @@ SysResult EngineImpl::RecvStorage(Session* s, int fd, msghdr* msg, int flags,
 }
 
 SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
+  return Receive(fd, msg, flags, RecvCall::kRecvMsg);
+}
+
+SysResult EngineImpl::Recv(int fd, msghdr* msg, int flags) {
+  return Receive(fd, msg, flags, RecvCall::kWithoutFlags);
+}
+
+SysResult EngineImpl::Receive(int fd, msghdr* msg, int flags, RecvCall call) {
   Session* s = SessionFor(fd);
-  if (s == nullptr) return os_->RecvMsg(fd, msg, flags);
+  if (s == nullptr) return RecvOnce(fd, msg, flags, call);
   if (!s->endpoints_known && !FinishAdoption(s, fd))
-    return os_->RecvMsg(fd, msg, flags);
+    return RecvOnce(fd, msg, flags, call);
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
-    return os_->RecvMsg(fd, msg, flags);
+    return RecvOnce(fd, msg, flags, call);
   size_t received = 0;
   while (true) {
     SessionState st = s->state.load();
@@ -177,7 +192,7 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
       // A MSG_WAITALL read the end interrupted returns what it has.
       if (received > 0) return SysResult::Ok(received);
       // Nothing swaps the pair any more: what it holds, then the error.
-      SysResult r = os_->RecvMsg(fd, msg, flags);
+      SysResult r = RecvOnce(fd, msg, flags, call);
       if (r.ok() && r.value == 0 &&
           IovTotal(msg->msg_iov, msg->msg_iovlen) > 0) {
         absl::MutexLock lock(&s->mu);
@@ -187,8 +202,8 @@ SysResult EngineImpl::RecvMsg(int fd, msghdr* msg, int flags) {
     }
     bool retry = false;
     SysResult r = st == SessionState::kDirect
-                      ? RecvDirect(s, fd, msg, flags, &received, &retry)
-                      : RecvStorage(s, fd, msg, flags, &received, &retry);
+                      ? RecvDirect(s, fd, msg, flags, call, &received, &retry)
+                      : RecvStorage(s, fd, msg, flags, call, &received, &retry);
     if (!retry) return r;
   }
 }

@@ -83,6 +83,32 @@ TEST_F(EngineTest, AReceiveThatWaitsIsOneCallToTheKernel) {
   EXPECT_EQ(os_.Count(Call::kPoll, server_) - polls, 0);
 }
 
+// The kernel's cheaper calls carry the healthy path (core/message_calls.h):
+// a send of one buffer is a sendto, a recv of one buffer a recvfrom; a
+// recvmsg stays one, for its caller reads the flags the kernel returns.
+TEST_F(EngineTest, OneBufferGoesByTheKernelsCheaperCallsAndRecvmsgStaysOne) {
+  Connect();
+  ASSERT_EQ(Send(a_.get(), client_, "hi", 2), 2);
+  char buf[16];
+  ASSERT_EQ(Recv(b_.get(), server_, buf, sizeof(buf)), 2);
+  const int sendtos = os_.Count(Call::kSendTo, client_);
+  const int recvfroms = os_.Count(Call::kRecvFrom, server_);
+  const int recvs = os_.Count(Call::kRecvMsg, server_);
+  ASSERT_EQ(Send(a_.get(), client_, "0123", 4), 4);
+  ASSERT_EQ(Recv(b_.get(), server_, buf, 4), 4);
+  EXPECT_EQ(os_.Count(Call::kSendTo, client_) - sendtos, 1);
+  EXPECT_EQ(os_.Count(Call::kRecvFrom, server_) - recvfroms, 1);
+  ASSERT_EQ(Send(a_.get(), client_, "4567", 4), 4);
+  iovec iov{buf, 4};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  ASSERT_EQ(b_->RecvMsg(server_, &m, 0).value, 4);
+  EXPECT_EQ(std::string(buf, 4), "4567");
+  EXPECT_EQ(os_.Count(Call::kRecvFrom, server_) - recvfroms, 1);
+  EXPECT_EQ(os_.Count(Call::kRecvMsg, server_) - recvs, 2);
+}
+
 TEST_F(EngineTest, ABlockingReceiveKeepsItsOwnTimeout) {
   Connect();
   const timeval timeout{0, 150'000};

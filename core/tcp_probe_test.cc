@@ -229,6 +229,13 @@ class ArrivingOsCalls final : public OsCalls {
   SysResult RecvMsg(int, msghdr*, int) override {
     return SysResult::Fail(ENOSYS);
   }
+  SysResult SendTo(int, const void*, size_t, int, const sockaddr*,
+                   socklen_t) override {
+    return SysResult::Fail(ENOSYS);
+  }
+  SysResult RecvFrom(int, void*, size_t, int, sockaddr*, socklen_t*) override {
+    return SysResult::Fail(ENOSYS);
+  }
   SysResult Read(int, void*, size_t) override {
     return SysResult::Fail(ENOSYS);
   }

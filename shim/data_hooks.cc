@@ -39,7 +39,7 @@ ssize_t RecvOwned(Engine* engine, int fd, const iovec* iov, size_t iovcnt,
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = iovcnt;
   InsideDiskwire inside;
-  const ssize_t n = ReturnErrno(engine->RecvMsg(fd, &msg, flags));
+  const ssize_t n = ReturnErrno(engine->Recv(fd, &msg, flags));
   if (n >= 0 && from != nullptr && from_len != nullptr) {
     *from_len = msg.msg_namelen;
   }

@@ -171,6 +171,16 @@ class RealOsCallsImpl final : public OsCalls {
   SysResult RecvMsg(int fd, msghdr* msg, int flags) override {
     return Capture([&] { return Real().recvmsg(fd, msg, flags); });
   }
+  SysResult SendTo(int fd, const void* buf, size_t len, int flags,
+                   const sockaddr* to, socklen_t to_len) override {
+    return Capture(
+        [&] { return Real().sendto(fd, buf, len, flags, to, to_len); });
+  }
+  SysResult RecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
+                     socklen_t* from_len) override {
+    return Capture(
+        [&] { return Real().recvfrom(fd, buf, len, flags, from, from_len); });
+  }
   SysResult Read(int fd, void* buf, size_t len) override {
     return Capture([&] { return Real().read(fd, buf, len); });
   }

@@ -169,8 +169,8 @@ ssize_t SpliceFromOwned(Engine* engine, int sock_fd, int pipe_fd, size_t len,
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  SysResult r = engine->RecvMsg(sock_fd, &msg,
-                                (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0);
+  SysResult r = engine->Recv(sock_fd, &msg,
+                             (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0);
   if (!r.ok() || r.value == 0) return ReturnErrno(r);
   int error = 0;
   return Result(

@@ -100,6 +100,9 @@ class FakeEngine final : public Engine {
     if (r.ok()) counters_[kReceivedBytes] += r.value;
     return r;
   }
+  SysResult Recv(int fd, msghdr* msg, int flags) override {
+    return RecvMsg(fd, msg, flags);
+  }
   SysResult Shutdown(int fd, int how) override {
     return os_->Shutdown(fd, how);
   }
