@@ -27,33 +27,34 @@ void ReplayRing::AttachHeadChunk() {
     // first written, which leaves them in the cache.
     chunks_.push_back(Chunk{std::unique_ptr<char[]>(new char[kChunkBytes])});
     head_cold_ = false;
-    return;
+  } else {
+    chunks_.push_back(std::move(spares_.back()));
+    spares_.pop_back();
+    spares_low_ = std::min(spares_low_, spares_.size());
+    head_cold_ = t_copied - chunks_.back().written_at >= ColdDistance();
   }
-  chunks_.push_back(std::move(spares_.back()));
-  spares_.pop_back();
-  spares_low_ = std::min(spares_low_, spares_.size());
-  head_cold_ = t_copied - chunks_.back().written_at >= ColdDistance();
+  head_chunk_ = &chunks_.back();
 }
 
 void ReplayRing::CopyIn(const char* src, size_t len) {
   // REQUIRES: len <= Free().
+  uint64_t& copied = t_copied;
   while (len > 0) {  // src may be null for an empty iovec.
+    if (head_chunk_ == nullptr) AttachHeadChunk();
     const size_t index = IndexInChunk(head_);
-    if (head_ / kChunkBytes - first_chunk_ == chunks_.size()) {
-      AttachHeadChunk();
-    }
     const size_t n = std::min(len, kChunkBytes - index);
-    Chunk& chunk = ChunkAt(head_);
+    char* dst = head_chunk_->bytes.get() + index;
     if (head_cold_) {
-      ColdCopy(chunk.bytes.get() + index, src, n);
+      ColdCopy(dst, src, n);
     } else {
-      std::memcpy(chunk.bytes.get() + index, src, n);
+      std::memcpy(dst, src, n);
     }
-    t_copied += n;
-    chunk.written_at = t_copied;
+    copied += n;
+    head_chunk_->written_at = copied;
     src += n;
     len -= n;
     head_ += n;
+    if (IndexInChunk(head_) == 0) head_chunk_ = nullptr;  // it is full
   }
 }
 
@@ -65,6 +66,11 @@ size_t ReplayRing::Append(absl::string_view bytes) {
 
 size_t ReplayRing::Append(const iovec* iov, int iovcnt, size_t len,
                           uint64_t held) {
+  if (iovcnt == 1 && held <= tail_ && len <= Free()) {
+    // The common send: one buffer, nothing acknowledged past what is kept.
+    CopyIn(static_cast<const char*>(iov[0].iov_base), len);
+    return len;
+  }
   held = std::min<uint64_t>(held, head_ + len);
   size_t skip = 0;
   if (held > head_) {
@@ -85,7 +91,7 @@ size_t ReplayRing::Append(const iovec* iov, int iovcnt, size_t len,
     skip = 0;
     if (Free() == 0) break;
   }
-  (void)TrimTo(held);  // no-op unless `held` is inside what was kept
+  if (held > tail_) (void)TrimTo(held);
   return copied;
 }
 
@@ -109,6 +115,7 @@ void ReplayRing::ReleaseIdleSpares() {
 void ReplayRing::RestartAt(uint64_t offset) {
   for (Chunk& chunk : chunks_) spares_.push_back(std::move(chunk));
   chunks_.clear();
+  head_chunk_ = nullptr;
   tail_ = head_ = offset;
   first_chunk_ = offset / kChunkBytes;
 }

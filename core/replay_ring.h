@@ -144,11 +144,10 @@ class ReplayRing {
   size_t ChunkIndex(uint64_t offset) const {
     return static_cast<size_t>(offset / kChunkBytes - first_chunk_);
   }
-  Chunk& ChunkAt(uint64_t offset) { return chunks_[ChunkIndex(offset)]; }
   char* ChunkFor(uint64_t offset) const {
     return chunks_[ChunkIndex(offset)].bytes.get();
   }
-  // Puts a chunk at the head: a spare, else a new one.
+  // Puts a chunk at the head (head_chunk_): a spare, else a new one.
   void AttachHeadChunk();
   static size_t IndexInChunk(uint64_t offset) {
     return static_cast<size_t>(offset % kChunkBytes);
@@ -161,6 +160,11 @@ class ReplayRing {
   // chunks_[i] holds offsets [(first_chunk_ + i) * kChunkBytes, ...+ kChunk).
   std::deque<Chunk> chunks_;
   uint64_t first_chunk_;
+  // The chunk the next appended byte goes to, null until one is attached
+  // (none yet, or the last one is full). A deque keeps its elements where they
+  // are as chunks are added at the back and trimmed from the front, and
+  // trimming never takes the chunk the head is in.
+  Chunk* head_chunk_ = nullptr;
   // Trimmed chunks reused by the next ones needed, the last freed first
   // (cache-warm). ReleaseIdleSpares() frees from the front.
   std::vector<Chunk> spares_;
