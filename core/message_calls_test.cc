@@ -21,6 +21,16 @@ namespace {
 
 using Call = FakeOsCalls::Call;
 
+// A message of one buffer with room for a name of `name_len` bytes.
+msghdr OneBuffer(iovec* iov, void* name, socklen_t name_len) {
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = 1;
+  m.msg_name = name;
+  m.msg_namelen = name_len;
+  return m;
+}
+
 // Two UDP sockets on loopback; `a_` connected to `b_`.
 class MessageCallsTest : public ::testing::Test {
  protected:
@@ -141,22 +151,14 @@ TEST_F(MessageCallsTest, OneBufferIsReceivedWithRecvfromAndTheNameAsRecvmsg) {
   char got[8];
   iovec iov{got, sizeof(got)};
   char name[4] = {};
-  msghdr m{};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_name = name;
-  m.msg_namelen = sizeof(name);
+  msghdr m = OneBuffer(&iov, name, sizeof(name));
   m.msg_flags = -1;  // recvmsg ignores what it held; so does this
   EXPECT_EQ(ReceiveMessage(&os_, b_, &m, 0).value, 3);
   EXPECT_EQ(os_.Count(Call::kRecvFrom), 1);
   EXPECT_EQ(std::string(got, 3), "abc");
   EXPECT_EQ(m.msg_flags, 0);
   char kernel_name[4] = {};
-  msghdr k{};
-  k.msg_iov = &iov;
-  k.msg_iovlen = 1;
-  k.msg_name = kernel_name;
-  k.msg_namelen = sizeof(kernel_name);
+  msghdr k = OneBuffer(&iov, kernel_name, sizeof(kernel_name));
   EXPECT_EQ(recvmsg(b_, &k, 0), 3);
   EXPECT_EQ(m.msg_namelen, k.msg_namelen);
   EXPECT_EQ(m.msg_namelen, sizeof(sockaddr_in));
