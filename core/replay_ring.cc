@@ -66,7 +66,7 @@ size_t ReplayRing::Append(absl::string_view bytes) {
 
 size_t ReplayRing::Append(const iovec* iov, int iovcnt, size_t len,
                           uint64_t held) {
-  if (iovcnt == 1 && held <= tail_ && len <= Free()) {
+  if (iovcnt == 1 && held <= tail_ && len <= Free() && len <= iov[0].iov_len) {
     // The common send: one buffer, nothing acknowledged past what is kept.
     CopyIn(static_cast<const char*>(iov[0].iov_base), len);
     return len;
