@@ -68,15 +68,18 @@ def holdings():
                 threads = int(line.split()[1])
     fds = os.listdir("/proc/self/fd")
     watches = 0
+    targets = []  # what each descriptor is: a leak says what it leaks
     for fd in fds:
         try:
             with open(f"/proc/self/fdinfo/{fd}") as f:
                 watches += sum(1 for line in f if line.startswith("inotify wd:"))
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:
             pass  # the listing's own fd, closed since
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"rss_kib": rss, "fds": len(fds), "inotify_watches": watches,
-            "threads": threads, "cpu_s": usage.ru_utime + usage.ru_stime}
+            "threads": threads, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "fd_targets": sorted(targets)}
 
 
 def settled_holdings(settle, baseline):
