@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "core/cold_copy.h"
 
 namespace diskwire {
 
@@ -16,12 +15,14 @@ ReplayRing::ReplayRing(size_t capacity, uint64_t start_offset)
 
 namespace {
 
-// Bytes this thread copied into any ring: the clock of Chunk::written_at.
-thread_local uint64_t t_copied = 0;
+// Chunks this thread put at the heads of rings: the clock of
+// Chunk::attached_at.
+thread_local uint64_t t_attached = 0;
 
 }  // namespace
 
 void ReplayRing::AttachHeadChunk() {
+  const uint64_t now = ++t_attached;
   if (spares_.empty()) {
     // Not initialised: the kernel commits (and zeroes) pages as they are
     // first written, which leaves them in the cache.
@@ -31,26 +32,26 @@ void ReplayRing::AttachHeadChunk() {
     chunks_.push_back(std::move(spares_.back()));
     spares_.pop_back();
     spares_low_ = std::min(spares_low_, spares_.size());
-    head_cold_ = t_copied - chunks_.back().written_at >= ColdDistance();
+    // The chunks attached since this one was are (about) the bytes written
+    // since it was last written.
+    head_cold_ =
+        (now - chunks_.back().attached_at - 1) * kChunkBytes >= ColdDistance();
   }
   head_chunk_ = &chunks_.back();
+  head_chunk_->attached_at = now;
 }
 
 void ReplayRing::CopyIn(const char* src, size_t len) {
   // REQUIRES: len <= Free().
-  uint64_t& copied = t_copied;
   while (len > 0) {  // src may be null for an empty iovec.
     if (head_chunk_ == nullptr) AttachHeadChunk();
-    const size_t index = IndexInChunk(head_);
-    const size_t n = std::min(len, kChunkBytes - index);
-    char* dst = head_chunk_->bytes.get() + index;
+    const size_t n = std::min(len, kChunkBytes - IndexInChunk(head_));
+    char* dst = head_chunk_->bytes.get() + IndexInChunk(head_);
     if (head_cold_) {
       ColdCopy(dst, src, n);
     } else {
       std::memcpy(dst, src, n);
     }
-    copied += n;
-    head_chunk_->written_at = copied;
     src += n;
     len -= n;
     head_ += n;
@@ -64,13 +65,8 @@ size_t ReplayRing::Append(absl::string_view bytes) {
   return n;
 }
 
-size_t ReplayRing::Append(const iovec* iov, int iovcnt, size_t len,
-                          uint64_t held) {
-  if (iovcnt == 1 && held <= tail_ && len <= Free() && len <= iov[0].iov_len) {
-    // The common send: one buffer, nothing acknowledged past what is kept.
-    CopyIn(static_cast<const char*>(iov[0].iov_base), len);
-    return len;
-  }
+size_t ReplayRing::AppendSpanning(const iovec* iov, int iovcnt, size_t len,
+                                  uint64_t held) {
   held = std::min<uint64_t>(held, head_ + len);
   size_t skip = 0;
   if (held > head_) {

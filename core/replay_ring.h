@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/cold_copy.h"
 
 namespace diskwire {
 
@@ -81,7 +83,17 @@ class ReplayRing {
   // released. For a send that the peer's kernel acknowledged, in part, before
   // it could be appended; `held` <= head() skips nothing. Returns the bytes
   // copied.
-  size_t Append(const iovec* iov, int iovcnt, size_t len, uint64_t held);
+  size_t Append(const iovec* iov, int iovcnt, size_t len, uint64_t held) {
+    // The common send, inline: one buffer, nothing acknowledged past what is
+    // kept, and it fits in the head's chunk without filling it.
+    if (iovcnt == 1 && held <= tail_ && len <= iov[0].iov_len &&
+        head_chunk_ != nullptr && len < kChunkBytes - IndexInChunk(head_) &&
+        len <= Free()) {
+      CopyToHeadChunk(static_cast<const char*>(iov[0].iov_base), len);
+      return len;
+    }
+    return AppendSpanning(iov, iovcnt, len, held);
+  }
 
   // Raises the capacity to `capacity` (no-op when not larger), keeping every
   // byte at its offset: for the rare moment when bytes the application
@@ -134,11 +146,27 @@ class ReplayRing {
  private:
   struct Chunk {
     std::unique_ptr<char[]> bytes;
-    // The writing thread's count of bytes copied into rings after its last
-    // copy here: how long ago the chunk was written, and so whether it is
-    // still in that CPU's cache when the head comes back to it.
-    uint64_t written_at = 0;
+    // The attaching thread's count of chunks it had put at the heads of rings,
+    // this one included: how long ago the chunk was written, and so whether
+    // it is still in that CPU's cache when a head comes back to it. Counted
+    // per chunk, not per copy, so that the common append touches no
+    // thread-local state.
+    uint64_t attached_at = 0;
   };
+  // Append() for the rest: several buffers, bytes the peer already holds,
+  // a copy that reaches the end of a chunk.
+  size_t AppendSpanning(const iovec* iov, int iovcnt, size_t len,
+                        uint64_t held);
+  // REQUIRES: head_chunk_ != nullptr, len < kChunkBytes - IndexInChunk(head_).
+  void CopyToHeadChunk(const char* src, size_t len) {
+    char* dst = head_chunk_->bytes.get() + IndexInChunk(head_);
+    if (head_cold_) {
+      ColdCopy(dst, src, len);
+    } else {
+      std::memcpy(dst, src, len);
+    }
+    head_ += len;
+  }
   // The chunk holding stream offset `offset` (kept or at the head): its place
   // in chunks_, the chunk, its bytes; IndexInChunk() is the byte's index.
   size_t ChunkIndex(uint64_t offset) const {

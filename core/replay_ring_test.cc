@@ -347,6 +347,44 @@ TEST_F(ReplayRingTest, RandomOperationsMatchModel) {
   }
 }
 
+// The same model through the one-buffer send form: small appends inside the
+// head's chunk (the inline path), appends that end exactly at a chunk's end,
+// and appends across chunks, against the plain string.
+TEST_F(ReplayRingTest, OneBufferSendsMatchModelAcrossChunkEnds) {
+  constexpr size_t kChunk = ReplayRing::kChunkBytes;
+  std::mt19937_64 rng(99);
+  ReplayRing ring(3 * kChunk + 17);
+  std::string stream;
+  uint64_t tail = 0;
+  for (int step = 0; step < 3000; ++step) {
+    const uint64_t head = ring.head();
+    size_t len;
+    switch (rng() % 4) {
+      case 0:  // exactly to the end of the head's chunk
+        len = kChunk - head % kChunk;
+        break;
+      case 1:
+        len = rng() % (2 * kChunk);
+        break;
+      default:
+        len = rng() % 200;
+    }
+    len = std::min<size_t>(len, ring.Free());
+    std::string bytes(len + rng() % 3, '\0');  // the buffer may be longer
+    for (char& c : bytes) c = static_cast<char>(rng());
+    iovec iov{bytes.data(), bytes.size()};
+    ASSERT_EQ(ring.Append(&iov, 1, len, /*held=*/rng() % 2 ? 0 : tail), len);
+    stream.append(bytes, 0, len);
+    ASSERT_EQ(ring.head(), stream.size());
+    if (rng() % 3 == 0) {
+      tail += rng() % (stream.size() - tail + 1);
+      ASSERT_THAT(ring.TrimTo(tail), IsOk());
+    }
+    const uint64_t from = tail + rng() % (stream.size() - tail + 1);
+    ASSERT_EQ(Read(ring, from, stream.size()), stream.substr(from));
+  }
+}
+
 TEST(ReplayRing, RestartAtContinuesAtTheGivenOffset) {
   ReplayRing ring(16);
   ASSERT_EQ(ring.Append("abcdef"), 6u);
