@@ -103,8 +103,8 @@ void EngineImpl::TrimByKernelAck(Session* s) {
   (void)s->ring.TrimTo(std::min(*acked, s->sent_to_socket));
 }
 
-void EngineImpl::KeepSent(Session* s, int fd, const iovec* iov, size_t iovcnt,
-                          size_t sent) {
+inline void EngineImpl::KeepSent(Session* s, int fd, const iovec* iov,
+                                 size_t iovcnt, size_t sent) {
   const uint64_t end = s->sent_to_socket + sent;
   s->sent_to_socket = end;
   uint64_t held = 0;  // the peer's kernel holds every byte below this
@@ -145,82 +145,94 @@ SysResult EngineImpl::FlushBacklog(Session* s, int fd) {
   return SysResult::Ok(0);
 }
 
+EngineImpl::DirectAttempt EngineImpl::AttemptDirect(Session* s, int fd,
+                                                    const msghdr& msg,
+                                                    int flags, size_t want,
+                                                    size_t done) {
+  DirectAttempt a{SysResult::Fail(EAGAIN), done};
+  // The caller's iovecs, less what earlier attempts sent and cut to the
+  // ring's room: built only when the message does not go whole.
+  absl::InlinedVector<iovec, 8> part;
+  absl::MutexLock lock(&s->send_mu);
+  a.generation = s->generation.load();
+  if (s->state.load() != SessionState::kDirect) {
+    a.moved = true;
+    return a;
+  }
+  if (s->sent_to_socket < s->ring.head()) {
+    // After a resume: the bytes the peer lacks go before the new ones.
+    a.result = FlushBacklog(s, fd);
+    if (s->sent_to_socket < s->ring.head()) {
+      if (a.result.ok()) a.result = SysResult::Fail(EAGAIN);
+      return a;  // a.result says why the new bytes wait
+    }
+  }
+  if (s->ring.Free() < want - done) TrimByKernelAck(s);
+  const size_t room = std::min(s->ring.Free(), want - done);
+  if (room == 0 && want > 0) {
+    a.result = SysResult::Fail(EAGAIN);  // the ring is full of bytes the peer
+    return a;                            // has not acknowledged
+  }
+  // The caller's own iovecs when the message goes whole (the common case);
+  // else skip what earlier attempts sent and take at most `room` bytes: every
+  // byte the kernel accepts has a place in the ring.
+  msghdr slice;
+  const msghdr& m = done > 0 || room < want
+                        ? (slice = MsgSlice(msg, done, room, &part))
+                        : msg;
+  a.result = SendMessage(os_, fd, m, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (a.result.ok()) {
+    KeepSent(s, fd, m.msg_iov, m.msg_iovlen, a.result.value);
+    a.done += a.result.value;
+    a.ring_cut = static_cast<size_t>(a.result.value) == room && a.done < want;
+  }
+  return a;
+}
+
 SysResult EngineImpl::SendDirect(Session* s, int fd, const msghdr* msg,
-                                 int flags, bool* retry) {
+                                 int flags, DirectAttempt a, bool* retry) {
   *retry = false;
   const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
   // The blocking mode matters only once a call would block: no fcntl on the
   // fast path.
   auto nonblocking = [&] { return IsNonBlocking(fd, flags); };
-  const uint32_t generation = s->generation.load();
-  size_t done = 0;
-  // The caller's iovecs, less what earlier rounds sent and cut to the ring's
-  // room: built only when the message does not go whole.
-  absl::InlinedVector<iovec, 8> part;
   absl::Time deadline = absl::InfinitePast();  // set by the first wait
-  while (true) {
-    SysResult r;
-    {
-      absl::MutexLock lock(&s->send_mu);
-      if (s->state.load() != SessionState::kDirect) {
-        *retry = true;
-        break;
-      }
-      bool backlog = s->sent_to_socket < s->ring.head();
-      if (backlog) {
-        // After a resume: the bytes the peer lacks go before the new ones.
-        r = FlushBacklog(s, fd);
-        backlog = s->sent_to_socket < s->ring.head();
-        if (backlog && r.ok()) r = SysResult::Fail(EAGAIN);
-      }
-      if (!backlog && s->ring.Free() < want - done) TrimByKernelAck(s);
-      const size_t room = backlog ? 0 : std::min(s->ring.Free(), want - done);
-      if (backlog) {
-        // r says why the new bytes wait
-      } else if (room > 0 || want == 0) {
-        // The caller's own iovecs when the message goes whole (the common
-        // case); else skip what earlier rounds sent and take at most `room`
-        // bytes: every byte the kernel accepts has a place in the ring.
-        const msghdr m =
-            done > 0 || room < want ? MsgSlice(*msg, done, room, &part) : *msg;
-        r = SendMessage(os_, fd, m, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r.ok()) {
-          KeepSent(s, fd, m.msg_iov, m.msg_iovlen, r.value);
-          done += r.value;
-          if (done == want || nonblocking()) return SysResult::Ok(done);
-          // A short send: the socket's buffer is full. Wait for POLLOUT, as
-          // the kernel's blocking send waits for room, rather than taking
-          // the few bytes each ACK frees one sendmsg at a time.
-          if (static_cast<size_t>(r.value) == room) continue;
-          r = SysResult::Fail(EAGAIN);
-        }
-      } else {
-        r = SysResult::Fail(
-            EAGAIN);  // the ring is full of bytes the peer has not acknowledged
-      }
+  while (!a.moved) {
+    SysResult r = a.result;
+    if (r.ok()) {
+      if (a.done == want || nonblocking()) return SysResult::Ok(a.done);
+      // A short send: the socket's buffer is full. Wait for POLLOUT, as the
+      // kernel's blocking send waits for room, rather than taking the few
+      // bytes each ACK frees one sendmsg at a time.
+      if (!a.ring_cut) r = SysResult::Fail(EAGAIN);
     }
-    if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
-      if (nonblocking())
-        return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
-      SysResult waited = WaitReady(fd, POLLOUT, s, generation,
-                                   SessionState::kDirect, &deadline, done > 0);
-      if (!waited.ok()) return done > 0 ? SysResult::Ok(done) : waited;
-      continue;
-    }
-    if (r.error == EINTR) return done > 0 ? SysResult::Ok(done) : r;
-    // The detector says whether the errno names the network.
-    if (!s->detector.OnSocketError(r.error))
-      return done > 0 ? SysResult::Ok(done) : r;
-    s->abort_consumed = true;  // SO_ERROR is read now
-    if (TriggerFailover(s, strerror(r.error), "")) {
-      *retry = true;
+    if (r.ok()) {
+      // The ring's room cut the send short: try again at once.
+    } else if (r.error == EAGAIN || r.error == EWOULDBLOCK) {
+      if (nonblocking()) {
+        return a.done > 0 ? SysResult::Ok(a.done) : SysResult::Fail(EAGAIN);
+      }
+      SysResult waited =
+          WaitReady(fd, POLLOUT, s, a.generation, SessionState::kDirect,
+                    &deadline, a.done > 0);
+      if (!waited.ok()) return a.done > 0 ? SysResult::Ok(a.done) : waited;
+    } else {
+      if (r.error == EINTR) return a.done > 0 ? SysResult::Ok(a.done) : r;
+      // The detector says whether the errno names the network.
+      if (!s->detector.OnSocketError(r.error))
+        return a.done > 0 ? SysResult::Ok(a.done) : r;
+      s->abort_consumed = true;  // SO_ERROR is read now
+      if (!TriggerFailover(s, strerror(r.error), "")) {
+        return a.done > 0 ? SysResult::Ok(a.done) : r;
+      }
       break;
     }
-    return done > 0 ? SysResult::Ok(done) : r;
+    a = AttemptDirect(s, fd, *msg, flags, want, a.done);
   }
   // The session moved to storage: the caller sends the rest through the socket
   // pair.
-  if (done > 0) return SysResult::Ok(done);
+  *retry = true;
+  if (a.done > 0) return SysResult::Ok(a.done);
   return SysResult::Fail(EAGAIN);
 }
 
@@ -231,17 +243,31 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
     return SendMessage(os_, fd, *msg, flags);
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
     return SendMessage(os_, fd, *msg, flags);
+  if (s->state.load() != SessionState::kDirect) {
+    return SendAcrossStates(s, fd, msg, flags, nullptr);
+  }
+  // The healthy path: one attempt, and the whole message goes.
+  const size_t want = IovTotal(msg->msg_iov, msg->msg_iovlen);
+  const DirectAttempt first = AttemptDirect(s, fd, *msg, flags, want, 0);
+  if (first.result.ok() && first.done == want) return SysResult::Ok(want);
+  return SendAcrossStates(s, fd, msg, flags, &first);
+}
+
+SysResult EngineImpl::SendAcrossStates(Session* s, int fd, const msghdr* msg,
+                                       int flags, const DirectAttempt* first) {
   size_t done = 0;
   size_t want = 0;  // counted once a state change interrupts the send
-  msghdr rest = *msg;
+  // The caller's message, or what a state change left of it.
+  const msghdr* rest = msg;
+  msghdr slice;
   absl::InlinedVector<iovec, 8> part;
   while (true) {
     SessionState st = s->state.load();
-    if (IsSwapping(st)) {
+    if (first == nullptr && IsSwapping(st)) {
       WaitWhileSwapping(s);
       continue;
     }
-    if (st == SessionState::kClosed) {
+    if (first == nullptr && st == SessionState::kClosed) {
       // The session's error; or, when it ended without one (its peer left
       // after its end of file), the pair whose far end is shut: EPIPE.
       int error;
@@ -251,14 +277,24 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
       }
       SysResult r = error != 0
                         ? SysResult::Fail(error)
-                        : SendMessage(os_, fd, rest, flags | MSG_NOSIGNAL);
+                        : SendMessage(os_, fd, *rest, flags | MSG_NOSIGNAL);
       if (r.ok()) done += r.value;
       return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
     }
     bool retry = false;
-    SysResult r = st == SessionState::kDirect
-                      ? SendDirect(s, fd, &rest, flags, &retry)
-                      : SendStorage(s, fd, &rest, flags, &retry);
+    SysResult r;
+    if (first != nullptr) {
+      // The caller's attempt on the TCP socket goes on whatever the state is
+      // now: what it sent counts, and an error it met is handled once.
+      r = SendDirect(s, fd, msg, flags, *first, &retry);
+      first = nullptr;
+    } else if (st == SessionState::kDirect) {
+      const size_t left = IovTotal(rest->msg_iov, rest->msg_iovlen);
+      r = SendDirect(s, fd, rest, flags,
+                     AttemptDirect(s, fd, *rest, flags, left, 0), &retry);
+    } else {
+      r = SendStorage(s, fd, rest, flags, &retry);
+    }
     if (r.ok()) done += r.value;
     if (!retry)
       return done > 0 ? SysResult::Ok(done) : SignalBrokenPipe(r, flags);
@@ -268,7 +304,8 @@ SysResult EngineImpl::SendMsg(int fd, const msghdr* msg, int flags) {
     if (done > 0) {
       if (want == 0) want = IovTotal(msg->msg_iov, msg->msg_iovlen);
       if (done == want || IsNonBlocking(fd, flags)) return SysResult::Ok(done);
-      rest = MsgSlice(*msg, done, want - done, &part);
+      slice = MsgSlice(*msg, done, want - done, &part);
+      rest = &slice;
     }
   }
 }

@@ -172,19 +172,39 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // msg_flags back (recvmsg, recvmmsg), ReceiveMessage (core/message_calls.h)
   // for one that does not.
   enum class RecvCall { kRecvMsg, kWithoutFlags };
+  // One non-blocking send of what is left of `msg` (its first `done` of
+  // `want` bytes went already) on the TCP socket, under send_mu.
+  struct DirectAttempt {
+    SysResult result;  // the socket's answer, or why nothing was sent
+    size_t done;       // bytes of the message sent, this attempt's included
+    uint32_t generation = 0;  // the session's, at the attempt
+    bool moved = false;       // the session was not DIRECT: nothing was tried
+    bool ring_cut = false;    // the ring's room, not the socket, cut it short
+  };
+  DirectAttempt AttemptDirect(Session* s, int fd, const msghdr& msg, int flags,
+                              size_t want, size_t done)
+      ABSL_LOCKS_EXCLUDED(s->send_mu);
+  // Goes on from attempt `a` until every byte of `msg` is sent (waiting for
+  // room as a blocking send does), the socket fails, or the session leaves
+  // DIRECT (*retry, with the bytes sent).
   SysResult SendDirect(Session* s, int fd, const msghdr* msg, int flags,
-                       bool* retry);
+                       DirectAttempt a, bool* retry);
+  // SendMsg past its first attempt, or when the session is not DIRECT: on
+  // through every state change until the call is done. `first`: the attempt
+  // SendMsg made, if it made one.
+  SysResult SendAcrossStates(Session* s, int fd, const msghdr* msg, int flags,
+                             const DirectAttempt* first);
   SysResult SendStorage(Session* s, int fd, const msghdr* msg, int flags,
                         bool* retry);
   // Receives on the TCP socket `fd` with the application's own flags, so that
   // a wait is the kernel's (one call, its SO_RCVTIMEO); a swap wakes a read
   // blocked there (WaitOutTcpReaders). `*received`: bytes an earlier call
   // already placed in msg's buffers (a MSG_WAITALL read that a swap
-  // interrupted goes on after them), updated. *retry when the state changed
-  // before the call was done: nothing read yet, or a MSG_WAITALL buffer not
-  // full.
+  // interrupted goes on after them), updated; `into`: msg past them (msg
+  // itself when there are none). *retry when the state changed before the
+  // call was done: nothing read yet, or a MSG_WAITALL buffer not full.
   // `call`: how the kernel is asked (RecvCall).
-  SysResult RecvDirect(Session* s, int fd, msghdr* msg, int flags,
+  SysResult RecvDirect(Session* s, int fd, msghdr* msg, msghdr* into, int flags,
                        RecvCall call, size_t* received, bool* retry);
   // As RecvDirect on the socket pair, never blocking inside it (so that a
   // resume can always take it): waits are polls a resume interrupts.
@@ -192,6 +212,11 @@ class EngineImpl final : public Engine, private StoragePath::Host {
                         RecvCall call, size_t* received, bool* retry);
   // RecvMsg and Recv.
   SysResult Receive(int fd, msghdr* msg, int flags, RecvCall call);
+  // Receive past its first attempt on the TCP socket (`received` bytes
+  // placed), or when the session is not DIRECT: on through every state
+  // change until the call is done.
+  SysResult ReceiveAcrossStates(Session* s, int fd, msghdr* msg, int flags,
+                                RecvCall call, size_t received);
   // One receive from the kernel, as `call` says.
   SysResult RecvOnce(int fd, msghdr* msg, int flags, RecvCall call);
   static bool IsSwapping(SessionState st) {

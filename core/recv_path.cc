@@ -60,12 +60,11 @@ SysResult EngineImpl::RecvOnce(int fd, msghdr* msg, int flags, RecvCall call) {
                                     : ReceiveMessage(os_, fd, msg, flags);
 }
 
-SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
-                                 RecvCall call, size_t* received, bool* retry) {
+SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, msghdr* into,
+                                 int flags, RecvCall call, size_t* received,
+                                 bool* retry) {
   *retry = false;
   size_t got = *received;
-  IovTail tail(msg, got);
-  msghdr m = tail.Over(msg);
   // Counted in before the state is read, both sequentially consistent: a swap
   // either sees this reader (and waits it out) or is seen by it.
   s->readers_on_tcp.fetch_add(1);
@@ -76,7 +75,7 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
   }
   // The application's own flags: the kernel blocks, times out (SO_RCVTIMEO)
   // and waits for a whole MSG_WAITALL buffer as it would without diskwire.
-  SysResult r = RecvOnce(fd, &m, flags, call);
+  SysResult r = RecvOnce(fd, into, flags, call);
   // A reset or a timeout handed over here is gone from SO_ERROR: the swap
   // must not take the socket's end for an orderly one. Said before the reader
   // counts out, since the swap reads it next.
@@ -84,7 +83,6 @@ SysResult EngineImpl::RecvDirect(Session* s, int fd, msghdr* msg, int flags,
     s->abort_consumed = true;
   }
   s->readers_on_tcp.fetch_sub(1);
-  if (got == 0) msg->msg_flags = m.msg_flags, msg->msg_namelen = m.msg_namelen;
   if (s->state.load() != SessionState::kDirect) {
     // A swap woke this read (its end of file or error is the swap's, not the
     // stream's) or began as it returned. What it read counts (the swap samples
@@ -182,6 +180,19 @@ SysResult EngineImpl::Receive(int fd, msghdr* msg, int flags, RecvCall call) {
   if (s->resync.load(std::memory_order_relaxed) && !Activate(s, fd))
     return RecvOnce(fd, msg, flags, call);
   size_t received = 0;
+  if (s->state.load() == SessionState::kDirect) {
+    // The healthy path: one receive on the TCP socket, into the caller's own
+    // message.
+    bool retry = false;
+    SysResult r = RecvDirect(s, fd, msg, msg, flags, call, &received, &retry);
+    if (!retry) return r;
+  }
+  return ReceiveAcrossStates(s, fd, msg, flags, call, received);
+}
+
+SysResult EngineImpl::ReceiveAcrossStates(Session* s, int fd, msghdr* msg,
+                                          int flags, RecvCall call,
+                                          size_t received) {
   while (true) {
     SessionState st = s->state.load();
     if (IsSwapping(st)) {
@@ -201,9 +212,16 @@ SysResult EngineImpl::Receive(int fd, msghdr* msg, int flags, RecvCall call) {
       return r;
     }
     bool retry = false;
-    SysResult r = st == SessionState::kDirect
-                      ? RecvDirect(s, fd, msg, flags, call, &received, &retry)
-                      : RecvStorage(s, fd, msg, flags, call, &received, &retry);
+    SysResult r;
+    if (st == SessionState::kDirect) {
+      // After the bytes a swap's MSG_WAITALL read already placed, if any.
+      IovTail tail(msg, received);
+      msghdr rest = tail.Over(msg);
+      r = RecvDirect(s, fd, msg, received > 0 ? &rest : msg, flags, call,
+                     &received, &retry);
+    } else {
+      r = RecvStorage(s, fd, msg, flags, call, &received, &retry);
+    }
     if (!retry) return r;
   }
 }
