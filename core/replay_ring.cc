@@ -46,15 +46,9 @@ void ReplayRing::CopyIn(const char* src, size_t len) {
   while (len > 0) {  // src may be null for an empty iovec.
     if (head_chunk_ == nullptr) AttachHeadChunk();
     const size_t n = std::min(len, kChunkBytes - IndexInChunk(head_));
-    char* dst = head_chunk_->bytes.get() + IndexInChunk(head_);
-    if (head_cold_) {
-      ColdCopy(dst, src, n);
-    } else {
-      std::memcpy(dst, src, n);
-    }
+    CopyToHeadChunk(src, n);
     src += n;
     len -= n;
-    head_ += n;
     if (IndexInChunk(head_) == 0) head_chunk_ = nullptr;  // it is full
   }
 }

@@ -157,7 +157,9 @@ class ReplayRing {
   // a copy that reaches the end of a chunk.
   size_t AppendSpanning(const iovec* iov, int iovcnt, size_t len,
                         uint64_t held);
-  // REQUIRES: head_chunk_ != nullptr, len < kChunkBytes - IndexInChunk(head_).
+  // Copies to the head and moves it on; the caller lets go of a chunk this
+  // fills. REQUIRES: head_chunk_ != nullptr,
+  // len <= kChunkBytes - IndexInChunk(head_).
   void CopyToHeadChunk(const char* src, size_t len) {
     char* dst = head_chunk_->bytes.get() + IndexInChunk(head_);
     if (head_cold_) {
