@@ -1,11 +1,8 @@
 // The data path on the application's threads: sending while DIRECT (the ring
 // copy, the lazy trim, waits a swap can interrupt) and on the socket pair once
-// in STORAGE, and what the application may still ask of the socket after a
-// swap. Receiving is in recv_path.cc.
+// in STORAGE. Receiving is in recv_path.cc; what the application may still ask
+// of the socket after a swap, in socket_queries.cc.
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -24,17 +21,6 @@
 namespace diskwire {
 
 namespace {
-
-// After a swap the fd names a socket pair: the TCP addresses come from the
-// session, truncated to the caller's buffer as getsockname(2) truncates them.
-SysResult CopyAddress(const sockaddr_storage& from, sockaddr* addr,
-                      socklen_t* len) {
-  const socklen_t full =
-      from.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  std::memcpy(addr, &from, std::min(*len, full));
-  *len = full;
-  return SysResult::Ok(0);
-}
 
 constexpr int kWaitSliceMs = 20;  // how soon a blocked hook notices a swap
 
@@ -388,123 +374,6 @@ SysResult EngineImpl::Shutdown(int fd, int how) {
              SessionStateName(s->state.load()), " generation ",
              s->generation.load());
   return r;
-}
-
-SysResult EngineImpl::GetSockName(int fd, sockaddr* addr, socklen_t* len) {
-  Session* s = SessionFor(fd);
-  // Generation 0: the fd still names the application's own TCP socket.
-  if (s == nullptr || s->generation.load() == 0) {
-    return os_->GetSockName(fd, addr, len);
-  }
-  return CopyAddress(s->endpoints.local, addr, len);
-}
-
-SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
-  Session* s = SessionFor(fd);
-  if (s == nullptr || s->generation.load() == 0) {
-    return os_->GetPeerName(fd, addr, len);
-  }
-  return CopyAddress(s->endpoints.remote, addr, len);
-}
-
-SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
-                                 socklen_t* len) {
-  Session* s = SessionFor(fd);
-  if (s == nullptr || s->state.load() == SessionState::kDirect) {
-    return os_->GetSockOpt(fd, level, name, val, len);
-  }
-  if (level == SOL_SOCKET && name == SO_ERROR && *len >= sizeof(int)) {
-    absl::MutexLock lock(&s->mu);
-    *static_cast<int*>(val) = s->error;
-    *len = sizeof(int);
-    return SysResult::Ok(0);
-  }
-  if (level == SOL_SOCKET && name == SO_DOMAIN && *len >= sizeof(int)) {
-    *static_cast<int*>(val) = s->endpoints.local.ss_family;
-    *len = sizeof(int);
-    return SysResult::Ok(0);
-  }
-  if (level == IPPROTO_TCP) {
-    absl::MutexLock lock(&s->mu);  // the loop closes it under mu
-    if (s->old_sock_for_app >= 0) {
-      return os_->GetSockOpt(s->old_sock_for_app, level, name, val, len);
-    }
-  }
-  if (level == IPPROTO_TCP && *len >= sizeof(int)) {
-    *static_cast<int*>(val) =
-        0;  // the TCP socket is gone: report neutral values
-    *len = sizeof(int);
-    return SysResult::Ok(0);
-  }
-  return os_->GetSockOpt(fd, level, name, val, len);
-}
-
-SysResult EngineImpl::SetSockOpt(int fd, int level, int name, const void* val,
-                                 socklen_t len) {
-  Session* s = SessionFor(fd);
-  if (s == nullptr) return os_->SetSockOpt(fd, level, name, val, len);
-  if ((level == SOL_SOCKET || level == IPPROTO_TCP) && val != nullptr &&
-      len <= 64) {
-    // Kept for the socket a resume installs.
-    absl::MutexLock lock(&s->mu);
-    std::string bytes(static_cast<const char*>(val), len);
-    auto it = std::find_if(
-        s->sockopts.begin(), s->sockopts.end(),
-        [&](const auto& o) { return o.first == std::make_pair(level, name); });
-    if (it != s->sockopts.end()) {
-      it->second = std::move(bytes);
-    } else {
-      s->sockopts.push_back({{level, name}, std::move(bytes)});
-    }
-  }
-  if (s->state.load() == SessionState::kDirect) {
-    return os_->SetSockOpt(fd, level, name, val, len);
-  }
-  if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
-    return SysResult::Ok(
-        0);  // meaningless on the storage path; accepted as TCP would
-  }
-  SysResult r = os_->SetSockOpt(fd, level, name, val, len);
-  return r.ok() ? r : SysResult::Ok(0);
-}
-
-bool EngineImpl::CheckPath(int fd) {
-  Session* s = SessionFor(fd);
-  if (s == nullptr || s->dormant.load()) return false;
-  if (IsSwapping(s->state.load())) {
-    const uint32_t generation = s->generation.load();
-    WaitWhileSwapping(
-        s);  // a swap under way: the wait's event came from the old file
-    return s->generation.load() != generation;
-  }
-  // On the storage path the event is the socket pair's own (an end of file the
-  // engine delivered, or a session that ended): the application's to see.
-  if (s->state.load() != SessionState::kDirect) return false;
-  auto sample = probe_.Sample(fd);
-  // An orderly close (the peer's FIN, ours) is the application's to see; a
-  // connection the kernel aborted (reset, timeout, unreachable) is a broken
-  // path.
-  if (!sample.ok() || !s->detector.OnSample(sample->path_sample()))
-    return false;
-  return TriggerFailover(
-      s, absl::StrCat("under a wait: ", s->detector.verdict().detail), "");
-}
-
-int EngineImpl::FilterEpollEvents(int epfd, epoll_event* events, int n) {
-  int kept = 0;
-  for (int i = 0; i < n; ++i) {
-    if (events[i].events & (EPOLLERR | EPOLLHUP)) {
-      int fd = -1;
-      {
-        absl::MutexLock lock(&table_.mu);
-        fd = table_.FdRegisteredWith(epfd, events[i].data.u64);
-      }
-      if (fd >= 0 && CheckPath(fd))
-        continue;  // the new file's events come on the next wait
-    }
-    events[kept++] = events[i];
-  }
-  return kept;
 }
 
 }  // namespace diskwire
