@@ -80,6 +80,38 @@ void DataCalls(const TcpPair& t) {
   Line("  sum matches",
        Sum(in1, 3) + Sum(in2, 6) == Sum("hea", 3) + Sum("dbody!", 6));
 
+  // A control buffer larger than what the kernel writes: the caller gets the
+  // kernel's msg_controllen back, so that CMSG_NXTHDR stops after the one
+  // message and does not walk into the rest of the buffer. TCP_INQ, not a
+  // timestamp: the kernel turns timestamps on for the system lazily, so the
+  // first segments after SO_TIMESTAMP may come without one.
+  Line("setsockopt TCP_INQ",
+       setsockopt(t.server, IPPROTO_TCP, TCP_INQ, &one, sizeof(one)));
+  Line("send for TCP_INQ", send(t.client, "inq", 3, 0));
+  char inq_data[2];
+  iovec inq_iov{inq_data, sizeof(inq_data)};
+  alignas(cmsghdr) char control[128];
+  memset(control, 0x5a, sizeof(control));
+  msghdr cm{};
+  cm.msg_iov = &inq_iov;
+  cm.msg_iovlen = 1;
+  cm.msg_control = control;
+  cm.msg_controllen = sizeof(control);
+  Line("recvmsg with control", recvmsg(t.server, &cm, MSG_WAITALL));
+  Line("  msg_controllen", static_cast<long>(cm.msg_controllen));
+  Line("  msg_flags", cm.msg_flags);
+  cmsghdr* c = CMSG_FIRSTHDR(&cm);
+  const bool inq =
+      c != nullptr && c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ;
+  Line("  TCP_CM_INQ first", inq);
+  int left = -1;
+  if (inq) memcpy(&left, CMSG_DATA(c), sizeof(left));
+  Line("  bytes left", left);
+  Line("  nothing after it", c != nullptr && CMSG_NXTHDR(&cm, c) == nullptr);
+  int zero = 0;
+  setsockopt(t.server, IPPROTO_TCP, TCP_INQ, &zero, sizeof(zero));
+  Line("recv the last", recv(t.server, inq_data, 1, 0));
+
   char m0[] = "one", m1[] = "three", m2[] = "fivefive";
   iovec mv[3] = {{m0, 3}, {m1, 5}, {m2, 8}};
   mmsghdr mm[3] = {};
