@@ -416,9 +416,14 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // false when `fd` is an ordinary connection.
   bool AcceptOverStorage(int fd);
   // Times out opening connections, and opens over the volume a non-blocking
-  // connect whose SYN went unanswered for the detection bound.
+  // connect whose SYN went unanswered for the detection bound, or that failed.
   void CheckOpening();
-  void TakeOverConnecting(Session* s);
+  // Opens over the volume the non-blocking connect under way on `s` when a
+  // live peer advertises its listener and its socket failed as a broken
+  // network fails it (refused by a reset, unreachable, the error not read
+  // yet) or, with `unanswered_too`, its SYN is still unanswered. True when
+  // the application's fd now names the connection over the volume.
+  bool TakeOverConnecting(Session* s, bool unanswered_too);
 
   // --- direct_checks.cc: probing DIRECT sessions, lingering closes ---
   // Probes each DIRECT session (every DETECT_MS/25) and fails over those whose

@@ -415,7 +415,8 @@ void EngineImpl::HandleOpenAnswer(const FailoverMessage& m) {
 }
 
 void EngineImpl::CheckOpening() {
-  std::vector<std::shared_ptr<Session>> opening, blackholed;
+  std::vector<std::shared_ptr<Session>> opening, connecting;
+  std::vector<bool> unanswered;
   const int64_t now = clock_->NowNs();
   {
     absl::MutexLock lock(&table_.mu);
@@ -423,10 +424,10 @@ void EngineImpl::CheckOpening() {
       if (s->opening.load()) opening.push_back(s);
     });
     for (const auto& s : table_.connecting()) {
-      if (!s->dormant.load() && s->connect_started_ns > 0 &&
-          now - s->connect_started_ns > config_.detect_ms * 1'000'000) {
-        blackholed.push_back(s);
-      }
+      if (s->dormant.load() || s->connect_started_ns == 0) continue;
+      connecting.push_back(s);
+      unanswered.push_back(now - s->connect_started_ns >
+                           config_.detect_ms * 1'000'000);
     }
   }
   for (auto& s : opening) {
@@ -443,33 +444,47 @@ void EngineImpl::CheckOpening() {
       FailOpen(s.get(), s->open_error, "no answer from the listener's process");
     }
   }
-  for (auto& s : blackholed) TakeOverConnecting(s.get());
+  for (size_t i = 0; i < connecting.size(); ++i) {
+    if (unanswered[i]) connecting[i]->connect_started_ns = 0;  // asked once
+    if (TakeOverConnecting(connecting[i].get(), unanswered[i])) {
+      uint64_t one = 1;
+      os_->Write(wake_fd_, &one, sizeof(one));  // the application waits on fd
+    }
+  }
 }
 
-void EngineImpl::TakeOverConnecting(Session* s) {
-  s->connect_started_ns = 0;  // asked once
+bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too) {
   int fd;
   {
     absl::MutexLock lock(&s->mu);
-    if (s->names.empty()) return;
+    if (s->names.empty()) return false;
     fd = s->names[0];
   }
   auto sample = probe_.Sample(fd);
-  if (!sample.ok() || sample->state != TCP_SYN_SENT) return;
+  if (!sample.ok()) return false;
+  const bool failed = sample->state == kTcpClose && sample->error_pending;
+  const bool waiting = unanswered_too && sample->state == TCP_SYN_SENT;
+  if (!failed && !waiting) return false;
   const sockaddr_storage dest = s->endpoints.remote;
   std::optional<OpenTarget> target = FindListener(dest);
-  if (!target.has_value() || !target->alive) return;  // TCP's own patience
+  if (!target.has_value() || !target->alive) return false;  // TCP's own answer
   {
     absl::MutexLock lock(&table_.mu);
-    table_.TakeConnecting(s);
+    // Another thread took it over first, or its connect completed.
+    if (!table_.BuryConnecting(s, clock_->NowNs())) return false;
     table_.SetSlot(fd, nullptr);
   }
-  if (!OpenOverStorage(fd, dest, /*nonblocking=*/true, ETIMEDOUT).has_value()) {
+  // A reset is the usual failure here (a middlebox's, or the peer host's
+  // firewall): the error the application gets if the listener's process
+  // does not answer either. Its own errno stays unread in the old socket.
+  if (!OpenOverStorage(fd, dest, /*nonblocking=*/true,
+                       failed ? ECONNREFUSED : ETIMEDOUT)
+           .has_value()) {
     log_.Warn("connect to ", FormatAddress(dest),
               ": cannot open it over the volume; left to TCP");
+    return false;
   }
-  uint64_t one = 1;
-  os_->Write(wake_fd_, &one, sizeof(one));  // the application waits on fd
+  return true;
 }
 
 }  // namespace diskwire

@@ -126,6 +126,13 @@ std::shared_ptr<Session> SessionTable::TakeConnecting(const Session* s) {
   return taken;
 }
 
+bool SessionTable::BuryConnecting(const Session* s, int64_t now) {
+  std::shared_ptr<Session> taken = TakeConnecting(s);
+  if (taken == nullptr) return false;
+  graveyard_.push_back({std::move(taken), now});
+  return true;
+}
+
 bool SessionTable::SweepGraveyard(
     int64_t now, int64_t grace_ns,
     std::vector<std::shared_ptr<Session>>* unreleased) {

@@ -106,6 +106,10 @@ class SessionTable {
   // null when it was not there (another thread took it).
   std::shared_ptr<Session> TakeConnecting(const Session* s)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Moves `s` from those connecting to the graveyard (a connection that opens
+  // over the volume as a new session); false when it was not there.
+  bool BuryConnecting(const Session* s, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   const std::vector<std::shared_ptr<Session>>& connecting() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return connecting_;

@@ -155,6 +155,28 @@ TEST_F(SessionTableTest, AConnectingSessionIsTakenOnce) {
   EXPECT_TRUE(table_.connecting().empty());
 }
 
+TEST_F(SessionTableTest, AConnectingSessionIsBuriedOnceAndKeptThroughTheGrace) {
+  // A connect that opens over the volume leaves its session to hooks that may
+  // still hold it: buried, not freed, and by one thread only.
+  std::weak_ptr<Session> watch;
+  {
+    auto s = NewSession(1);
+    watch = s;
+    absl::MutexLock lock(&table_.mu);
+    table_.AddConnecting(std::move(s));
+    EXPECT_TRUE(table_.BuryConnecting(watch.lock().get(), 100));
+    EXPECT_FALSE(table_.BuryConnecting(watch.lock().get(), 100));
+    EXPECT_TRUE(table_.connecting().empty());
+    EXPECT_EQ(table_.buried(), 1u);
+  }
+  EXPECT_FALSE(watch.expired());
+  std::vector<std::shared_ptr<Session>> unreleased;
+  absl::MutexLock lock(&table_.mu);
+  EXPECT_TRUE(table_.SweepGraveyard(200, 50, &unreleased));
+  unreleased.clear();
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST_F(SessionTableTest, AForkedChildStartsWithAnEmptyTable) {
   auto s = NewSession(1);
   absl::MutexLock lock(&table_.mu);

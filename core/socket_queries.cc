@@ -49,6 +49,14 @@ SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
 SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
                                  socklen_t* len) {
   Session* s = SessionFor(fd);
+  if (s != nullptr && level == SOL_SOCKET && name == SO_ERROR &&
+      !s->endpoints_known && s->state.load() == SessionState::kDirect &&
+      TakeOverConnecting(s, false)) {
+    // A non-blocking connect that a reset refused, asked after a select()
+    // (which does not check paths): it opens over the volume, and the answer
+    // is the new connection's.
+    s = SessionFor(fd);
+  }
   if (s == nullptr || s->state.load() == SessionState::kDirect) {
     return os_->GetSockOpt(fd, level, name, val, len);
   }
@@ -119,6 +127,9 @@ bool EngineImpl::CheckPath(int fd) {
   // On the storage path the event is the socket pair's own (an end of file the
   // engine delivered, or a session that ended): the application's to see.
   if (s->state.load() != SessionState::kDirect) return false;
+  // A non-blocking connect that a reset refused opens over the volume when a
+  // live peer listens there; the wait starts again on the new file.
+  if (!s->endpoints_known) return TakeOverConnecting(s, false);
   auto sample = probe_.Sample(fd);
   // An orderly close (the peer's FIN, ours) is the application's to see; a
   // connection the kernel aborted (reset, timeout, unreachable) is a broken

@@ -24,6 +24,28 @@ OTHER_PORT = 5002  # selected, and nobody listens there
 YOUNG_SEEDS = int(os.environ.get("DW_YOUNG_SEEDS", "3"))
 
 
+# A client of the echo server that connects without blocking and waits for
+# the connect in select(); exits 0 when 64 KiB came back exact.
+SELECT_CLIENT = """
+import select, socket, sys
+s = socket.socket()
+s.setblocking(False)
+s.connect_ex((sys.argv[1], int(sys.argv[2])))
+select.select([], [s], [], 30)
+error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+if error:
+    sys.exit("connect: SO_ERROR %d" % error)
+s.setblocking(True)
+data = bytes(range(256)) * 256
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+back = b""
+while chunk := s.recv(65536):
+    back += chunk
+sys.exit(0 if back == data else "echo differs: %d bytes" % len(back))
+"""
+
+
 class ConnectWhileDownTest(base.ShimTestCase):
     select = f"{base.PORT},{OTHER_PORT}"
 
@@ -138,10 +160,19 @@ class ConnectWhileDownTest(base.ShimTestCase):
                              also=[server])
 
     def test_curl_fetches_from_http_server_while_the_link_is_down(self):
+        self.curl_fetch_while_cut(lambda: self.net.cuts.link_down("b"))
+
+    def test_curl_fetches_while_the_link_answers_with_resets(self):
+        # curl's connect is non-blocking: the reset comes back after connect()
+        # returned, as POLLERR and SO_ERROR = ECONNREFUSED, not as its errno.
+        self.curl_fetch_while_cut(lambda: self.net.cuts.reset("b"))
+        self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
+
+    def curl_fetch_while_cut(self, cut):
         size = 2 * h.MiB
         server, sha = self.start_http_server(size)
         self.wait_advertised()
-        self.net.cuts.link_down("b")
+        cut()
         out = self.net.path("download.bin")
         curl = self.net.a.popen(
             "curl", ["curl", "-sS", "--fail", "-o", out,
@@ -153,23 +184,40 @@ class ConnectWhileDownTest(base.ShimTestCase):
     def test_asyncio_connections_open_during_the_outage(self):
         server_names, client_names = self.net.path("server.names"), self.net.path("client.names")
         server = self.start_echo_server(names=server_names)
-        for cut in ("down", "drop"):
-            if cut == "down":
-                self.net.cuts.link_down("a")
-            else:
-                self.net.cuts.blackhole("b")
-            self.run_echo_client(f"echo-client-{cut}", 3, 512 * 1024, names=client_names)
+        # A reset comes back after the non-blocking connect() returned: epoll
+        # reports it, and SO_ERROR would say ECONNREFUSED.
+        cuts = {"down": lambda: self.net.cuts.link_down("a"),
+                "drop": lambda: self.net.cuts.blackhole("b"),
+                "reset": lambda: self.net.cuts.reset("b")}
+        for kind, cut in cuts.items():
+            cut()
+            self.run_echo_client(f"echo-client-{kind}", 3, 512 * 1024, names=client_names)
             self.net.cuts.restore()
         self.assertIsNone(server.poll(), "the server still runs")
         # getsockname/getpeername: each end names the other as it sees itself.
         server_view = sorted(pair for role, pair in self.read_names(server_names))
         client_view = sorted((peer, local) for role, (local, peer)
                              in self.read_names(client_names))
-        self.assertEqual(len(client_view), 6, client_view)
+        self.assertEqual(len(client_view), 3 * len(cuts), client_view)
         self.assertEqual(server_view, client_view, self.context())
         for listener, client in client_view:
             self.assertEqual(listener, f"{self.net.b.addr}:{base.PORT}")
             self.assertTrue(client.startswith(f"{self.net.a.addr}:"), client)
+
+    def test_a_select_client_refused_by_a_reset_opens_over_the_volume(self):
+        # select() does not check paths: the client learns how its connect
+        # ended from SO_ERROR, which answers for the connection opened over
+        # the volume.
+        server = self.start_echo_server()
+        self.net.cuts.reset("b")
+        client = self.net.a.popen(
+            "select-client", [sys.executable, "-c", SELECT_CLIENT, self.net.b.addr,
+                              str(base.PORT)],
+            env=h.clean_env(self.dw.env("a")))
+        status = h.wait_exit(client, 60)
+        self.assertEqual(status, 0, f"{client.describe()}\n{self.context()}")
+        self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
+        self.assertIsNone(server.poll(), "the server still runs")
 
     @staticmethod
     def read_names(path):
