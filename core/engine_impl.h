@@ -422,7 +422,9 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // live peer advertises its listener and its socket failed as a broken
   // network fails it (refused by a reset, unreachable, the error not read
   // yet) or, with `unanswered_too`, its SYN is still unanswered. True when
-  // the application's fd now names the connection over the volume.
+  // the application's fd now names something else than the socket it waited
+  // on (the connection over the volume), by this call or by another
+  // thread's, which it waits out.
   bool TakeOverConnecting(Session* s, bool unanswered_too);
 
   // --- direct_checks.cc: probing DIRECT sessions, lingering closes ---

@@ -468,23 +468,42 @@ bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too) {
   const sockaddr_storage dest = s->endpoints.remote;
   std::optional<OpenTarget> target = FindListener(dest);
   if (!target.has_value() || !target->alive) return false;  // TCP's own answer
+  bool taken;
   {
     absl::MutexLock lock(&table_.mu);
-    // Another thread took it over first, or its connect completed.
-    if (!table_.BuryConnecting(s, clock_->NowNs())) return false;
-    table_.SetSlot(fd, nullptr);
+    taken = table_.BuryConnecting(s, clock_->NowNs());
+    // Until the fd names the new session, the application's calls on it wait
+    // as at a swap: the old socket's error is not for it to see. Said before
+    // the table's lock goes, so that a thread that finds the session taken
+    // sees it.
+    if (taken) s->state.store(SessionState::kFailingOver);
+  }
+  if (!taken) {
+    // Another thread takes it over (the wait starts again once it is done),
+    // or its connect completed.
+    WaitWhileSwapping(s);
+    return s->state.load() == SessionState::kClosed;
   }
   // A reset is the usual failure here (a middlebox's, or the peer host's
   // firewall): the error the application gets if the listener's process
   // does not answer either. Its own errno stays unread in the old socket.
-  if (!OpenOverStorage(fd, dest, /*nonblocking=*/true,
-                       failed ? ECONNREFUSED : ETIMEDOUT)
-           .has_value()) {
+  const bool opened = OpenOverStorage(fd, dest, /*nonblocking=*/true,
+                                      failed ? ECONNREFUSED : ETIMEDOUT)
+                          .has_value();
+  if (!opened) {
     log_.Warn("connect to ", FormatAddress(dest),
               ": cannot open it over the volume; left to TCP");
-    return false;
+    absl::MutexLock lock(&table_.mu);
+    if (table_.At(fd) == s) table_.SetSlot(fd, nullptr);
   }
-  return true;
+  {
+    // A wait that saw the old socket starts again on what fd names now.
+    absl::MutexLock lock(&s->mu);
+    s->generation.fetch_add(1);
+    s->state.store(SessionState::kClosed);
+    s->state_changed.SignalAll();
+  }
+  return opened;
 }
 
 }  // namespace diskwire

@@ -49,13 +49,18 @@ SysResult EngineImpl::GetPeerName(int fd, sockaddr* addr, socklen_t* len) {
 SysResult EngineImpl::GetSockOpt(int fd, int level, int name, void* val,
                                  socklen_t* len) {
   Session* s = SessionFor(fd);
-  if (s != nullptr && level == SOL_SOCKET && name == SO_ERROR &&
-      !s->endpoints_known && s->state.load() == SessionState::kDirect &&
-      TakeOverConnecting(s, false)) {
-    // A non-blocking connect that a reset refused, asked after a select()
-    // (which does not check paths): it opens over the volume, and the answer
-    // is the new connection's.
-    s = SessionFor(fd);
+  if (s != nullptr && level == SOL_SOCKET && name == SO_ERROR) {
+    // How a non-blocking connect ended, asked after a select() (which does
+    // not check paths) or while the loop takes it over: one that a reset
+    // refused opens over the volume, and the answer is the new connection's.
+    if (IsSwapping(s->state.load())) {
+      WaitWhileSwapping(s);
+      s = SessionFor(fd);
+    } else if (!s->endpoints_known &&
+               s->state.load() == SessionState::kDirect &&
+               TakeOverConnecting(s, false)) {
+      s = SessionFor(fd);
+    }
   }
   if (s == nullptr || s->state.load() == SessionState::kDirect) {
     return os_->GetSockOpt(fd, level, name, val, len);

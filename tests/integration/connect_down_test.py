@@ -168,6 +168,27 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.curl_fetch_while_cut(lambda: self.net.cuts.reset("b"))
         self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
 
+    def test_curl_after_curl_while_the_link_answers_with_resets(self):
+        """A new process per connection: its loop thread starts with the
+        connect and may take it over while curl looks at the refused socket
+        (before: curl saw the reset in about one connection of fifty)."""
+        server, sha = self.start_http_server(64 * 1024)
+        self.wait_advertised()
+        self.net.cuts.reset("b")
+        outs = self.net.path("outs")
+        os.mkdir(outs)
+        runs = 60
+        loop = (f"for i in $(seq {runs}); do curl -sS --fail -o {outs}/$i "
+                f"http://{self.net.b.addr}:{base.PORT}/data.bin || exit 1; done")
+        proc = self.net.a.popen("curls", ["bash", "-c", loop],
+                                env=h.clean_env(self.dw.env("a")))
+        self.assertEqual(h.wait_exit(proc, 180), 0, proc.describe() + self.context())
+        for i in range(1, runs + 1):
+            self.assertEqual(h.sha256_file(f"{outs}/{i}"), sha, f"download {i}")
+        self.assertEqual(self.log_lines("a", "opened over the volume"), runs,
+                         self.context())
+        self.assertIsNone(server.poll(), "http.server still serves")
+
     def curl_fetch_while_cut(self, cut):
         size = 2 * h.MiB
         server, sha = self.start_http_server(size)
