@@ -189,6 +189,38 @@ class ConnectWhileDownTest(base.ShimTestCase):
                          self.context())
         self.assertIsNone(server.poll(), "http.server still serves")
 
+    def test_curl_in_a_loop_through_cuts_and_heals(self):
+        """A client that connects again and again (a new curl every 100 ms)
+        through a cut of each kind and its heal: every download arrives
+        whole, whether its connection opened before the cut, over the volume
+        during it, or at the moment it began or ended."""
+        server, sha = self.start_http_server(256 * 1024)
+        self.wait_advertised()
+        cuts = {"down": lambda: self.net.cuts.link_down("a"),
+                "reset": lambda: self.net.cuts.reset("b")}
+        for kind, cut in cuts.items():
+            with self.subTest(kind=kind):
+                outs = self.net.path(f"outs-{kind}")
+                os.mkdir(outs)
+                runs = 60
+                loop = (f"for i in $(seq {runs}); do curl -sS --fail -o {outs}/$i "
+                        f"http://{self.net.b.addr}:{base.PORT}/data.bin || exit 1; "
+                        "sleep 0.1; done")
+                proc = self.net.a.popen(f"curls-{kind}", ["bash", "-c", loop],
+                                        env=h.clean_env(self.dw.env("a")))
+                self.assertTrue(h.still_running_after(proc, 1.5),
+                                proc.describe() + self.context())
+                cut()
+                self.assertTrue(h.still_running_after(proc, 3),
+                                "the loop goes on through the heal")
+                self.net.cuts.restore()
+                self.assertEqual(h.wait_exit(proc, 180), 0,
+                                 proc.describe() + self.context())
+                for i in range(1, runs + 1):
+                    self.assertEqual(h.sha256_file(f"{outs}/{i}"), sha,
+                                     f"{kind}: download {i}")
+        self.assertIsNone(server.poll(), "http.server still serves")
+
     def curl_fetch_while_cut(self, cut):
         size = 2 * h.MiB
         server, sha = self.start_http_server(size)
