@@ -462,7 +462,11 @@ bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too) {
   }
   auto sample = probe_.Sample(fd);
   if (!sample.ok()) return false;
-  const bool failed = sample->state == kTcpClose && sample->error_pending;
+  // A connection made, then reset before its first data call (its session
+  // still connecting here), is not a refused connect: opening another one
+  // would hide that from the application.
+  const bool failed = sample->state == kTcpClose && sample->error_pending &&
+                      !sample->handshake_answered;
   const bool waiting = unanswered_too && sample->state == TCP_SYN_SENT;
   if (!failed && !waiting) return false;
   const sockaddr_storage dest = s->endpoints.remote;

@@ -78,6 +78,10 @@ absl::StatusOr<TcpSample> TcpProbe::Sample(int fd) const {
   s.last_ack_recv_ms = info.tcpi_last_ack_recv;
   s.last_data_recv_ms = info.tcpi_last_data_recv;
   s.retransmits = info.tcpi_retransmits;
+  // Linux >= 4.2 (tcpi_segs_in); older kernels say answered.
+  if (len >= offsetof(tcp_info, tcpi_segs_in) + sizeof(info.tcpi_segs_in)) {
+    s.handshake_answered = info.tcpi_rtt != 0 || info.tcpi_segs_in > 1;
+  }
   s.probes = info.tcpi_probes;
   // Linux >= 6.2.
   s.window_known =

@@ -71,6 +71,10 @@ struct TcpSample {
   // connection went to TIME_WAIT, or acknowledged our last FIN, reads
   // TCP_CLOSE while the application still holds it.
   bool error_pending = false;
+  // The connect's SYN got its SYN-ACK: an RTT was measured, or more came in
+  // than the one segment (an RST) that refuses a connect. False for a connect
+  // refused or unreachable before it was made.
+  bool handshake_answered = true;
 
   // Bytes sent and not yet acknowledged (excludes bytes held back, e.g. by a
   // zero window).

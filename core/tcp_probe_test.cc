@@ -338,6 +338,37 @@ TEST_F(TcpProbeTest, QueuedBytesStayReadableAfterPeerReset) {
   EXPECT_EQ(r.error, ECONNRESET) << "the reset shows after the data";
 }
 
+// A reset ends a made connection and a connect alike (both CLOSE with an
+// error pending); only the one that was made had its SYN answered.
+TEST_F(TcpProbeTest, AResetConnectionHadItsHandshakeAnswered) {
+  ResetFrom(server_);
+  server_ = -1;
+  TcpSample c =
+      WaitFor(client_, [](const TcpSample& s) { return s.state == kTcpClose; });
+  EXPECT_TRUE(c.error_pending);
+  EXPECT_TRUE(c.handshake_answered);
+}
+
+TEST_F(TcpProbeTest, ARefusedConnectHadNoAnswer) {
+  // A port of this host that nobody listens on: the kernel answers the SYN
+  // with a reset.
+  const int unused = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(unused, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(unused, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  TcpSample c =
+      WaitFor(fd, [](const TcpSample& s) { return s.state == kTcpClose; });
+  EXPECT_TRUE(c.error_pending);
+  EXPECT_FALSE(c.handshake_answered);
+  close(fd);
+  close(unused);
+}
+
 // Kernel fact, and the one case delivered() cannot see: a FIN followed by an
 // RST leaves the socket in CLOSE with the FIN still counted in
 // bytes_received, so delivered() reads one too high until the socket is
