@@ -12,8 +12,9 @@
 // DIRECT sessions), failover.cc (the decision, announcement), swap.cc (the
 // swap), engine_loop.cc (the loop thread), heartbeats.cc (this process's
 // heartbeat, and the peers'), inbox.cc (announcements and requests from
-// peers), resume*.cc (back to the network), open_over_storage.cc and
-// accept_over_storage.cc (connections opened while the network is down),
+// peers), resume*.cc (back to the network), open_over_storage.cc,
+// accept_over_storage.cc and connect_takeover.cc (connections opened while
+// the network is down),
 // exit_drain.cc (exit).
 //
 // Thread safety: all public methods are thread-safe. The session table
@@ -362,8 +363,8 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   bool CanResume(Session* s);
   std::optional<PeerInfo> PeerInfoFor(const std::string& process);
 
-  // --- open_over_storage.cc: connections opened while the network is down
-  // (docs/ARCHITECTURE.md, "Opening over storage") ---
+  // --- open_over_storage.cc, connect_takeover.cc: connections opened while
+  // the network is down (docs/ARCHITECTURE.md, "Opening over storage") ---
   struct OpenTarget {
     std::string process;  // the peer process that advertises the listener
     bool alive = false;   // its heartbeat changed within the peer timeout
