@@ -272,6 +272,51 @@ class ConnectWhileDownTest(base.ShimTestCase):
         self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
         self.assertIsNone(server.poll(), "the server still runs")
 
+    def test_a_connection_reset_before_its_first_data_call_shows_the_reset(self):
+        """Made, then reset by the server before the client's first send or
+        receive (its session still counts as connecting): the client sees
+        the reset, and no second connection opens over the volume. The first
+        SYN is dropped, so that the connect is made after connect() returned
+        (on a LAN it is made before)."""
+        server = ("import socket, struct, sys\n"
+                  f"l = socket.create_server(({self.net.b.addr!r}, {base.PORT}))\n"
+                  "c, _ = l.accept()\n"
+                  "c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+                  "c.close()\n"
+                  "l.settimeout(3)\n"
+                  "try:\n"
+                  "    l.accept()\n"
+                  "    sys.exit('a second connection came')\n"
+                  "except socket.timeout:\n"
+                  "    pass\n")
+        srv = self.net.b.popen("server", ["python3", "-c", server],
+                               env=h.clean_env(self.dw.env("b")))
+        h.wait_for(lambda: self.net.b.listening(base.PORT), 20, "the server to listen")
+        self.wait_advertised()
+        syn = ["INPUT", "-p", "tcp", "--syn", "--dport", str(base.PORT), "-j", "DROP"]
+        self.net.b.iptables("-I", *syn)
+        client = ("import select, socket, sys\n"
+                  "s = socket.socket()\n"
+                  "s.setblocking(False)\n"
+                  f"s.connect_ex(({self.net.b.addr!r}, {base.PORT}))\n"
+                  "p = select.poll()\n"
+                  "p.register(s, select.POLLIN)\n"
+                  "p.poll(10000)\n"
+                  "try:\n"
+                  "    s.recv(1)\n"
+                  "    sys.exit('no reset')\n"
+                  "except ConnectionResetError:\n"
+                  "    pass\n")
+        # A detection bound past the SYN's retransmission (1 s): the loop does
+        # not take the connect over as a blackholed one.
+        proc = self.net.a.popen("client", ["python3", "-c", client],
+                                env=h.clean_env(self.dw.env("a", DETECT_MS=5000)))
+        h.still_running_after(proc, 0.4)  # the first SYN is gone by then
+        self.net.b.iptables("-D", *syn)
+        self.assertEqual(h.wait_exit(proc, 60), 0, proc.describe() + self.context())
+        self.assertEqual(h.wait_exit(srv, 60), 0, srv.describe() + self.context())
+        self.assertEqual(self.log_lines("a", "over the volume"), 0, self.context())
+
     @staticmethod
     def read_names(path):
         """[(role, (local, peer))] from an asyncio_echo.py --names file."""
