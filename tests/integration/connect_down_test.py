@@ -311,7 +311,12 @@ class ConnectWhileDownTest(base.ShimTestCase):
         # not take the connect over as a blackholed one.
         proc = self.net.a.popen("client", ["python3", "-c", client],
                                 env=h.clean_env(self.dw.env("a", DETECT_MS=5000)))
-        h.still_running_after(proc, 0.4)  # the first SYN is gone by then
+        def syns_dropped():
+            rules = self.net.b.iptables("-L", "INPUT", "-v", "-n", "-x").stdout
+            return sum(int(line.split()[0]) for line in rules.splitlines()
+                       if "DROP" in line and f"dpt:{base.PORT}" in line)
+
+        h.wait_for(lambda: syns_dropped() >= 1, 20, "the client's first SYN to be dropped")
         self.net.b.iptables("-D", *syn)
         self.assertEqual(h.wait_exit(proc, 60), 0, proc.describe() + self.context())
         self.assertEqual(h.wait_exit(srv, 60), 0, srv.describe() + self.context())
