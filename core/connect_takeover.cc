@@ -52,7 +52,8 @@ void EngineImpl::CheckOpening() {
   }
 }
 
-bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too) {
+bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too,
+                                    int error_read) {
   int fd;
   {
     absl::MutexLock lock(&s->mu);
@@ -64,7 +65,8 @@ bool EngineImpl::TakeOverConnecting(Session* s, bool unanswered_too) {
   // A connection made, then reset before its first data call (its session
   // still connecting here), is not a refused connect: opening another one
   // would hide that from the application.
-  const bool failed = sample->state == kTcpClose && sample->error_pending &&
+  const bool failed = sample->state == kTcpClose &&
+                      (sample->error_pending || error_read != 0) &&
                       !sample->handshake_answered;
   const bool waiting = unanswered_too && sample->state == TCP_SYN_SENT;
   if (!failed && !waiting) return false;

@@ -375,6 +375,10 @@ class EngineImpl final : public Engine, private StoragePath::Host {
     int fd;
     FailoverMessage request;
   };
+  // connect() on a socket that already has session `s`: the kernel's answer,
+  // or the connection over the volume's when it has one (or it opens now).
+  SysResult ConnectAgain(Session* s, int fd, const sockaddr* addr,
+                         socklen_t len);
   // Waits for a blocking connect() made non-blocking, up to SO_SNDTIMEO;
   // returns connect()'s errno (0, EINPROGRESS when SO_SNDTIMEO ran out,
   // ETIMEDOUT with *blackholed when the SYN got no answer within the
@@ -425,8 +429,9 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   // yet) or, with `unanswered_too`, its SYN is still unanswered. True when
   // the application's fd now names something else than the socket it waited
   // on (the connection over the volume), by this call or by another
-  // thread's, which it waits out.
-  bool TakeOverConnecting(Session* s, bool unanswered_too);
+  // thread's, which it waits out. `error_read`: the socket's error, when the
+  // application's own call has already read it from the kernel.
+  bool TakeOverConnecting(Session* s, bool unanswered_too, int error_read = 0);
 
   // --- direct_checks.cc: probing DIRECT sessions, lingering closes ---
   // Probes each DIRECT session (every DETECT_MS/25) and fails over those whose

@@ -50,12 +50,8 @@ SysResult EngineImpl::Connect(int fd, const sockaddr* addr, socklen_t len) {
       !config_.select.Matches(nullptr, addr, Selector::Role::kConnect)) {
     return os_->Connect(fd, addr, len);
   }
-  if (Session* s = SessionFor(fd);
-      s != nullptr && s->state.load() != SessionState::kDirect) {
-    // connect() again on a connection opened over the volume: what the
-    // kernel says of a socket still connecting, or connected.
-    return SysResult::Fail(s->opening.load() ? EALREADY : EISCONN);
-  }
+  if (Session* s = SessionFor(fd); s != nullptr)
+    return ConnectAgain(s, fd, addr, len);
   sockaddr_storage dest = {};
   std::memcpy(&dest, addr, len);
   SysResult got = os_->Fcntl(fd, F_GETFL, 0);
@@ -84,6 +80,33 @@ SysResult EngineImpl::Connect(int fd, const sockaddr* addr, socklen_t len) {
     if (opened.has_value()) return *opened;
   }
   return SysResult::Fail(error);
+}
+
+SysResult EngineImpl::ConnectAgain(Session* s, int fd, const sockaddr* addr,
+                                   socklen_t len) {
+  if (s->state.load() == SessionState::kDirect) {
+    // Some programs learn how a non-blocking connect ended by calling
+    // connect() again rather than by SO_ERROR. One that a reset refused opens
+    // over the volume, as when a wait reports it; the socket already has its
+    // session either way.
+    const bool connecting = !s->endpoints_known;
+    if (!connecting || !TakeOverConnecting(s, false)) {
+      SysResult r = os_->Connect(fd, addr, len);
+      // The reset came after the look, and the kernel's answer has consumed
+      // the socket's error: the takeover is told it.
+      if (r.ok() || !connecting || !Unreachable(r.error) ||
+          !TakeOverConnecting(s, false, r.error)) {
+        return r;
+      }
+    }
+    s = SessionFor(fd);
+    if (s == nullptr || s->state.load() == SessionState::kDirect) {
+      return os_->Connect(fd, addr, len);  // left to TCP
+    }
+  }
+  // A connection over the volume: what the kernel says of a socket still
+  // connecting, or connected.
+  return SysResult::Fail(s->opening.load() ? EALREADY : EISCONN);
 }
 
 int EngineImpl::AwaitConnect(int fd, const sockaddr_storage& dest,
