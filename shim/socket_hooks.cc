@@ -63,7 +63,11 @@ int ConnectCall(int fd, const sockaddr* addr, socklen_t len,
     }
     return result;
   }
-  if (engine == nullptr || !IsTcp(fd)) return Real().connect(fd, addr, len);
+  // A selected socket may be a socket pair end now (a connection over the
+  // volume): connect() again on it is the engine's to answer too.
+  if (engine == nullptr || (!engine->Owns(fd) && !IsTcp(fd))) {
+    return Real().connect(fd, addr, len);
+  }
   InsideDiskwire inside;
   return static_cast<int>(ReturnErrno(engine->Connect(fd, addr, len)));
 }

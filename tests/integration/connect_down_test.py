@@ -45,6 +45,19 @@ while chunk := s.recv(65536):
 sys.exit(0 if back == data else "echo differs: %d bytes" % len(back))
 """
 
+# The same client, that learns how its connect ended by calling connect()
+# again every 2 ms, as some programs do, rather than waiting in select().
+RETRY_CLIENT = SELECT_CLIENT.replace(
+    """select.select([], [s], [], 30)
+error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+""", """import errno, time
+while (error := s.connect_ex((sys.argv[1], int(sys.argv[2])))) in (
+        errno.EINPROGRESS, errno.EALREADY):
+    time.sleep(0.002)
+if error == errno.EISCONN:
+    error = 0
+""")
+
 
 class ConnectWhileDownTest(base.ShimTestCase):
     select = f"{base.PORT},{OTHER_PORT}"
@@ -270,6 +283,29 @@ class ConnectWhileDownTest(base.ShimTestCase):
         status = h.wait_exit(client, 60)
         self.assertEqual(status, 0, f"{client.describe()}\n{self.context()}")
         self.assertEqual(self.log_lines("a", "opened over the volume"), 1, self.context())
+        self.assertIsNone(server.poll(), "the server still runs")
+
+    def test_a_client_that_calls_connect_again_opens_over_the_volume(self):
+        """A reset comes back as the second connect()'s ECONNREFUSED, before
+        the loop's look at connecting sessions; under a blackhole the loop
+        takes the connect over, and connect() is then asked of a socket pair
+        end. Both answer as the kernel would for the connection over the
+        volume: EALREADY, then EISCONN."""
+        server = self.start_echo_server()
+        cuts = {"reset": lambda: self.net.cuts.reset("b"),
+                "drop": lambda: self.net.cuts.blackhole("b")}
+        for opened, (kind, cut) in enumerate(cuts.items(), start=1):
+            with self.subTest(kind=kind):
+                cut()
+                client = self.net.a.popen(
+                    f"retry-client-{kind}",
+                    [sys.executable, "-c", RETRY_CLIENT, self.net.b.addr,
+                     str(base.PORT)], env=h.clean_env(self.dw.env("a")))
+                status = h.wait_exit(client, 60)
+                self.net.cuts.restore()
+                self.assertEqual(status, 0, f"{client.describe()}\n{self.context()}")
+                self.assertEqual(self.log_lines("a", "opened over the volume"), opened,
+                                 self.context())
         self.assertIsNone(server.poll(), "the server still runs")
 
     def test_a_connection_reset_before_its_first_data_call_shows_the_reset(self):
