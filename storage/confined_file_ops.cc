@@ -4,6 +4,12 @@
 // RESOLVE_NO_SYMLINKS), and names are created, linked and removed relative to
 // their parent directory's fd, so that a link planted anywhere in the volume
 // (a channel directory pointing at /etc, say) is refused, never followed.
+//
+// What the volume's directory grants its group and others, every file and
+// directory created below it grants too, whatever the creating process's
+// umask: processes of different users (a root client, a database server
+// running as its own user) write each other's inboxes and prune each other's
+// channels on a volume the operator made shared (docs/CONFIG.md, "Volume").
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,6 +20,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -58,20 +65,43 @@ class Fd {
 // relative to it. The root is opened afresh for each operation rather than
 // held open: a program under the shim may close every descriptor it did not
 // open itself (sshd and other daemons do), or reuse its number.
+struct Root {
+  std::string path;
+  mode_t shared;  // the group and others bits of its mode
+};
+
 struct Beneath {
-  const std::string* root;
+  const Root* root;
   std::string rel;
 };
 
+// Adds the bits of `shared` that `st` lacks to what a process created (not to
+// a name another user made, which it cannot change). A failure leaves the
+// umask's mode: another user's process then names the path it cannot open.
+void GrantShared(const struct stat& st, mode_t shared,
+                 const std::function<int(mode_t)>& chmod) {
+  if (st.st_uid != ::geteuid() || (st.st_mode & shared) == shared) return;
+  chmod((st.st_mode & 07777) | shared);
+}
+
 class ConfinedFileOps final : public FileOps {
  public:
-  explicit ConfinedFileOps(std::vector<std::string> roots)
+  explicit ConfinedFileOps(std::vector<Root> roots)
       : roots_(std::move(roots)), posix_(FileOps::Default()) {}
 
   absl::StatusOr<int> Open(const std::string& path, int flags,
                            mode_t mode) override {
     DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
-    return OpenBeneath(b, flags | O_CLOEXEC | O_NONBLOCK, mode, "open", path);
+    DW_ASSIGN_OR_RETURN(int fd, OpenBeneath(b, flags | O_CLOEXEC | O_NONBLOCK,
+                                            mode, "open", path));
+    struct stat st;
+    if ((flags & O_CREAT) != 0 && b.root->shared != 0 &&
+        ::fstat(fd, &st) == 0) {
+      // Read and write as asked: never execute.
+      GrantShared(st, b.root->shared & mode & 0066,
+                  [fd](mode_t m) { return ::fchmod(fd, m); });
+    }
+    return fd;
   }
   absl::Status Close(int fd) override { return posix_->Close(fd); }
   absl::StatusOr<size_t> WriteV(int fd, const iovec* iov, int iovcnt) override {
@@ -124,10 +154,19 @@ class ConfinedFileOps final : public FileOps {
     std::string name;
     DW_ASSIGN_OR_RETURN(int dir, OpenParent(path, &name, "mkdir"));
     Fd dir_fd(dir);
-    if (name == "." || ::mkdirat(dir, name.c_str(), 0777) == 0)
-      return absl::OkStatus();
-    const int err = errno;
     struct stat st;
+    if (name == ".") return absl::OkStatus();
+    if (::mkdirat(dir, name.c_str(), 0777) == 0) {
+      DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
+      if (b.root->shared != 0 &&
+          ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        GrantShared(st, b.root->shared, [&](mode_t m) {
+          return ::fchmodat(dir, name.c_str(), m, 0);
+        });
+      }
+      return absl::OkStatus();
+    }
+    const int err = errno;
     if (err == EEXIST &&
         ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
       if (S_ISDIR(st.st_mode)) return absl::OkStatus();
@@ -158,15 +197,15 @@ class ConfinedFileOps final : public FileOps {
  private:
   // `path` relative to the root it lies below ("." for a root itself).
   absl::StatusOr<Beneath> Relative(const std::string& path) const {
-    for (const std::string& r : roots_) {
-      if (path == r) return Beneath{&r, "."};
-      if (absl::StartsWith(path, r) && path.size() > r.size() + 1 &&
-          path[r.size()] == '/') {
-        return Beneath{&r, path.substr(r.size() + 1)};
+    for (const Root& r : roots_) {
+      if (path == r.path) return Beneath{&r, "."};
+      if (absl::StartsWith(path, r.path) && path.size() > r.path.size() + 1 &&
+          path[r.path.size()] == '/') {
+        return Beneath{&r, path.substr(r.path.size() + 1)};
       }
     }
     return absl::InvalidArgumentError(
-        absl::StrCat(path, " is outside the volume ", roots_.front()));
+        absl::StrCat(path, " is outside the volume ", roots_.front().path));
   }
 
   absl::StatusOr<int> OpenBeneath(const Beneath& b, int flags, mode_t mode,
@@ -177,8 +216,10 @@ class ConfinedFileOps final : public FileOps {
     how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
     how.resolve = kResolve;
     // The volume's own directory may be reached through links.
-    const int root = ::open(b.root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) return ErrnoError(errno, absl::StrCat(what, " ", *b.root));
+    const int root =
+        ::open(b.root->path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+      return ErrnoError(errno, absl::StrCat(what, " ", b.root->path));
     long fd;
     do {
       fd = ::syscall(SYS_openat2, root, b.rel.c_str(), &how, sizeof(how));
@@ -218,7 +259,7 @@ class ConfinedFileOps final : public FileOps {
     return absl::OkStatus();
   }
 
-  const std::vector<std::string> roots_;
+  const std::vector<Root> roots_;
   FileOps* const posix_;
 };
 
@@ -226,14 +267,19 @@ class ConfinedFileOps final : public FileOps {
 
 absl::StatusOr<std::unique_ptr<FileOps>> FileOps::Confined(
     const std::vector<std::string>& roots) {
-  std::vector<std::string> checked;
+  std::vector<Root> checked;
   for (const std::string& root : roots) {
     const int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError(errno, absl::StrCat("open ", root));
+    struct stat st;
+    const int got = ::fstat(fd, &st);
+    const int err = errno;
     ::close(fd);
+    if (got != 0) return ErrnoError(err, absl::StrCat("stat ", root));
     std::string trimmed = root;
     while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
-    checked.push_back(std::move(trimmed));
+    checked.push_back(
+        Root{std::move(trimmed), st.st_mode & (S_IRWXG | S_IRWXO)});
   }
   if (checked.empty())
     return absl::InvalidArgumentError("no volume directory to confine to");
