@@ -1,7 +1,10 @@
 // fork(): the engine around the real fork, in the parent and in the child.
 
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -56,6 +59,7 @@ void EngineImpl::AfterForkChild() {
     }
   }
   table_.ClearAfterFork();
+  ForgetParentsFds();
   started_.store(false);
   stopping_.store(false);
   // Not joinable when the parent never started its threads, or was itself a
@@ -65,13 +69,6 @@ void EngineImpl::AfterForkChild() {
                             // on demand
   process_id_ =
       absl::StrCat(config_.node, ".", getpid(), ".", clock_->RealtimeNs());
-  // The parent's resume listener is the parent's: the child gets its own
-  // when it starts its threads.
-  for (int listener : resume_listeners_) {
-    private_[listener].store(0);
-    os_->Close(listener);
-  }
-  resume_listeners_.clear();
   resume_port_ = 0;
   resume_nonce_ = RandomBytes(kResumeNonceBytes);
   if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
@@ -87,6 +84,44 @@ void EngineImpl::AfterForkChild() {
       OnDup(it->second, fd);
     }
   }
+}
+
+void EngineImpl::ForgetParentsFds() {
+  // The child's copies of the engine's own fds: its loop's epoll and eventfd,
+  // the volume watcher, the resume listeners and links, the storage
+  // sessions' socket pairs and kept sockets. The parent goes on using them;
+  // the child makes its own when it starts its threads. They are closed now,
+  // before the application runs again, and their numbers stop being private:
+  // closing one later could close a file the application opened meanwhile
+  // under the same number, and a stale mark would refuse the application's
+  // close() of it (EBADF).
+  std::set<int> kept;
+  for (storage::Volume* v : OpenVolumes()) {
+    for (int fd : v->HeldFds()) kept.insert(fd);
+  }
+  // The eventfd the shim's waits watch stays at its number, made the child's
+  // own: shared, a wake in one process would be taken by a wait in the other.
+  SysResult wake = os_->EventFd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake.ok()) {
+    os_->Dup3(static_cast<int>(wake.value), wake_fd_, O_CLOEXEC);
+    os_->Close(static_cast<int>(wake.value));
+  }
+  kept.insert(wake_fd_);
+  for (int fd = 0; fd < kMaxFds; ++fd) {
+    if (!private_[fd].load(std::memory_order_relaxed) || kept.count(fd))
+      continue;
+    private_[fd].store(0, std::memory_order_relaxed);
+    os_->Close(fd);
+  }
+  loop_fd_ = kick_fd_ = -1;
+  (void)watcher_.release();  // its fd is closed; its watches are the parent's
+  resume_listeners_.clear();
+  for (auto& [link, tag] : pending_links_) (void)tag.release();
+  pending_links_.clear();
+  open_dials_.clear();
+  to_register_.clear();
+  retired_.clear();
+  unmatched_.clear();
 }
 
 }  // namespace diskwire

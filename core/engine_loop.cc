@@ -34,11 +34,6 @@ void EngineImpl::StartThreadsOnce() {
   if (started_.load(std::memory_order_acquire)) return;
   absl::MutexLock lock(&start_mu_);
   if (started_.load()) return;
-  for (int* fd :
-       {&loop_fd_, &kick_fd_}) {  // inherited from a parent across fork
-    if (*fd >= 0) os_->Close(*fd);
-    *fd = -1;
-  }
   SysResult ep = os_->EpollCreate1(EPOLL_CLOEXEC);
   SysResult kick = os_->EventFd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (!ep.ok() || !kick.ok()) {
