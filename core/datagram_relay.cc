@@ -11,6 +11,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "base/fork_mutex.h"
 #include "core/datagram_relay_internal.h"
 #include "core/datagram_wire.h"
 #include "core/host_identity.h"
@@ -436,7 +437,7 @@ void DatagramRelay::Fill(ProcessReport::Udp* out) {
 void DatagramRelay::BeforeFork() { mu_.Lock(); }
 void DatagramRelay::AfterForkParent() { mu_.Unlock(); }
 
-void DatagramRelay::AfterForkChild() {
+void DatagramRelay::AfterForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // The thread stayed in the parent. The child's relay starts again on its
   // first use, with an identity of its own; the parent's writers, readers and
   // fds are the parent's (released without closing what they hold).
@@ -454,7 +455,7 @@ void DatagramRelay::AfterForkChild() {
   }
   kick_fd_ = probe_fd_ = epoll_fd_ = -1;
   probe_port_ = 0;
-  mu_.Unlock();
+  RenewInForkChild(&mu_);
 }
 
 }  // namespace diskwire

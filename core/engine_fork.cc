@@ -10,15 +10,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/fork_mutex.h"
 #include "core/engine_impl.h"
 
 namespace diskwire {
 
+// Every lock the child uses is taken here, in this order (the order of the
+// code that nests them), so that what it guards is whole in the child; the
+// child then makes each new (base/fork_mutex.h says why not unlock).
 void EngineImpl::BeforeFork() {
   table_.mu.Lock();
   published_mu_.Lock();  // the child's loop publishes its heartbeat too
+  listeners_.BeforeFork();
   if (relay_ != nullptr) relay_->BeforeFork();
+  if (PeerDirectory* peers = Peers(); peers != nullptr) peers->BeforeFork();
   for (storage::Volume* v : OpenVolumes()) v->BeforeFork();
+}
+
+PeerDirectory* EngineImpl::Peers() const {
+  return volumes_open_.load(std::memory_order_acquire) ? peers_.get() : nullptr;
 }
 
 std::vector<storage::Volume*> EngineImpl::OpenVolumes() const {
@@ -36,7 +46,10 @@ void EngineImpl::AfterForkParent() {
     s->resync.store(true);
   });
   for (storage::Volume* v : OpenVolumes()) v->AfterForkParent();
+  if (PeerDirectory* peers = Peers(); peers != nullptr)
+    peers->AfterForkParent();
   if (relay_ != nullptr) relay_->AfterForkParent();
+  listeners_.AfterForkParent();
   published_mu_.Unlock();
   table_.mu.Unlock();
 }
@@ -49,6 +62,9 @@ void EngineImpl::AfterForkChild() {
   // engine's, which pumps their socket pairs. The child gets an engine
   // identity of its own.
   for (storage::Volume* v : OpenVolumes()) v->AfterForkChild();
+  if (PeerDirectory* peers = Peers(); peers != nullptr) peers->AfterForkChild();
+  listeners_.AfterForkChild();
+  RenewInForkChild(&start_mu_);  // a parent thread may have been starting
   std::vector<std::pair<int, std::pair<Session*, Role>>> inherited;
   for (int fd = 0; fd < kMaxFds; ++fd) {
     if (!owned_[fd].load(std::memory_order_relaxed)) continue;
@@ -73,8 +89,8 @@ void EngineImpl::AfterForkChild() {
   resume_nonce_ = RandomBytes(kResumeNonceBytes);
   if (relay_ != nullptr) relay_->AfterForkChild();  // restarts on first use
   relay_started_.store(false);
-  published_mu_.Unlock();  // taken by BeforeFork
-  table_.mu.Unlock();
+  RenewInForkChild(&published_mu_);  // taken by BeforeFork
+  RenewInForkChild(&table_.mu);
   std::map<Session*, int> first_name;
   for (auto& [fd, who] : inherited) {
     auto [it, fresh] = first_name.emplace(who.first, fd);

@@ -518,6 +518,9 @@ class EngineImpl final : public Engine, private StoragePath::Host {
       recv_volume_;  // null when it is the send volume
   // The volumes once open (empty before): what fork() must tell.
   std::vector<storage::Volume*> OpenVolumes() const;
+  // The peer directory once the volumes are open (null before): fork() locks
+  // it.
+  PeerDirectory* Peers() const;
   // In a child of fork(): closes its copies of the engine's private fds and
   // drops what referred to them (engine_fork.cc).
   void ForgetParentsFds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(table_.mu);

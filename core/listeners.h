@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "base/fork_mutex.h"
 #include "core/identity.h"
 #include "core/os_calls.h"
 
@@ -57,6 +58,13 @@ class ListenerTable {
   // The listeners still open, each address once. An entry whose fd was closed,
   // or now names another file, is dropped here: no close path has to report.
   std::vector<ListenAddress> Current();
+  // fork(): the table is whole across it.
+  void BeforeFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_) { mu_.Lock(); }
+  void AfterForkParent() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
+  void AfterForkChild()
+      ABSL_UNLOCK_FUNCTION(mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    RenewInForkChild(&mu_);
+  }
   // This process's listener that a connection to `dest` would reach.
   std::optional<ListenAddress> Find(const sockaddr_storage& dest,
                                     const std::vector<MappedAddress>& host);

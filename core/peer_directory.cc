@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/fork_mutex.h"
 #include "core/listeners.h"
 
 namespace diskwire {
@@ -140,6 +141,13 @@ absl::StatusOr<std::shared_ptr<const PeerSnapshot>> PeerDirectory::Refresh() {
   absl::MutexLock lock(&mu_);
   latest_ = snapshot;
   return snapshot;
+}
+
+void PeerDirectory::BeforeFork() { mu_.Lock(); }
+void PeerDirectory::AfterForkParent() { mu_.Unlock(); }
+void PeerDirectory::AfterForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  RenewInForkChild(&mu_);
+  RenewInForkChild(&refresh_mu_);
 }
 
 std::shared_ptr<const PeerSnapshot> PeerDirectory::Latest() const {

@@ -102,6 +102,13 @@ class PeerDirectory {
   // What the last successful Refresh() read; nullptr before it.
   std::shared_ptr<const PeerSnapshot> Latest() const;
 
+  // fork(): what the directory holds is whole across it (a refresh, which
+  // reads the volume, may be under way in another thread; the child's is
+  // forgotten).
+  void BeforeFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_);
+  void AfterForkParent() ABSL_UNLOCK_FUNCTION(mu_);
+  void AfterForkChild() ABSL_UNLOCK_FUNCTION(mu_);
+
  private:
   storage::Volume* const volume_;
   const Clock* const clock_;

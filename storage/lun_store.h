@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/fork_mutex.h"
 #include "storage/lun_device.h"
 #include "storage/lun_layout.h"
 #include "storage/volume.h"
@@ -125,7 +126,11 @@ class LunStore {
   // fork(): the store's lock is held across it (Volume::BeforeFork); the
   // child then forgets the parent's slots at its first use.
   void BeforeFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_) { mu_.Lock(); }
-  void AfterFork() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
+  void AfterForkParent() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
+  void AfterForkChild()
+      ABSL_UNLOCK_FUNCTION(mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    RenewInForkChild(&mu_);
+  }
 
  private:
   struct Owned {

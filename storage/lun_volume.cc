@@ -141,10 +141,10 @@ class LunVolume final : public Volume {
     store_->BeforeFork();
   }
   void AfterForkParent() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    store_->AfterFork();
+    store_->AfterForkParent();
   }
   void AfterForkChild() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    store_->AfterFork();
+    store_->AfterForkChild();
   }
 
   absl::StatusOr<std::unique_ptr<VolumeWatcher>> NewWatcher(

@@ -1,18 +1,25 @@
-// fork() with the engine running: the child closes its copies of the engine's
-// private fds before the application runs again, and their numbers are the
-// application's from then on (a stale mark made the application's close() of
-// a file it opened under such a number fail with EBADF: PostgreSQL's
-// backends, forked after the postmaster's engine started, hit it). The
-// eventfd the shim's waits watch becomes the child's own.
+// fork() with the engine running, as PostgreSQL's postmaster forks a backend
+// for each connection:
+// - the child closes its copies of the engine's private fds before the
+//   application runs again, and their numbers are the application's from
+//   then on (a stale mark made a backend's close() of a file it opened under
+//   such a number fail with EBADF). The eventfd the shim's waits watch
+//   becomes the child's own.
+// - the engine's locks serve the child even when a thread of the parent was
+//   waiting for one at the fork (a backend hung in its first epoll_ctl()).
 
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "core/engine_test_fixture.h"
 #include "gtest/gtest.h"
 
@@ -67,6 +74,42 @@ TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
   // stayed; 8: a copy stayed open; 16: the application's file was refused.
   EXPECT_EQ(WEXITSTATUS(status), 0);
   for (int fd : before) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
+}
+
+TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {
+  Connect();
+  // A thread of the parent takes the session table's lock again and again:
+  // it waits for it while the fork holds it.
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    while (!stop.load()) a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
+  });
+  absl::SleepFor(absl::Milliseconds(20));
+  a_->BeforeFork();
+  absl::SleepFor(absl::Milliseconds(20));  // busy is queued on the lock now
+  const pid_t pid = fork();
+  if (pid == 0) {
+    a_->AfterForkChild();
+    alarm(5);  // a hang ends the child with SIGALRM
+    // Two threads of the child contend for the same lock.
+    std::thread other([&] {
+      for (int i = 0; i < 20000; ++i)
+        a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
+    });
+    for (int i = 0; i < 20000; ++i)
+      a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
+    other.join();
+    _exit(0);
+  }
+  a_->AfterForkParent();
+  stop.store(true);
+  busy.join();
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the child hung (signal "
+      << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")";
 }
 
 }  // namespace
