@@ -38,6 +38,9 @@ class ShimTestCase(unittest.TestCase):
     # or "fuse": each host sees the volume through bindfs; or "lun": one
     # formatted image as two loop devices, a page cache each
     volume = "shared"
+    # Where the hosts' work directory goes: None for the test's temporary
+    # directory.
+    workdir_parent = None
 
     def setUp(self):
         # DW_TEST_VOLUME=lun (or fuse) runs a suite written for a shared
@@ -48,7 +51,7 @@ class ShimTestCase(unittest.TestCase):
             self.skipTest("SKIPPED: bindfs is not installed (apt-get install bindfs)")
         if self.volume == "lun" and h.lun_available():
             self.skipTest(f"SKIPPED: {h.lun_available()}")
-        self.net = h.TwoHosts(volume=self.volume)
+        self.net = h.TwoHosts(volume=self.volume, parent=self.workdir_parent)
         self.addCleanup(self.net.close)
         settings = dict(DETECT_MS=DETECT_MS, PEER_TIMEOUT_MS=PEER_TIMEOUT_MS,
                         HEARTBEAT_MS=HEARTBEAT_MS)

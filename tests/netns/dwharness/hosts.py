@@ -116,13 +116,15 @@ LUN_BYTES = 2 << 30  # sparse: only what is written takes space
 class TwoHosts:
     """Hosts a and b, the link between them, the volume, and the cut controls."""
 
-    def __init__(self, prefix="dwh", volume="shared"):
+    def __init__(self, prefix="dwh", volume="shared", parent=None):
+        """`parent`: where the work directory goes (default: the test's
+        temporary directory)."""
         if volume not in ("shared", "fuse", "lun"):
             raise ValueError(f"volume must be shared, fuse or lun, not {volume!r}")
         n = next(_instances)
         pid = os.getpid()
         self.workdir = tempfile.mkdtemp(prefix=f"{prefix}-{pid}-{n}-",
-                                        dir=os.environ.get("TEST_TMPDIR"))
+                                        dir=parent or os.environ.get("TEST_TMPDIR"))
         self._tokens = [cleanup.register(f"work directory {self.workdir}",
                                          lambda: shutil.rmtree(self.workdir, True))]
         self.volume = os.path.join(self.workdir, "volume")
