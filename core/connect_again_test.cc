@@ -34,18 +34,22 @@ class ConnectAgainTest : public EngineTest {
                        sizeof(addr));
   }
 
-  void AwaitConnectEnd() {
+  // A non-blocking connect to the fixture's port, waited out in poll(): the
+  // session the engine gave the socket.
+  Session* ConnectAndWait() {
+    SysResult first = ConnectTo(port_);
+    EXPECT_TRUE(!first.ok() && first.error == EINPROGRESS) << first.error;
+    Session* s = a_->SessionFor(client_);
+    EXPECT_NE(s, nullptr);
     pollfd p{client_, POLLOUT, 0};
-    ASSERT_EQ(poll(&p, 1, 5000), 1);
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    return s;
   }
 };
 
 TEST_F(ConnectAgainTest, AConnectThatCompletedKeepsItsSession) {
-  SysResult first = ConnectTo(port_);
-  ASSERT_TRUE(!first.ok() && first.error == EINPROGRESS) << first.error;
-  Session* s = a_->SessionFor(client_);
+  Session* s = ConnectAndWait();
   ASSERT_NE(s, nullptr);
-  AwaitConnectEnd();
   SysResult again = ConnectTo(port_);
   EXPECT_TRUE(again.ok() || again.error == EISCONN) << again.error;
   EXPECT_EQ(a_->SessionFor(client_), s) << "a second session was made";
@@ -60,11 +64,8 @@ TEST_F(ConnectAgainTest, AConnectRefusedWithNoListenerAdvertisedIsRefused) {
   // answers with a reset, and no peer advertises a listener there.
   close(listener_);
   listener_ = -1;
-  SysResult first = ConnectTo(port_);
-  ASSERT_TRUE(!first.ok() && first.error == EINPROGRESS) << first.error;
-  Session* s = a_->SessionFor(client_);
+  Session* s = ConnectAndWait();
   ASSERT_NE(s, nullptr);
-  AwaitConnectEnd();
   SysResult again = ConnectTo(port_);
   EXPECT_FALSE(again.ok());
   EXPECT_EQ(again.error, ECONNREFUSED);
