@@ -16,9 +16,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/engine_test_fixture.h"
 #include "gtest/gtest.h"
@@ -76,29 +79,47 @@ TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
   for (int fd : before) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
 }
 
+// Whether thread `tid` of this process sleeps in the kernel on a futex (as a
+// thread queued on an absl::Mutex does) within 5 s.
+bool WaitsOnAFutex(pid_t tid) {
+  const std::string wchan = absl::StrCat("/proc/self/task/", tid, "/wchan");
+  for (int i = 0; i < 5000; ++i) {
+    std::ifstream f(wchan);
+    std::string where;
+    std::getline(f, where);
+    if (where.find("futex") != std::string::npos) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
+
 TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {
   Connect();
   // A thread of the parent takes the session table's lock again and again:
   // it waits for it while the fork holds it.
   std::atomic<bool> stop{false};
+  std::atomic<pid_t> busy_tid{0};
   std::thread busy([&] {
+    busy_tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
     while (!stop.load()) a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
   });
-  absl::SleepFor(absl::Milliseconds(20));
+  while (busy_tid.load() == 0) absl::SleepFor(absl::Milliseconds(1));
   a_->BeforeFork();
-  absl::SleepFor(absl::Milliseconds(20));  // busy is queued on the lock now
+  const bool queued = WaitsOnAFutex(busy_tid.load());
   const pid_t pid = fork();
   if (pid == 0) {
     a_->AfterForkChild();
     alarm(5);  // a hang ends the child with SIGALRM
-    // Two threads of the child contend for the same lock.
-    std::thread other([&] {
-      for (int i = 0; i < 20000; ++i)
-        a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
+    // Two threads of the child contend for the same lock: one holds it (the
+    // fork handler's locks) while the other waits for it.
+    std::thread holder([&] {
+      a_->BeforeFork();
+      absl::SleepFor(absl::Milliseconds(200));
+      a_->AfterForkParent();
     });
-    for (int i = 0; i < 20000; ++i)
-      a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
-    other.join();
+    absl::SleepFor(absl::Milliseconds(50));
+    a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
+    holder.join();
     _exit(0);
   }
   a_->AfterForkParent();
@@ -107,6 +128,7 @@ TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {
   ASSERT_GT(pid, 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(queued) << "no thread was queued on the lock at the fork";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "the child hung (signal "
       << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")";
