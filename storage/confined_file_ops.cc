@@ -9,7 +9,8 @@
 // directory created below it grants too, whatever the creating process's
 // umask: processes of different users (a root client, a database server
 // running as its own user) write each other's inboxes and prune each other's
-// channels on a volume the operator made shared (docs/CONFIG.md, "Volume").
+// channels on a volume the operator made shared (docs/CONFIG.md, "A volume
+// shared by processes of several users").
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,8 +21,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <memory>
+#include <optional>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -61,27 +63,29 @@ class Fd {
   int fd_;
 };
 
-// A path below one of the roots: that root (no trailing '/'), and the path
-// relative to it. The root is opened afresh for each operation rather than
-// held open: a program under the shim may close every descriptor it did not
-// open itself (sshd and other daemons do), or reuse its number.
+// A volume's directory (no trailing '/').
 struct Root {
   std::string path;
   mode_t shared;  // the group and others bits of its mode
 };
 
+// A path below one of the roots: that root, and the path relative to it. The
+// root is opened afresh for each operation rather than held open: a program
+// under the shim may close every descriptor it did not open itself (sshd and
+// other daemons do), or reuse its number.
 struct Beneath {
   const Root* root;
   std::string rel;
 };
 
-// Adds the bits of `shared` that `st` lacks to what a process created (not to
-// a name another user made, which it cannot change). A failure leaves the
-// umask's mode: another user's process then names the path it cannot open.
-void GrantShared(const struct stat& st, mode_t shared,
-                 const std::function<int(mode_t)>& chmod) {
-  if (st.st_uid != ::geteuid() || (st.st_mode & shared) == shared) return;
-  chmod((st.st_mode & 07777) | shared);
+// The mode that adds the bits of `shared` that `st` lacks, for what this
+// process created (a name another user made is not its to change); none when
+// nothing is to change. A chmod that fails leaves the umask's mode: another
+// user's process then names the path it cannot open.
+std::optional<mode_t> SharedMode(const struct stat& st, mode_t shared) {
+  if (st.st_uid != ::geteuid() || (st.st_mode & shared) == shared)
+    return std::nullopt;
+  return (st.st_mode & 07777) | shared;
 }
 
 class ConfinedFileOps final : public FileOps {
@@ -98,8 +102,8 @@ class ConfinedFileOps final : public FileOps {
     if ((flags & O_CREAT) != 0 && b.root->shared != 0 &&
         ::fstat(fd, &st) == 0) {
       // Read and write as asked: never execute.
-      GrantShared(st, b.root->shared & mode & 0066,
-                  [fd](mode_t m) { return ::fchmod(fd, m); });
+      if (auto m = SharedMode(st, b.root->shared & mode & 0066))
+        std::ignore = ::fchmod(fd, *m);  // SharedMode says why
     }
     return fd;
   }
@@ -160,9 +164,8 @@ class ConfinedFileOps final : public FileOps {
       DW_ASSIGN_OR_RETURN(Beneath b, Relative(path));
       if (b.root->shared != 0 &&
           ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        GrantShared(st, b.root->shared, [&](mode_t m) {
-          return ::fchmodat(dir, name.c_str(), m, 0);
-        });
+        if (auto m = SharedMode(st, b.root->shared))
+          std::ignore = ::fchmodat(dir, name.c_str(), *m, 0);
       }
       return absl::OkStatus();
     }
