@@ -6,37 +6,47 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "base/thread_waits.h"
 #include "gtest/gtest.h"
 
 namespace diskwire {
 namespace {
 
 // Forks while holding `mu` with another thread queued on it; in the child,
-// `release` lets go of the copy, then two threads contend for it. True when
-// the child finished within 3 s.
+// `release` lets go of the copy, then one thread holds it until the other is
+// seen waiting for it. The child's wait status: exit 0 when it finished, or
+// SIGALRM when it hung for 3 s.
 template <typename Release>
-bool ChildContendsAfterFork(Release release) {
+int ChildContendsAfterFork(Release release) {
   absl::Mutex mu;
   mu.Lock();
+  std::atomic<pid_t> queued_tid{0};
   std::thread queued([&] {
+    queued_tid.store(ThisThreadId());
     mu.Lock();
     mu.Unlock();
   });
-  absl::SleepFor(absl::Milliseconds(100));  // queued waits on mu now
+  while (queued_tid.load() == 0) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(SleepsOnAFutex(queued_tid.load(), absl::Seconds(5)));
   const pid_t pid = fork();
   if (pid == 0) {
     alarm(3);  // a hang ends the child with SIGALRM
     release(&mu);
+    const pid_t main_tid = ThisThreadId();
+    std::atomic<bool> held{false};
     std::thread holder([&] {
       mu.Lock();
-      absl::SleepFor(absl::Milliseconds(200));
+      held.store(true);
+      if (!SleepsOnAFutex(main_tid, absl::Seconds(2))) _exit(3);
       mu.Unlock();
     });
-    absl::SleepFor(absl::Milliseconds(50));  // holder has it
+    while (!held.load()) absl::SleepFor(absl::Milliseconds(1));
     mu.Lock();
     mu.Unlock();
     holder.join();
@@ -46,18 +56,20 @@ bool ChildContendsAfterFork(Release release) {
   waitpid(pid, &status, 0);
   mu.Unlock();
   queued.join();
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return status;
 }
 
 TEST(ForkMutex, ARenewedMutexServesTheChild) {
-  EXPECT_TRUE(
-      ChildContendsAfterFork([](absl::Mutex* mu) { RenewInForkChild(mu); }));
+  const int status =
+      ChildContendsAfterFork([](absl::Mutex* mu) { RenewInForkChild(mu); });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST(ForkMutex, AnUnlockedCopyHangsTheChild) {
   // Why RenewInForkChild exists: if this starts passing, absl changed.
-  EXPECT_FALSE(ChildContendsAfterFork(
-      [](absl::Mutex* mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu->Unlock(); }));
+  const int status = ChildContendsAfterFork(
+      [](absl::Mutex* mu) ABSL_NO_THREAD_SAFETY_ANALYSIS { mu->Unlock(); });
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) << status;
 }
 
 }  // namespace

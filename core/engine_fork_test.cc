@@ -16,13 +16,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
-#include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/thread_waits.h"
 #include "core/engine_test_fixture.h"
 #include "gtest/gtest.h"
 
@@ -79,20 +77,6 @@ TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
   for (int fd : before) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
 }
 
-// Whether thread `tid` of this process sleeps in the kernel on a futex (as a
-// thread queued on an absl::Mutex does) within 5 s.
-bool WaitsOnAFutex(pid_t tid) {
-  const std::string wchan = absl::StrCat("/proc/self/task/", tid, "/wchan");
-  for (int i = 0; i < 5000; ++i) {
-    std::ifstream f(wchan);
-    std::string where;
-    std::getline(f, where);
-    if (where.find("futex") != std::string::npos) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return false;
-}
-
 TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {
   Connect();
   // A thread of the parent takes the session table's lock again and again:
@@ -100,24 +84,27 @@ TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {
   std::atomic<bool> stop{false};
   std::atomic<pid_t> busy_tid{0};
   std::thread busy([&] {
-    busy_tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+    busy_tid.store(ThisThreadId());
     while (!stop.load()) a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
   });
   while (busy_tid.load() == 0) absl::SleepFor(absl::Milliseconds(1));
   a_->BeforeFork();
-  const bool queued = WaitsOnAFutex(busy_tid.load());
+  const bool queued = SleepsOnAFutex(busy_tid.load(), absl::Seconds(5));
   const pid_t pid = fork();
   if (pid == 0) {
     a_->AfterForkChild();
     alarm(5);  // a hang ends the child with SIGALRM
     // Two threads of the child contend for the same lock: one holds it (the
-    // fork handler's locks) while the other waits for it.
+    // fork handler's locks) until the other is seen waiting for it.
+    const pid_t main_tid = ThisThreadId();
+    std::atomic<bool> held{false};
     std::thread holder([&] {
       a_->BeforeFork();
-      absl::SleepFor(absl::Milliseconds(200));
+      held.store(true);
+      if (!SleepsOnAFutex(main_tid, absl::Seconds(2))) _exit(3);
       a_->AfterForkParent();
     });
-    absl::SleepFor(absl::Milliseconds(50));
+    while (!held.load()) absl::SleepFor(absl::Milliseconds(1));
     a_->OnEpollCtl(-1, EPOLL_CTL_DEL, client_, nullptr);
     holder.join();
     _exit(0);
