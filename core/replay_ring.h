@@ -162,7 +162,7 @@ class ReplayRing {
   // len <= kChunkBytes - IndexInChunk(head_).
   void CopyToHeadChunk(const char* src, size_t len) {
     char* dst = head_chunk_->bytes.get() + IndexInChunk(head_);
-    if (head_cold_) {
+    if (head_cold_ && len >= kColdCopyMin) {
       ColdCopy(dst, src, len);
     } else {
       std::memcpy(dst, src, len);
@@ -208,6 +208,10 @@ class ReplayRing {
   // writing it and evict the application's and the kernel's data for bytes
   // nobody reads; when it keeps little, the chunk is warm and memcpy wins.
   bool head_cold_ = false;
+  // Shorter appends go through the cache all the same: the fence that makes
+  // streaming stores visible costs more than the few lines it spares (a
+  // 64-byte ping-pong paid it on every send).
+  static constexpr size_t kColdCopyMin = 4096;
   static constexpr size_t kSpareChunks = 2;
 };
 
