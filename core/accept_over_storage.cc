@@ -250,7 +250,7 @@ bool EngineImpl::AcceptOverStorage(int fd) {
   absl::Status started =
       kept.ok() ? absl::OkStatus() : absl::ErrnoToStatus(kept.error, "dup");
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
     if (started.ok()) started = InstallSocketPair(s.get(), {fd});
     if (started.ok()) {

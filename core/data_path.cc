@@ -139,7 +139,7 @@ EngineImpl::DirectAttempt EngineImpl::AttemptDirect(Session* s, int fd,
   // The caller's iovecs, less what earlier attempts sent and cut to the
   // ring's room: built only when the message does not go whole.
   absl::InlinedVector<iovec, 8> part;
-  absl::MutexLock lock(&s->send_mu);
+  FutexLockHolder lock(&s->send_mu);
   a.generation = s->generation.load();
   if (s->state.load() != SessionState::kDirect) {
     a.moved = true;
@@ -317,7 +317,7 @@ SysResult EngineImpl::SendStorage(Session* s, int fd, const msghdr* msg,
     SysResult r;
     {
       // Never blocked inside the pair: a resume must be able to take it.
-      absl::MutexLock lock(&s->send_mu);
+      FutexLockHolder lock(&s->send_mu);
       if (s->state.load() != SessionState::kStorage) {
         *retry = true;
         return done > 0 ? SysResult::Ok(done) : SysResult::Fail(EAGAIN);
@@ -350,7 +350,7 @@ SysResult EngineImpl::Shutdown(int fd, int how) {
   Session* s = SessionFor(fd);
   if (s == nullptr) return os_->Shutdown(fd, how);
   WaitWhileSwapping(s);
-  absl::MutexLock lock(&s->send_mu);
+  FutexLockHolder lock(&s->send_mu);
   const bool writing = how == SHUT_WR || how == SHUT_RDWR;
   if (writing && s->on_tcp && s->sent_to_socket < s->ring.head()) {
     // After a resume, with bytes the peer lacks still unsent: the FIN waits

@@ -16,7 +16,7 @@ namespace diskwire {
 
 bool EngineImpl::FinishLinger(Session* s) {
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     if (s->linger_fd < 0) return true;
     if (s->maybe_shared.load()) {
       // The application's close was its last name here, but a process it
@@ -74,7 +74,7 @@ void EngineImpl::CheckDirectSessions() {
     {
       // After a resume: what the peer lacks goes out even if the application
       // sends nothing more.
-      absl::MutexLock send_lock(&s->send_mu);
+      FutexLockHolder send_lock(&s->send_mu);
       if (s->sent_to_socket < s->ring.head() || s->fin_owed) {
         absl::MutexLock lock(&s->mu);
         const int fd = s->names.empty() ? s->linger_fd : s->names[0];

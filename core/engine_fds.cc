@@ -72,7 +72,7 @@ SysResult EngineImpl::Close(int fd) {
     // As TCP's kernel does after close(): the FIN goes now, and the connection
     // lingers until the peer holds every byte. Here the engine keeps the socket
     // to fail over if the path dies first.
-    absl::MutexLock send_lock(&lingering->send_mu);
+    FutexLockHolder send_lock(&lingering->send_mu);
     SysResult keep = os_->Fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (keep.ok()) {
       lingering->linger_fd = static_cast<int>(keep.value);

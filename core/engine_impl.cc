@@ -315,7 +315,7 @@ std::optional<Role> EngineImpl::InferRole(int fd) {
 
 bool EngineImpl::Activate(Session* s, int fd) {
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     if (!s->dormant.load() && !s->resync.load()) return true;  // done already
     if (s->dormant.load()) {
       // A child that chrooted, dropped privileges or entered a seccomp

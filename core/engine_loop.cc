@@ -226,7 +226,7 @@ void EngineImpl::LoopMain() {
 
 void EngineImpl::AbortOverStorage(Session* s) {
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     s->leg.app_wrote_eof = true;
   }
   storage_path_.ResetOverStorage(s, 0,
@@ -307,7 +307,7 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     for (auto& s : all) {
       // The chunks a stream did not cycle through since the last pass go
       // back to malloc (core/replay_ring.h).
-      absl::MutexLock send_lock(&s->send_mu);
+      FutexLockHolder send_lock(&s->send_mu);
       s->ring.ReleaseIdleSpares();
     }
     ExpireResumes();
@@ -323,7 +323,7 @@ void EngineImpl::Tick(const storage::VolumeWatcher::Changes* changes) {
     next_dump_ns_ = now + 1'000'000'000;
     for (auto& s : all) {
       if (s->state.load() != SessionState::kStorage) continue;
-      absl::MutexLock lock(&s->send_mu);
+      FutexLockHolder lock(&s->send_mu);
       log_.Debug(
           "session ", s->label, ": delivered ", s->delivered, " ready_end ",
           s->leg.reassembly->contiguous_end(), " buffered ",
@@ -403,7 +403,7 @@ void EngineImpl::ReleaseEndedSessions() {
   // process that opens thousands of connections a second would otherwise
   // hold seconds' worth of 64 KiB replay chunks.
   for (auto& s : buried) {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     s->ring.ReleaseAll();  // nothing is replayed once it left the table
   }
   trim_owed_ = trim_owed_ || freed || !buried.empty();

@@ -105,7 +105,7 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
   {
     // A full ring (a peer that reads slowly) would hold the pair's bytes
     // back; an exiting process resumes nothing, so room is made for them.
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     int unread = 0;
     if (s->leg.eng_end >= 0 &&
         os_->Ioctl(s->leg.eng_end, FIONREAD, &unread).ok() &&
@@ -117,7 +117,7 @@ void EngineImpl::SubmitAllAtExit(Session* s) {
     storage_path_.PumpAppToVolume(s);
     bool pending;
     {
-      absl::MutexLock lock(&s->send_mu);
+      FutexLockHolder lock(&s->send_mu);
       int unread = 0;
       const bool pair_empty =
           s->leg.eng_end < 0 || s->leg.app_wrote_eof ||

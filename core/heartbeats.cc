@@ -231,7 +231,7 @@ void EngineImpl::PublishHeartbeat() {
       r.local = FormatAddress(s->endpoints.local);
       r.remote = FormatAddress(s->endpoints.remote);
       {
-        absl::MutexLock send_lock(&s->send_mu);
+        FutexLockHolder send_lock(&s->send_mu);
         r.sent_offset = s->ring.head();
         if (s->state.load() == SessionState::kDirect) {
           absl::MutexLock lock(

@@ -295,7 +295,7 @@ std::optional<SysResult> EngineImpl::OpenOverStorage(
     os_->SetSockOpt(reserve_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
   }
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
     // Before the swap (swap.cc says why).
     s->generation.fetch_add(1);
@@ -394,7 +394,7 @@ void EngineImpl::CompleteOpen(Session* s, const FailoverMessage& m) {
   bool expected = true;
   if (!s->opening.compare_exchange_strong(expected, false)) return;
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     ReleaseHold(s);
   }
   log_.Info("session ", s->label, " opened over the volume: ", m.from_process,
@@ -416,7 +416,7 @@ void EngineImpl::FailOpen(Session* s, int error, const std::string& why) {
   bool expected = true;
   if (!s->opening.compare_exchange_strong(expected, false)) return;
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     ReleaseHold(s);
   }
   EndSession(s, error, absl::StrCat("connect over the volume: ", why));

@@ -73,7 +73,7 @@ void EngineImpl::OnLinkEvent(Session* s) {
     hello.episode = s->episode;
     hello.challenge = link->client_challenge;
     {
-      absl::MutexLock send_lock(&s->send_mu);
+      FutexLockHolder send_lock(&s->send_mu);
       hello.kept_from = s->ring.tail();
     }
     if (!SendLinkMessage(s, hello)) return AbandonResume(s, "", false);
@@ -159,7 +159,7 @@ bool EngineImpl::Freeze(Session* s) {
   // Every hook on the pair runs under one of these locks and never blocks in
   // it: holding both, no application thread is inside the pair, and new calls
   // wait while RESUMING.
-  absl::MutexLock send_lock(&s->send_mu);
+  FutexLockHolder send_lock(&s->send_mu);
   absl::MutexLock recv_lock(&s->recv_mu);
   int unread = 0;
   os_->Ioctl(s->leg.app_end, FIONREAD, &unread);
@@ -210,7 +210,7 @@ void EngineImpl::Unfreeze(Session* s) {
   ResumeLink* link = s->link.get();
   if (link == nullptr || !link->frozen) return;
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
     // The pair's queue toward the application is empty (it was taken back and
     // nothing was pushed since): the bytes go back in their order.
@@ -233,7 +233,7 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
   const bool client = s->role == Role::kClient;
   bool kept;
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     // Always true with a diskwire peer: the ring keeps what the peer has not
     // consumed.
     kept = peer_delivered >= s->ring.tail() && peer_delivered <= s->ring.head();
@@ -270,7 +270,7 @@ void EngineImpl::CommitResume(Session* s, uint64_t peer_delivered) {
                     static_cast<socklen_t>(value.size()));
   }
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     absl::MutexLock recv_lock(&s->recv_mu);
     if (!names.empty()) {
       const int status_flags =
@@ -394,7 +394,7 @@ void EngineImpl::ReFailover(Session* s, uint32_t episode,
   s->leg.fin_sent = false;
   uint64_t from;
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     from = s->ring.tail();  // the peer may lack any byte it has not consumed
   }
   absl::Status started = StartStoragePath(s, from, s->delivered);

@@ -268,7 +268,7 @@ void EngineImpl::ReadPendingLink(Session::LoopTag* tag) {
   welcome.kind = ResumeKind::kWelcome;
   welcome.challenge = s->link->server_challenge;
   {
-    absl::MutexLock send_lock(&s->send_mu);
+    FutexLockHolder send_lock(&s->send_mu);
     welcome.kept_from = s->ring.tail();
   }
   if (!SendLinkMessage(s, welcome)) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "base/futex_lock.h"
 #include "core/failure_detector.h"
 #include "core/identity.h"
 #include "core/reassembly.h"
@@ -105,7 +106,9 @@ struct Session {
   int reserve_fd = -1;
 
   // --- Send direction. ---
-  absl::Mutex send_mu;
+  // Taken on every send, hence a FutexLock (base/futex_lock.h): never waited
+  // on with a condition.
+  FutexLock send_mu;
   // Held across a non-blocking recv on the socket pair so that a resume never
   // races a read of it (which would make the delivered offset it reads
   // stale).

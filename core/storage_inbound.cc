@@ -215,7 +215,7 @@ void StoragePath::ReadPeerChannel(Session* s) {
   if (peer_ack > s->peer_ack) {
     s->peer_ack = peer_ack;
     {
-      absl::MutexLock lock(&s->send_mu);
+      FutexLockHolder lock(&s->send_mu);
       // Not past what the writer has taken: its DATA must stay contiguous (the
       // peer discards what it already holds).
       (void)s->ring.TrimTo(std::min(peer_ack, s->leg.next_to_volume));

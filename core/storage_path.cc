@@ -23,7 +23,7 @@ void StoragePath::PumpAppToVolume(Session* s) {
   if (s->state.load() != SessionState::kStorage) return;
   char buf[64 << 10];
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     if (s->leg.eng_end < 0) {
       // The application closed the socket before the failover (a lingering
       // session): nothing more comes from it, but what the ring holds and the
@@ -93,7 +93,7 @@ void StoragePath::UpdateEventMask(Session* s) {
   if (s->leg.eng_end < 0 || !s->leg.eng_in_loop) return;
   uint32_t events = 0;
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     if (!s->leg.app_wrote_eof && s->ring.Free() > 0 &&
         s->leg.out->buffered_bytes() < kWriterBufferBytes) {
       events |= EPOLLIN;
@@ -177,7 +177,7 @@ void StoragePath::CloseOldSocket(Session* s) {
 void StoragePath::ResetOverStorage(Session* s, int error,
                                    const std::string& why) {
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     if (s->leg.out != nullptr) {
       s->leg.fin_sent = true;  // a reset instead, or after it
       absl::Status rst =
@@ -198,7 +198,7 @@ void StoragePath::MaybeFinish(Session* s) {
   }
   bool sent_all;
   {
-    absl::MutexLock lock(&s->send_mu);
+    FutexLockHolder lock(&s->send_mu);
     sent_all = s->leg.fin_sent && s->peer_ack >= s->ring.head() &&
                s->leg.out->buffered_bytes() == 0;
   }

@@ -153,7 +153,7 @@ TEST_F(StoragePathTest, TheApplicationsBytesGoToTheWriterAndItsEndIsAFin) {
   shutdown(app_, SHUT_WR);
   path_.PumpAppToVolume(&s_);
   {
-    absl::MutexLock lock(&s_.send_mu);
+    FutexLockHolder lock(&s_.send_mu);
     EXPECT_EQ(s_.ring.head(), sent.size());
   }
   EXPECT_EQ(s_.leg.next_to_volume, sent.size());
@@ -178,7 +178,7 @@ TEST_F(StoragePathTest, ASessionFinishesOnlyWhenBothDirectionsDid) {
     s_.names.clear();
   }
   {
-    absl::MutexLock lock(&s_.send_mu);
+    FutexLockHolder lock(&s_.send_mu);
     s_.ring.Append("x");
   }
   path_.MaybeFinish(&s_);

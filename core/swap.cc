@@ -25,7 +25,7 @@ absl::Status EngineImpl::Swap(Session* s) {
   // Both locks: no application thread sends, or receives on the socket pair,
   // while it is swapped; readers of the TCP socket take none
   // (WaitOutTcpReaders).
-  absl::MutexLock send_lock(&s->send_mu);
+  FutexLockHolder send_lock(&s->send_mu);
   absl::MutexLock recv_lock(&s->recv_mu);
   std::vector<int> names;
   {
