@@ -117,6 +117,7 @@ struct RealCalls {
 namespace internal {
 extern RealCalls g_real;
 extern std::atomic<bool> g_real_ready;
+extern bool g_sends_are_libcs;
 const RealCalls& ResolveRealCalls();
 }  // namespace internal
 
@@ -131,6 +132,14 @@ inline const RealCalls& Real() {
     return internal::g_real;
   }
   return internal::ResolveRealCalls();
+}
+
+// Whether Real().sendto and Real().sendmsg are the C library's own (no library
+// preloaded after diskwire defines them), so that RealOsCalls() may make a
+// non-blocking send as a direct system call with the same meaning.
+inline bool SendsAreLibcs() {
+  Real();
+  return internal::g_sends_are_libcs;
 }
 
 }  // namespace diskwire::shim

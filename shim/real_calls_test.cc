@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -53,6 +54,10 @@ TEST(RealCallsTable, ResolvesToLibcWhenNothingIsPreloaded) {
 
 TEST(RealCallsTable, IsTheSameTableOnEveryCall) { EXPECT_EQ(&Real(), &Real()); }
 
+TEST(RealCallsTable, SendsAreLibcsWhenNothingIsPreloaded) {
+  EXPECT_TRUE(shim::SendsAreLibcs());
+}
+
 TEST_F(RealOsCallsTest, FailureReturnsErrnoAndKeepsCallersErrno) {
   errno = 1234;
   SysResult r = os_->Close(-1);
@@ -99,6 +104,71 @@ TEST_F(RealOsCallsTest, SendMsgRecvMsgAndFionread) {
   in_msg.msg_iovlen = 1;
   EXPECT_EQ(os_->RecvMsg(fds_[1], &in_msg, MSG_PEEK).value, 4);
   EXPECT_EQ(std::string(in, 4), "abcd");
+}
+
+// Non-blocking sends enter the kernel directly: its answers (bytes, EAGAIN
+// once the pair is full, EPIPE, EBADF) come back as libc's would, and the
+// caller's errno stays.
+TEST_F(RealOsCallsTest, NonBlockingSendsGiveTheKernelsAnswers) {
+  errno = 1234;
+  char block[4096] = {};
+  size_t sent = 0;
+  SysResult r;
+  while (
+      (r = os_->SendTo(fds_[0], block, sizeof(block), MSG_DONTWAIT, nullptr, 0))
+          .ok()) {
+    ASSERT_GT(r.value, 0);
+    sent += static_cast<size_t>(r.value);
+    ASSERT_LT(sent, size_t{64} << 20) << "a socket pair that never fills";
+  }
+  EXPECT_EQ(r.value, -1);
+  EXPECT_EQ(r.error, EAGAIN);
+  iovec iov{block, sizeof(block)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  EXPECT_EQ(os_->SendMsg(fds_[0], &msg, MSG_DONTWAIT).error, EAGAIN);
+  size_t drained = 0;
+  while (drained < sent) {
+    SysResult got = os_->Read(fds_[1], block, sizeof(block));
+    ASSERT_GT(got.value, 0);
+    drained += static_cast<size_t>(got.value);
+  }
+  EXPECT_EQ(os_->SendMsg(fds_[0], &msg, MSG_DONTWAIT).value,
+            static_cast<ssize_t>(sizeof(block)));
+  EXPECT_EQ(os_->SendTo(-1, block, 1, MSG_DONTWAIT, nullptr, 0).error, EBADF);
+  ASSERT_TRUE(os_->Shutdown(fds_[0], SHUT_WR).ok());
+  EXPECT_EQ(
+      os_->SendTo(fds_[0], block, 1, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0)
+          .error,
+      EPIPE);
+  EXPECT_EQ(errno, 1234);
+}
+
+// A non-blocking send is still a cancellation point, as libc's is: a thread
+// with a cancellation pending ends there.
+TEST_F(RealOsCallsTest, ANonBlockingSendActsOnAPendingCancellation) {
+  struct Args {
+    OsCalls* os;
+    int fd;
+    bool returned = false;
+  } args{os_, fds_[0]};
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, nullptr,
+                [](void* p) -> void* {
+                  auto* a = static_cast<Args*>(p);
+                  pthread_cancel(pthread_self());  // deferred: pending
+                  a->os->SendTo(a->fd, "x", 1, MSG_DONTWAIT, nullptr, 0);
+                  a->returned = true;
+                  return nullptr;
+                },
+                &args),
+            0);
+  void* result = nullptr;
+  ASSERT_EQ(pthread_join(thread, &result), 0);
+  EXPECT_EQ(result, PTHREAD_CANCELED);
+  EXPECT_FALSE(args.returned);
 }
 
 TEST_F(RealOsCallsTest, ShutdownGivesEofToThePeer) {

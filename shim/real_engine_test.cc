@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +83,22 @@ TEST_F(PreloadTest, SelectedLoopbackSocketsKeepTheirTranscript) {
   Result loud = Probe("transcript", {Real(), Volume(), "DISKWIRE_SELECT=*",
                                      "DISKWIRE_LOG=stderr"});
   EXPECT_THAT(loud.err, HasSubstr(" INFO: selected "));
+}
+
+// A library preloaded after diskwire that defines the send functions still
+// sees the engine's sends: the healthy path enters the kernel directly only
+// when the next sendto and sendmsg are libc's.
+TEST_F(PreloadTest, ALibraryPreloadedAfterTheShimSeesTheEnginesSends) {
+  Result base = Probe("transcript", {});
+  const std::string both = Real() + " " + Runfile("libsend_counter.so");
+  Result r = Probe("transcript", {both, Volume(), "DISKWIRE_SELECT=*"});
+  ASSERT_TRUE(Exited(r, 0)) << r.err;
+  EXPECT_EQ(r.out, base.out);
+  int sends = -1;
+  const size_t at = r.err.find("send_counter: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  ASSERT_EQ(sscanf(r.err.c_str() + at, "send_counter: %d", &sends), 1);
+  EXPECT_GT(sends, 0) << "the engine's sends stepped over the library";
 }
 
 TEST_F(PreloadTest, AProgramsOwnXxhashSymbolsDoNotChangeTheChecksums) {
