@@ -21,6 +21,9 @@ struct DirContext {
   // Keeps `ops` alive in every copy when the volume made them (confined to
   // `root`).
   std::shared_ptr<FileOps> owned_ops;
+  // And the FileOps::Observed() around them, when the volume's fds are
+  // observed (DirVolumeOptions::fd_observer): `ops` is then this one.
+  std::shared_ptr<FileOps> observed_ops;
   std::string mac_key;  // empty, or kMacKeySize bytes
   std::string node;     // this host's name on the volume
   // A network or FUSE filesystem (IsNetworkFilesystem): readers revalidate

@@ -233,6 +233,10 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenDirVolume(
     ctx.owned_ops = std::move(confined);
     ctx.ops = ctx.owned_ops.get();
   }
+  if (options.fd_observer != nullptr) {
+    ctx.observed_ops = FileOps::Observed(ctx.ops, options.fd_observer);
+    ctx.ops = ctx.observed_ops.get();
+  }
   DW_RETURN_IF_ERROR(CheckMarker(ctx));
   DW_ASSIGN_OR_RETURN(ctx.network_fs, IsNetworkFilesystem(ctx.root));
   for (const char* sub : {kChannelsDir, kHeartbeatsDir, kInboxDir}) {

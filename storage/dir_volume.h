@@ -24,6 +24,9 @@ struct DirVolumeOptions {
   // Filesystem calls; nullptr for FileOps::Confined() to the volume (no link
   // inside it is followed). Must outlive the volume.
   FileOps* file_ops = nullptr;
+  // Told of every fd the volume holds open (its channels' locks, segments and
+  // readers); nullptr for none. Must outlive the volume.
+  FdObserver* fd_observer = nullptr;
 };
 
 // Opens the volume at `root`, creating the directory and its marker file when

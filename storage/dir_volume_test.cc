@@ -4,8 +4,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -247,6 +249,56 @@ TEST_F(DirVolumeTest, InvalidIdsAndNamesAreRejected) {
   EXPECT_THAT(volume_->TakeInbox(""), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(volume_->PostToInbox("p", "big", std::string(2 << 20, 'x')),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("too big")));
+}
+
+// Records which fds are open as the observer hears of them.
+class OpenFds : public FdObserver {
+ public:
+  void Opened(int fd) override { EXPECT_TRUE(open_.insert(fd).second) << fd; }
+  void Closing(int fd) override { EXPECT_EQ(open_.erase(fd), 1u) << fd; }
+  const std::set<int>& open() const { return open_; }
+
+ private:
+  std::set<int> open_;
+};
+
+std::string FdTarget(int fd) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd),
+                                       ec)
+      .string();
+}
+
+// Every fd an observed volume holds (a writer's lock and segment, a reader's
+// segment) is told to its observer while it is open, and its closing before
+// it closes; transient ones (the marker, directory creation) open and close.
+TEST_F(DirVolumeTest, AnObservedVolumeTellsOfEveryFdItHolds) {
+  OpenFds fds;
+  DirVolumeOptions o;
+  o.node = "node-a";
+  o.fd_observer = &fds;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Volume> v, OpenDirVolume(root(), o));
+  EXPECT_THAT(fds.open(), IsEmpty());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ChannelWriter> w,
+                       v->OpenWriter("ch", {}));
+  ASSERT_THAT(w->Append({DataRecord(0, "hello")}), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ChannelReader> r,
+                       v->OpenReader("ch", 0));
+  std::vector<Record> got;
+  ASSERT_THAT(r->ReadAvailable(&got, 1 << 20), IsOk());
+  ASSERT_EQ(got.size(), 1u);
+  std::vector<std::string> held;
+  for (int fd : fds.open()) {
+    const std::string target = FdTarget(fd);
+    EXPECT_EQ(target.rfind(root() + "/channels/ch/", 0), 0u) << target;
+    held.push_back(target.substr(target.rfind('/') + 1));
+  }
+  std::sort(held.begin(), held.end());
+  EXPECT_THAT(held, ElementsAre("0000000000000001.seg", "0000000000000001.seg",
+                                "LOCK"));
+  r.reset();
+  w.reset();
+  EXPECT_THAT(fds.open(), IsEmpty());
 }
 
 }  // namespace

@@ -29,6 +29,17 @@ namespace diskwire::storage {
 // ResourceExhausted, ENOENT → NotFound, EEXIST → AlreadyExists...).
 absl::Status ErrnoError(int err, absl::string_view what);
 
+// Told of every descriptor an observed FileOps opens and closes: the engine
+// marks them as its own, so that the application cannot close them and a
+// forked child lets go of its copies (core/engine_fork.cc).
+class FdObserver {
+ public:
+  virtual ~FdObserver() = default;
+  virtual void Opened(int fd) = 0;
+  // Before the close: once closed, the number may name the application's.
+  virtual void Closing(int fd) = 0;
+};
+
 class FileOps {
  public:
   virtual ~FileOps() = default;
@@ -42,6 +53,9 @@ class FileOps {
   // never through a link. The roots must exist.
   static absl::StatusOr<std::unique_ptr<FileOps>> Confined(
       const std::vector<std::string>& roots);
+  // `base`'s calls, with every fd that Open() returns and Close() takes told
+  // to `observer`. Both must outlive the result.
+  static std::unique_ptr<FileOps> Observed(FileOps* base, FdObserver* observer);
 
   /** @see man 2 open. Returns the fd. O_CLOEXEC and O_NONBLOCK are always
    * added (the latter so that a FIFO planted in a volume cannot block). */
