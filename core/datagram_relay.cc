@@ -121,9 +121,23 @@ DatagramRelay::~DatagramRelay() {
   }
   Kick();
   if (thread_.joinable()) thread_.join();
+  if (watcher_ != nullptr) Forget(watcher_->fd());
+  watcher_.reset();
   for (int fd : {kick_fd_, probe_fd_, epoll_fd_}) {
-    if (fd >= 0) os_->Close(fd);
+    if (fd < 0) continue;
+    Forget(fd);
+    os_->Close(fd);
   }
+}
+
+void DatagramRelay::Own(int fd) {
+  if (options_.fd_observer != nullptr && fd >= 0)
+    options_.fd_observer->Opened(fd);
+}
+
+void DatagramRelay::Forget(int fd) {
+  if (options_.fd_observer != nullptr && fd >= 0)
+    options_.fd_observer->Closing(fd);
 }
 
 void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
@@ -151,6 +165,7 @@ void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
   }
   kick_fd_ = static_cast<int>(kick.value);
   epoll_fd_ = static_cast<int>(ep.value);
+  for (int fd : {kick_fd_, epoll_fd_, probe_fd_}) Own(fd);
   for (int fd : {kick_fd_, probe_fd_}) {
     if (fd < 0) continue;
     epoll_event ev{};
@@ -161,6 +176,7 @@ void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
   auto watcher = recv->NewWatcher({});
   if (watcher.ok()) {
     watcher_ = std::move(*watcher);
+    Own(watcher_->fd());
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = watcher_->fd();
@@ -440,7 +456,9 @@ void DatagramRelay::AfterForkParent() { mu_.Unlock(); }
 void DatagramRelay::AfterForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // The thread stayed in the parent. The child's relay starts again on its
   // first use, with an identity of its own; the parent's writers, readers and
-  // fds are the parent's (released without closing what they hold).
+  // fds are the parent's, released without a word to the volume. The fds they
+  // and the relay hold are private (Options::fd_observer): the engine's fork
+  // handler closed the child's copies already.
   if (thread_.joinable()) thread_.detach();  // never started: nothing to leave
   for (auto& [id, o] : out_) (void)o.writer.release();
   out_.clear();
@@ -450,8 +468,10 @@ void DatagramRelay::AfterForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   peers_.clear();
   probes_.clear();
   running_ = false;
-  for (int fd : {kick_fd_, probe_fd_, epoll_fd_}) {
-    if (fd >= 0) os_->Close(fd);
+  if (options_.fd_observer == nullptr) {
+    for (int fd : {kick_fd_, probe_fd_, epoll_fd_}) {
+      if (fd >= 0) os_->Close(fd);
+    }
   }
   kick_fd_ = probe_fd_ = epoll_fd_ = -1;
   probe_port_ = 0;

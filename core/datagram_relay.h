@@ -46,6 +46,7 @@
 #include "core/selector.h"
 #include "core/session_report.h"
 #include "core/sys_result.h"
+#include "storage/file_ops.h"
 #include "storage/volume.h"
 
 namespace diskwire {
@@ -61,6 +62,10 @@ class DatagramRelay {
     bool storage_mode = false;  // DISKWIRE_MODE=storage: always the volume
     int64_t detect_ms = 2000;
     int64_t peer_timeout_ms = 10000;
+    // Told of the relay's own fds (its eventfd, epoll, probe socket and volume
+    // watcher), which a forked child then closes; null for none. Must outlive
+    // the relay.
+    storage::FdObserver* fd_observer = nullptr;
   };
   // REQUIRES: os, clock and log outlive the relay.
   DatagramRelay(const Options& options, OsCalls* os, const Clock* clock,
@@ -143,6 +148,10 @@ class DatagramRelay {
   void SendProbes(int64_t now);
   void FlushOutbound(int64_t now);
   void ReadInbound();
+  // Tells Options::fd_observer of an fd the relay opened for itself, and of
+  // one it is about to close.
+  void Own(int fd);
+  void Forget(int fd);
   void OpenProbeSocket() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live peer process that receives datagrams sent to `dest`.
   const Peer* ReceiverFor(const sockaddr_storage& dest, std::string* process,

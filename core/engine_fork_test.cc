@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -75,6 +77,52 @@ TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
   // stayed; 8: a copy stayed open; 16: the application's file was refused.
   EXPECT_EQ(WEXITSTATUS(status), 0);
   for (int fd : before) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
+}
+
+// The fds in this process that name files or directories below `dir`.
+std::vector<int> FdsBelow(const std::string& dir) {
+  std::vector<int> fds;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target.rfind(dir + "/", 0) == 0) {
+      fds.push_back(std::stoi(e.path().filename().string()));
+    }
+  }
+  return fds;
+}
+
+// The files a volume keeps open (a channel's lock and segment) are the
+// engine's own: private in the process that opened them, so that the
+// application cannot close them, and closed in a forked child, which would
+// otherwise hold the channel's lock and its deleted segments for as long as
+// it lives.
+TEST_F(EngineTest, TheVolumesFilesArePrivateAndAForkedChildClosesThem) {
+  Connect(Mode::kStorage);  // every byte goes through the channels
+  SendAll(a_.get(), client_, std::string(5000, 'x'), 1);
+  std::vector<int> a_files;
+  for (int fd : FdsBelow(dir_)) {
+    EXPECT_TRUE(a_->IsPrivate(fd) || b_->IsPrivate(fd))
+        << "fd " << fd << " of a volume is nobody's";
+    if (a_->IsPrivate(fd)) a_files.push_back(fd);
+  }
+  ASSERT_FALSE(a_files.empty()) << "the client's channel holds no file";
+  a_->BeforeFork();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    a_->AfterForkChild();
+    int open = 0;
+    for (int fd : a_files) open += Open(fd) ? 1 : 0;
+    _exit(open);
+  }
+  a_->AfterForkParent();
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "of the parent's volume files stayed open";
+  for (int fd : a_files) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
 }
 
 TEST_F(EngineTest, TheEnginesLocksServeAChildForkedWhileAThreadWaited) {

@@ -79,6 +79,7 @@ EngineImpl::EngineImpl(const Config& config, OsCalls* os, const Clock* clock)
     o.storage_mode = config.mode == Mode::kStorage;
     o.detect_ms = config.detect_ms;
     o.peer_timeout_ms = config.peer_timeout_ms;
+    o.fd_observer = &fd_marks_;
     relay_ = std::make_unique<DatagramRelay>(o, os, clock, &log_);
   }
 }
@@ -123,6 +124,7 @@ absl::Status EngineImpl::OpenVolumesOnce() {
   if (!volumes_status_.ok()) return volumes_status_;
   storage::DirVolumeOptions options;
   options.node = config_.node;
+  options.fd_observer = &fd_marks_;
   absl::Status st;
   if (!config_.key_file.empty()) {
     auto key = storage::LoadMacKeyFile(config_.key_file);

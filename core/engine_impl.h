@@ -48,6 +48,7 @@
 #include "core/log.h"
 #include "core/os_calls.h"
 #include "core/peer_directory.h"
+#include "core/private_fd_marks.h"
 #include "core/resume_handshake.h"
 #include "core/session.h"
 #include "core/session_table.h"
@@ -513,6 +514,9 @@ class EngineImpl final : public Engine, private StoragePath::Host {
   Logger log_;
   // Pumps the sessions in STORAGE (core/storage_path.h); the loop's.
   StoragePath storage_path_;
+  // Marks the fds the volumes and the relay hold as private. Declared before
+  // them: they tell it of their fds' closing as they go.
+  PrivateFdMarks fd_marks_{private_, kMaxFds};
   std::unique_ptr<storage::Volume> send_volume_;
   std::unique_ptr<storage::Volume>
       recv_volume_;  // null when it is the send volume
