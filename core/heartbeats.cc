@@ -180,8 +180,9 @@ void EngineImpl::PruneDeadProcesses() {
   }
   if (!report->removed.empty()) {
     log_.Info("pruned ", report->removed.size(),
-              " leftovers of processes gone for over ", stale_after_ms / 1000,
-              " s (first: ", report->removed[0], ")");
+              " leftovers of processes with no live heartbeat, untouched for "
+              "over ",
+              stale_after_ms / 1000, " s (first: ", report->removed[0], ")");
   }
   for (const std::string& problem : report->problems)
     log_.Debug("pruning: ", problem);
