@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "storage/file_ops.h"
+#include "storage/forwarding_file_ops.h"
 #include "storage/open_beneath.h"
 
 namespace diskwire::storage {
@@ -88,10 +89,10 @@ std::optional<mode_t> SharedMode(const struct stat& st, mode_t shared) {
   return (st.st_mode & 07777) | shared;
 }
 
-class ConfinedFileOps final : public FileOps {
+class ConfinedFileOps final : public ForwardingFileOps {
  public:
   explicit ConfinedFileOps(std::vector<Root> roots)
-      : roots_(std::move(roots)), posix_(FileOps::Default()) {}
+      : ForwardingFileOps(FileOps::Default()), roots_(std::move(roots)) {}
 
   absl::StatusOr<int> Open(const std::string& path, int flags,
                            mode_t mode) override {
@@ -107,26 +108,8 @@ class ConfinedFileOps final : public FileOps {
     }
     return fd;
   }
-  absl::Status Close(int fd) override { return posix_->Close(fd); }
-  absl::StatusOr<size_t> WriteV(int fd, const iovec* iov, int iovcnt) override {
-    return posix_->WriteV(fd, iov, iovcnt);
-  }
-  absl::StatusOr<size_t> PRead(int fd, char* buf, size_t n,
-                               uint64_t offset) override {
-    return posix_->PRead(fd, buf, n, offset);
-  }
-  absl::Status Sync(int fd) override { return posix_->Sync(fd); }
-  absl::Status Truncate(int fd, uint64_t size) override {
-    return posix_->Truncate(fd, size);
-  }
-  absl::StatusOr<uint64_t> Size(int fd) override { return posix_->Size(fd); }
-  absl::StatusOr<uint64_t> LinkCount(int fd) override {
-    return posix_->LinkCount(fd);
-  }
-  absl::StatusOr<uint64_t> Revalidate(int fd) override {
-    return posix_->Revalidate(fd);
-  }
-  absl::Status Lock(int fd) override { return posix_->Lock(fd); }
+  // Close, WriteV, PRead, Sync, Truncate, Size, LinkCount, Revalidate and
+  // Lock take an fd: ForwardingFileOps hands them to the POSIX calls.
 
   absl::Status Rename(const std::string& from, const std::string& to) override {
     std::string from_name, to_name;
@@ -192,7 +175,7 @@ class ConfinedFileOps final : public FileOps {
   }
   absl::Status SyncDir(const std::string& path) override {
     DW_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY | O_DIRECTORY, 0));
-    absl::Status s = posix_->Sync(fd);
+    absl::Status s = base()->Sync(fd);
     ::close(fd);
     return s;
   }
@@ -263,7 +246,6 @@ class ConfinedFileOps final : public FileOps {
   }
 
   const std::vector<Root> roots_;
-  FileOps* const posix_;
 };
 
 }  // namespace
