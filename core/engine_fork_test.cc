@@ -44,15 +44,30 @@ bool SharedWithParent(int fd) {
   return syscall(SYS_kcmp, getppid(), getpid(), KCMP_FILE, fd, fd) == 0;
 }
 
+// Forks as the shim does (the engine's handlers on both sides of fork()); the
+// child runs `in_child` and exits with what it returns. Returns the child's
+// exit code, or -1 when it did not exit.
+template <typename InChild>
+int ForkEngine(EngineImpl* e, InChild in_child) {
+  e->BeforeFork();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    e->AfterForkChild();
+    _exit(in_child());
+  }
+  e->AfterForkParent();
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+    return -1;
+  return WEXITSTATUS(status);
+}
+
 TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
   Connect();  // the client's engine runs its loop: epoll, eventfds, watcher
   const std::vector<int> before = PrivateFds(*a_);
   const int wake = a_->wake_fd();
   ASSERT_GE(before.size(), 3u) << "the loop's fds are private";
-  a_->BeforeFork();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    a_->AfterForkChild();
+  const int wrong = ForkEngine(a_.get(), [&] {
     int wrong = 0;
     for (int fd : before) {
       if (fd == wake) {
@@ -66,16 +81,11 @@ TEST_F(EngineTest, AForkedChildLetsGoOfTheEnginesFds) {
     // A file the application opens under a freed number closes as usual.
     const int file = open("/dev/null", O_RDONLY);
     if (a_->IsPrivate(file) || a_->Close(file).error == EBADF) wrong |= 16;
-    _exit(wrong);
-  }
-  a_->AfterForkParent();
-  ASSERT_GT(pid, 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
+    return wrong;
+  });
   // 1: the wake eventfd is gone; 2: it is the parent's; 4: a private mark
   // stayed; 8: a copy stayed open; 16: the application's file was refused.
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(wrong, 0);
   for (int fd : before) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
 }
 
@@ -107,21 +117,12 @@ TEST_F(EngineTest, TheVolumesFilesArePrivateAndAForkedChildClosesThem) {
     if (a_->IsPrivate(fd)) a_files.push_back(fd);
   }
   ASSERT_FALSE(a_files.empty()) << "the client's channel holds no file";
-  a_->BeforeFork();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    a_->AfterForkChild();
-    int open = 0;
-    for (int fd : a_files) open += Open(fd) ? 1 : 0;
-    _exit(open);
-  }
-  a_->AfterForkParent();
-  ASSERT_GT(pid, 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0)
-      << "of the parent's volume files stayed open";
+  const int still_open = ForkEngine(a_.get(), [&] {
+    int n = 0;
+    for (int fd : a_files) n += Open(fd) ? 1 : 0;
+    return n;
+  });
+  EXPECT_EQ(still_open, 0) << "of the parent's volume files stayed open";
   for (int fd : a_files) EXPECT_TRUE(Open(fd)) << "the parent's fd " << fd;
 }
 
