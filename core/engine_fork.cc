@@ -123,6 +123,7 @@ void EngineImpl::ForgetParentsFds() {
     os_->Close(static_cast<int>(wake.value));
   }
   kept.insert(wake_fd_);
+  kept.insert(log_.owned_fd());  // the child logs where the parent does
   for (int fd = 0; fd < kMaxFds; ++fd) {
     if (!private_[fd].load(std::memory_order_relaxed) || kept.count(fd))
       continue;

@@ -96,6 +96,9 @@ absl::StatusOr<std::unique_ptr<EngineImpl>> EngineImpl::Create(
   SysResult wake = os->EventFd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (!wake.ok()) return absl::ErrnoToStatus(wake.error, "eventfd");
   e->wake_fd_ = static_cast<int>(wake.value);
+  // A daemon that closes every fd it did not open would take the log file's
+  // too, and the next file it opened would get the log's lines.
+  e->fd_marks_.Opened(e->log_.owned_fd());
   const std::optional<uint64_t> wmem_max = TcpProbe::ReadTcpWmemMax();
   e->limit_send_buffer_ =
       !wmem_max || TcpProbe::SendBufferNeedsLimit(*wmem_max, config.replay_cap);

@@ -43,6 +43,9 @@ class Logger {
       Emit(LogLevel::kDebug, absl::StrCat(args...));
   }
   bool Enabled(LogLevel level) const { return fd_ >= 0 && level <= level_; }
+  // The file the log writes to when it opened one (DISKWIRE_LOG=/path), else
+  // -1: the engine's own fd, which an application's close must not take.
+  int owned_fd() const { return own_fd_ ? fd_ : -1; }
 
  private:
   void Emit(LogLevel level, const std::string& message);
