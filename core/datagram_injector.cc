@@ -90,9 +90,23 @@ absl::StatusOr<std::string> BuildUdpPacket(const MappedAddress& from,
   return packet;
 }
 
-DatagramInjector::~DatagramInjector() {
-  if (raw4_ >= 0) os_->Close(raw4_);
-  if (raw6_ >= 0) os_->Close(raw6_);
+DatagramInjector::~DatagramInjector() { CloseRawSockets(); }
+
+void DatagramInjector::CloseRawSockets() {
+  for (int* fd : {&raw4_, &raw6_}) {
+    if (*fd < 0) continue;
+    if (fds_ != nullptr) fds_->Closing(*fd);
+    os_->Close(*fd);
+    *fd = -1;
+  }
+}
+
+void DatagramInjector::AfterForkChild() {
+  if (fds_ == nullptr) {
+    CloseRawSockets();
+  } else {
+    raw4_ = raw6_ = -1;
+  }
 }
 
 absl::StatusOr<int> DatagramInjector::RawSocket(int family) {
@@ -106,6 +120,7 @@ absl::StatusOr<int> DatagramInjector::RawSocket(int family) {
                                             : "opening a raw IPv6 socket");
   }
   fd = static_cast<int>(r.value);
+  if (fds_ != nullptr) fds_->Opened(fd);
   return fd;
 }
 

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "core/datagram_wire.h"
 #include "core/os_calls.h"
+#include "storage/file_ops.h"
 
 namespace diskwire {
 
@@ -34,17 +35,28 @@ absl::StatusOr<std::string> BuildUdpPacket(const MappedAddress& from,
 
 class DatagramInjector {
  public:
-  explicit DatagramInjector(OsCalls* os) : os_(os) {}
+  // `fds`, when not null, is told of the raw sockets it opens and closes
+  // (they are the engine's own: core/private_fd_marks.h).
+  explicit DatagramInjector(OsCalls* os, storage::FdObserver* fds = nullptr)
+      : os_(os), fds_(fds) {}
   ~DatagramInjector();
   DatagramInjector(const DatagramInjector&) = delete;
   DatagramInjector& operator=(const DatagramInjector&) = delete;
 
   absl::Status Deliver(const CarriedDatagram& d);
 
+  // In a forked child: lets go of the raw sockets, which the engine's fork
+  // handler closed when `fds` was told of them (else they are closed here),
+  // and opens new ones at the next Deliver().
+  void AfterForkChild();
+
  private:
   absl::StatusOr<int> RawSocket(int family);
 
+  void CloseRawSockets();
+
   OsCalls* const os_;
+  storage::FdObserver* const fds_;
   int raw4_ = -1;
   int raw6_ = -1;
 };

@@ -112,7 +112,7 @@ DatagramRelay::DatagramRelay(const Options& options, OsCalls* os,
       paths_(
           DatagramPaths::Options{options.detect_ms * kNsPerMs, 30 * kNsPerSec}),
       fast_(new FastSlot[kMaxFds]),
-      injector_(os) {}
+      injector_(os, options.fd_observer) {}
 
 DatagramRelay::~DatagramRelay() {
   {
@@ -474,6 +474,7 @@ void DatagramRelay::AfterForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     }
   }
   kick_fd_ = probe_fd_ = epoll_fd_ = -1;
+  injector_.AfterForkChild();
   probe_port_ = 0;
   RenewInForkChild(&mu_);
 }

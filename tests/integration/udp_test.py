@@ -33,7 +33,8 @@ DURATION_S = 14.0
 class UdpCutTest(base.ShimTestCase):
     select = f"udp:{UDP_PORT}"
 
-    def run_echo(self, connect=False, with_diskwire=True, cut="link"):
+    def run_echo(self, connect=False, with_diskwire=True, cut="link",
+                 close_others_at=None):
         server_report = self.net.path("server.txt")
         client_report = self.net.path("client.json")
         env_a = self.dw.env("a") if with_diskwire else {}
@@ -41,7 +42,9 @@ class UdpCutTest(base.ShimTestCase):
         server = self.net.b.popen(
             "udp-server",
             [sys.executable, f"{HERE}/udp_echo.py", "server", self.net.b.addr,
-             str(UDP_PORT), server_report],
+             str(UDP_PORT), server_report]
+            + (["--close-others-at", str(close_others_at)]
+               if close_others_at else []),
             env=h.clean_env(env_b))
         if with_diskwire:
             self.wait_udp_receiver("b", UDP_PORT)
@@ -50,6 +53,8 @@ class UdpCutTest(base.ShimTestCase):
                 "--duration", str(DURATION_S)]
         if connect:
             argv.append("--connect")
+        if close_others_at:
+            argv += ["--close-others-at", str(close_others_at)]
         client = self.net.a.popen("udp-client", argv, env=h.clean_env(env_a))
         start = time.monotonic()
         time.sleep(CUT_AT_S)
@@ -154,6 +159,19 @@ class UdpCutTest(base.ShimTestCase):
     def test_connected_socket_across_a_cut(self):
         report, arrivals, _, _ = self.run_echo(connect=True)
         self.check(report, arrivals)
+
+    def test_programs_that_close_every_other_fd_keep_the_relay(self):
+        # Both close every descriptor they did not open in the middle of the
+        # cut, as daemons do, while the relay carries their datagrams: its
+        # own fds, its channels' files and the log are the engine's, which
+        # such a close must leave alone.
+        mid_cut = CUT_AT_S + base.DETECT_MS / 1000 + 1.5
+        self.assertLess(mid_cut, HEAL_AT_S - 2)
+        report, arrivals, (after_heal, _), _ = self.run_echo(
+            close_others_at=mid_cut)
+        self.check(report, arrivals)
+        self.assertGreater(after_heal, 0, "nothing crossed the volume\n" +
+                           self.context())
 
 
 class UdpRestartTest(base.ShimTestCase):
