@@ -165,7 +165,7 @@ void DatagramRelay::Start(storage::Volume* send, storage::Volume* recv,
   }
   kick_fd_ = static_cast<int>(kick.value);
   epoll_fd_ = static_cast<int>(ep.value);
-  for (int fd : {kick_fd_, epoll_fd_, probe_fd_}) Own(fd);
+  for (int fd : {kick_fd_, epoll_fd_}) Own(fd);
   for (int fd : {kick_fd_, probe_fd_}) {
     if (fd < 0) continue;
     epoll_event ev{};
@@ -207,6 +207,7 @@ void DatagramRelay::OpenProbeSocket() {
     return;
   }
   probe_fd_ = static_cast<int>(r.value);
+  Own(probe_fd_);
   probe_v6_ = v6;
   sockaddr_storage any = {};
   any.ss_family = v6 ? AF_INET6 : AF_INET;
